@@ -1,0 +1,95 @@
+"""Embed aligned face chips: the network of a checkpoint, on the GPU when there is one."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from .architectures import build
+from .checkpoint import EncoderCheckpoint, EncoderMetadata
+from .device import pick_device
+from .errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+
+class Encoder:
+    """Maps (N, S, S, 3) uint8 RGB chips to (N, D) float32 L2-normalised embeddings."""
+
+    def __init__(
+        self,
+        checkpoint: EncoderCheckpoint,
+        device: str | torch.device | None = None,
+        *,
+        fp16: bool = False,
+        batch_size: int = 64,
+    ):
+        self.metadata: EncoderMetadata = checkpoint.metadata
+        self.device = pick_device(device)
+        self.fp16 = fp16 and self.device.type == "cuda"
+        self.batch_size = batch_size
+        model = build(self.metadata.architecture)
+        missing, unexpected = model.load_state_dict(checkpoint.state_dict, strict=False)
+        if missing:
+            raise CheckpointError(f"Checkpoint lacks weights for {missing[:5]}…", {"missing": missing})
+        if unexpected:
+            log.info("ignoring %d checkpoint tensors the encoder does not use", len(unexpected))
+        model.eval().to(self.device)
+        if self.fp16:
+            model.half()
+        self.model = model
+        norm = self.metadata.normalization
+        self._mean = torch.tensor(norm["mean"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(norm["std"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+
+    # Convenience views of the metadata ------------------------------------------------
+    @property
+    def input_size(self) -> int:
+        return self.metadata.input_size
+
+    @property
+    def template(self) -> np.ndarray:
+        return np.asarray(self.metadata.alignment_template, dtype=np.float64)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metadata.threshold.distance)
+
+    @property
+    def content_hash(self) -> str:
+        return self.metadata.content_hash
+
+    def describe(self) -> dict:
+        m = self.metadata
+        return {
+            "name": m.name,
+            "architecture": m.architecture,
+            "embedding_size": m.embedding_size,
+            "input_size": m.input_size,
+            "content_hash": m.content_hash,
+            "threshold": m.threshold.distance,
+            "threshold_far": m.threshold.far,
+            "device": str(self.device),
+            "fp16": self.fp16,
+        }
+
+    # Work ------------------------------------------------------------------------------
+    def embed(self, chips: np.ndarray | torch.Tensor) -> np.ndarray:
+        n = len(chips)
+        if n == 0:
+            return np.zeros((0, self.metadata.embedding_size), dtype=np.float32)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, n, self.batch_size):
+                batch = chips[start : start + self.batch_size]
+                x = torch.as_tensor(np.ascontiguousarray(batch)) if isinstance(batch, np.ndarray) else batch
+                x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+                x = (x - self._mean) / self._std
+                if self.fp16:
+                    x = x.half()
+                y = self.model(x).float()
+                y = torch.nn.functional.normalize(y, dim=1)
+                out.append(y.cpu().numpy())
+        return np.concatenate(out).astype(np.float32, copy=False)

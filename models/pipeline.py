@@ -1,0 +1,141 @@
+"""Photo -> faces -> one L2-normalised embedding per face.
+
+The single function everything in faceshot stands on: the service's enroll
+and identify, the CLI's embed/compare, evaluation and training data
+preparation all call :class:`FacePipeline`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .alignment import align_faces
+from .detection import DetectedFace, FaceDetector
+from .encoder import Encoder
+from .errors import FaceNotFoundInBox, MultipleFaces, NoFace
+from .imageio import load_image
+
+
+@dataclass
+class EmbeddedFace:
+    face: DetectedFace
+    embedding: np.ndarray  # (D,) float32, unit length
+
+    def to_dict(self, with_embedding: bool = False) -> dict:
+        out = self.face.to_dict()
+        out["quality"] = self.face.quality
+        if with_embedding:
+            out["embedding"] = [round(float(v), 6) for v in self.embedding]
+        return out
+
+
+@dataclass
+class Timings:
+    detect_ms: float = 0.0
+    align_ms: float = 0.0
+    embed_ms: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+class FacePipeline:
+    """Detection (MTCNN), alignment to the encoder's template, embedding."""
+
+    def __init__(self, encoder: Encoder, detector: FaceDetector | None = None):
+        self.encoder = encoder
+        self.detector = detector or FaceDetector(encoder.device)
+
+    @classmethod
+    def from_spec(cls, encoder: str | None = None, device: str | None = None, *, fp16: bool = False) -> FacePipeline:
+        from .sources import load_encoder
+
+        return cls(load_encoder(encoder, device, fp16=fp16))
+
+    def detect(self, image: np.ndarray) -> list[DetectedFace]:
+        return self.detector.detect(image)
+
+    def align(self, image: np.ndarray, faces: list[DetectedFace]) -> np.ndarray:
+        return align_faces(image, [f.landmarks for f in faces], self.encoder.template, self.encoder.input_size)
+
+    def embed_faces(self, image: np.ndarray, faces: list[DetectedFace], timings: Timings | None = None) -> list[EmbeddedFace]:
+        t0 = time.perf_counter()
+        chips = self.align(image, faces)
+        t1 = time.perf_counter()
+        vectors = self.encoder.embed(chips)
+        t2 = time.perf_counter()
+        if timings is not None:
+            timings.align_ms += (t1 - t0) * 1000
+            timings.embed_ms += (t2 - t1) * 1000
+        return [EmbeddedFace(f, v) for f, v in zip(faces, vectors)]
+
+    def analyze(self, image: np.ndarray, timings: Timings | None = None) -> list[EmbeddedFace]:
+        """Every face in the photo, largest first, each with its embedding."""
+        t0 = time.perf_counter()
+        faces = self.detect(image)
+        if timings is not None:
+            timings.detect_ms += (time.perf_counter() - t0) * 1000
+        return self.embed_faces(image, faces, timings)
+
+    def analyze_file(self, path: str | Path, **limits) -> list[EmbeddedFace]:
+        return self.analyze(load_image(path, **limits))
+
+
+def centre_weighted_face(faces: list[DetectedFace], image_shape: tuple[int, ...], centre_weight: float = 2.0) -> DetectedFace:
+    """The face a photo is *of*: large and near the centre (facenet-pytorch's rule).
+
+    Largest-only selection picks a bystander's face in a few percent of news
+    photos; penalising distance from the centre fixes most of those.
+    """
+    if not faces:
+        raise NoFace("No face was found in the image.")
+    h, w = image_shape[:2]
+    centre = np.array([w / 2, h / 2])
+
+    def score(f: DetectedFace) -> float:
+        offset = (f.box[:2] + f.box[2:]) / 2 - centre
+        return f.area - centre_weight * float(offset @ offset)
+
+    return max(faces, key=score)
+
+
+def select_enrollment_face(
+    faces: list[DetectedFace],
+    box: tuple[float, float, float, float] | None = None,
+    *,
+    dominance: float = 2.0,
+) -> DetectedFace:
+    """The one face an enrollment photo is of, or a typed refusal.
+
+    With ``box`` the face overlapping it most is taken (IoU >= 0.3). Otherwise
+    a lone face is taken, or the largest when its area is at least
+    ``dominance`` times the next one; anything else is ambiguous and refused
+    with every box so the caller can choose.
+    """
+    if not faces:
+        raise NoFace("No face was found in the image.")
+    if box is not None:
+        best = max(faces, key=lambda f: iou(f.box, np.asarray(box, dtype=np.float64)))
+        if iou(best.box, np.asarray(box, dtype=np.float64)) < 0.3:
+            raise FaceNotFoundInBox(
+                "No detected face matches the given box.",
+                {"box": list(box), "faces": [f.to_dict() for f in faces]},
+            )
+        return best
+    ordered = sorted(faces, key=lambda f: f.area, reverse=True)
+    if len(ordered) == 1 or ordered[0].area >= dominance * ordered[1].area:
+        return ordered[0]
+    raise MultipleFaces(
+        f"The image holds {len(faces)} faces of similar size; say which one with `box`.",
+        {"faces": [f.to_dict() for f in ordered]},
+    )
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0

@@ -1,0 +1,142 @@
+"""Where encoder weights come from, each turned into an :class:`EncoderCheckpoint`.
+
+``FACESHOT_ENCODER`` (or ``--encoder``) names one of:
+
+* ``dlib`` (the default): dlib's public-domain ResNet, read from the
+  ``face-recognition-models`` package that pip installs; works offline.
+* ``facenet-vggface2`` / ``facenet-casia-webface``: facenet-pytorch's
+  InceptionResnetV1, from a local file or the cache directory, downloaded
+  once into that cache where the machine is online.
+* a path to a checkpoint written by faceshot's own training (``.pt``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from .checkpoint import EncoderCheckpoint, EncoderMetadata, Threshold, content_hash
+from .dlib_resnet_assets import dlib_model_path
+from .errors import CheckpointError, WeightsUnavailable
+
+DEFAULT_ENCODER = "dlib"
+
+FACENET_WEIGHTS = {
+    "vggface2": "20180402-114759-vggface2.pt",
+    "casia-webface": "20180408-102900-casia-webface.pt",
+}
+FACENET_URL = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/{}"
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("FACESHOT_MODEL_CACHE", Path.home() / ".cache" / "faceshot"))
+
+
+def _asset(name: str) -> dict:
+    return json.loads(resources.files("models").joinpath("assets", name).read_text())
+
+
+def dlib_checkpoint() -> EncoderCheckpoint:
+    """dlib's ResNet with the alignment template and threshold calibrated for it (models/assets)."""
+    from .dlib_resnet import load_dlib_resnet
+
+    model, info = load_dlib_resnet(dlib_model_path())
+    asset = _asset("dlib_resnet_v1.json")
+    state = model.state_dict()
+    meta = EncoderMetadata(
+        name="dlib-resnet-v1",
+        architecture="dlib_resnet_v1",
+        embedding_size=128,
+        input_size=150,
+        alignment_template=asset["alignment_template"],
+        normalization={"mean": info["mean_rgb"], "std": [256.0, 256.0, 256.0]},
+        threshold=Threshold(**asset["threshold"]),
+        recipe=asset.get("recipe", {}),
+        data=asset.get("data", {}),
+        content_hash=content_hash(state),
+    )
+    return EncoderCheckpoint(meta, state)
+
+
+def facenet_checkpoint(
+    weights: str = "vggface2",
+    *,
+    cache_dir: Path | None = None,
+    download: bool | None = None,
+) -> EncoderCheckpoint:
+    """facenet-pytorch's InceptionResnetV1 with pretrained weights, from disk or downloaded once."""
+    if weights not in FACENET_WEIGHTS:
+        raise CheckpointError(f"Unknown facenet weights {weights!r}; use one of {sorted(FACENET_WEIGHTS)}.")
+    fname = FACENET_WEIGHTS[weights]
+    cache_dir = Path(cache_dir or default_cache_dir())
+    if download is None:
+        download = os.environ.get("FACESHOT_OFFLINE", "0") not in ("1", "true", "yes")
+    torch_home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
+    candidates = [cache_dir / fname, torch_home / "checkpoints" / fname]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None and download:
+        path = cache_dir / fname
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(FACENET_URL.format(fname), str(path), progress=False)
+        except Exception as exc:  # no network, proxy refusal, DNS failure…
+            path.unlink(missing_ok=True)
+            raise WeightsUnavailable(_facenet_help(weights, candidates, f"download failed: {exc}")) from exc
+    if path is None:
+        raise WeightsUnavailable(_facenet_help(weights, candidates, "downloads are disabled (FACESHOT_OFFLINE=1)"))
+    return facenet_checkpoint_from_file(path, weights)
+
+
+def _facenet_help(weights: str, candidates: list[Path], why: str) -> str:
+    return (
+        f"facenet-pytorch's {weights} weights are not on this machine and {why}. Either run "
+        f"`faceshot fetch-weights facenet-{weights}` once on a machine that is online (it saves to "
+        f"{candidates[0]}), or copy {FACENET_WEIGHTS[weights]} to {candidates[0]} yourself. "
+        f"The default encoder `dlib` needs no download."
+    )
+
+
+def facenet_checkpoint_from_file(path: Path, weights: str = "vggface2") -> EncoderCheckpoint:
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a readable InceptionResnetV1 state dict: {exc}") from exc
+    state = {k: v for k, v in raw.items() if not k.startswith("logits.")}
+    asset = _asset("inception_resnet_v1.json")
+    meta = EncoderMetadata(
+        name=f"facenet-{weights}",
+        architecture="inception_resnet_v1",
+        embedding_size=512,
+        input_size=160,
+        alignment_template=asset["alignment_template"],
+        normalization={"mean": [127.5] * 3, "std": [128.0] * 3},
+        threshold=Threshold(**asset["threshold"][weights]),
+        recipe={"source": f"facenet-pytorch pretrained {weights}"},
+        content_hash=content_hash(state),
+    )
+    return EncoderCheckpoint(meta, state)
+
+
+def resolve_checkpoint(spec: str | None = None) -> EncoderCheckpoint:
+    """Turn an encoder name or checkpoint path into a checkpoint."""
+    spec = spec or os.environ.get("FACESHOT_ENCODER") or DEFAULT_ENCODER
+    if spec in ("dlib", "dlib-resnet-v1"):
+        return dlib_checkpoint()
+    if spec.startswith("facenet-"):
+        return facenet_checkpoint(spec.removeprefix("facenet-"))
+    path = Path(spec).expanduser()
+    if path.suffix in (".pt", ".pth") or path.exists():
+        return EncoderCheckpoint.load(path)
+    raise CheckpointError(
+        f"Unknown encoder {spec!r}: use 'dlib', 'facenet-vggface2', 'facenet-casia-webface' or a checkpoint path."
+    )
+
+
+def load_encoder(spec: str | None = None, device: str | None = None, *, fp16: bool = False):
+    from .encoder import Encoder
+
+    return Encoder(resolve_checkpoint(spec), device=device, fp16=fp16)
