@@ -7,6 +7,8 @@ preparation all call :class:`FacePipeline`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +58,13 @@ class FacePipeline:
 
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         return self.detector.detect(image)
+
+    def cache_key(self) -> str:
+        """Changes whenever an embedding of the same photo could change."""
+        d = self.detector
+        raw = json.dumps([self.encoder.content_hash, self.encoder.metadata.alignment_template,
+                          self.encoder.input_size, d.min_face_size, d.max_side, d.min_side, d.min_score])
+        return f"{self.encoder.content_hash}-{hashlib.sha1(raw.encode()).hexdigest()[:8]}"
 
     def align(self, image: np.ndarray, faces: list[DetectedFace]) -> np.ndarray:
         return align_faces(image, [f.landmarks for f in faces], self.encoder.template, self.encoder.input_size)

@@ -1,0 +1,205 @@
+"""The open-set "company" protocol: K people enrolled with S photos, everyone else a stranger.
+
+Per seed: K people are drawn from those with at least ``max(shots) + 1``
+photos; each is enrolled with S of their photos (the prototype is the
+normalised mean of the support embeddings) and queried with up to 10 of the
+others, the same queries for every S. Every person not enrolled contributes
+up to two stranger photos. We report
+
+* rank-1: known queries whose nearest prototype is their own person;
+* DIR@FAR=x: known queries accepted *and* correctly named at the threshold
+  that accepts a fraction x of strangers;
+* at the encoder's own threshold: known photos named correctly, strangers
+  rejected, and their mean (balanced accuracy).
+
+Photos where no face was found count as wrong when known and as rejected
+when strangers (the service would name nobody), and are reported.
+Embeddings come in precomputed, so seeds and shot counts cost nothing extra.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_QUERIES_PER_PERSON = 10
+MAX_STRANGER_PHOTOS = 2
+
+
+@dataclass
+class Gallery:
+    """Everything evaluation needs about a dataset: per person, per photo, one embedding or None."""
+
+    people: dict[str, list[int]]  # person -> indices into embeddings / ok
+    embeddings: np.ndarray  # (N, D); rows of failed photos are zero
+    ok: np.ndarray  # (N,) bool: a face was found
+
+
+def build_gallery(files_by_person: dict[str, list[str]], vectors: dict[str, np.ndarray | None]) -> Gallery:
+    people: dict[str, list[int]] = {}
+    rows, ok = [], []
+    dim = next((len(v) for v in vectors.values() if v is not None), 0)
+    for person in sorted(files_by_person):
+        idx = []
+        for f in sorted(files_by_person[person]):
+            v = vectors.get(f)
+            idx.append(len(rows))
+            rows.append(np.zeros(dim, np.float32) if v is None else np.asarray(v, np.float32))
+            ok.append(v is not None)
+        people[person] = idx
+    return Gallery(people, np.array(rows, dtype=np.float32).reshape(len(rows), dim), np.array(ok, bool))
+
+
+@dataclass
+class Split:
+    known: list[str]
+    support: dict[str, list[int]]  # person -> max(shots) photo indices, in order
+    queries: list[tuple[int, int]]  # (photo index, label = index into known)
+    strangers: list[int]
+
+
+def make_split(g: Gallery, k: int, max_shots: int, seed: int) -> Split:
+    rng = np.random.default_rng(seed)
+    names = sorted(g.people)
+    eligible = [
+        p for p in names
+        if len(g.people[p]) >= max_shots + 1 and int(g.ok[g.people[p]].sum()) >= max_shots
+    ]
+    if len(eligible) < k:
+        raise ValueError(f"only {len(eligible)} people have {max_shots + 1}+ photos; K={k} is too many")
+    known = sorted(rng.choice(eligible, size=k, replace=False).tolist())
+    support, queries = {}, []
+    for label, person in enumerate(known):
+        photos = list(rng.permutation(g.people[person]))
+        detected = [i for i in photos if g.ok[i]]
+        sup = detected[:max_shots]
+        rest = [i for i in photos if i not in sup][:MAX_QUERIES_PER_PERSON]
+        support[person] = sup
+        queries += [(i, label) for i in rest]
+    known_set = set(known)
+    strangers = []
+    for person in names:
+        if person in known_set:
+            continue
+        photos = rng.permutation(g.people[person])[:MAX_STRANGER_PHOTOS]
+        strangers += [int(i) for i in photos]
+    return Split(known, support, queries, strangers)
+
+
+def nearest(
+    g: Gallery, split: Split, shots: int, idx: np.ndarray, *, aggregate: str = "prototype", normalize: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """(nearest label, distance) for photos ``idx``; distance = inf where no face was found."""
+    emb = g.embeddings
+    if normalize:
+        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    q = emb[idx]
+    if aggregate == "prototype":
+        protos = np.stack([emb[split.support[p][:shots]].mean(axis=0) for p in split.known])
+        if normalize:
+            protos /= np.linalg.norm(protos, axis=1, keepdims=True)
+        d = np.linalg.norm(q[:, None, :] - protos[None, :, :], axis=2)
+    elif aggregate == "nearest":  # compare to every support photo, keep the closest per person
+        sup = [(lab, i) for lab, p in enumerate(split.known) for i in split.support[p][:shots]]
+        labels = np.array([lab for lab, _ in sup])
+        ds = np.linalg.norm(q[:, None, :] - emb[[i for _, i in sup]][None, :, :], axis=2)
+        d = np.full((len(idx), len(split.known)), np.inf)
+        for lab in range(len(split.known)):
+            d[:, lab] = ds[:, labels == lab].min(axis=1)
+    else:
+        raise ValueError(aggregate)
+    best = d.argmin(axis=1)
+    dist = d[np.arange(len(idx)), best]
+    dist[~g.ok[idx]] = np.inf
+    return best, dist
+
+
+def threshold_at_far(stranger_dist: np.ndarray, far: float) -> float:
+    """The largest distance threshold that accepts at most ``far`` of the strangers."""
+    d = np.sort(stranger_dist)
+    allowed = int(np.floor(far * len(d)))
+    if allowed == 0:
+        return float(np.nextafter(d[0], -np.inf))
+    t = d[allowed - 1]
+    if allowed < len(d) and d[allowed] <= t:  # ties: step below them
+        t = np.nextafter(d[allowed], -np.inf)
+    return float(t)
+
+
+def evaluate_split(
+    g: Gallery, split: Split, shots: int, threshold: float, *, aggregate: str = "prototype", normalize: bool = True
+) -> dict:
+    q_idx = np.array([i for i, _ in split.queries])
+    q_lab = np.array([lab for _, lab in split.queries])
+    s_idx = np.array(split.strangers)
+    q_best, q_dist = nearest(g, split, shots, q_idx, aggregate=aggregate, normalize=normalize)
+    _, s_dist = nearest(g, split, shots, s_idx, aggregate=aggregate, normalize=normalize)
+    correct = q_best == q_lab
+    correct &= np.isfinite(q_dist)
+    out = {
+        "known_queries": int(len(q_idx)),
+        "stranger_queries": int(len(s_idx)),
+        "failures_known": int((~g.ok[q_idx]).sum()),
+        "failures_strangers": int((~g.ok[s_idx]).sum()),
+        "rank1": float(correct.mean()),
+    }
+    for far in (0.01, 0.1):
+        t = threshold_at_far(s_dist, far)
+        out[f"dir@far={far:g}"] = float((correct & (q_dist <= t)).mean())
+        out[f"threshold@far={far:g}"] = t
+    named = float((correct & (q_dist <= threshold)).mean())
+    rejected = float((s_dist > threshold).mean())
+    out.update(
+        known_named=named,
+        strangers_rejected=rejected,
+        balanced_accuracy=(named + rejected) / 2,
+        threshold=float(threshold),
+    )
+    out["_curve"] = (q_dist, correct, s_dist)
+    return out
+
+
+def run_protocol(
+    g: Gallery,
+    *,
+    k: int = 50,
+    shots: tuple[int, ...] = (1, 2),
+    seeds: int = 5,
+    threshold: float,
+    aggregate: str = "prototype",
+    normalize: bool = True,
+) -> dict:
+    """Per shot count: every seed's figures and their mean and std."""
+    results: dict = {}
+    for seed in range(seeds):
+        split = make_split(g, k, max(shots), seed)
+        for s in shots:
+            r = evaluate_split(g, split, s, threshold, aggregate=aggregate, normalize=normalize)
+            results.setdefault(s, []).append(r)
+    summary = {}
+    for s, runs in results.items():
+        keys = [key for key in runs[0] if not key.startswith("_")]
+        summary[s] = {
+            "runs": [{key: r[key] for key in keys} for r in runs],
+            "mean": {key: float(np.mean([r[key] for r in runs])) for key in keys},
+            "std": {key: float(np.std([r[key] for r in runs])) for key in keys},
+            "curves": [r["_curve"] for r in runs],
+        }
+    return summary
+
+
+def calibrate_threshold(g: Gallery, *, far: float = 0.01, k: int = 50, shots=(1, 2), seeds: int = 5) -> float:
+    """Mean over seeds and shot counts of the threshold that accepts ``far`` of the strangers."""
+    ts = []
+    for seed in range(seeds):
+        split = make_split(g, k, max(shots), seed)
+        s_idx = np.array(split.strangers)
+        for s in shots:
+            _, s_dist = nearest(g, split, s, s_idx)
+            ts.append(threshold_at_far(s_dist, far))
+    return float(np.mean(ts))
+
+
+def dir_far_curve(q_dist: np.ndarray, correct: np.ndarray, s_dist: np.ndarray, fars: np.ndarray) -> np.ndarray:
+    return np.array([(correct & (q_dist <= threshold_at_far(s_dist, f))).mean() for f in fars])
