@@ -59,7 +59,9 @@ def load_image(
     except (InvalidImage, ImageTooLarge):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(str(exc), {"max_pixels": max_pixels}) from exc
+        raise ImageTooLarge(
+            f"The image has more pixels than the limit of {max_pixels}.", {"max_pixels": max_pixels, "reason": str(exc)}
+        ) from exc
     except UnidentifiedImageError as exc:
         raise InvalidImage("The file is not an image in a format faceshot reads.") from exc
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, ZeroDivisionError, struct.error) as exc:
