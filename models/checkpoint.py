@@ -31,6 +31,17 @@ class Threshold:
     far: float | None = None  # false-accept rate on strangers it was calibrated for
     calibrated_on: str | None = None
     calibrated: bool = True
+    # The normalised mean of two photos sits closer to every face than one photo does,
+    # so a person enrolled with n photos gets the threshold calibrated for n ("1", "2", …).
+    by_support: dict[str, float] | None = None
+
+    def for_support(self, n: int) -> float:
+        """The threshold for a person enrolled with ``n`` photos (the largest calibrated n beyond)."""
+        if not self.by_support:
+            return self.distance
+        known = sorted(int(k) for k in self.by_support)
+        pick = max([k for k in known if k <= max(n, known[0])])
+        return float(self.by_support[str(pick)])
 
 
 @dataclass
@@ -44,6 +55,8 @@ class EncoderMetadata:
     threshold: Threshold
     recipe: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    # Embed each face and its mirror image and average: steadier embeddings for twice the compute.
+    flip_average: bool = False
     content_hash: str = ""
     format: str = FORMAT
 

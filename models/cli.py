@@ -50,7 +50,7 @@ def cmd_compare(args) -> int:
         face = centre_weighted_face(pipe.detect(image), image.shape)
         vectors.append(pipe.embed_faces(image, [face])[0].embedding)
     distance = float(np.linalg.norm(vectors[0] - vectors[1]))
-    threshold = args.threshold if args.threshold is not None else pipe.encoder.threshold
+    threshold = args.threshold if args.threshold is not None else pipe.encoder.threshold_for(1)
     result = {
         "distance": round(distance, 4),
         "similarity": round(1 - distance**2 / 2, 4),
@@ -70,7 +70,10 @@ def cmd_eval_openset(args) -> int:
     people = list_image_folder(args.data_dir)
     vectors, millis = embed_dataset(pipe, args.data_dir, people, args.cache_dir, progress=not args.quiet)
     gallery = build_gallery(people, vectors)
-    threshold = args.threshold if args.threshold is not None else pipe.encoder.threshold
+    if args.threshold is not None:
+        threshold = {s: args.threshold for s in args.shots}
+    else:
+        threshold = {s: pipe.encoder.threshold_for(s) for s in args.shots}
     summary = run_protocol(gallery, k=args.k, shots=tuple(args.shots), seeds=args.seeds, threshold=threshold)
     lat = np.array(list(millis.values()))
     report = {
@@ -79,7 +82,8 @@ def cmd_eval_openset(args) -> int:
         "photos": len(lat),
         "no_face": int(sum(v is None for v in vectors.values())),
         "latency_ms": {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))},
-        "protocol": {"k": args.k, "shots": args.shots, "seeds": args.seeds, "threshold": threshold},
+        "protocol": {"k": args.k, "shots": args.shots, "seeds": args.seeds,
+                     "threshold": {str(s): t for s, t in threshold.items()}},
         "results": {str(s): {k: v for k, v in r.items() if k != "curves"} for s, r in summary.items()},
     }
     print(format_openset_table(report))
@@ -99,12 +103,13 @@ def format_openset_table(report: dict) -> str:
         ("known named @thr", "known_named"),
         ("strangers rejected @thr", "strangers_rejected"),
         ("balanced accuracy @thr", "balanced_accuracy"),
+        ("default threshold", "threshold"),
         ("threshold @FAR=1%", "threshold@far=0.01"),
     ]
     shots = list(report["results"])
     lines = [
-        f"encoder {report['encoder']['name']} ({report['encoder']['device']}), threshold "
-        f"{report['protocol']['threshold']:.4f}, K={report['protocol']['k']}, seeds={report['protocol']['seeds']}",
+        f"encoder {report['encoder']['name']} ({report['encoder']['device']}), "
+        f"K={report['protocol']['k']}, seeds={report['protocol']['seeds']}",
         f"{'':26}" + "".join(f"{'S=' + s:>18}" for s in shots),
     ]
     for label, key in rows:
@@ -122,7 +127,7 @@ def format_openset_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_dir_far(summary: dict, threshold: float, out: str, title: str = "") -> None:
+def plot_dir_far(summary: dict, threshold: dict[int, float], out: str, title: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,15 +139,15 @@ def plot_dir_far(summary: dict, threshold: float, out: str, title: str = "") -> 
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for s, r in summary.items():
         curves = np.array([dir_far_curve(q, c, sd, fars) for q, c, sd in r["curves"]])
-        (line,) = ax.plot(fars, curves.mean(axis=0), label=f"S={s}")
-        at_thr = [((q <= threshold) & c).mean() for q, c, _ in r["curves"]]
-        far_thr = [(sd <= threshold).mean() for _, _, sd in r["curves"]]
+        (line,) = ax.plot(fars, curves.mean(axis=0), label=f"S={s} (threshold {threshold[s]:.3f})")
+        at_thr = [((q <= threshold[s]) & c).mean() for q, c, _ in r["curves"]]
+        far_thr = [(sd <= threshold[s]).mean() for _, _, sd in r["curves"]]
         ax.plot(np.mean(far_thr), np.mean(at_thr), "o", color=line.get_color())
     ax.axvline(0.01, color="grey", lw=0.8, ls=":")
     ax.set_xscale("log")
     ax.set_xlabel("FAR (fraction of strangers accepted)")
     ax.set_ylabel("DIR (known queries accepted and named correctly)")
-    ax.set_title(f"{title}: dots = default threshold {threshold:.3f}")
+    ax.set_title(f"{title}: DIR vs FAR; dots = default thresholds", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -158,7 +163,8 @@ def cmd_calibrate(args) -> int:
     people = list_image_folder(args.data_dir)
     vectors, _ = embed_dataset(pipe, args.data_dir, people, args.cache_dir, progress=not args.quiet)
     t = calibrate_threshold(build_gallery(people, vectors), far=args.far, k=args.k, seeds=args.seeds)
-    print(json.dumps({"threshold": round(t, 4), "far": args.far, "k": args.k, "seeds": args.seeds}))
+    print(json.dumps({"by_support": {str(s): round(v, 4) for s, v in t.items()}, "far": args.far,
+                      "k": args.k, "seeds": args.seeds}))
     return 0
 
 

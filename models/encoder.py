@@ -57,6 +57,9 @@ class Encoder:
     def threshold(self) -> float:
         return float(self.metadata.threshold.distance)
 
+    def threshold_for(self, n_support: int) -> float:
+        return self.metadata.threshold.for_support(n_support)
+
     @property
     def content_hash(self) -> str:
         return self.metadata.content_hash
@@ -71,8 +74,10 @@ class Encoder:
             "content_hash": m.content_hash,
             "threshold": m.threshold.distance,
             "threshold_far": m.threshold.far,
+            "threshold_by_support": m.threshold.by_support,
             "device": str(self.device),
             "fp16": self.fp16,
+            "flip_average": m.flip_average,
         }
 
     # Work ------------------------------------------------------------------------------
@@ -90,6 +95,9 @@ class Encoder:
                 if self.fp16:
                     x = x.half()
                 y = self.model(x).float()
+                if self.metadata.flip_average:
+                    y = torch.nn.functional.normalize(y, dim=1)
+                    y = y + torch.nn.functional.normalize(self.model(x.flip(3)).float(), dim=1)
                 y = torch.nn.functional.normalize(y, dim=1)
                 out.append(y.cpu().numpy())
         return np.concatenate(out).astype(np.float32, copy=False)

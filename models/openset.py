@@ -166,16 +166,20 @@ def run_protocol(
     k: int = 50,
     shots: tuple[int, ...] = (1, 2),
     seeds: int = 5,
-    threshold: float,
+    threshold: float | dict[int, float],
     aggregate: str = "prototype",
     normalize: bool = True,
 ) -> dict:
-    """Per shot count: every seed's figures and their mean and std."""
+    """Per shot count: every seed's figures and their mean and std.
+
+    ``threshold`` may map the shot count to its own threshold (see ``Threshold.by_support``).
+    """
     results: dict = {}
     for seed in range(seeds):
         split = make_split(g, k, max(shots), seed)
         for s in shots:
-            r = evaluate_split(g, split, s, threshold, aggregate=aggregate, normalize=normalize)
+            t = threshold[s] if isinstance(threshold, dict) else threshold
+            r = evaluate_split(g, split, s, t, aggregate=aggregate, normalize=normalize)
             results.setdefault(s, []).append(r)
     summary = {}
     for s, runs in results.items():
@@ -189,16 +193,18 @@ def run_protocol(
     return summary
 
 
-def calibrate_threshold(g: Gallery, *, far: float = 0.01, k: int = 50, shots=(1, 2), seeds: int = 5) -> float:
-    """Mean over seeds and shot counts of the threshold that accepts ``far`` of the strangers."""
-    ts = []
+def calibrate_threshold(
+    g: Gallery, *, far: float = 0.01, k: int = 50, shots=(1, 2), seeds: int = 5
+) -> dict[int, float]:
+    """Per shot count, the mean over seeds of the threshold that accepts ``far`` of the strangers."""
+    ts: dict[int, list[float]] = {s: [] for s in shots}
     for seed in range(seeds):
         split = make_split(g, k, max(shots), seed)
         s_idx = np.array(split.strangers)
         for s in shots:
             _, s_dist = nearest(g, split, s, s_idx)
-            ts.append(threshold_at_far(s_dist, far))
-    return float(np.mean(ts))
+            ts[s].append(threshold_at_far(s_dist, far))
+    return {s: float(np.mean(v)) for s, v in ts.items()}
 
 
 def dir_far_curve(q_dist: np.ndarray, correct: np.ndarray, s_dist: np.ndarray, fars: np.ndarray) -> np.ndarray:

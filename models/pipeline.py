@@ -63,7 +63,7 @@ class FacePipeline:
         """Changes whenever an embedding of the same photo could change."""
         d = self.detector
         raw = json.dumps([self.encoder.content_hash, self.encoder.metadata.alignment_template,
-                          self.encoder.input_size, d.min_face_size, d.max_side, d.min_side, d.min_score])
+                          self.encoder.input_size, self.encoder.metadata.flip_average, d.min_face_size, d.max_side, d.min_side, d.min_score])
         return f"{self.encoder.content_hash}-{hashlib.sha1(raw.encode()).hexdigest()[:8]}"
 
     def align(self, image: np.ndarray, faces: list[DetectedFace]) -> np.ndarray:

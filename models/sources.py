@@ -57,6 +57,7 @@ def dlib_checkpoint() -> EncoderCheckpoint:
         threshold=Threshold(**asset["threshold"]),
         recipe=asset.get("recipe", {}),
         data=asset.get("data", {}),
+        flip_average=asset.get("flip_average", False),
         content_hash=content_hash(state),
     )
     return EncoderCheckpoint(meta, state)
