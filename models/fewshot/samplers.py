@@ -1,0 +1,101 @@
+"""Which items form a training or test batch: episodes and identity batches.
+
+Both samplers work on a list of per-item class labels and yield lists of item
+indices, so they serve an in-memory tensor dataset and a ``DataLoader``
+(``batch_sampler=``) alike. Each is seeded and yields the same batches for the
+same seed and epoch.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+
+def _items_by_class(labels: Sequence[int]) -> dict[int, list[int]]:
+    by_class: dict[int, list[int]] = defaultdict(list)
+    for index, label in enumerate(labels):
+        by_class[int(label)].append(index)
+    return dict(by_class)
+
+
+class EpisodeSampler:
+    """N-way K-shot Q-query tasks: ``n_way`` classes, each with ``n_shot`` support and ``n_query`` query items.
+
+    A yielded episode lists, class after class, the K support indices then the Q
+    query indices of that class; :func:`split_episode` turns the gathered batch into
+    support and query sets labelled 0..N-1. Only classes with at least K+Q items
+    take part.
+    """
+
+    def __init__(self, labels: Sequence[int], n_way: int, n_shot: int, n_query: int, n_episodes: int, seed: int = 0):
+        self.n_way, self.n_shot, self.n_query, self.n_episodes, self.seed = n_way, n_shot, n_query, n_episodes, seed
+        per_class = n_shot + n_query
+        self.items = {c: np.asarray(idx) for c, idx in _items_by_class(labels).items() if len(idx) >= per_class}
+        self.classes = np.asarray(sorted(self.items))
+        if len(self.classes) < n_way:
+            raise ValueError(
+                f"{n_way}-way {n_shot}-shot {n_query}-query episodes need {n_way} classes with >= {per_class} items; "
+                f"the data has {len(self.classes)}."
+            )
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n_episodes
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        per_class = self.n_shot + self.n_query
+        for _ in range(self.n_episodes):
+            episode: list[int] = []
+            for c in rng.choice(self.classes, self.n_way, replace=False):
+                episode.extend(rng.choice(self.items[int(c)], per_class, replace=False).tolist())
+            yield episode
+
+
+def split_episode(
+    images: torch.Tensor, n_way: int, n_shot: int, n_query: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(support_images, support_labels, query_images, query_labels) from an episode gathered in sampler order."""
+    per_class = n_shot + n_query
+    grouped = images.view(n_way, per_class, *images.shape[1:])
+    support = grouped[:, :n_shot].reshape(n_way * n_shot, *images.shape[1:])
+    query = grouped[:, n_shot:].reshape(n_way * n_query, *images.shape[1:])
+    labels = torch.arange(n_way, device=images.device)
+    return support, labels.repeat_interleave(n_shot), query, labels.repeat_interleave(n_query)
+
+
+class PKBatchSampler:
+    """P classes x K items per batch, for losses that mine pairs or triplets inside the batch.
+
+    Only classes with at least K items take part; every batch holds K positives
+    for each of its P identities, which batch-hard and semi-hard mining need.
+    """
+
+    def __init__(self, labels: Sequence[int], p: int, k: int, n_batches: int, seed: int = 0):
+        self.p, self.k, self.n_batches, self.seed = p, k, n_batches, seed
+        self.items = {c: np.asarray(idx) for c, idx in _items_by_class(labels).items() if len(idx) >= k}
+        self.classes = np.asarray(sorted(self.items))
+        if len(self.classes) < p:
+            raise ValueError(f"P x K batches need {p} classes with >= {k} items; the data has {len(self.classes)}.")
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch, 1])
+        for _ in range(self.n_batches):
+            batch: list[int] = []
+            for c in rng.choice(self.classes, self.p, replace=False):
+                batch.extend(rng.choice(self.items[int(c)], self.k, replace=False).tolist())
+            yield batch
