@@ -1,0 +1,159 @@
+"""Turn a trained face backbone into the encoder checkpoint the service loads.
+
+The exported file is an ordinary :class:`~models.checkpoint.EncoderCheckpoint`:
+the encoder's own architecture name, weights, alignment template and pixel
+normalisation (unchanged from the encoder training started from), a distance
+threshold calibrated on *validation* identities at a stated false-accept rate,
+and the training recipe and data summary.
+
+Calibration simulates the service's open-set decision: ``enrolled`` validation
+people are enrolled with ``shots`` photos each, every other validation person is
+a stranger (up to two photos each), and the threshold is the largest distance
+to the nearest prototype that accepts at most ``far`` of the strangers, pooled
+over several seeded draws. ``models/openset.py`` (the lead's open-set protocol)
+is to provide ``calibrate_threshold``; this module's version stands in until then.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import EncoderCheckpoint, Threshold
+from .backbones import EncoderBackbone
+from .data import ImageFolderDataset, TensorImageDataset
+from .evaluate import embed_dataset, open_set_trial, threshold_at_far
+
+
+def calibrate_threshold(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    far: float,
+    *,
+    enrolled: int = 50,
+    shots: int = 1,
+    seeds: Sequence[int] = range(10),
+) -> tuple[float, dict]:
+    """Distance threshold admitting ``far`` of strangers to a gallery of ``enrolled`` people; and how it was found."""
+    n_people = len(np.unique(labels))
+    enrolled = min(enrolled, n_people - 1)
+    strangers = []
+    for seed in seeds:
+        strangers.append(open_set_trial(embeddings, labels, enrolled=enrolled, shots=shots, seed=seed).stranger_distance)
+    pooled = np.concatenate(strangers)
+    threshold = threshold_at_far(pooled, far)
+    return threshold, {
+        "far": far,
+        "enrolled": enrolled,
+        "shots": shots,
+        "draws": len(strangers),
+        "stranger_photos": int(len(pooled)),
+        "identities": int(n_people),
+        "achieved_far": float((pooled <= threshold).mean()),
+    }
+
+
+def export_encoder(
+    backbone: EncoderBackbone,
+    out_path: str | Path,
+    calibration: TensorImageDataset,
+    *,
+    far: float = 0.01,
+    name: str | None = None,
+    recipe: dict | None = None,
+    data_summary: dict | None = None,
+    enrolled: int = 50,
+    calibrated_on: str = "validation identities",
+) -> EncoderCheckpoint:
+    """Calibrate ``backbone`` on ``calibration`` (validation identities only) and write the encoder checkpoint."""
+    backbone = backbone.eval()
+    device = next(backbone.parameters()).device
+    calibration = calibration.to(device)
+    embeddings, labels = embed_dataset(backbone, calibration)
+    threshold, details = calibrate_threshold(embeddings, labels, far, enrolled=enrolled)
+    metadata = copy.deepcopy(backbone.metadata)
+    metadata.name = name or f"{metadata.name}-finetuned"
+    metadata.threshold = Threshold(
+        distance=round(threshold, 6),
+        far=far,
+        calibrated_on=(
+            f"{calibrated_on}: {details['identities']} people, open-set K={details['enrolled']} S={details['shots']}, "
+            f"{details['stranger_photos']} stranger photos over {details['draws']} draws (achieved FAR {details['achieved_far']:.4f})"
+        ),
+        calibrated=True,
+    )
+    metadata.recipe = {**(recipe or {}), "calibration": details}
+    metadata.data = data_summary or {}
+    state = {k: v.detach().cpu().float().contiguous() for k, v in backbone.encoder.state_dict().items()}
+    checkpoint = EncoderCheckpoint(metadata, state)
+    checkpoint.save(out_path)
+    return checkpoint
+
+
+def export_from_training(
+    checkpoint_path: str | Path,
+    out_path: str | Path,
+    *,
+    data: str | Path | None = None,
+    far: float = 0.01,
+    name: str | None = None,
+    enrolled: int = 50,
+    device: str | None = None,
+) -> EncoderCheckpoint:
+    """Export the backbone of a face training checkpoint, calibrated on that run's validation identities."""
+    from .train import face_chips, load_trained
+
+    method, cfg, payload = load_trained(checkpoint_path, device)
+    if not isinstance(method.backbone, EncoderBackbone):
+        raise ValueError("only face encoders (dlib_resnet_v1, inception_resnet_v1 backbones) can be exported")
+    if data is not None:
+        cfg.data = [str(data)]
+    chips = face_chips(cfg, method.backbone.metadata)
+    calibration = ImageFolderDataset(chips, classes=payload["splits"]["val"]).load_tensors()
+    recipe = {
+        "method": cfg.method,
+        "started_from": f"{method.backbone.metadata.name} ({method.backbone.metadata.content_hash})",
+        "epochs": payload["epoch"] + 1,
+        "best": payload.get("best"),
+        "settings": {k: payload["config"][k] for k in ("n_way", "n_shot", "n_query", "p", "k", "margin", "miner", "lr", "steps_per_epoch", "augment", "normalize", "scale")},
+    }
+    return export_encoder(
+        method.backbone,
+        out_path,
+        calibration,
+        far=far,
+        name=name,
+        recipe=recipe,
+        data_summary=payload.get("data_summary"),
+        enrolled=enrolled,
+        calibrated_on=f"validation identities of {Path(cfg.data[0]).name} ({payload['data_summary']['split_rule']})",
+    )
+
+
+def export_untouched(encoder_spec: str, out_path: str | Path, data: str | Path, *, far: float = 0.01, val_fraction: float = 0.3, split_seed: int = 0, enrolled: int = 50, device: str | None = None) -> EncoderCheckpoint:
+    """Calibrate a pretrained encoder as-is (e.g. ``dlib``) on the validation identities of a photo folder."""
+    from ..device import pick_device
+    from ..sources import resolve_checkpoint
+    from .data import split_identities
+    from .train import TrainConfig, face_chips
+
+    backbone = EncoderBackbone.from_checkpoint(resolve_checkpoint(encoder_spec)).to(pick_device(device))
+    cfg = TrainConfig(dataset="faces", data=[str(data)])
+    chips = face_chips(cfg, backbone.metadata)
+    folder = ImageFolderDataset(chips)
+    _, val = split_identities(folder.classes, val_fraction, split_seed)
+    rule = f"split_identities(val_fraction={val_fraction}, seed={split_seed})"
+    return export_encoder(
+        backbone,
+        out_path,
+        ImageFolderDataset(chips, classes=val).load_tensors(),
+        far=far,
+        name=backbone.metadata.name,
+        recipe={**backbone.metadata.recipe, "method": "none (pretrained encoder, recalibrated)"},
+        enrolled=enrolled,
+        calibrated_on=f"validation identities of {Path(data).name} ({rule})",
+    )
+
