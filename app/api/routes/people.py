@@ -1,0 +1,103 @@
+"""People and their support faces (admin key)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+
+from ...schemas import EnrollOut, FaceOut, PeoplePage, PersonCreate, PersonOut, PersonUpdate
+from ...service import EnrollResult
+from ..deps import AdminKey, ServiceDep, parse_box, read_upload
+
+router = APIRouter(tags=["people"])
+
+
+def enroll_out(service, result: EnrollResult) -> EnrollOut:
+    person = service.get_person(result.person.id)
+    return EnrollOut(person=PersonOut.of(person), faces=[FaceOut.of(f) for f in result.faces],
+                     warnings=result.warnings)
+
+
+@router.post("/enroll", status_code=status.HTTP_201_CREATED, response_model=EnrollOut,
+             summary="Create a person from 1-2 photos in one call (all or nothing)")
+def enroll(
+    service: ServiceDep,
+    _key: AdminKey,
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    images: Annotated[list[UploadFile], File(description="one or more photos of the person")],
+    external_id: Annotated[str | None, Form(max_length=200)] = None,
+    box: Annotated[str | None, Form(description="x1,y1,x2,y2 of the face to use, when a photo has several")] = None,
+):
+    data = [read_upload(f, service.settings.max_upload_bytes) for f in images]
+    prepared = service.prepare_many(data, parse_box(box))
+    return enroll_out(service, service.enroll(name, prepared, external_id=external_id))
+
+
+@router.post("/people", status_code=status.HTTP_201_CREATED, response_model=PersonOut)
+def create_person(service: ServiceDep, _key: AdminKey, body: PersonCreate):
+    person = service.create_person(body.name, body.external_id, body.metadata)
+    return PersonOut.of(service.get_person(person.id))
+
+
+@router.get("/people", response_model=PeoplePage)
+def list_people(
+    service: ServiceDep,
+    _key: AdminKey,
+    search: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+):
+    people, total = service.list_people(search, limit, offset)
+    return PeoplePage(items=[PersonOut.of(p) for p in people], total=total, limit=limit, offset=offset)
+
+
+@router.get("/people/{person_id}", response_model=PersonOut)
+def get_person(service: ServiceDep, _key: AdminKey, person_id: str):
+    return PersonOut.of(service.get_person(person_id))
+
+
+@router.patch("/people/{person_id}", response_model=PersonOut)
+def update_person(service: ServiceDep, _key: AdminKey, person_id: str, body: PersonUpdate):
+    service.update_person(person_id, body.name, body.external_id, body.metadata, body.model_fields_set)
+    return PersonOut.of(service.get_person(person_id))
+
+
+@router.delete("/people/{person_id}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Delete a person with their faces, embeddings and stored photos")
+def delete_person(service: ServiceDep, _key: AdminKey, person_id: str):
+    service.delete_person(person_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/people/{person_id}/faces", status_code=status.HTTP_201_CREATED, response_model=EnrollOut,
+             summary="Add support photos to a person (all or nothing)")
+def add_faces(
+    service: ServiceDep,
+    _key: AdminKey,
+    person_id: str,
+    images: Annotated[list[UploadFile], File()],
+    box: Annotated[str | None, Form()] = None,
+):
+    service.get_person(person_id)  # 404 before any work on the photos
+    data = [read_upload(f, service.settings.max_upload_bytes) for f in images]
+    prepared = service.prepare_many(data, parse_box(box))
+    return enroll_out(service, service.add_faces(person_id, prepared))
+
+
+@router.get("/people/{person_id}/faces", response_model=list[FaceOut])
+def list_faces(service: ServiceDep, _key: AdminKey, person_id: str):
+    return [FaceOut.of(f) for f in service.get_person(person_id).faces]
+
+
+@router.delete("/people/{person_id}/faces/{face_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_face(service: ServiceDep, _key: AdminKey, person_id: str, face_id: str):
+    service.delete_face(person_id, face_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/people/{person_id}/faces/{face_id}/image", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}})
+def face_image(service: ServiceDep, _key: AdminKey, person_id: str, face_id: str):
+    data, media_type = service.face_image(person_id, face_id)
+    return Response(content=data, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})

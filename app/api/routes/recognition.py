@@ -1,0 +1,40 @@
+"""Identify, verify, detect (admin or recognition key)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from ..deps import RecognitionKey, ServiceDep, read_upload
+
+router = APIRouter(tags=["recognition"])
+
+
+@router.post("/identify", summary="Name every face in a photo, or say it is unknown (largest face first)")
+def identify(
+    service: ServiceDep,
+    _key: RecognitionKey,
+    image: Annotated[UploadFile, File()],
+    top_k: Annotated[int, Form(ge=1, le=50)] = 3,
+    threshold: Annotated[float | None, Form(gt=0, le=2)] = None,
+):
+    result = service.identify(read_upload(image, service.settings.max_upload_bytes), top_k, threshold)
+    result["encoder"] = service.pipeline.encoder.describe()
+    return result
+
+
+@router.post("/verify", summary="Is the main face in this photo the given person?")
+def verify(
+    service: ServiceDep,
+    _key: RecognitionKey,
+    image: Annotated[UploadFile, File()],
+    person_id: Annotated[str, Form(min_length=1)],
+    threshold: Annotated[float | None, Form(gt=0, le=2)] = None,
+):
+    return service.verify(read_upload(image, service.settings.max_upload_bytes), person_id, threshold)
+
+
+@router.post("/detect", summary="Faces, landmarks and quality hints; no identification")
+def detect(service: ServiceDep, _key: RecognitionKey, image: Annotated[UploadFile, File()]):
+    return service.detect(read_upload(image, service.settings.max_upload_bytes))

@@ -1,0 +1,163 @@
+"""The few-shot head the service runs: one prototype per enrolled person, searched with FAISS.
+
+Enrollment *is* processing a support set: :meth:`Gallery.process_support_set`
+turns support embeddings and their person labels into prototypes (the
+normalised mean of each person's embeddings); :meth:`Gallery.forward` returns,
+for each query embedding, the nearest people and their distances. Prototypes
+are unit vectors, so an exact inner-product index (``IndexFlatIP``) gives the
+cosine similarity s and the Euclidean distance sqrt(2 - 2s). The index lives on
+the GPU when faiss sees one and falls back to the CPU otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def normalise(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def prototype(embeddings: np.ndarray) -> np.ndarray:
+    return normalise(normalise(embeddings).mean(axis=0))
+
+
+@dataclass
+class Entry:
+    person_id: str
+    name: str
+    n_support: int
+
+
+@dataclass
+class Match:
+    person_id: str
+    name: str
+    n_support: int
+    distance: float
+
+    @property
+    def similarity(self) -> float:
+        return 1.0 - self.distance**2 / 2.0
+
+
+def _gpu_resources():
+    try:
+        if faiss.get_num_gpus() > 0:
+            return faiss.StandardGpuResources()
+    except AttributeError:  # faiss-cpu has no GPU symbols
+        pass
+    return None
+
+
+class Gallery:
+    """Prototypes of every enrolled person, kept in step with the database by the service."""
+
+    def __init__(self, dim: int, *, use_gpu: bool = True):
+        self.dim = dim
+        self.version = -1  # the database gallery version this copy reflects
+        self._lock = threading.RLock()
+        self._gpu = _gpu_resources() if use_gpu else None
+        self._entries: dict[int, Entry] = {}
+        self._row_of: dict[str, int] = {}
+        self._next_row = 0
+        self._cpu_index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._search_index = None  # GPU copy, rebuilt lazily after writes
+        if self._gpu is not None:
+            log.info("gallery index on the GPU (faiss sees %d)", faiss.get_num_gpus())
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self._gpu is not None else "cpu"
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # support set ------------------------------------------------------------------------
+    def process_support_set(self, embeddings: np.ndarray, labels: list[str], names: dict[str, str]) -> None:
+        """Replace the whole gallery: one prototype per label."""
+        with self._lock:
+            self._entries.clear()
+            self._row_of.clear()
+            self._cpu_index.reset()
+            by_label: dict[str, list[int]] = {}
+            for i, label in enumerate(labels):
+                by_label.setdefault(label, []).append(i)
+            if by_label:
+                people = list(by_label)
+                protos = np.stack([prototype(embeddings[by_label[p]]) for p in people])
+                rows = np.arange(self._next_row, self._next_row + len(people), dtype=np.int64)
+                self._next_row += len(people)
+                self._cpu_index.add_with_ids(protos, rows)
+                for p, row in zip(people, rows):
+                    self._entries[int(row)] = Entry(p, names[p], len(by_label[p]))
+                    self._row_of[p] = int(row)
+            self._search_index = None
+
+    def upsert(self, person_id: str, name: str, embeddings: np.ndarray) -> None:
+        """Set one person's prototype from all their support embeddings (none: remove them)."""
+        with self._lock:
+            self.remove(person_id)
+            if len(embeddings) == 0:
+                return
+            row = self._next_row
+            self._next_row += 1
+            self._cpu_index.add_with_ids(prototype(embeddings)[None, :], np.array([row], dtype=np.int64))
+            self._entries[row] = Entry(person_id, name, len(embeddings))
+            self._row_of[person_id] = row
+            self._search_index = None
+
+    def remove(self, person_id: str) -> None:
+        with self._lock:
+            row = self._row_of.pop(person_id, None)
+            if row is None:
+                return
+            self._cpu_index.remove_ids(np.array([row], dtype=np.int64))
+            del self._entries[row]
+            self._search_index = None
+
+    def rename(self, person_id: str, name: str) -> None:
+        with self._lock:
+            row = self._row_of.get(person_id)
+            if row is not None:
+                self._entries[row].name = name
+
+    def entry(self, person_id: str) -> Entry | None:
+        row = self._row_of.get(person_id)
+        return self._entries.get(row) if row is not None else None
+
+    # queries ----------------------------------------------------------------------------
+    def _index(self):
+        if self._gpu is None:
+            return self._cpu_index
+        if self._search_index is None:
+            self._search_index = faiss.index_cpu_to_gpu(self._gpu, 0, self._cpu_index)
+        return self._search_index
+
+    def forward(self, queries: np.ndarray, k: int = 5) -> list[list[Match]]:
+        """For each query embedding, up to ``k`` nearest people, nearest first."""
+        queries = normalise(np.atleast_2d(queries))
+        with self._lock:
+            if not self._entries or len(queries) == 0:
+                return [[] for _ in range(len(queries))]
+            k = max(1, min(k, len(self._entries)))
+            sims, rows = self._index().search(queries, k)
+            out = []
+            for sim_row, id_row in zip(sims, rows):
+                matches = []
+                for s, r in zip(sim_row, id_row):
+                    if r < 0:
+                        continue
+                    e = self._entries[int(r)]
+                    d = float(np.sqrt(max(0.0, 2.0 - 2.0 * float(s))))
+                    matches.append(Match(e.person_id, e.name, e.n_support, d))
+                out.append(matches)
+            return out

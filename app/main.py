@@ -1,0 +1,64 @@
+"""The ASGI app: ``app.main:app`` (uvicorn) or :func:`create_app` (tests, embedding)."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI
+
+from .api.routes import people, recognition, system
+from .core.config import Settings, get_settings
+from .core.db import make_engine, make_sessionmaker, upgrade_database
+from .errors import install_error_handlers
+from .keys import ensure_admin_key
+from .service import FaceService
+
+log = logging.getLogger("faceshot")
+API_PREFIX = "/api/v1"
+
+
+def build_service(settings: Settings, pipeline=None) -> FaceService:
+    """Everything a process needs before its first request: schema, model, keys, gallery."""
+    from models.pipeline import FacePipeline
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(settings.effective_torch_threads())
+    upgrade_database(settings.sqlalchemy_url)
+    engine = make_engine(settings.sqlalchemy_url)
+    sessions = make_sessionmaker(engine)
+    if pipeline is None:
+        device = None if settings.device == "auto" else settings.device
+        pipeline = FacePipeline.from_spec(settings.encoder, device)
+    service = FaceService(settings, pipeline, sessions)
+    service.check_encoder_matches_stored()
+    where = ensure_admin_key(settings, sessions)
+    if where:
+        log.info("admin API key: %s", where)
+    service.reload()
+    log.info("faceshot ready: encoder %s on %s, %d people indexed",
+             pipeline.encoder.metadata.name, pipeline.encoder.device, len(service.gallery))
+    return service
+
+
+def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.service = build_service(settings or get_settings(), pipeline)
+        yield
+        app.state.service.sessions.kw["bind"].dispose()
+
+    app = FastAPI(
+        title="faceshot",
+        version="0.1.0",
+        description="Enroll people with one or two photos; identify anyone as one of them or unknown.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (people.router, recognition.router, system.router):
+        app.include_router(router, prefix=API_PREFIX)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,83 @@
+"""Request and response bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .models import Face, Person
+
+
+class PersonCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    external_id: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class PersonUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    external_id: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, Any] | None = None
+
+
+class FaceOut(BaseModel):
+    id: str
+    person_id: str
+    box: list[float]
+    det_score: float
+    encoder_hash: str
+    has_image: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, f: Face) -> FaceOut:
+        return cls(id=f.id, person_id=f.person_id, box=f.box, det_score=f.det_score, encoder_hash=f.encoder_hash,
+                   has_image=f.image_file is not None, created_at=f.created_at)
+
+
+class PersonOut(BaseModel):
+    id: str
+    name: str
+    external_id: str | None
+    metadata: dict[str, Any]
+    face_count: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, p: Person) -> PersonOut:
+        return cls(id=p.id, name=p.name, external_id=p.external_id, metadata=p.meta or {},
+                   face_count=len(p.faces), created_at=p.created_at, updated_at=p.updated_at)
+
+
+class PeoplePage(BaseModel):
+    items: list[PersonOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class EnrollOut(BaseModel):
+    person: PersonOut
+    faces: list[FaceOut]
+    warnings: list[dict[str, Any]]
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: str = Field(pattern="^(admin|recognition)$")
+
+
+class KeyOut(BaseModel):
+    id: str
+    name: str
+    role: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The secret; shown this once, stored only as a hash")

@@ -1,0 +1,470 @@
+"""What the routes call: enroll, identify, verify, detect and manage people, one typed result each.
+
+Every write goes through one database transaction that also bumps the gallery
+version; the in-process FAISS gallery is changed only after that commit
+succeeds, so database and index agree or the write never happened. Other
+processes (uvicorn workers, replicas) see the version move on their next
+check and reload.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from models.errors import Conflict, NoFace, NotFound, ServiceUnavailable, ValidationFailed
+from models.imageio import load_image
+from models.pipeline import FacePipeline, select_enrollment_face
+
+from .core.config import Settings
+from .gallery import Gallery, Match, prototype
+from .models import Face, GalleryState, Person, new_id
+
+log = logging.getLogger(__name__)
+
+MAX_FACES_PER_ENROLL = 10
+
+
+@dataclass
+class PreparedFace:
+    """One enrollment photo, decoded, its face chosen and embedded; nothing stored yet."""
+
+    embedding: np.ndarray
+    box: list[float]
+    det_score: float
+    quality: dict
+    image_bytes: bytes
+    image_type: str
+
+
+@dataclass
+class EnrollResult:
+    person: Person
+    faces: list[Face]
+    warnings: list[dict] = field(default_factory=list)
+
+
+def _image_type(data: bytes) -> str:
+    try:
+        import io
+
+        fmt = Image.open(io.BytesIO(data)).format or "octet-stream"
+    except Exception:
+        fmt = "octet-stream"
+    return {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
+            "BMP": "image/bmp", "TIFF": "image/tiff"}.get(fmt, "application/octet-stream")
+
+
+class FaceService:
+    def __init__(self, settings: Settings, pipeline: FacePipeline, sessions: sessionmaker):
+        self.settings = settings
+        self.pipeline = pipeline
+        self.sessions = sessions
+        self.gallery = Gallery(pipeline.encoder.metadata.embedding_size)
+        self._infer_lock = threading.Lock()  # one forward pass at a time: the cores are shared
+        self._sync_lock = threading.Lock()
+        self._last_check = 0.0
+
+    # -- images and faces ------------------------------------------------------------------
+    def decode(self, data: bytes):
+        return load_image(data, max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_image_pixels)
+
+    def analyze(self, data: bytes, timings=None):
+        image = self.decode(data)
+        with self._infer_lock:
+            return image, self.pipeline.analyze(image, timings)
+
+    def prepare(self, data: bytes, box: list[float] | None = None) -> PreparedFace:
+        image = self.decode(data)
+        with self._infer_lock:
+            faces = self.pipeline.detect(image)
+            face = select_enrollment_face(faces, tuple(box) if box else None)
+            embedded = self.pipeline.embed_faces(image, [face])[0]
+        return PreparedFace(
+            embedding=embedded.embedding,
+            box=[round(float(v), 1) for v in face.box],
+            det_score=float(face.score),
+            quality=face.quality,
+            image_bytes=data,
+            image_type=_image_type(data),
+        )
+
+    def prepare_many(self, images: list[bytes], box: list[float] | None = None) -> list[PreparedFace]:
+        if not images:
+            raise ValidationFailed("At least one image is needed.", {"field": "images"})
+        if len(images) > MAX_FACES_PER_ENROLL:
+            raise ValidationFailed(f"At most {MAX_FACES_PER_ENROLL} images per request.", {"field": "images"})
+        if box is not None and len(images) != 1:
+            raise ValidationFailed("`box` applies to a single image.", {"field": "box"})
+        prepared = []
+        for i, data in enumerate(images):
+            try:
+                prepared.append(self.prepare(data, box))
+            except Exception as exc:
+                if hasattr(exc, "details"):
+                    exc.details = {**exc.details, "image_index": i}
+                raise
+        return prepared
+
+    # -- thresholds ------------------------------------------------------------------------
+    def threshold_for(self, n_support: int, override: float | None = None) -> float:
+        if override is not None:
+            return float(override)
+        if self.settings.threshold is not None:
+            return float(self.settings.threshold)
+        return self.pipeline.encoder.threshold_for(n_support)
+
+    # -- gallery consistency ---------------------------------------------------------------
+    def _db_version(self, session: Session) -> int:
+        return session.execute(select(GalleryState.version).where(GalleryState.id == 1)).scalar_one()
+
+    def reload(self) -> None:
+        """Rebuild the index from the database (start-up, or another process wrote)."""
+        with self.sessions() as session:
+            version = self._db_version(session)
+            rows = session.execute(
+                select(Face.person_id, Face.embedding, Person.name).join(Person).where(
+                    Face.encoder_hash == self.pipeline.encoder.content_hash
+                )
+            ).all()
+        if rows:
+            embeddings = np.stack([np.frombuffer(r.embedding, dtype="<f4") for r in rows])
+        else:
+            embeddings = np.zeros((0, self.gallery.dim), np.float32)
+        self.gallery.process_support_set(embeddings, [r.person_id for r in rows], {r.person_id: r.name for r in rows})
+        self.gallery.version = version
+
+    def sync(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_check < self.settings.gallery_sync_interval_s:
+            return
+        with self._sync_lock:
+            self._last_check = now
+            try:
+                with self.sessions() as session:
+                    version = self._db_version(session)
+            except OperationalError as exc:
+                raise ServiceUnavailable("The database is unreachable.") from exc
+            if version != self.gallery.version:
+                self.reload()
+
+    def check_encoder_matches_stored(self) -> None:
+        """Refuse to serve embeddings made by another encoder (they would be silently wrong)."""
+        with self.sessions() as session:
+            other = session.execute(
+                select(Face.encoder_hash, func.count()).where(Face.encoder_hash != self.pipeline.encoder.content_hash)
+                .group_by(Face.encoder_hash)
+            ).all()
+        if other:
+            raise RuntimeError(
+                f"The database holds {sum(n for _, n in other)} face embeddings made by another encoder "
+                f"({', '.join(h for h, _ in other)}); this service runs {self.pipeline.encoder.content_hash}. "
+                "Re-embed them or start with the encoder that made them."
+            )
+
+    # -- writes ------------------------------------------------------------------------------
+    def _write(self, work, touched: set[str] | None = None):
+        """Run ``work(session)`` in one transaction that bumps the gallery version, then update the index."""
+        written_files: list[Path] = []
+        try:
+            with self.sessions.begin() as session:
+                result = work(session, written_files)
+                session.execute(update(GalleryState).where(GalleryState.id == 1).values(version=GalleryState.version + 1))
+                new_version = self._db_version(session)
+                refreshed = {}
+                for person_id in touched or set():
+                    person = session.get(Person, person_id)
+                    if person is None:
+                        refreshed[person_id] = None
+                    else:
+                        embs = [f.vector for f in person.faces if f.encoder_hash == self.pipeline.encoder.content_hash]
+                        refreshed[person_id] = (person.name, np.stack(embs) if embs else np.zeros((0, self.gallery.dim)))
+        except IntegrityError as exc:
+            self._discard(written_files)
+            raise Conflict("That conflicts with an existing record (is the external_id taken?).") from exc
+        except OperationalError as exc:
+            self._discard(written_files)
+            raise ServiceUnavailable("The database is unreachable; nothing was stored.") from exc
+        except BaseException:
+            self._discard(written_files)
+            raise
+        with self._sync_lock:
+            in_step = self.gallery.version == new_version - 1
+            for person_id, value in refreshed.items():
+                if value is None:
+                    self.gallery.remove(person_id)
+                else:
+                    self.gallery.upsert(person_id, value[0], value[1])
+            # Another process wrote in between: our copy is incomplete, reload at the next check.
+            self.gallery.version = new_version if in_step else -1
+        return result
+
+    @staticmethod
+    def _discard(files: list[Path]) -> None:
+        for f in files:
+            f.unlink(missing_ok=True)
+
+    def _store_faces(self, session: Session, person: Person, prepared: list[PreparedFace], files: list[Path]) -> list[Face]:
+        faces = []
+        for p in prepared:
+            face = Face(
+                person_id=person.id,
+                embedding=np.asarray(p.embedding, dtype="<f4").tobytes(),
+                encoder_hash=self.pipeline.encoder.content_hash,
+                box=p.box,
+                det_score=p.det_score,
+            )
+            session.add(face)
+            session.flush()
+            if self.settings.store_images:
+                self.settings.images_dir.mkdir(parents=True, exist_ok=True)
+                name = f"{face.id}.img"
+                path = self.settings.images_dir / name
+                path.write_bytes(p.image_bytes)
+                files.append(path)
+                face.image_file, face.image_type = name, p.image_type
+            faces.append(face)
+        return faces
+
+    def _warnings(self, person_id: str | None, existing: list[np.ndarray], prepared: list[PreparedFace]) -> list[dict]:
+        """Photos that look like someone else, or that repeat a photo already enrolled."""
+        warnings = []
+        new = [p.embedding for p in prepared]
+        own = prototype(np.stack(existing + new))
+        for i, emb in enumerate(new):
+            d_own = float(np.linalg.norm(emb - own))
+            others = [m for m in self.gallery.forward(emb, k=2)[0] if m.person_id != person_id]
+            if others and others[0].distance < max(d_own, self.threshold_for(others[0].n_support)):
+                warnings.append({
+                    "code": "looks_like_other_person", "image_index": i,
+                    "message": f"This photo is closer to {others[0].name} than a different person should be.",
+                    "person": {"id": others[0].person_id, "name": others[0].name},
+                    "distance": round(others[0].distance, 4), "distance_to_own": round(d_own, 4),
+                })
+            for j, other in enumerate(existing + new[:i]):
+                d = float(np.linalg.norm(emb - other))
+                if d < self.settings.near_duplicate_distance:
+                    warnings.append({
+                        "code": "near_duplicate", "image_index": i,
+                        "message": "This photo is almost identical to one already enrolled; a different photo adds more.",
+                        "distance": round(d, 4),
+                    })
+                    break
+        return warnings
+
+    def enroll(self, name: str, prepared: list[PreparedFace], external_id: str | None = None,
+               metadata: dict | None = None) -> EnrollResult:
+        name = self._clean_name(name)
+        self.sync(force=True)
+        warnings = self._warnings(None, [], prepared)
+
+        person_id = new_id()
+
+        def work(session, files):
+            person = Person(id=person_id, name=name, external_id=external_id, meta=metadata or {})
+            session.add(person)
+            session.flush()
+            faces = self._store_faces(session, person, prepared, files)
+            return EnrollResult(person, faces, warnings)
+
+        return self._write(work, touched={person_id})
+
+    def add_faces(self, person_id: str, prepared: list[PreparedFace]) -> EnrollResult:
+        self.sync(force=True)
+        with self.sessions() as session:
+            person = self._get_person(session, person_id)
+            existing = [f.vector for f in person.faces]
+        warnings = self._warnings(person_id, existing, prepared)
+
+        def work(session, files):
+            person = self._get_person(session, person_id)
+            faces = self._store_faces(session, person, prepared, files)
+            return EnrollResult(person, faces, warnings)
+
+        return self._write(work, touched={person_id})
+
+    def create_person(self, name: str, external_id: str | None = None, metadata: dict | None = None) -> Person:
+        name = self._clean_name(name)
+
+        def work(session, files):
+            person = Person(name=name, external_id=external_id, meta=metadata or {})
+            session.add(person)
+            session.flush()
+            return person
+
+        return self._write(work)
+
+    def update_person(self, person_id: str, name: str | None, external_id: str | None, metadata: dict | None,
+                      fields: set[str]) -> Person:
+        def work(session, files):
+            person = self._get_person(session, person_id)
+            if "name" in fields:
+                person.name = self._clean_name(name)
+            if "external_id" in fields:
+                person.external_id = external_id
+            if "metadata" in fields:
+                person.meta = metadata or {}
+            session.flush()
+            return person
+
+        return self._write(work, touched={person_id})
+
+    def delete_person(self, person_id: str) -> None:
+        doomed: list[Path] = []
+
+        def work(session, files):
+            person = self._get_person(session, person_id)
+            doomed.extend(self.settings.images_dir / f.image_file for f in person.faces if f.image_file)
+            session.delete(person)
+
+        self._write(work, touched={person_id})
+        self._discard(doomed)
+
+    def delete_face(self, person_id: str, face_id: str) -> None:
+        doomed: list[Path] = []
+
+        def work(session, files):
+            face = session.get(Face, face_id)
+            if face is None or face.person_id != person_id:
+                raise NotFound(f"Person {person_id} has no face {face_id}.", {"face_id": face_id})
+            if face.image_file:
+                doomed.append(self.settings.images_dir / face.image_file)
+            session.delete(face)
+            session.flush()
+            session.expire_all()
+
+        self._write(work, touched={person_id})
+        self._discard(doomed)
+
+    # -- reads ---------------------------------------------------------------------------------
+    @staticmethod
+    def _clean_name(name: str | None) -> str:
+        name = (name or "").strip()
+        if not name or len(name) > 200:
+            raise ValidationFailed("A name of 1 to 200 characters is needed.", {"field": "name"})
+        return name
+
+    @staticmethod
+    def _get_person(session: Session, person_id: str) -> Person:
+        person = session.get(Person, person_id, options=[selectinload(Person.faces)])
+        if person is None:
+            raise NotFound(f"No person with id {person_id}.", {"person_id": person_id})
+        return person
+
+    def get_person(self, person_id: str) -> Person:
+        with self.sessions() as session:
+            return self._get_person(session, person_id)
+
+    def list_people(self, search: str | None, limit: int, offset: int) -> tuple[list[Person], int]:
+        with self.sessions() as session:
+            q = select(Person)
+            if search:
+                like = f"%{search.lower()}%"
+                q = q.where(or_(func.lower(Person.name).like(like), func.lower(Person.external_id).like(like)))
+            total = session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+            people = session.execute(
+                q.options(selectinload(Person.faces)).order_by(Person.name, Person.id).limit(limit).offset(offset)
+            ).scalars().all()
+            return list(people), int(total)
+
+    def face_image(self, person_id: str, face_id: str) -> tuple[bytes, str]:
+        with self.sessions() as session:
+            face = session.get(Face, face_id)
+            if face is None or face.person_id != person_id:
+                raise NotFound(f"Person {person_id} has no face {face_id}.", {"face_id": face_id})
+            if not face.image_file:
+                raise NotFound("This face's photo was not kept (store_images is off).", {"face_id": face_id})
+            path = self.settings.images_dir / face.image_file
+            if not path.exists():
+                raise NotFound("This face's photo is missing from the data directory.", {"face_id": face_id})
+            return path.read_bytes(), face.image_type or "application/octet-stream"
+
+    def counts(self) -> dict:
+        with self.sessions() as session:
+            people = session.execute(select(func.count()).select_from(Person)).scalar_one()
+            faces = session.execute(select(func.count()).select_from(Face)).scalar_one()
+        return {"people": int(people), "faces": int(faces), "indexed_people": len(self.gallery)}
+
+    def database_ok(self) -> bool:
+        try:
+            with self.sessions() as session:
+                session.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    # -- recognition ---------------------------------------------------------------------------
+    def _decide(self, matches: list[Match], override: float | None) -> tuple[Match | None, float | None]:
+        if not matches:
+            return None, None
+        best = matches[0]
+        threshold = self.threshold_for(best.n_support, override)
+        return (best if best.distance <= threshold else None), threshold
+
+    def identify(self, data: bytes, top_k: int = 3, threshold: float | None = None) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        self.sync()
+        image, faces = self.analyze(data)
+        results = self.gallery.forward(np.stack([f.embedding for f in faces]), k=top_k) if faces else []
+        out = []
+        for f, matches in zip(faces, results):
+            person, used = self._decide(matches, threshold)
+            best = matches[0] if matches else None
+            out.append({
+                **f.face.to_dict(),
+                "quality": f.face.quality,
+                "person": {"id": person.person_id, "name": person.name} if person else None,
+                "distance": round(best.distance, 4) if best else None,
+                "similarity": round(best.similarity, 4) if best else None,
+                "threshold": round(used, 4) if used is not None else None,
+                "candidates": [
+                    {"person": {"id": m.person_id, "name": m.name}, "distance": round(m.distance, 4),
+                     "similarity": round(m.similarity, 4)}
+                    for m in matches
+                ],
+            })
+        return {"faces": out, "took_ms": round((time.perf_counter() - t0) * 1000, 1)}
+
+    def verify(self, data: bytes, person_id: str, threshold: float | None = None) -> dict[str, Any]:
+        self.sync(force=True)
+        with self.sessions() as session:
+            person = self._get_person(session, person_id)
+            embs = [f.vector for f in person.faces if f.encoder_hash == self.pipeline.encoder.content_hash]
+            name = person.name
+        if not embs:
+            raise NoFace("This person has no enrolled face to verify against.", {"person_id": person_id})
+        _, faces = self.analyze(data)
+        if not faces:
+            raise NoFace("No face was found in the image.")
+        face = faces[0]  # largest
+        distance = float(np.linalg.norm(face.embedding - prototype(np.stack(embs))))
+        used = self.threshold_for(len(embs), threshold)
+        return {
+            "match": distance <= used,
+            "distance": round(distance, 4),
+            "similarity": round(1 - distance**2 / 2, 4),
+            "threshold": round(used, 4),
+            "person": {"id": person_id, "name": name},
+            "face": {**face.face.to_dict(), "quality": face.face.quality},
+        }
+
+    def detect(self, data: bytes) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        image = self.decode(data)
+        with self._infer_lock:
+            faces = self.pipeline.detect(image)
+        return {
+            "faces": [{**f.to_dict(), "quality": f.quality} for f in faces],
+            "image": {"width": int(image.shape[1]), "height": int(image.shape[0])},
+            "took_ms": round((time.perf_counter() - t0) * 1000, 1),
+        }
