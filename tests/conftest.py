@@ -1,8 +1,10 @@
+"""Fixtures shared by every test: the real face photos and one pipeline per session."""
+
 from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "lfw"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lfw"
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +19,7 @@ def photos() -> dict[str, list[Path]]:
 
 @pytest.fixture(scope="session")
 def pipeline():
+    """The default offline encoder on the CPU, loaded once (it takes about a second)."""
     from models.pipeline import FacePipeline
 
     return FacePipeline.from_spec("dlib", "cpu")

@@ -1,0 +1,120 @@
+"""The product's main path over real HTTP requests: enroll, identify, verify, manage, delete, restart."""
+
+from .conftest import upload
+
+
+def enroll(client, name, files):
+    r = client.post("/api/v1/enroll", data={"name": name}, files=[upload(f, "images") for f in files])
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def identify(client, path, **form):
+    r = client.post("/api/v1/identify", files=[upload(path)], data=form)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_enroll_identify_known_and_stranger(client, photos):
+    emma = enroll(client, "Emma Watson", photos["Emma_Watson"][:2])
+    blake = enroll(client, "Robert Blake", photos["Robert_Blake"][:2])
+    assert emma["person"]["face_count"] == 2 and len(emma["faces"]) == 2
+
+    known = identify(client, photos["Emma_Watson"][2], top_k=2)
+    face = known["faces"][0]
+    assert face["person"] == {"id": emma["person"]["id"], "name": "Emma Watson"}
+    assert face["distance"] <= face["threshold"]
+    assert abs(face["similarity"] - (1 - face["distance"] ** 2 / 2)) < 1e-3
+    assert len(face["box"]) == 4 and len(face["landmarks"]) == 5 and face["det_score"] > 0.9
+    assert [c["person"]["id"] for c in face["candidates"]] == [emma["person"]["id"], blake["person"]["id"]]
+    assert known["encoder"]["name"] == "dlib-resnet-v1" and known["took_ms"] > 0
+
+    stranger = identify(client, photos["Yasar_Yakis"][0])
+    assert stranger["faces"][0]["person"] is None
+    assert stranger["faces"][0]["distance"] > stranger["faces"][0]["threshold"]
+    assert stranger["faces"][0]["candidates"]  # the nearest people are still shown
+
+    # an explicit, very loose threshold names the stranger: the override is honoured
+    loose = identify(client, photos["Yasar_Yakis"][0], threshold="1.5")
+    assert loose["faces"][0]["person"] is not None
+
+
+def test_verify(client, photos):
+    emma = enroll(client, "Emma Watson", photos["Emma_Watson"][:1])
+    blake = enroll(client, "Robert Blake", photos["Robert_Blake"][:1])
+    probe = photos["Emma_Watson"][2]
+    yes = client.post("/api/v1/verify", files=[upload(probe)], data={"person_id": emma["person"]["id"]}).json()
+    no = client.post("/api/v1/verify", files=[upload(probe)], data={"person_id": blake["person"]["id"]}).json()
+    assert yes["match"] is True and no["match"] is False
+    assert yes["distance"] < no["distance"] and yes["threshold"] > 0
+
+
+def test_detect_gives_quality_hints(client, photos):
+    r = client.post("/api/v1/detect", files=[upload(photos["Wen_Jiabao"][0])])
+    assert r.status_code == 200
+    face = r.json()["faces"][0]
+    assert {"too_small", "blurry", "face_size"} <= set(face["quality"])
+    assert "person" not in face
+
+
+def test_people_management_and_delete(client, photos):
+    emma = enroll(client, "Emma", photos["Emma_Watson"][:1])["person"]
+    blake = enroll(client, "Robert Blake", photos["Robert_Blake"][:2])["person"]
+    pid = emma["id"]
+
+    page = client.get("/api/v1/people", params={"search": "rob", "limit": 10}).json()
+    assert page["total"] == 1 and page["items"][0]["id"] == blake["id"]
+
+    r = client.patch(f"/api/v1/people/{pid}", json={"name": "Emma Watson", "external_id": "E-7"})
+    assert r.status_code == 200 and r.json()["name"] == "Emma Watson"
+    assert identify(client, photos["Emma_Watson"][2])["faces"][0]["person"]["name"] == "Emma Watson"
+
+    # add a second support photo, then list, fetch and delete one
+    r = client.post(f"/api/v1/people/{pid}/faces", files=[upload(photos["Emma_Watson"][1], "images")])
+    assert r.status_code == 201
+    faces = client.get(f"/api/v1/people/{pid}/faces").json()
+    assert len(faces) == 2
+    img = client.get(f"/api/v1/people/{pid}/faces/{faces[1]['id']}/image")
+    assert img.status_code == 200 and img.content == photos["Emma_Watson"][1].read_bytes()
+    assert client.delete(f"/api/v1/people/{pid}/faces/{faces[1]['id']}").status_code == 204
+    assert client.get(f"/api/v1/people/{pid}").json()["face_count"] == 1
+
+    # deleting the person: gone from the list, the index and the data directory
+    blake_faces = client.get(f"/api/v1/people/{blake['id']}/faces").json()
+    assert client.delete(f"/api/v1/people/{blake['id']}").status_code == 204
+    assert client.get(f"/api/v1/people/{blake['id']}").status_code == 404
+    assert client.get(f"/api/v1/people/{blake['id']}/faces/{blake_faces[0]['id']}/image").status_code == 404
+    after = identify(client, photos["Robert_Blake"][2])["faces"][0]
+    assert after["person"] is None
+    assert all(c["person"]["id"] != blake["id"] for c in after["candidates"])
+    model = client.get("/api/v1/model").json()
+    assert model["gallery"]["people"] == 1 and model["gallery"]["indexed_people"] == 1
+
+
+def test_gallery_survives_a_restart(make_client, tmp_path, photos):
+    data = tmp_path / "data"
+    first = make_client(data)
+    emma = enroll(first, "Emma Watson", photos["Emma_Watson"][:2])["person"]
+    first.__exit__(None, None, None)
+
+    second = make_client(data)
+    assert identify(second, photos["Emma_Watson"][2])["faces"][0]["person"]["id"] == emma["id"]
+    assert second.get("/api/v1/model").json()["gallery"]["indexed_people"] == 1
+
+
+def test_enrollment_warnings(client, photos):
+    enroll(client, "Emma Watson", photos["Emma_Watson"][:2])
+    # the same person enrolled again under another name looks like someone already enrolled
+    again = enroll(client, "E. Watson", photos["Emma_Watson"][2:3])
+    assert any(w["code"] == "looks_like_other_person" for w in again["warnings"])
+    # the exact same photo twice is a near-duplicate
+    dup = enroll(client, "Wen Jiabao", [photos["Wen_Jiabao"][0], photos["Wen_Jiabao"][0]])
+    assert any(w["code"] == "near_duplicate" for w in dup["warnings"])
+
+
+def test_health_ready_and_openapi(client):
+    assert client.get("/api/v1/health").json() == {"status": "ok"}
+    r = client.get("/api/v1/ready")
+    assert r.status_code == 200 and r.json()["checks"] == {"model_loaded": True, "database": True}
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/v1/identify", "/api/v1/enroll", "/api/v1/people/{person_id}/faces"} <= set(paths)
