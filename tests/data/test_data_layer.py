@@ -1,0 +1,114 @@
+"""The data layer against real databases: SQLite always, PostgreSQL when FACESHOT_TEST_POSTGRES_URL is set."""
+
+import os
+import uuid
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, text, update
+
+from app.core.config import Settings
+from app.core.db import make_engine, make_sessionmaker, upgrade_database
+from app.models import Face
+from app.service import FaceService
+from models.errors import Conflict, NotFound
+
+PG_URL = os.environ.get("FACESHOT_TEST_POSTGRES_URL")
+PG_HELP = "set FACESHOT_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test to run"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'faceshot.db'}"
+        return
+    if not PG_URL:
+        pytest.skip(PG_HELP)
+    schema = f"faceshot_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def make_service(url, tmp_path, pipeline) -> FaceService:
+    settings = Settings(data_dir=tmp_path / "data", database_url=url)
+    upgrade_database(url)
+    service = FaceService(settings, pipeline, make_sessionmaker(make_engine(url)))
+    service.reload()
+    return service
+
+
+@pytest.fixture(scope="module")
+def prepared(pipeline, photos):
+    """Enrollment photos decoded and embedded once for the module."""
+    from app.service import FaceService as _S
+
+    probe = _S(Settings(), pipeline, None)
+    return {p: [probe.prepare(f.read_bytes()) for f in photos[p][:2]] for p in ("Emma_Watson", "Wen_Jiabao")}
+
+
+def test_write_read_delete_and_reload(database_url, tmp_path, pipeline, prepared):
+    service = make_service(database_url, tmp_path, pipeline)
+    v0 = service.gallery.version
+    emma = service.enroll("Emma Watson", prepared["Emma_Watson"], external_id="E1", metadata={"team": "ops"})
+    wen = service.enroll("Wen Jiabao", prepared["Wen_Jiabao"][:1])
+    assert service.gallery.version == v0 + 2 and len(service.gallery) == 2
+
+    with service.sessions() as s:
+        faces = s.query(Face).filter_by(person_id=emma.person.id).all()
+        assert len(faces) == 2
+        assert all(f.encoder_hash == pipeline.encoder.content_hash for f in faces)
+        assert np.allclose(faces[0].vector, prepared["Emma_Watson"][0].embedding)
+
+    # a second process on the same database rebuilds the same index
+    other = make_service(database_url, tmp_path, pipeline)
+    probe = prepared["Emma_Watson"][1].embedding
+    a, b = service.gallery.forward(probe, k=2)[0], other.gallery.forward(probe, k=2)[0]
+    assert [(m.person_id, round(m.distance, 5)) for m in a] == [(m.person_id, round(m.distance, 5)) for m in b]
+    assert other.get_person(emma.person.id).meta == {"team": "ops"}
+
+    people, total = service.list_people("wen", 10, 0)
+    assert total == 1 and people[0].id == wen.person.id
+
+    service.delete_person(emma.person.id)
+    with pytest.raises(NotFound):
+        service.get_person(emma.person.id)
+    with service.sessions() as s:
+        assert s.query(Face).filter_by(person_id=emma.person.id).count() == 0  # cascaded
+    assert service.gallery.entry(emma.person.id) is None
+    # the other process notices the version move and drops the person too
+    other.sync(force=True)
+    assert other.gallery.entry(emma.person.id) is None and len(other.gallery) == 1
+
+
+def test_failed_writes_change_nothing(database_url, tmp_path, pipeline, prepared):
+    service = make_service(database_url, tmp_path, pipeline)
+    service.enroll("Emma Watson", prepared["Emma_Watson"][:1], external_id="E1")
+    version, size = service.gallery.version, len(service.gallery)
+    with pytest.raises(Conflict):
+        service.enroll("Someone Else", prepared["Wen_Jiabao"], external_id="E1")
+    assert (service.gallery.version, len(service.gallery)) == (version, size)
+    assert service.list_people(None, 10, 0)[1] == 1
+    assert list((tmp_path / "data" / "images").glob("*")).__len__() == 1  # the refused photos were removed
+
+    def explode(session, files):
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        service._write(explode)
+    with service.sessions() as s:
+        assert service._db_version(s) == version
+
+
+def test_embeddings_of_another_encoder_are_refused(database_url, tmp_path, pipeline, prepared):
+    service = make_service(database_url, tmp_path, pipeline)
+    service.enroll("Emma Watson", prepared["Emma_Watson"][:1])
+    with service.sessions.begin() as s:
+        s.execute(update(Face).values(encoder_hash="0123456789abcdef"))
+    with pytest.raises(RuntimeError, match="another encoder"):
+        service.check_encoder_matches_stored()
