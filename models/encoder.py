@@ -94,10 +94,11 @@ class Encoder:
                 x = (x - self._mean) / self._std
                 if self.fp16:
                     x = x.half()
-                y = self.model(x).float()
-                if self.metadata.flip_average:
-                    y = torch.nn.functional.normalize(y, dim=1)
-                    y = y + torch.nn.functional.normalize(self.model(x.flip(3)).float(), dim=1)
+                if self.metadata.flip_average:  # one forward pass over the faces and their mirror images
+                    both = torch.nn.functional.normalize(self.model(torch.cat([x, x.flip(3)])).float(), dim=1)
+                    y = both[: len(x)] + both[len(x) :]
+                else:
+                    y = self.model(x).float()
                 y = torch.nn.functional.normalize(y, dim=1)
                 out.append(y.cpu().numpy())
         return np.concatenate(out).astype(np.float32, copy=False)
