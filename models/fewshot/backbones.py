@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..architectures import build
@@ -79,6 +80,14 @@ class EncoderBackbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder((x - self.mean) / self.std)
+
+    def embed_like_service(self, x: torch.Tensor) -> torch.Tensor:
+        """Unit-length embeddings exactly as :class:`models.encoder.Encoder` makes them (mirror-averaged
+        when the metadata asks for it), for evaluation and threshold calibration."""
+        if not self.metadata.flip_average:
+            return F.normalize(self(x).float(), dim=1)
+        both = F.normalize(self(torch.cat([x, x.flip(3)])).float(), dim=1)
+        return F.normalize(both[: len(x)] + both[len(x) :], dim=1)
 
 
 def feature_shape(backbone: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -156,13 +156,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                     episodic.append({"n_way": n_way, "n_shot": n_shot, "error": str(exc)})
         result["episodes"] = episodic
         if args.enrolled:
-            embed = method.backbone.eval()
-            with torch.no_grad():
-                embeddings, labels = embed_dataset(embed, val)
-            threshold = args.threshold if args.threshold is not None else float(method.backbone.metadata.threshold.distance)
+            backbone = method.backbone.eval()
+            embeddings, labels = embed_dataset(backbone, val)
+            known = backbone.metadata.threshold
+            threshold: Any = args.threshold
+            if threshold is None:
+                threshold = {s: known.for_support(s) for s in args.open_set_shots}
             result["open_set"] = open_set_report(
-                embeddings, labels, enrolled=args.enrolled, shots=args.open_set_shots, seeds=range(args.open_set_seeds), threshold=threshold
+                embeddings, labels, val.base_class_names, enrolled=args.enrolled, shots=args.open_set_shots, seeds=args.open_set_seeds, threshold=threshold
             )
+            result["open_set"]["threshold"] = threshold
     _json_out(result, args.out)
     return 0
 

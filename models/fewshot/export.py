@@ -6,12 +6,11 @@ normalisation (unchanged from the encoder training started from), a distance
 threshold calibrated on *validation* identities at a stated false-accept rate,
 and the training recipe and data summary.
 
-Calibration simulates the service's open-set decision: ``enrolled`` validation
-people are enrolled with ``shots`` photos each, every other validation person is
-a stranger (up to two photos each), and the threshold is the largest distance
-to the nearest prototype that accepts at most ``far`` of the strangers, pooled
-over several seeded draws. ``models/openset.py`` (the lead's open-set protocol)
-is to provide ``calibrate_threshold``; this module's version stands in until then.
+Calibration is the service's open-set decision simulated by
+:func:`models.openset.calibrate_threshold`: ``enrolled`` validation people are
+enrolled with 1 (and 2) photos, every other validation person is a stranger, and
+the threshold per number of enrolment photos is the largest distance to the
+nearest prototype that accepts at most ``far`` of the strangers (mean over seeds).
 """
 
 from __future__ import annotations
@@ -23,37 +22,25 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import EncoderCheckpoint, Threshold
+from ..openset import calibrate_threshold
 from .backbones import EncoderBackbone
 from .data import ImageFolderDataset, TensorImageDataset
-from .evaluate import embed_dataset, open_set_trial, threshold_at_far
+from .evaluate import embed_dataset, gallery_of
 
 
-def calibrate_threshold(
-    embeddings: np.ndarray,
-    labels: np.ndarray,
-    far: float,
-    *,
-    enrolled: int = 50,
-    shots: int = 1,
-    seeds: Sequence[int] = range(10),
-) -> tuple[float, dict]:
-    """Distance threshold admitting ``far`` of strangers to a gallery of ``enrolled`` people; and how it was found."""
-    n_people = len(np.unique(labels))
-    enrolled = min(enrolled, n_people - 1)
-    strangers = []
-    for seed in seeds:
-        strangers.append(open_set_trial(embeddings, labels, enrolled=enrolled, shots=shots, seed=seed).stranger_distance)
-    pooled = np.concatenate(strangers)
-    threshold = threshold_at_far(pooled, far)
-    return threshold, {
-        "far": far,
-        "enrolled": enrolled,
-        "shots": shots,
-        "draws": len(strangers),
-        "stranger_photos": int(len(pooled)),
-        "identities": int(n_people),
-        "achieved_far": float((pooled <= threshold).mean()),
-    }
+def calibrate(
+    embeddings: np.ndarray, labels: np.ndarray, names: Sequence[str], far: float, *, enrolled: int = 50, shots=(1, 2), seeds: int = 5
+) -> tuple[Threshold, dict]:
+    """Per-shot-count thresholds admitting ``far`` of strangers (:func:`models.openset.calibrate_threshold`)."""
+    by_support = calibrate_threshold(gallery_of(embeddings, labels, names), far=far, k=enrolled, shots=tuple(shots), seeds=seeds)
+    details = {"far": far, "enrolled": enrolled, "shots": list(shots), "seeds": seeds, "identities": len(set(labels.tolist())), "photos": len(labels)}
+    threshold = Threshold(
+        distance=round(by_support[min(shots)], 6),
+        far=far,
+        by_support={str(s): round(t, 6) for s, t in by_support.items()},
+        calibrated=True,
+    )
+    return threshold, details
 
 
 def export_encoder(
@@ -73,18 +60,14 @@ def export_encoder(
     device = next(backbone.parameters()).device
     calibration = calibration.to(device)
     embeddings, labels = embed_dataset(backbone, calibration)
-    threshold, details = calibrate_threshold(embeddings, labels, far, enrolled=enrolled)
+    threshold, details = calibrate(embeddings, labels, calibration.base_class_names, far, enrolled=enrolled)
+    threshold.calibrated_on = (
+        f"{calibrated_on}: {details['identities']} people, {details['photos']} photos; open-set protocol K={enrolled}, "
+        f"{details['seeds']} seeds: mean threshold accepting {far:g} of strangers, per number of enrolment photos"
+    )
     metadata = copy.deepcopy(backbone.metadata)
     metadata.name = name or f"{metadata.name}-finetuned"
-    metadata.threshold = Threshold(
-        distance=round(threshold, 6),
-        far=far,
-        calibrated_on=(
-            f"{calibrated_on}: {details['identities']} people, open-set K={details['enrolled']} S={details['shots']}, "
-            f"{details['stranger_photos']} stranger photos over {details['draws']} draws (achieved FAR {details['achieved_far']:.4f})"
-        ),
-        calibrated=True,
-    )
+    metadata.threshold = threshold
     metadata.recipe = {**(recipe or {}), "calibration": details}
     metadata.data = data_summary or {}
     state = {k: v.detach().cpu().float().contiguous() for k, v in backbone.encoder.state_dict().items()}

@@ -116,6 +116,8 @@ class TrainConfig:
             raise ValueError("dataset must be 'omniglot' or 'faces'")
         if not self.data:
             raise ValueError("data: give the dataset folder(s)")
+        if self.method in ("maml", "fomaml") and self.maml_head == "learned":
+            self.val_n_way = self.n_way  # a learned N-way head only classifies N ways
         if self.val_fraction is None:
             self.val_fraction = 0.1 if self.dataset == "omniglot" else 0.3
 
