@@ -46,6 +46,9 @@ case "$cmd" in
         install
         # The data-layer tests also run against PostgreSQL when this URL is set
         # (.ci/run sets it); without it they are skipped with a message.
+        # Tests start several server processes on a small machine: one torch thread
+        # each avoids the oversubscription that makes every one of them crawl.
+        export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     install)
