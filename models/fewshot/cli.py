@@ -143,7 +143,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 print(json.dumps(episodic[-1]), file=sys.stderr, flush=True)
         result["episodes"] = episodic
         if args.lake:
-            result["lake"] = evaluate_lake(method, load_lake_runs(args.lake))
+            try:
+                result["lake"] = evaluate_lake(method, load_lake_runs(args.lake))
+            except ValueError as exc:  # a learned 5-way MAML head cannot take Lake's 20 ways
+                result["lake"] = {"error": str(exc)}
     else:
         val = val.to(device)
         result["validation"] = {"identities": len(val.base_class_names), "images": len(val)}
@@ -185,7 +188,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         raise SystemExit("export needs --checkpoint, or --encoder with --data")
     meta = ckpt.metadata
-    _json_out({"path": args.out, "name": meta.name, "architecture": meta.architecture, "content_hash": meta.content_hash, "threshold": dataclasses.asdict(meta.threshold)}, None)
+    report = {"path": args.out, "name": meta.name, "architecture": meta.architecture, "content_hash": meta.content_hash, "threshold": dataclasses.asdict(meta.threshold)}
+    _json_out(report, args.report)
     return 0
 
 
@@ -246,7 +250,8 @@ def add_training_commands(subparsers) -> None:
     p.add_argument("--val-fraction", type=float, default=0.3)
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--device")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="where to write the encoder checkpoint")
+    p.add_argument("--report", help="also write the JSON summary here")
     p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser("prepare-faces", help="detect + align every photo of an image folder once into a chip cache (resumable)")
