@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import FastAPI
 
+from .admin import mount_admin
 from .api.routes import people, recognition, system
 from .core.config import Settings, get_settings
 from .core.db import make_engine, make_sessionmaker, upgrade_database
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
     install_error_handlers(app)
     for router in (people.router, recognition.router, system.router):
         app.include_router(router, prefix=API_PREFIX)
+    mount_admin(app)
     return app
 
 

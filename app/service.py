@@ -262,6 +262,15 @@ class FaceService:
                     break
         return warnings
 
+    def enrollment_warnings(self, prepared: list[PreparedFace], person_id: str | None = None) -> list[dict]:
+        """The warnings ``enroll`` (or ``add_faces`` to ``person_id``) would give, storing nothing."""
+        self.sync(force=True)
+        existing = []
+        if person_id is not None:
+            with self.sessions() as session:
+                existing = [f.vector for f in self._get_person(session, person_id).faces]
+        return self._warnings(person_id, existing, prepared)
+
     def enroll(self, name: str, prepared: list[PreparedFace], external_id: str | None = None,
                metadata: dict | None = None) -> EnrollResult:
         name = self._clean_name(name)

@@ -10,6 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +30,9 @@ class Settings(BaseSettings):
     workers: int = 1
     gallery_sync_interval_s: float = 0.2  # how often a process checks for other processes' writes
     near_duplicate_distance: float = 0.12
+    admin_password: SecretStr | None = None  # sign-in to /admin with this as well as with an admin key
+    admin_cookie_secure: bool = False  # set true behind HTTPS: the admin session cookie is then Secure
+    admin_session_hours: float = 12.0
 
     @property
     def sqlalchemy_url(self) -> str:

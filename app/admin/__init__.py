@@ -1,0 +1,18 @@
+"""The admin web page at /admin: sign-in, people, enroll, try it, settings (no build step, no CDN)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from . import api, pages
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "admin"
+
+
+def mount_admin(app: FastAPI) -> None:
+    app.include_router(pages.router)
+    app.include_router(api.router)
+    app.mount("/admin/static", StaticFiles(directory=STATIC_DIR), name="admin-static")

@@ -1,0 +1,65 @@
+"""JSON endpoints the admin page's script calls: session cookie + X-CSRF-Token, never X-API-Key."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi.responses import JSONResponse
+
+from models.errors import ValidationFailed
+
+from ..api.deps import ServiceDep, parse_box, read_upload
+from ..service import MAX_FACES_PER_ENROLL
+from .auth import AdminRoute, AdminWrite
+
+router = APIRouter(prefix="/admin/api", route_class=AdminRoute, include_in_schema=False)
+
+
+def _prepare(service, images: list[UploadFile], boxes: list[str]):
+    """Each photo's chosen face (``boxes[i]`` as x1,y1,x2,y2, or empty for the only/dominant face)."""
+    if not images:
+        raise ValidationFailed("Add at least one photo.", {"field": "images"})
+    if len(images) > MAX_FACES_PER_ENROLL:
+        raise ValidationFailed(f"At most {MAX_FACES_PER_ENROLL} photos at once.", {"field": "images"})
+    if boxes and len(boxes) != len(images):
+        raise ValidationFailed("Send one box (or an empty one) per photo.", {"field": "boxes"})
+    prepared = []
+    for i, upload in enumerate(images):
+        try:
+            data = read_upload(upload, service.settings.max_upload_bytes)
+            prepared.append(service.prepare(data, parse_box(boxes[i]) if boxes else None))
+        except Exception as exc:
+            if hasattr(exc, "details"):
+                exc.details = {**exc.details, "image_index": i}
+            raise
+    return prepared
+
+
+@router.post("/detect")
+def detect(service: ServiceDep, _s: AdminWrite, image: Annotated[UploadFile, File()]):
+    """Boxes and quality hints for one photo, before it is used for anything."""
+    return service.detect(read_upload(image, service.settings.max_upload_bytes))
+
+
+@router.post("/check")
+def check(service: ServiceDep, _s: AdminWrite, images: Annotated[list[UploadFile], File()],
+          boxes: Annotated[list[str], Form()] = [], person_id: Annotated[str | None, Form()] = None):  # noqa: B006
+    """What enrolling these photos would warn about (someone else's face, a near-duplicate); stores nothing."""
+    prepared = _prepare(service, images, boxes)
+    return {"warnings": service.enrollment_warnings(prepared, person_id or None),
+            "faces": [{"box": p.box, "quality": p.quality} for p in prepared]}
+
+
+@router.post("/enroll", status_code=status.HTTP_201_CREATED)
+def enroll(service: ServiceDep, _s: AdminWrite, name: Annotated[str, Form()],
+           images: Annotated[list[UploadFile], File()], boxes: Annotated[list[str], Form()] = []):  # noqa: B006
+    result = service.enroll(name, _prepare(service, images, boxes))
+    return JSONResponse({"person": {"id": result.person.id, "name": result.person.name},
+                         "faces": len(result.faces), "warnings": result.warnings,
+                         "url": f"/admin/people/{result.person.id}?done=enrolled"}, status_code=201)
+
+
+@router.post("/identify")
+def identify(service: ServiceDep, _s: AdminWrite, image: Annotated[UploadFile, File()]):
+    return service.identify(read_upload(image, service.settings.max_upload_bytes), top_k=3)

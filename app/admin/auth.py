@@ -1,0 +1,119 @@
+"""Who may use /admin: the session dependency, CSRF, security headers, and how refusals look."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
+
+from models.errors import FaceshotError
+
+from ..errors import error_response
+from .session import COOKIE, AdminSession, SessionSigner
+
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+
+SECURITY_HEADERS = {
+    # Everything is served from here: no CDN, no inline script or style.
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+        "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
+    "Cache-Control": "no-store",
+}
+
+
+class SignInRequired(Exception):
+    """No valid admin session cookie."""
+
+
+class CsrfRejected(Exception):
+    """A state-changing request without the session's CSRF token."""
+
+
+def signer(request: Request) -> SessionSigner:
+    state = request.app.state
+    if getattr(state, "admin_signer", None) is None:
+        state.admin_signer = SessionSigner(state.service.settings)
+    return state.admin_signer
+
+
+def admin_session(request: Request) -> AdminSession:
+    session = signer(request).read(request.cookies.get(COOKIE), request.app.state.service.sessions)
+    if session is None:
+        raise SignInRequired()
+    request.state.admin = session
+    return session
+
+
+async def admin_session_csrf(request: Request, session: Annotated[AdminSession, Depends(admin_session)]) -> AdminSession:
+    """The session, for a request that changes something: it must carry the CSRF token."""
+    token = request.headers.get(CSRF_HEADER)
+    if token is None:
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+            token = (await request.form()).get(CSRF_FIELD)
+    if not isinstance(token, str) or not signer(request).check_csrf(session, token):
+        raise CsrfRejected()
+    return session
+
+
+Admin = Annotated[AdminSession, Depends(admin_session)]
+AdminWrite = Annotated[AdminSession, Depends(admin_session_csrf)]
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith("/admin/api/")
+
+
+class AdminRoute(APIRoute):
+    """Adds the security headers to every admin response and turns refusals into responses.
+
+    A page asked for without a session redirects to the sign-in form; anything else
+    (JSON endpoints, form posts) answers 401 in the service's error shape.
+    """
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def route(request: Request):
+            try:
+                response = await handler(request)
+            except SignInRequired:
+                if request.method == "GET" and not is_api(request):
+                    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                    response = RedirectResponse(f"/admin/login?next={quote(target, safe='')}", status_code=303)
+                else:
+                    response = error_response(401, "unauthorized", "Sign in to the admin page first.")
+            except CsrfRejected:
+                response = error_response(403, "csrf_failed",
+                                          "The form was missing its security token; reload the page and try again.")
+            except FaceshotError as exc:
+                response = error_response(exc.status, exc.code, exc.message, exc.details)
+            except RequestValidationError as exc:
+                problems = [{"field": ".".join(str(p) for p in e.get("loc", []) if p not in ("body", "query", "path")),
+                             "problem": e.get("msg", "")} for e in exc.errors()]
+                response = error_response(422, "validation_error", "The request is missing or has invalid fields.",
+                                          {"errors": problems})
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+            return response
+
+        return route
+
+
+def safe_next(target: str | None) -> str:
+    """Only ever redirect back into /admin after sign-in (no open redirect)."""
+    if target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/admin/people"

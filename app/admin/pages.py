@@ -1,0 +1,246 @@
+"""The admin pages: sign-in, people, a person, enroll, try it, settings and keys (server-rendered)."""
+
+from __future__ import annotations
+
+import hmac
+import io
+import math
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from PIL import Image
+
+from models.errors import FaceshotError, Forbidden, Unauthorized
+
+from .. import keys
+from ..api.deps import ServiceDep, read_upload
+from .auth import Admin, AdminRoute, AdminWrite, safe_next, signer
+from .session import COOKIE, LOGIN_COOKIE
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates" / "admin")
+PAGE_SIZE = 24
+
+router = APIRouter(prefix="/admin", route_class=AdminRoute, include_in_schema=False)
+
+# Messages after a redirect, by code, so no text from the URL is ever shown.
+DONE = {
+    "enrolled": "Enrolled. Check below that the photos are right, then try it.",
+    "renamed": "Name saved.",
+    "face_deleted": "Photo deleted.",
+    "faces_added": "Photo added.",
+    "person_deleted": "Person deleted.",
+    "key_revoked": "Key revoked.",
+    "signed_out": "You are signed out.",
+}
+
+
+def render(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
+    session = getattr(request.state, "admin", None)
+    context.setdefault("done", DONE.get(request.query_params.get("done", "")))
+    return TEMPLATES.TemplateResponse(request, name, {"csrf": session.csrf if session else None, **context},
+                                      status_code=status_code)
+
+
+def person_view(service, person) -> dict:
+    return {
+        "id": person.id, "name": person.name, "external_id": person.external_id,
+        "faces": [{"id": f.id, "has_image": f.image_file is not None, "box": f.box,
+                   "det_score": round(f.det_score, 3), "created_at": f.created_at} for f in person.faces],
+        "created_at": person.created_at,
+    }
+
+
+# -- sign-in -----------------------------------------------------------------------------------
+def _login_page(request: Request, status_code: int = 200, error: str | None = None, next_url: str | None = None):
+    token = secrets.token_urlsafe(18)
+    response = render(request, "login.html", status_code, error=error, login_token=token,
+                      next_url=safe_next(next_url or request.query_params.get("next")),
+                      password_enabled=request.app.state.service.settings.admin_password is not None)
+    response.set_cookie(LOGIN_COOKIE, token, **signer(request).cookie_args(max_age=3600))
+    return response
+
+
+@router.get("/login")
+def login_form(request: Request):
+    return _login_page(request)
+
+
+@router.post("/login")
+def login(request: Request, service: ServiceDep, secret: Annotated[str, Form()] = "",
+          login_token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = ""):
+    expected = request.cookies.get(LOGIN_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected, login_token):
+        return _login_page(request, 403, "The sign-in form had expired. Please try again.", next)
+    secret = secret.strip()
+    password = service.settings.admin_password
+    by = None
+    if password is not None and secret and hmac.compare_digest(secret.encode(), password.get_secret_value().encode()):
+        by = "password"
+    else:
+        try:
+            by = keys.authenticate(service.sessions, secret, need_admin=True).id
+        except Forbidden:
+            return _login_page(request, 403, "That is a recognition key; the admin page needs an admin key.", next)
+        except Unauthorized:
+            return _login_page(request, 401, "That key or password is not valid.", next)
+    cookie, _ = signer(request).issue(by)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    args = signer(request).cookie_args(max_age=int(service.settings.admin_session_hours * 3600))
+    response.set_cookie(COOKIE, cookie, **args)
+    response.delete_cookie(LOGIN_COOKIE, path=args["path"], httponly=True, samesite="strict", secure=args["secure"])
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, _s: AdminWrite):
+    response = RedirectResponse("/admin/login?done=signed_out", status_code=303)
+    response.delete_cookie(COOKIE, path="/admin", httponly=True, samesite="strict",
+                           secure=request.app.state.service.settings.admin_cookie_secure)
+    return response
+
+
+# -- people ------------------------------------------------------------------------------------
+@router.get("")
+@router.get("/")
+def home(_s: Admin):
+    return RedirectResponse("/admin/people", status_code=303)
+
+
+@router.get("/people")
+def people(request: Request, service: ServiceDep, _s: Admin, search: str = "",
+           page: Annotated[int, Query(ge=1)] = 1):
+    search = search.strip()[:200]
+    found, total = service.list_people(search or None, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    return render(request, "people.html", people=[person_view(service, p) for p in found], total=total,
+                  search=search, page=page, pages=pages, section="people")
+
+
+@router.get("/people/{person_id}")
+def person_page(request: Request, service: ServiceDep, _s: Admin, person_id: str):
+    person = service.get_person(person_id)
+    return render(request, "person.html", person=person_view(service, person), section="people",
+                  store_images=service.settings.store_images)
+
+
+@router.post("/people/{person_id}/rename")
+def rename(request: Request, service: ServiceDep, _s: AdminWrite, person_id: str,
+           name: Annotated[str, Form()] = ""):
+    try:
+        service.update_person(person_id, name, None, None, {"name"})
+    except FaceshotError as exc:
+        return render(request, "person.html", 422, person=person_view(service, service.get_person(person_id)),
+                      error=exc.message, section="people", store_images=service.settings.store_images)
+    return RedirectResponse(f"/admin/people/{person_id}?done=renamed", status_code=303)
+
+
+@router.post("/people/{person_id}/faces")
+def add_photos(request: Request, service: ServiceDep, _s: AdminWrite, person_id: str,
+               images: Annotated[list[UploadFile], File()]):
+    service.get_person(person_id)
+    warnings: list[dict] = []
+    try:
+        data = [read_upload(f, service.settings.max_upload_bytes) for f in images if f.filename]
+        result = service.add_faces(person_id, service.prepare_many(data))
+        warnings = result.warnings
+    except FaceshotError as exc:
+        return render(request, "person.html", 422, person=person_view(service, service.get_person(person_id)),
+                      error=exc.message, section="people", store_images=service.settings.store_images)
+    if not warnings:
+        return RedirectResponse(f"/admin/people/{person_id}?done=faces_added", status_code=303)
+    return render(request, "person.html", person=person_view(service, service.get_person(person_id)),
+                  warnings=warnings, done=DONE["faces_added"], section="people",
+                  store_images=service.settings.store_images)
+
+
+@router.post("/people/{person_id}/faces/{face_id}/delete")
+def delete_face(service: ServiceDep, _s: AdminWrite, person_id: str, face_id: str):
+    service.delete_face(person_id, face_id)
+    return RedirectResponse(f"/admin/people/{person_id}?done=face_deleted", status_code=303)
+
+
+@router.get("/people/{person_id}/delete")
+def confirm_delete(request: Request, service: ServiceDep, _s: Admin, person_id: str):
+    return render(request, "confirm_delete.html", person=person_view(service, service.get_person(person_id)),
+                  section="people")
+
+
+@router.post("/people/{person_id}/delete")
+def delete_person(service: ServiceDep, _s: AdminWrite, person_id: str):
+    service.delete_person(person_id)
+    return RedirectResponse("/admin/people?done=person_deleted", status_code=303)
+
+
+@router.get("/people/{person_id}/faces/{face_id}/image")
+def face_image(service: ServiceDep, _s: Admin, person_id: str, face_id: str, thumb: bool = False):
+    data, media_type = service.face_image(person_id, face_id)
+    if thumb:
+        box = next((f.box for f in service.get_person(person_id).faces if f.id == face_id), None)
+        data, media_type = thumbnail(data, box), "image/jpeg"
+    return Response(content=data, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
+def thumbnail(data: bytes, box: list[float] | None, size: int = 160) -> bytes:
+    """A square JPEG around the face (the whole photo when the box is unknown)."""
+    from PIL import ImageOps
+
+    image = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    if box:
+        x1, y1, x2, y2 = box
+        cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) * 1.6
+        image = image.crop((int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2)))
+    image = ImageOps.fit(image, (size, size))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+# -- enroll, try it ------------------------------------------------------------------------------
+@router.get("/enroll")
+def enroll_page(request: Request, _s: Admin):
+    return render(request, "enroll.html", section="enroll")
+
+
+@router.get("/try")
+def try_page(request: Request, _s: Admin):
+    return render(request, "try.html", section="try")
+
+
+# -- settings and keys ----------------------------------------------------------------------------
+def _settings_page(request: Request, service, status_code: int = 200, **extra):
+    enc = service.pipeline.encoder
+    by_support = None if service.settings.threshold is not None else enc.metadata.threshold.by_support
+    return render(request, "settings.html", status_code, section="settings", encoder=enc.describe(),
+                  threshold=service.threshold_for(1), by_support=by_support,
+                  threshold_source="FACESHOT_THRESHOLD" if service.settings.threshold is not None
+                  else "encoder checkpoint",
+                  counts=service.counts(), store_images=service.settings.store_images,
+                  keys=keys.list_keys(service.sessions), **extra)
+
+
+@router.get("/settings")
+def settings_page(request: Request, service: ServiceDep, _s: Admin):
+    return _settings_page(request, service)
+
+
+@router.post("/keys")
+def create_key(request: Request, service: ServiceDep, _s: AdminWrite, name: Annotated[str, Form()] = "",
+               role: Annotated[str, Form()] = "recognition"):
+    try:
+        key, secret = keys.create_key(service.sessions, name[:200], role)
+    except FaceshotError as exc:
+        return _settings_page(request, service, 422, error=exc.message)
+    return _settings_page(request, service, 201, new_key={"name": key.name, "role": key.role, "secret": secret})
+
+
+@router.post("/keys/{key_id}/revoke")
+def revoke_key(request: Request, service: ServiceDep, session: AdminWrite, key_id: str):
+    if key_id == session.by:
+        return _settings_page(request, service, 409, error="That is the key you signed in with; "
+                              "sign in with another admin key to revoke it.")
+    keys.revoke_key(service.sessions, key_id)
+    return RedirectResponse("/admin/settings?done=key_revoked", status_code=303)

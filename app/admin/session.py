@@ -1,0 +1,113 @@
+"""Admin sign-in: an HMAC-signed session cookie, and CSRF tokens derived from it.
+
+The cookie holds ``{"sid", "exp", "by"}`` signed with a secret generated once into
+``<data_dir>/admin_session_secret`` (shared by every worker on that data directory).
+``by`` is the id of the admin key used to sign in (a revoked key ends its sessions
+at the next request) or ``"password"``. The CSRF token is an HMAC of the session id,
+so it needs no server-side store and changes with every sign-in.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import sessionmaker
+
+from ..core.config import Settings
+from ..models import ApiKey
+
+COOKIE = "faceshot_admin"
+LOGIN_COOKIE = "faceshot_admin_login"  # double-submit token for the sign-in form (no session yet)
+COOKIE_PATH = "/admin"
+SECRET_FILE = "admin_session_secret"
+
+
+def load_secret(data_dir: Path) -> bytes:
+    """The signing secret, generated on first use; atomic so concurrent workers agree."""
+    path = data_dir / SECRET_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = data_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(tmp, path)  # fails if another worker got there first; theirs wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    return bytes.fromhex(path.read_text().strip())
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class AdminSession:
+    sid: str
+    expires: float
+    by: str  # admin key id, or "password"
+    csrf: str
+
+
+class SessionSigner:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.secret = load_secret(settings.data_dir)
+
+    def _mac(self, purpose: str, payload: str) -> str:
+        return _b64(hmac.new(self.secret, f"{purpose}:{payload}".encode(), hashlib.sha256).digest())
+
+    def csrf_for(self, sid: str) -> str:
+        return self._mac("csrf", sid)
+
+    def issue(self, by: str) -> tuple[str, AdminSession]:
+        sid = secrets.token_urlsafe(18)
+        expires = time.time() + self.settings.admin_session_hours * 3600
+        payload = _b64(json.dumps({"sid": sid, "exp": int(expires), "by": by}, separators=(",", ":")).encode())
+        return f"{payload}.{self._mac('session', payload)}", AdminSession(sid, expires, by, self.csrf_for(sid))
+
+    def read(self, cookie: str | None, sessions: sessionmaker) -> AdminSession | None:
+        """The session a cookie carries, or None when it is missing, forged, expired or its key revoked."""
+        if not cookie or "." not in cookie:
+            return None
+        payload, mac = cookie.rsplit(".", 1)
+        if not hmac.compare_digest(mac, self._mac("session", payload)):
+            return None
+        try:
+            data = json.loads(_unb64(payload))
+            sid, expires, by = str(data["sid"]), float(data["exp"]), str(data["by"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if expires < time.time():
+            return None
+        if by == "password":
+            if self.settings.admin_password is None:
+                return None  # the password was switched off since
+        else:
+            with sessions() as session:
+                key = session.get(ApiKey, by)
+            if key is None or key.revoked_at is not None or key.role != "admin":
+                return None
+        return AdminSession(sid, expires, by, self.csrf_for(sid))
+
+    def check_csrf(self, session: AdminSession, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(token, session.csrf)
+
+    def cookie_args(self, max_age: int | None = None) -> dict:
+        return {"httponly": True, "samesite": "strict", "secure": self.settings.admin_cookie_secure,
+                "path": COOKIE_PATH, "max_age": max_age}

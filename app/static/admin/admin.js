@@ -1,0 +1,346 @@
+// faceshot admin: photo picker (upload, drag-and-drop, camera), face boxes, enroll and try-it pages.
+// Plain browser JavaScript, no build step. Talks to /admin/api/* with the session cookie + X-CSRF-Token.
+(() => {
+  'use strict';
+  const csrf = document.body.dataset.csrf;
+  const SVG = 'http://www.w3.org/2000/svg';
+
+  async function post(url, form) {
+    const res = await fetch(url, {
+      method: 'POST', body: form, credentials: 'same-origin', headers: { 'X-CSRF-Token': csrf },
+    });
+    let data = null;
+    try { data = await res.json(); } catch (_) { /* not JSON */ }
+    if (!res.ok) {
+      const err = new Error(data && data.error ? data.error.message : `The request failed (${res.status}).`);
+      err.code = data && data.error ? data.error.code : 'http_error';
+      if (res.status === 401) err.message = 'Your session has ended: reload the page and sign in again.';
+      throw err;
+    }
+    return data;
+  }
+
+  function h(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === false || v == null) continue;
+      if (k === 'text') node.textContent = v;
+      else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? '' : v);
+    }
+    for (const c of children) if (c != null) node.append(c);
+    return node;
+  }
+
+  function s(tag, attrs = {}) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    return node;
+  }
+
+  // An image with an SVG overlay in the image's own pixel coordinates.
+  async function stage(url, alt) {
+    const img = h('img', { src: url, alt });
+    const svg = s('svg', { 'aria-hidden': 'true', preserveAspectRatio: 'none' });
+    const root = h('div', { class: 'stage' }, img, svg);
+    try { await img.decode(); } catch (_) { /* drawn when it loads */ }
+    const w = img.naturalWidth || 1, hgt = img.naturalHeight || 1;
+    svg.setAttribute('viewBox', `0 0 ${w} ${hgt}`);
+    return { root, svg, img, w };
+  }
+
+  function drawBox(st, box, label, cls) {
+    const [x1, y1, x2, y2] = box;
+    const stroke = Math.max(2, st.w / 160), font = Math.max(12, st.w / 22);
+    const g = s('g', { class: `box ${cls}` });
+    g.append(s('rect', { x: x1, y: y1, width: x2 - x1, height: y2 - y1, 'stroke-width': stroke }));
+    if (label) {
+      const ty = y1 > font * 1.3 ? y1 - font * 0.35 : y2 + font;
+      const text = s('text', { x: x1, y: ty, 'font-size': font, 'stroke-width': font / 6 });
+      text.textContent = label;
+      g.append(text);
+    }
+    st.svg.append(g);
+    return g;
+  }
+
+  // File input, drag-and-drop and camera, all handing File objects to onPhoto.
+  function picker(root, onPhoto, say) {
+    const input = root.querySelector('[data-file]');
+    const drop = root.querySelector('[data-drop]');
+    const cam = root.querySelector('[data-camera]');
+    const video = root.querySelector('[data-video]');
+    let stream = null;
+    input.addEventListener('change', () => {
+      for (const f of Array.from(input.files)) onPhoto(f);
+      input.value = '';
+    });
+    drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+    drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+    drop.addEventListener('drop', (e) => {
+      e.preventDefault();
+      drop.classList.remove('over');
+      for (const f of Array.from(e.dataTransfer.files)) if (f.type.startsWith('image/')) onPhoto(f);
+    });
+    const stop = () => {
+      if (stream) stream.getTracks().forEach((t) => t.stop());
+      stream = null;
+      video.srcObject = null;
+      cam.hidden = true;
+    };
+    root.querySelector('[data-camera-start]').addEventListener('click', async () => {
+      if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+        say('This browser cannot use a camera here (the page must be served over HTTPS or from localhost).', 'bad');
+        return;
+      }
+      try {
+        stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 1280 }, height: { ideal: 720 } }, audio: false });
+      } catch (e) {
+        say(`The camera could not be opened: ${e.message || e.name}.`, 'bad');
+        return;
+      }
+      video.srcObject = stream;
+      cam.hidden = false;
+      root.querySelector('[data-camera-capture]').focus();
+    });
+    root.querySelector('[data-camera-stop]').addEventListener('click', stop);
+    root.querySelector('[data-camera-capture]').addEventListener('click', () => {
+      if (!video.videoWidth) { say('The camera is not ready yet.', 'warn'); return; }
+      const canvas = document.createElement('canvas');
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+      canvas.getContext('2d').drawImage(video, 0, 0);
+      canvas.toBlob((blob) => {
+        onPhoto(new File([blob], `camera-${Date.now()}.jpg`, { type: 'image/jpeg' }));
+        stop();
+      }, 'image/jpeg', 0.92);
+    });
+    return { stop };
+  }
+
+  function sayIn(node) {
+    return (text, kind = '') => { node.textContent = text; node.className = `status ${kind}`; };
+  }
+
+  const fmt = (x) => (x == null ? '–' : Number(x).toFixed(3));
+
+  // -- enroll --------------------------------------------------------------------------------------
+  function qualityHints(face) {
+    const q = face.quality || {};
+    const hints = [];
+    if (q.too_small) hints.push(['warn', `The face is small (${Math.round(q.face_size)} px); a closer photo works better.`]);
+    if (q.blurry) hints.push(['warn', 'The face looks blurry; a sharper photo works better.']);
+    if (q.low_confidence) hints.push(['warn', 'The detector is not sure this is a face (poor light, turned away?).']);
+    if (!hints.length) hints.push(['ok', 'Looks good.']);
+    return hints;
+  }
+
+  function enrollPage() {
+    const MAX = 2;
+    const form = document.getElementById('enroll-form');
+    const nameInput = document.getElementById('enroll-name');
+    const previews = document.getElementById('previews');
+    const warnings = document.getElementById('warnings');
+    const save = document.getElementById('enroll-save');
+    const say = sayIn(document.getElementById('enroll-status'));
+    const photos = [];
+    let serial = 0, checkSerial = 0, busy = false;
+
+    const ready = () => photos.length > 0 && photos.every((p) => p.faces && p.chosen != null);
+    const update = () => { save.disabled = busy || !ready() || !nameInput.value.trim(); };
+    nameInput.addEventListener('input', update);
+
+    async function render(p) {
+      // Hold the photo's place synchronously so cards stay in order while images decode.
+      if (!previews.querySelector(`[data-photo="${p.id}"]`)) previews.append(h('div', { class: 'preview', 'data-photo': p.id }));
+      const card = h('div', { class: 'preview', 'data-photo': p.id });
+      const index = photos.indexOf(p) + 1;
+      card.append(h('h3', { text: `Photo ${index}` }));
+      if (!p.faces && !p.error) {
+        card.append(h('p', { class: 'status', text: 'Checking the photo…' }));
+      } else {
+        const st = await stage(p.url, `Photo ${index}`);
+        card.append(st.root);
+        const hints = h('ul', { class: 'hints' });
+        if (p.error) hints.append(h('li', { class: 'bad', text: p.error }));
+        else if (!p.faces.length) hints.append(h('li', { class: 'bad', text: 'No face found. Use a photo where the face is clear and facing the camera.' }));
+        (p.faces || []).forEach((f, i) => {
+          const chosen = p.chosen === i;
+          const g = drawBox(st, f.box, p.faces.length > 1 ? `${i + 1}` : '', chosen ? 'chosen' : 'other');
+          if (p.faces.length > 1) g.addEventListener('click', () => choose(p, i));
+        });
+        if (p.faces && p.faces.length > 1) {
+          const group = h('fieldset', { class: 'choose' }, h('legend', { text: `${p.faces.length} faces: which one is this person?` }));
+          p.faces.forEach((f, i) => {
+            const id = `face-${p.id}-${i}`;
+            group.append(h('span', { class: 'choice' },
+              h('input', { type: 'radio', id, name: `face-${p.id}`, checked: p.chosen === i, onchange: () => choose(p, i) }),
+              h('label', { for: id, text: `Face ${i + 1}` })));
+          });
+          card.append(group);
+          if (p.chosen == null) hints.append(h('li', { class: 'warn', text: 'Several faces: choose the person to enroll (click the box or pick a number).' }));
+        }
+        if (p.chosen != null) for (const [kind, text] of qualityHints(p.faces[p.chosen])) hints.append(h('li', { class: kind, text }));
+        card.append(hints);
+      }
+      card.append(h('button', { type: 'button', class: 'small', text: 'Remove photo', 'aria-label': `Remove photo ${index}`, onclick: () => remove(p) }));
+      const old = previews.querySelector(`[data-photo="${p.id}"]`);
+      if (old) old.replaceWith(card); // else removed meanwhile
+    }
+
+    function choose(p, i) {
+      p.chosen = i;
+      render(p).then(() => { const r = document.getElementById(`face-${p.id}-${i}`); if (r) r.focus(); });
+      check();
+      update();
+    }
+
+    function remove(p) {
+      photos.splice(photos.indexOf(p), 1);
+      URL.revokeObjectURL(p.url);
+      previews.innerHTML = '';
+      photos.forEach(render);
+      check();
+      update();
+      nameInput.focus();
+    }
+
+    function boxes() {
+      return photos.map((p) => p.faces[p.chosen].box.join(','));
+    }
+
+    async function check() {
+      const mine = ++checkSerial;
+      warnings.innerHTML = '';
+      if (!ready()) return;
+      const fd = new FormData();
+      photos.forEach((p) => fd.append('images', p.file));
+      boxes().forEach((b) => fd.append('boxes', b));
+      warnings.append(h('p', { class: 'status', text: 'Comparing with the people already enrolled…' }));
+      let res;
+      try { res = await post('/admin/api/check', fd); } catch (e) {
+        if (mine === checkSerial) { warnings.innerHTML = ''; warnings.append(h('p', { class: 'notice bad', text: e.message })); }
+        return;
+      }
+      if (mine !== checkSerial) return;
+      warnings.innerHTML = '';
+      if (!res.warnings.length) {
+        warnings.append(h('p', { class: 'notice ok', id: 'check-ok', text: 'No conflicts with the people already enrolled.' }));
+        return;
+      }
+      const list = h('ul', { class: 'notice warn', id: 'check-warnings' });
+      for (const w of res.warnings) {
+        let text = `Photo ${w.image_index + 1}: ${w.message}`;
+        if (w.code === 'looks_like_other_person') text += ` (distance ${fmt(w.distance)}; to this person's own photos ${fmt(w.distance_to_own)})`;
+        list.append(h('li', { text }));
+      }
+      warnings.append(list);
+    }
+
+    async function add(file) {
+      if (photos.length >= MAX) { say('Two photos are enough; remove one to use another.', 'warn'); return; }
+      say('');
+      const p = { id: ++serial, file, url: URL.createObjectURL(file), faces: null, chosen: null };
+      photos.push(p);
+      update();
+      await render(p);
+      const fd = new FormData();
+      fd.append('image', file);
+      try {
+        const res = await post('/admin/api/detect', fd);
+        p.faces = res.faces; // largest first
+        if (p.faces.length === 1) p.chosen = 0;
+        else if (p.faces.length > 1) {
+          const area = (f) => (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]);
+          if (area(p.faces[0]) >= 2 * area(p.faces[1])) p.chosen = 0;
+        }
+      } catch (e) {
+        p.error = e.message;
+        p.faces = [];
+      }
+      if (!photos.includes(p)) return;
+      await render(p);
+      update();
+      check();
+    }
+
+    picker(form.querySelector('.picker'), add, say);
+
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      if (!nameInput.value.trim()) { say('Enter the person\'s name.', 'bad'); nameInput.focus(); return; }
+      if (!ready()) { say('Add a photo, and choose the face in each.', 'bad'); return; }
+      busy = true;
+      update();
+      say('Saving…');
+      const fd = new FormData();
+      fd.append('name', nameInput.value.trim());
+      photos.forEach((p) => fd.append('images', p.file));
+      boxes().forEach((b) => fd.append('boxes', b));
+      try {
+        const res = await post('/admin/api/enroll', fd);
+        window.location.assign(res.url);
+      } catch (err) {
+        say(err.message, 'bad');
+        busy = false;
+        update();
+      }
+    });
+  }
+
+  // -- try it -----------------------------------------------------------------------------------------
+  function tryPage() {
+    const out = document.getElementById('try-result');
+    const say = sayIn(document.getElementById('try-status'));
+    let serial = 0;
+
+    async function identify(file) {
+      const mine = ++serial;
+      out.innerHTML = '';
+      say('Looking…');
+      const fd = new FormData();
+      fd.append('image', file);
+      let res;
+      try { res = await post('/admin/api/identify', fd); } catch (e) { if (mine === serial) say(e.message, 'bad'); return; }
+      if (mine !== serial) return;
+      const url = URL.createObjectURL(file);
+      const st = await stage(url, 'The photo you tried');
+      const list = h('ol', { class: 'results' });
+      res.faces.forEach((f, i) => {
+        const name = f.person ? f.person.name : 'Unknown';
+        drawBox(st, f.box, `${i + 1}. ${name}`, f.person ? 'known' : 'unknown');
+        const item = h('li', { class: f.person ? 'known' : 'unknown', 'data-face': i + 1 });
+        item.append(h('h2', { class: 'decision', text: `Face ${i + 1}: ${name}` }));
+        if (f.distance == null) {
+          item.append(h('p', { text: 'No one is enrolled yet, so every face is Unknown.' }));
+        } else {
+          const verdict = f.person ? 'within' : 'beyond';
+          item.append(h('p', { class: 'numbers', text: `Distance ${fmt(f.distance)} to the nearest person, ${verdict} the threshold ${fmt(f.threshold)}.` }));
+        }
+        if (f.candidates && f.candidates.length) {
+          const table = h('table', {}, h('caption', { text: 'Nearest enrolled people' }),
+            h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'Person' }), h('th', { scope: 'col', text: 'Distance' }), h('th', { scope: 'col', text: 'Similarity' }))));
+          const body = h('tbody');
+          for (const c of f.candidates) {
+            body.append(h('tr', {}, h('td', {}, h('a', { href: `/admin/people/${encodeURIComponent(c.person.id)}`, text: c.person.name })),
+              h('td', { text: fmt(c.distance) }), h('td', { text: fmt(c.similarity) })));
+          }
+          table.append(body);
+          item.append(h('div', { class: 'table-wrap' }, table));
+        }
+        const q = f.quality || {};
+        const notes = [q.too_small && 'small face', q.blurry && 'blurry', q.low_confidence && 'unsure detection'].filter(Boolean);
+        if (notes.length) item.append(h('p', { class: 'meta', text: `Photo quality: ${notes.join(', ')}.` }));
+        list.append(item);
+      });
+      out.append(h('div', { class: 'try-grid' }, st.root, list));
+      say(res.faces.length ? `${res.faces.length} face${res.faces.length > 1 ? 's' : ''} found (${Math.round(res.took_ms)} ms).` : 'No face found in this photo.', res.faces.length ? 'ok' : 'warn');
+    }
+
+    picker(document.querySelector('.picker'), identify, say);
+  }
+
+  const page = document.body.dataset.page;
+  if (page === 'enroll') enrollPage();
+  if (page === 'try') tryPage();
+})();
