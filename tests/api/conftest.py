@@ -13,7 +13,7 @@ ADMIN = "test-admin-key-0123456789"
 
 
 def make_settings(data_dir: Path, **overrides) -> Settings:
-    return Settings(data_dir=data_dir, admin_key=ADMIN, **overrides)
+    return Settings(data_dir=data_dir, admin_key=ADMIN, **{"torch_threads": 1, **overrides})
 
 
 @pytest.fixture

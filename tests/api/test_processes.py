@@ -23,7 +23,8 @@ def free_port() -> int:
 
 
 def start_server(data_dir: Path, port: int, extra_env=None, workers: int = 1) -> subprocess.Popen:
-    env = {**os.environ, "FACESHOT_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1", **(extra_env or {})}
+    env = {**os.environ, "FACESHOT_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1",
+           "FACESHOT_TORCH_THREADS": "1", **(extra_env or {})}
     env.pop("FACESHOT_DATABASE_URL", None)
     return subprocess.Popen(
         [FACESHOT, "serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
@@ -101,7 +102,7 @@ def test_serve_generates_the_admin_key_once_and_import_enrolls_a_folder(tmp_path
         for f in photos[person][:2]:
             shutil.copy(f, folder / person / f.name)
     (folder / "Robert_Blake" / "notes.jpg").write_text("not a photo")
-    env = {**os.environ, "FACESHOT_DATA_DIR": str(data), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "FACESHOT_DATA_DIR": str(data), "OMP_NUM_THREADS": "1", "FACESHOT_TORCH_THREADS": "1"}
     env.pop("FACESHOT_ADMIN_KEY", None)
     out = subprocess.run([FACESHOT, "import", str(folder), "--max-photos", "3"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
