@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from models.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from models.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 
 from .core.config import Settings
 from .models import ApiKey
@@ -62,8 +62,20 @@ def revoke_key(sessions: sessionmaker, key_id: str) -> ApiKey:
         key = session.get(ApiKey, key_id)
         if key is None:
             raise NotFound(f"No API key with id {key_id}.", {"key_id": key_id})
+        if key.role == "admin" and key.revoked_at is None and _active_admins(session) <= 1:
+            # Nothing could mint an admin key afterwards: start-up generates one only when none was ever made.
+            raise Conflict("This is the last admin key; create another admin key before revoking it.",
+                           {"key_id": key_id})
         key.revoked_at = key.revoked_at or datetime.now(timezone.utc)
         return key
+
+
+def _active_admins(session) -> int:
+    # FOR UPDATE: two concurrent revocations on PostgreSQL cannot both see "another admin is left".
+    rows = session.execute(
+        select(ApiKey.id).where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None)).with_for_update()
+    ).all()
+    return len(rows)
 
 
 def ensure_admin_key(settings: Settings, sessions: sessionmaker) -> str | None:
