@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timezone
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from .models import Face, Person
+
+
+def _as_utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes for DateTime(timezone=True); every stored time is UTC.
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class PersonCreate(BaseModel):
@@ -29,7 +37,7 @@ class FaceOut(BaseModel):
     det_score: float
     encoder_hash: str
     has_image: bool
-    created_at: datetime
+    created_at: UtcDatetime
 
     @classmethod
     def of(cls, f: Face) -> FaceOut:
@@ -43,8 +51,8 @@ class PersonOut(BaseModel):
     external_id: str | None
     metadata: dict[str, Any]
     face_count: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
     @classmethod
     def of(cls, p: Person) -> PersonOut:
@@ -75,8 +83,8 @@ class KeyOut(BaseModel):
     name: str
     role: str
     prefix: str
-    created_at: datetime
-    revoked_at: datetime | None
+    created_at: UtcDatetime
+    revoked_at: UtcDatetime | None
 
 
 class KeyCreated(KeyOut):
