@@ -82,7 +82,10 @@
       drop.classList.remove('over');
       for (const f of Array.from(e.dataTransfer.files)) if (f.type.startsWith('image/')) onPhoto(f);
     });
+    const capture = root.querySelector('[data-camera-capture]');
+    video.addEventListener('playing', () => { capture.disabled = false; capture.focus(); }); // a frame to take
     const stop = () => {
+      capture.disabled = true;
       if (stream) stream.getTracks().forEach((t) => t.stop());
       stream = null;
       video.srcObject = null;
@@ -101,10 +104,9 @@
       }
       video.srcObject = stream;
       cam.hidden = false;
-      root.querySelector('[data-camera-capture]').focus();
     });
     root.querySelector('[data-camera-stop]').addEventListener('click', stop);
-    root.querySelector('[data-camera-capture]').addEventListener('click', () => {
+    capture.addEventListener('click', () => {
       if (!video.videoWidth) { say('The camera is not ready yet.', 'warn'); return; }
       const canvas = document.createElement('canvas');
       canvas.width = video.videoWidth;
