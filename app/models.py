@@ -75,3 +75,12 @@ class GalleryState(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class GalleryChange(Base):
+    """Which people a gallery version touched, so other processes refresh just those prototypes."""
+
+    __tablename__ = "gallery_changes"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -28,7 +28,7 @@ from models.pipeline import FacePipeline, select_enrollment_face
 
 from .core.config import Settings
 from .gallery import Gallery, Match, prototype
-from .models import Face, GalleryState, Person, new_id
+from .models import Face, GalleryChange, GalleryState, Person, new_id
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,33 @@ class FaceService:
         self.gallery.process_support_set(embeddings, [r.person_id for r in rows], {r.person_id: r.name for r in rows})
         self.gallery.version = version
 
+    def _support_sets(self, session: Session, person_ids) -> dict[str, tuple[str, np.ndarray] | None]:
+        """Each person's name and support embeddings under the running encoder (None: deleted)."""
+        person_ids = list(person_ids)
+        out: dict[str, tuple[str, np.ndarray] | None] = dict.fromkeys(person_ids)
+        for start in range(0, len(person_ids), 500):
+            chunk = person_ids[start : start + 500]
+            for pid, name in session.execute(select(Person.id, Person.name).where(Person.id.in_(chunk))):
+                out[pid] = (name, [])
+            for pid, emb in session.execute(
+                select(Face.person_id, Face.embedding).where(
+                    Face.person_id.in_(chunk), Face.encoder_hash == self.pipeline.encoder.content_hash
+                ).order_by(Face.created_at)
+            ):
+                if out.get(pid) is not None:
+                    out[pid][1].append(np.frombuffer(emb, dtype="<f4"))
+        return {pid: None if v is None else (v[0], np.stack(v[1]) if v[1] else np.zeros((0, self.gallery.dim)))
+                for pid, v in out.items()}
+
+    def _apply(self, refreshed: dict[str, tuple[str, np.ndarray] | None]) -> None:
+        for person_id, value in refreshed.items():
+            if value is None:
+                self.gallery.remove(person_id)
+            else:
+                self.gallery.upsert(person_id, value[0], value[1])
+
     def sync(self, force: bool = False) -> None:
+        """Catch up with other processes' writes: refresh just the people they touched."""
         now = time.monotonic()
         if not force and now - self._last_check < self.settings.gallery_sync_interval_s:
             return
@@ -153,10 +179,26 @@ class FaceService:
             try:
                 with self.sessions() as session:
                     version = self._db_version(session)
+                    local = self.gallery.version
+                    if version == local:
+                        return
+                    if local < 0 or version < local:  # never loaded, or the database was replaced
+                        refreshed = None
+                    else:
+                        # Version first, then the rows: what is read is at least as new as `version`.
+                        touched = session.execute(
+                            select(GalleryChange.person_id).where(
+                                GalleryChange.version > local, GalleryChange.version <= version
+                            ).distinct()
+                        ).scalars().all()
+                        refreshed = self._support_sets(session, touched)
             except OperationalError as exc:
                 raise ServiceUnavailable("The database is unreachable.") from exc
-            if version != self.gallery.version:
+            if refreshed is None:
                 self.reload()
+            else:
+                self._apply(refreshed)
+                self.gallery.version = version
 
     def check_encoder_matches_stored(self) -> None:
         """Refuse to serve embeddings made by another encoder (they would be silently wrong)."""
@@ -181,14 +223,9 @@ class FaceService:
                 result = work(session, written_files)
                 session.execute(update(GalleryState).where(GalleryState.id == 1).values(version=GalleryState.version + 1))
                 new_version = self._db_version(session)
-                refreshed = {}
-                for person_id in touched or set():
-                    person = session.get(Person, person_id)
-                    if person is None:
-                        refreshed[person_id] = None
-                    else:
-                        embs = [f.vector for f in person.faces if f.encoder_hash == self.pipeline.encoder.content_hash]
-                        refreshed[person_id] = (person.name, np.stack(embs) if embs else np.zeros((0, self.gallery.dim)))
+                session.add_all(GalleryChange(version=new_version, person_id=p) for p in touched or ())
+                session.flush()
+                refreshed = self._support_sets(session, touched or ())
         except IntegrityError as exc:
             self._discard(written_files)
             raise Conflict("That conflicts with an existing record (is the external_id taken?).") from exc
@@ -199,14 +236,12 @@ class FaceService:
             self._discard(written_files)
             raise
         with self._sync_lock:
-            in_step = self.gallery.version == new_version - 1
-            for person_id, value in refreshed.items():
-                if value is None:
-                    self.gallery.remove(person_id)
-                else:
-                    self.gallery.upsert(person_id, value[0], value[1])
-            # Another process wrote in between: our copy is incomplete, reload at the next check.
-            self.gallery.version = new_version if in_step else -1
+            # A sync that already read this version (or a later one) knows better than `refreshed`.
+            if self.gallery.version < new_version:
+                self._apply(refreshed)
+                # Versions written in between by other processes come with the next sync.
+                if self.gallery.version == new_version - 1:
+                    self.gallery.version = new_version
         return result
 
     @staticmethod
