@@ -55,6 +55,8 @@ def _gpu_resources():
             return faiss.StandardGpuResources()
     except AttributeError:  # faiss-cpu has no GPU symbols
         pass
+    except Exception as exc:  # a GPU faiss cannot use (driver, memory): the CPU index answers the same
+        log.warning("faiss sees a GPU but cannot use it (%s); the gallery index stays on the CPU", exc)
     return None
 
 
@@ -157,7 +159,12 @@ class Gallery:
         if self._gpu is None:
             return self._cpu_index
         if self._search_index is None:
-            self._search_index = faiss.index_cpu_to_gpu(self._gpu, 0, self._cpu_index)
+            try:
+                self._search_index = faiss.index_cpu_to_gpu(self._gpu, 0, self._cpu_index)
+            except Exception as exc:  # e.g. out of GPU memory: keep serving from the CPU copy
+                log.warning("copying the gallery index to the GPU failed (%s); searching on the CPU", exc)
+                self._gpu = None
+                return self._cpu_index
         return self._search_index
 
     def forward(self, queries: np.ndarray, k: int = 5) -> list[list[Match]]:
