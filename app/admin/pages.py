@@ -219,7 +219,7 @@ def _settings_page(request: Request, service, status_code: int = 200, **extra):
                   threshold_source="FACESHOT_THRESHOLD" if service.settings.threshold is not None
                   else "encoder checkpoint",
                   counts=service.counts(), store_images=service.settings.store_images,
-                  keys=keys.list_keys(service.sessions), **extra)
+                  keys=keys.list_keys(service.sessions), signed_in_by=request.state.admin.by, **extra)
 
 
 @router.get("/settings")

@@ -155,6 +155,8 @@ def test_camera_enroll(page, server, photos):
     expect(page.locator("[data-video]")).to_be_hidden()
     expect(page.locator(".preview .hints .ok")).to_have_text("Looks good.")
     expect(page.locator(".preview svg .box.chosen")).to_have_count(1)
+    expect(page.locator("#check-ok, #check-warnings")).to_be_visible()
+    screenshot(page, "enroll-camera")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", name="Camera Person", level=1)).to_be_visible()
     expect(page.locator(".faces > li")).to_have_count(1)
@@ -263,3 +265,38 @@ def test_revoking_the_key_ends_its_sessions(server):
         assert client.get("/admin/people").status_code == 200
         httpx.delete(f"{server.url}/api/v1/keys/{created['id']}", headers={"X-API-Key": ADMIN})
         assert client.get("/admin/people").status_code == 303
+
+
+def test_enroll_picks_the_face_the_user_clicks(page, server, photos, tmp_path):
+    """A photo of two people of the same size: nothing is chosen until the user says which face."""
+    from PIL import Image
+
+    left, right = (Image.open(photos[who][0]).convert("RGB") for who in ("Carlos_Menem", "Leonid_Kuchma"))
+    pair = Image.new("RGB", (left.width + right.width, max(left.height, right.height)))
+    pair.paste(left, (0, 0))
+    pair.paste(right, (left.width, 0))
+    path = tmp_path / "two_people.jpg"
+    pair.save(path, quality=92)
+
+    sign_in(page, start="/admin/enroll")
+    page.get_by_label("Name").fill("Leonid Kuchma")
+    page.get_by_label("Choose photos").set_input_files(str(path))
+    choose = page.get_by_role("group", name="2 faces: which one is this person?")
+    expect(choose).to_be_visible()
+    expect(page.locator(".preview .hints .warn")).to_contain_text("Several faces")
+    expect(page.get_by_role("button", name="Save")).to_be_disabled()
+    boxes = page.locator(".preview svg .box.other")
+    expect(boxes).to_have_count(2)
+    # Faces come largest first; pick the one on the right by its box.
+    xs = boxes.locator("rect").evaluate_all("rs => rs.map(r => Number(r.getAttribute('x')))")
+    right_face = max(range(2), key=lambda i: xs[i])
+    page.get_by_label(f"Face {right_face + 1}").check()
+    expect(page.locator(".preview svg .box.chosen")).to_have_count(1)
+    expect(page.locator("#check-ok, #check-warnings")).to_be_visible()
+    screenshot(page, "enroll-choose-face")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", name="Leonid Kuchma", level=1)).to_be_visible()
+    person_id = page.url.split("/admin/people/")[1].split("?")[0]
+    faces = httpx.get(f"{server.url}/api/v1/people/{person_id}/faces", headers={"X-API-Key": ADMIN}).json()
+    assert len(faces) == 1 and faces[0]["box"][0] >= left.width - 10  # the right-hand face was enrolled
+    assert page.problems == []
