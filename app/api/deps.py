@@ -59,3 +59,29 @@ def parse_box(box: str | None) -> list[float] | None:
     if len(values) != 4 or values[2] <= values[0] or values[3] <= values[1]:
         raise ValidationFailed("box must be x1,y1,x2,y2 with x2 > x1 and y2 > y1.", {"field": "box"})
     return values
+
+
+def collect_uploads(images: list[UploadFile] | None, image: UploadFile | None) -> list[UploadFile]:
+    """Photos sent as repeated `images`, or one `image`."""
+    from models.errors import ValidationFailed
+
+    uploads = list(images or []) + ([image] if image is not None else [])
+    if not uploads:
+        raise ValidationFailed("Send one photo as `image` or several as `images`.", {"field": "images"})
+    return uploads
+
+
+def parse_metadata(raw: str | None) -> dict | None:
+    import json
+
+    from models.errors import ValidationFailed
+
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValidationFailed("metadata must be a JSON object.", {"field": "metadata"})
+    return value

@@ -39,6 +39,18 @@ def test_enroll_identify_known_and_stranger(client, photos):
     assert loose["faces"][0]["person"] is not None
 
 
+def test_single_image_field_and_metadata(client, photos):
+    r = client.post("/api/v1/enroll", data={"name": "Wen Jiabao", "metadata": '{"desk": "3F"}'},
+                    files=[upload(photos["Wen_Jiabao"][0], "image")])
+    assert r.status_code == 201, r.text
+    assert r.json()["person"]["metadata"] == {"desk": "3F"} and r.json()["person"]["face_count"] == 1
+    pid = r.json()["person"]["id"]
+    r = client.post(f"/api/v1/people/{pid}/faces", files=[upload(photos["Wen_Jiabao"][1], "image")])
+    assert r.status_code == 201 and r.json()["person"]["face_count"] == 2
+    r = client.post("/api/v1/enroll", data={"name": "X", "metadata": "[1]"}, files=[upload(photos["Wen_Jiabao"][0])])
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+
+
 def test_verify(client, photos):
     emma = enroll(client, "Emma Watson", photos["Emma_Watson"][:1])
     blake = enroll(client, "Robert Blake", photos["Robert_Blake"][:1])

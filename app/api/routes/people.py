@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
 from ...schemas import EnrollOut, FaceOut, PeoplePage, PersonCreate, PersonOut, PersonUpdate
 from ...service import EnrollResult
-from ..deps import AdminKey, ServiceDep, parse_box, read_upload
+from ..deps import AdminKey, ServiceDep, collect_uploads, parse_box, parse_metadata, read_upload
 
 router = APIRouter(tags=["people"])
 
@@ -25,13 +25,17 @@ def enroll(
     service: ServiceDep,
     _key: AdminKey,
     name: Annotated[str, Form(min_length=1, max_length=200)],
-    images: Annotated[list[UploadFile], File(description="one or more photos of the person")],
+    images: Annotated[list[UploadFile] | None, File(description="one or more photos of the person")] = None,
+    image: Annotated[UploadFile | None, File(description="a single photo (instead of `images`)")] = None,
     external_id: Annotated[str | None, Form(max_length=200)] = None,
+    metadata: Annotated[str | None, Form(description="a JSON object stored with the person")] = None,
     box: Annotated[str | None, Form(description="x1,y1,x2,y2 of the face to use, when a photo has several")] = None,
 ):
-    data = [read_upload(f, service.settings.max_upload_bytes) for f in images]
+    uploads = collect_uploads(images, image)
+    data = [read_upload(f, service.settings.max_upload_bytes) for f in uploads]
     prepared = service.prepare_many(data, parse_box(box))
-    return enroll_out(service, service.enroll(name, prepared, external_id=external_id))
+    return enroll_out(service, service.enroll(name, prepared, external_id=external_id,
+                                              metadata=parse_metadata(metadata)))
 
 
 @router.post("/people", status_code=status.HTTP_201_CREATED, response_model=PersonOut)
@@ -76,11 +80,12 @@ def add_faces(
     service: ServiceDep,
     _key: AdminKey,
     person_id: str,
-    images: Annotated[list[UploadFile], File()],
+    images: Annotated[list[UploadFile] | None, File()] = None,
+    image: Annotated[UploadFile | None, File(description="a single photo (instead of `images`)")] = None,
     box: Annotated[str | None, Form()] = None,
 ):
     service.get_person(person_id)  # 404 before any work on the photos
-    data = [read_upload(f, service.settings.max_upload_bytes) for f in images]
+    data = [read_upload(f, service.settings.max_upload_bytes) for f in collect_uploads(images, image)]
     prepared = service.prepare_many(data, parse_box(box))
     return enroll_out(service, service.add_faces(person_id, prepared))
 
