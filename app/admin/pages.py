@@ -242,5 +242,8 @@ def revoke_key(request: Request, service: ServiceDep, session: AdminWrite, key_i
     if key_id == session.by:
         return _settings_page(request, service, 409, error="That is the key you signed in with; "
                               "sign in with another admin key to revoke it.")
-    keys.revoke_key(service.sessions, key_id)
+    try:
+        keys.revoke_key(service.sessions, key_id)
+    except FaceshotError as exc:  # e.g. the last admin key
+        return _settings_page(request, service, exc.status, error=exc.message)
     return RedirectResponse("/admin/settings?done=key_revoked", status_code=303)

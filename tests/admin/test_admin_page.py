@@ -10,9 +10,6 @@ from fastapi.routing import APIRoute
 
 from .conftest import ADMIN, CAMERA_PHOTO, screenshot
 
-pytestmark = pytest.mark.slow
-
-
 def expect(*args, **kwargs):
     from playwright.sync_api import expect as _expect
 
@@ -46,6 +43,7 @@ def api_enroll(server, name: str, paths) -> None:
     assert r.status_code == 201, r.text
 
 
+@pytest.mark.slow  # a real browser against the real model
 def test_enroll_identify_manage_sign_out(page, server, photos):
     # Two colleagues already enrolled through the API, so the list and the warnings have company.
     api_enroll(server, "Wen Jiabao", photos["Wen_Jiabao"][:1])
@@ -143,6 +141,7 @@ def test_enroll_identify_manage_sign_out(page, server, photos):
     assert page.problems == []
 
 
+@pytest.mark.slow  # a real browser against the real model
 def test_camera_enroll(page, server, photos):
     """Chromium's fake camera plays a clip of a fixture face; a captured frame enrolls them."""
     sign_in(page, start="/admin/enroll")
@@ -267,6 +266,7 @@ def test_revoking_the_key_ends_its_sessions(server):
         assert client.get("/admin/people").status_code == 303
 
 
+@pytest.mark.slow  # a real browser against the real model
 def test_enroll_picks_the_face_the_user_clicks(page, server, photos, tmp_path):
     """A photo of two people of the same size: nothing is chosen until the user says which face."""
     from PIL import Image
