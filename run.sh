@@ -35,6 +35,19 @@ install() {
     echo "$want" > "$stamp"
 }
 
+# The admin page's browser tests drive Debian's Chromium through Playwright
+# (Playwright's own browser download cannot work offline).
+ensure_chromium() {
+    command -v chromium >/dev/null 2>&1 && return
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing Debian's chromium for the browser tests" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "!!! chromium is not installed: the admin page's browser tests will be skipped" >&2
+        echo "!!! (sudo apt-get install -y chromium)" >&2
+    fi
+}
+
 cmd=${1:-serve}
 shift || true
 case "$cmd" in
@@ -44,6 +57,7 @@ case "$cmd" in
         ;;
     test)
         install
+        ensure_chromium
         # The data-layer tests also run against PostgreSQL when this URL is set
         # (.ci/run sets it); without it they are skipped with a message.
         # Tests start several server processes on a small machine: one torch thread
