@@ -12,9 +12,9 @@ from .admin import mount_admin
 from .api.routes import people, recognition, system
 from .core.config import Settings, get_settings
 from .core.db import make_engine, make_sessionmaker, upgrade_database
-from .errors import install_error_handlers
+from .errors import error_response, install_error_handlers
 from .keys import ensure_admin_key
-from .service import FaceService
+from .service import MAX_FACES_PER_ENROLL, FaceService
 
 log = logging.getLogger("faceshot")
 API_PREFIX = "/api/v1"
@@ -43,6 +43,28 @@ def build_service(settings: Settings, pipeline=None) -> FaceService:
     return service
 
 
+class RequestSizeLimit:
+    """Refuse a request whose declared body is larger than any valid upload, before reading it.
+
+    The per-photo limit is checked again on each file; this bound stops a huge
+    multipart body from being received and spooled at all.
+    """
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_bytes:
+                response = error_response(413, "request_too_large",
+                                          f"The request body is over the limit of {self.max_bytes} bytes.",
+                                          {"max_bytes": self.max_bytes})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -60,6 +82,9 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
     for router in (people.router, recognition.router, system.router):
         app.include_router(router, prefix=API_PREFIX)
     mount_admin(app)
+    limits = settings or get_settings()
+    # room for the most photos one request may carry, plus form fields
+    app.add_middleware(RequestSizeLimit, max_bytes=limits.max_upload_bytes * MAX_FACES_PER_ENROLL + (1 << 20))
     return app
 
 

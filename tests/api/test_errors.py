@@ -52,6 +52,13 @@ def test_upload_byte_limit(make_client, tmp_path, photos):
     assert_error(client.post("/api/v1/identify", files=[upload(photos["Emma_Watson"][0])]), 413, "image_too_large")
 
 
+def test_oversized_request_is_refused_before_reading(make_client, tmp_path, photos):
+    client = make_client(tmp_path / "d", max_upload_bytes=2000)  # request bound: 10 x 2000 + 1 MiB
+    big = b"0" * (1 << 20 | 30000)
+    r = client.post("/api/v1/identify", files=[("image", ("big.jpg", big, "image/jpeg"))])
+    assert_error(r, 413, "request_too_large")
+
+
 def test_multiple_faces_at_enrollment_and_choosing_one(client, photos, tmp_path):
     data = two_faces(photos)
     err = assert_error(client.post("/api/v1/enroll", data={"name": "Pair"},
