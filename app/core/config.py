@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = 40_000_000
     torch_threads: int | None = None  # default: cores / workers
     workers: int = 1
-    gallery_sync_interval_s: float = 0.2  # how often a process checks for other processes' writes
+    gallery_sync_interval_s: float = 0.0  # 0: check for other processes' writes before every search
     near_duplicate_distance: float = 0.12
     admin_password: SecretStr | None = None  # sign-in to /admin with this as well as with an admin key
     admin_cookie_secure: bool = False  # set true behind HTTPS: the admin session cookie is then Secure
