@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,6 +22,11 @@ def _apply_overrides(args) -> None:
 def cmd_serve(args) -> int:
     import uvicorn
 
+    # the workers (fresh interpreters: uvicorn spawns them) inherit the multiprocess directory
+    from .observability import log_config, prepare_multiprocess_dir
+
+    made_metrics_dir = args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    metrics_dir = prepare_multiprocess_dir(args.workers)
     from .core.config import Settings
     from .core.db import make_engine, make_sessionmaker, upgrade_database
     from .keys import ensure_admin_key
@@ -36,8 +42,13 @@ def cmd_serve(args) -> int:
     engine.dispose()
     if where and where != "FACESHOT_ADMIN_KEY":
         print(f"faceshot: the admin API key is in {where}", file=sys.stderr)
-    uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers,
-                log_level=args.log_level, proxy_headers=False)
+    try:
+        uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers,
+                    log_level=args.log_level, log_config=log_config(args.log_level), access_log=False,
+                    proxy_headers=False)
+    finally:
+        if made_metrics_dir and metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

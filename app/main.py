@@ -14,6 +14,7 @@ from .core.config import Settings, get_settings
 from .core.db import make_engine, make_sessionmaker, upgrade_database
 from .errors import error_response, install_error_handlers
 from .keys import ensure_admin_key
+from .observability import install_observability, worker_exiting
 from .service import MAX_FACES_PER_ENROLL, FaceService
 
 log = logging.getLogger("faceshot")
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
         app.state.service = build_service(settings or get_settings(), pipeline)
         yield
         app.state.service.sessions.kw["bind"].dispose()
+        worker_exiting()
 
     app = FastAPI(
         title="faceshot",
@@ -85,6 +87,7 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
     limits = settings or get_settings()
     # room for the most photos one request may carry, plus form fields
     app.add_middleware(RequestSizeLimit, max_bytes=limits.max_upload_bytes * MAX_FACES_PER_ENROLL + (1 << 20))
+    install_observability(app)  # last, so outermost: refusals above are counted and carry a request id too
     return app
 
 

@@ -24,11 +24,12 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from models.errors import Conflict, NoFace, NotFound, ServiceUnavailable, ValidationFailed
 from models.imageio import load_image
-from models.pipeline import FacePipeline, select_enrollment_face
+from models.pipeline import FacePipeline, Timings, select_enrollment_face
 
 from .core.config import Settings
 from .gallery import Gallery, Match, prototype
 from .models import Face, GalleryChange, GalleryState, Person, new_id
+from .observability import observe_stages
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +82,22 @@ class FaceService:
 
     def analyze(self, data: bytes, timings=None):
         image = self.decode(data)
+        timings = timings if timings is not None else Timings()
         with self._infer_lock:
-            return image, self.pipeline.analyze(image, timings)
+            faces = self.pipeline.analyze(image, timings)
+        observe_stages(timings.detect_ms, timings.align_ms, timings.embed_ms)
+        return image, faces
 
     def prepare(self, data: bytes, box: list[float] | None = None) -> PreparedFace:
         image = self.decode(data)
+        timings = Timings()
         with self._infer_lock:
+            t0 = time.perf_counter()
             faces = self.pipeline.detect(image)
+            timings.detect_ms = (time.perf_counter() - t0) * 1000
             face = select_enrollment_face(faces, tuple(box) if box else None)
-            embedded = self.pipeline.embed_faces(image, [face])[0]
+            embedded = self.pipeline.embed_faces(image, [face], timings)[0]
+        observe_stages(timings.detect_ms, timings.align_ms, timings.embed_ms)
         return PreparedFace(
             embedding=embedded.embedding,
             box=[round(float(v), 1) for v in face.box],
@@ -459,7 +467,9 @@ class FaceService:
         t0 = time.perf_counter()
         self.sync()
         image, faces = self.analyze(data)
+        t_search = time.perf_counter()
         results = self.gallery.forward(np.stack([f.embedding for f in faces]), k=top_k) if faces else []
+        observe_stages(search_s=time.perf_counter() - t_search)
         out = []
         for f, matches in zip(faces, results):
             person, used = self._decide(matches, threshold)
