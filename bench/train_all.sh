@@ -57,13 +57,15 @@ COMMON=(--quiet --dataset omniglot --data "${OMNI[@]}" --seed 0)
 # ---- Omniglot ---------------------------------------------------------------------------------
 # Prototypical networks (Snell et al.: 60-way training episodes, Adam 1e-3 halved every few epochs).
 step omniglot_protonet_train fs train "${COMMON[@]}" --method protonet --out-dir "$RUNS/omniglot_protonet" \
-    --n-way 60 --n-shot 5 --n-query 5 --steps-per-epoch "$(q 250 5)" --epochs "$(q 12 2)" --lr 1e-3 --lr-step-epochs 4
+    --n-way 60 --n-shot 5 --n-query 5 --steps-per-epoch "$(q 250 5)" --epochs "$(q 12 2)" --lr 1e-3 --lr-step-epochs 4 \
+    --val-episodes "$(q 200 10)"
 step omniglot_protonet_eval fs evaluate --checkpoint "$RUNS/omniglot_protonet/best.pt" --ways 5 20 --shots 1 5 \
     --episodes "$EPISODES" --lake "$LAKE" --out "$OUT/omniglot_protonet.json"
 
 # Matching networks (cosine attention, no full-context embeddings), 20-way 1-shot training episodes.
 step omniglot_matching_train fs train "${COMMON[@]}" --method matching --out-dir "$RUNS/omniglot_matching" \
-    --n-way 20 --n-shot 1 --n-query 10 --steps-per-epoch "$(q 250 5)" --epochs "$(q 10 2)" --lr 1e-3 --lr-step-epochs 4
+    --n-way 20 --n-shot 1 --n-query 10 --steps-per-epoch "$(q 250 5)" --epochs "$(q 10 2)" --lr 1e-3 --lr-step-epochs 4 \
+    --val-episodes "$(q 200 10)"
 step omniglot_matching_eval fs evaluate --checkpoint "$RUNS/omniglot_matching/best.pt" --ways 5 20 --shots 1 5 \
     --episodes "$EPISODES" --lake "$LAKE" --out "$OUT/omniglot_matching.json"
 

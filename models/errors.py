@@ -99,3 +99,11 @@ class WeightsUnavailable(FaceshotError):
 class ServiceUnavailable(FaceshotError):
     code = "unavailable"
     status = 503
+
+
+class TrainingError(FaceshotError, ValueError):
+    """Offline training, evaluation or export asked for what its data or settings cannot give:
+    an unknown setting, too few classes for the episodes, a chip cache made for another template."""
+
+    code = "training_error"
+    status = 400

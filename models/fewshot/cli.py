@@ -17,6 +17,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from ..errors import TrainingError
 from .train import METHODS, TrainConfig
 
 
@@ -111,7 +112,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             val = ImageFolderDataset(chips, classes=payload["splits"]["val"]).load_tensors()
     else:
         if not args.encoder or not args.data:
-            raise SystemExit("evaluate needs --checkpoint, or --encoder with --data (faces)")
+            raise TrainingError("evaluate needs --checkpoint, or --encoder with --data (faces)")
         from ..sources import resolve_checkpoint
         from .backbones import EncoderBackbone
         from .methods import PrototypicalNetworks
@@ -186,7 +187,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     elif args.encoder and args.data:
         ckpt = export_untouched(args.encoder, args.out, args.data, far=args.far, val_fraction=args.val_fraction, split_seed=args.split_seed, enrolled=args.enrolled, device=args.device)
     else:
-        raise SystemExit("export needs --checkpoint, or --encoder with --data")
+        raise TrainingError("export needs --checkpoint, or --encoder with --data")
     meta = ckpt.metadata
     report = {"path": args.out, "name": meta.name, "architecture": meta.architecture, "content_hash": meta.content_hash, "threshold": dataclasses.asdict(meta.threshold)}
     _json_out(report, args.report)

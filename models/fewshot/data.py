@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..errors import TrainingError
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -48,7 +50,7 @@ class ImageFolderDataset:
     def __init__(self, root: str | Path, classes: Sequence[str] | None = None, *, min_images: int = 1):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"No image folder at {self.root}")
+            raise TrainingError(f"No image folder at {self.root}")
         if classes is None:
             classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
         self.samples: list[tuple[Path, int]] = []
@@ -222,7 +224,7 @@ def load_omniglot(roots: Sequence[str | Path], size: int = OMNIGLOT_SIZE, *, thr
     for root in roots:
         root = Path(root)
         if not root.is_dir():
-            raise FileNotFoundError(f"No Omniglot folder at {root}")
+            raise TrainingError(f"No Omniglot folder at {root}")
         for alphabet in sorted(p for p in root.iterdir() if p.is_dir()):
             if alphabet.name in seen_alphabets:
                 continue
@@ -306,7 +308,7 @@ def load_lake_runs(root: str | Path, size: int = OMNIGLOT_SIZE) -> list[LakeRun]
             LakeRun(run_dir.name, torch.from_numpy(support).unsqueeze(1), torch.from_numpy(queries).unsqueeze(1), torch.tensor(labels))
         )
     if not runs:
-        raise FileNotFoundError(f"No runNN folders under {root}")
+        raise TrainingError(f"No runNN folders under {root}")
     return runs
 
 
@@ -386,7 +388,7 @@ def prepare_face_chips(
     if meta_path.exists():
         old = json.loads(meta_path.read_text())
         if template_key(old["template"], old["size"]) != template_key(template, size) or old.get("format") != image_format:
-            raise ValueError(f"{cache_dir} holds chips for another template, size or format; use another cache directory.")
+            raise TrainingError(f"{cache_dir} holds chips for another template, size or format; use another cache directory.")
     else:
         meta_path.write_text(json.dumps(meta, indent=1))
     failures_path = cache_dir / CACHE_FAILURES

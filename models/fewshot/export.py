@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import EncoderCheckpoint, Threshold
+from ..errors import TrainingError
 from ..openset import calibrate_threshold
 from .backbones import EncoderBackbone
 from .data import ImageFolderDataset, TensorImageDataset
@@ -91,7 +92,7 @@ def export_from_training(
 
     method, cfg, payload = load_trained(checkpoint_path, device)
     if not isinstance(method.backbone, EncoderBackbone):
-        raise ValueError("only face encoders (dlib_resnet_v1, inception_resnet_v1 backbones) can be exported")
+        raise TrainingError("only face encoders (dlib_resnet_v1, inception_resnet_v1 backbones) can be exported")
     if data is not None:
         cfg.data = [str(data)]
     chips = face_chips(cfg, method.backbone.metadata)

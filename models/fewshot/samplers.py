@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
+from ..errors import TrainingError
+
 
 def _items_by_class(labels: Sequence[int]) -> dict[int, list[int]]:
     by_class: dict[int, list[int]] = defaultdict(list)
@@ -37,7 +39,7 @@ class EpisodeSampler:
         self.items = {c: np.asarray(idx) for c, idx in _items_by_class(labels).items() if len(idx) >= per_class}
         self.classes = np.asarray(sorted(self.items))
         if len(self.classes) < n_way:
-            raise ValueError(
+            raise TrainingError(
                 f"{n_way}-way {n_shot}-shot {n_query}-query episodes need {n_way} classes with >= {per_class} items; "
                 f"the data has {len(self.classes)}."
             )
@@ -83,7 +85,7 @@ class PKBatchSampler:
         self.items = {c: np.asarray(idx) for c, idx in _items_by_class(labels).items() if len(idx) >= k}
         self.classes = np.asarray(sorted(self.items))
         if len(self.classes) < p:
-            raise ValueError(f"P x K batches need {p} classes with >= {k} items; the data has {len(self.classes)}.")
+            raise TrainingError(f"P x K batches need {p} classes with >= {k} items; the data has {len(self.classes)}.")
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

@@ -25,6 +25,7 @@ from torch import nn
 from ..architectures import build
 from ..checkpoint import EncoderMetadata
 from ..device import pick_device
+from ..errors import TrainingError
 from .backbones import Conv4, EncoderBackbone, feature_shape
 from .base import FewShotClassifier
 from .data import (
@@ -106,16 +107,22 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
-            raise ValueError(f"Unknown training settings: {', '.join(unknown)}")
+            raise TrainingError(f"Unknown training settings: {', '.join(unknown)}")
         return cls(**raw)
 
     def validate(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
+            raise TrainingError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
         if self.dataset not in ("omniglot", "faces"):
-            raise ValueError("dataset must be 'omniglot' or 'faces'")
+            raise TrainingError("dataset must be 'omniglot' or 'faces'")
         if not self.data:
-            raise ValueError("data: give the dataset folder(s)")
+            raise TrainingError("data: give the dataset folder(s)")
+        choices = {"miner": ("batch_hard", "semi_hard", "all"), "maml_head": ("learned", "zero"), "split_by": ("character", "alphabet"), "amp": ("auto", "bf16", "fp16", "off")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise TrainingError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        if (self.dataset == "omniglot") != (self.backbone == "conv4"):
+            raise TrainingError("Omniglot trains the conv4 backbone; faces train a face encoder (dlib, facenet-…, a checkpoint)")
         if self.method in ("maml", "fomaml") and self.maml_head == "learned":
             self.val_n_way = self.n_way  # a learned N-way head only classifies N ways
         if self.val_fraction is None:
@@ -180,7 +187,7 @@ def face_chips(cfg: TrainConfig, metadata: EncoderMetadata) -> Path:
     if (source / CACHE_META).exists():
         meta = json.loads((source / CACHE_META).read_text())
         if template_key(meta["template"], meta["size"]) != template_key(metadata.alignment_template, metadata.input_size):
-            raise ValueError(f"{source} holds chips aligned for another encoder template; point --data at the photos instead.")
+            raise TrainingError(f"{source} holds chips aligned for another encoder template; point --data at the photos instead.")
         return source
     cache = Path(cfg.cache_dir) if cfg.cache_dir else Path("var/cache/faces") / (
         f"{source.name}-{metadata.architecture}-{template_key(metadata.alignment_template, metadata.input_size)}"
@@ -251,7 +258,7 @@ def load_trained(path: str | Path, device: str | torch.device | None = None) -> 
     """A method as a training checkpoint left it (weights, config, encoder metadata), in eval mode."""
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != TRAIN_FORMAT:
-        raise ValueError(f"{path} is not a faceshot training checkpoint ({TRAIN_FORMAT})")
+        raise TrainingError(f"{path} is not a faceshot training checkpoint ({TRAIN_FORMAT})")
     cfg = TrainConfig.from_dict(payload["config"])
     metadata = EncoderMetadata.from_dict(payload["encoder_metadata"]) if payload.get("encoder_metadata") else None
     backbone, metadata = build_backbone(cfg, metadata)
@@ -272,7 +279,7 @@ def _amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
         return torch.float16
     if cfg.amp in ("bf16", "auto"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    raise ValueError("amp must be auto, bf16, fp16 or off")
+    raise TrainingError("amp must be auto, bf16, fp16 or off")
 
 
 def _save(path: Path, payload: dict) -> None:

@@ -127,3 +127,24 @@ def test_untouched_encoder_export(face_chips, tmp_path):
 @pytest.fixture(scope="module")
 def photos_by_person():
     return {d.name: sorted(d.glob("*.jpg")) for d in sorted(LFW.iterdir()) if d.is_dir()}
+
+
+def test_inception_resnet_v1_serves_as_a_backbone():
+    """facenet-pytorch's network (random weights: its pretrained ones are a download away) behind the same wrapper."""
+    from models.architectures import build
+    from models.checkpoint import EncoderMetadata, Threshold
+
+    meta = EncoderMetadata(
+        name="facenet-test",
+        architecture="inception_resnet_v1",
+        embedding_size=512,
+        input_size=160,
+        alignment_template=[[51.6, 64.0], [108.4, 64.0], [80.0, 96.0], [56.6, 123.0], [103.4, 123.0]],
+        normalization={"mean": [127.5] * 3, "std": [128.0] * 3},
+        threshold=Threshold(1.0, calibrated=False),
+    )
+    method = PrototypicalNetworks(EncoderBackbone(build("inception_resnet_v1"), meta), normalize=True, scale=10.0)
+    x = torch.rand(4, 3, 160, 160) * 255
+    loss, scores = method.episode_loss(x[:2], torch.arange(2), x[2:], torch.arange(2))
+    loss.backward()
+    assert scores.shape == (2, 2) and method.backbone.encoder.last_linear.weight.grad is not None

@@ -87,3 +87,10 @@ def test_cli_train_then_evaluate_with_lake_runs(tmp_path, capsys):
 def test_config_file_rejects_unknown_settings(tmp_path):
     with pytest.raises(ValueError, match="wayz"):
         TrainConfig.from_dict({"wayz": 5})
+
+
+def test_cli_reports_bad_settings_as_typed_errors(tmp_path, capsys):
+    assert cli.main(["train", "--data", str(OMNIGLOT), "--miner", "hardest", "--out-dir", str(tmp_path)]) == 1
+    assert "training_error: miner must be one of" in capsys.readouterr().err
+    assert cli.main(["train", "--data", str(tmp_path / "nowhere"), "--out-dir", str(tmp_path), "--device", "cpu"]) == 1
+    assert "training_error: No Omniglot folder" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from ...errors import TrainingError
 from ..base import FewShotClassifier
 
 
@@ -75,7 +76,7 @@ class MAML(FewShotClassifier):
         params = {f"backbone.{k}": v for k, v in self.backbone.named_parameters()}
         if self.head is not None:
             if self.head.out_features != n_way:
-                raise ValueError(f"this MAML head is {self.head.out_features}-way; the task is {n_way}-way (use head='zero')")
+                raise TrainingError(f"this MAML head is {self.head.out_features}-way; the task is {n_way}-way (use head='zero')")
             params["head.weight"], params["head.bias"] = self.head.weight, self.head.bias
         else:
             params["head.weight"] = torch.zeros(n_way, self.feature_dim, device=device, requires_grad=True)
