@@ -1,5 +1,8 @@
 """Fixtures shared by every test: the real face photos and one pipeline per session."""
 
+import os
+import socket
+import uuid
 from pathlib import Path
 
 import pytest
@@ -23,3 +26,39 @@ def pipeline():
     from models.pipeline import FacePipeline
 
     return FacePipeline.from_spec("dlib", "cpu")
+
+
+PG_URL = os.environ.get("FACESHOT_TEST_POSTGRES_URL")
+PG_HELP = "set FACESHOT_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test to run"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def postgres_url():
+    """A URL of the test PostgreSQL whose search_path is a fresh schema, dropped afterwards."""
+    if not PG_URL:
+        pytest.skip(PG_HELP)
+    from sqlalchemy import create_engine, text
+
+    schema = f"faceshot_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """Each data-layer test runs on a new SQLite file and on a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'faceshot.db'}"
+    return request.getfixturevalue("postgres_url")

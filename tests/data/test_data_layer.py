@@ -1,55 +1,13 @@
 """The data layer against real databases: SQLite always, PostgreSQL when FACESHOT_TEST_POSTGRES_URL is set."""
 
-import os
-import uuid
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import update
 
-from app.core.config import Settings
-from app.core.db import make_engine, make_sessionmaker, upgrade_database
 from app.models import Face
-from app.service import FaceService
 from models.errors import Conflict, NotFound
-
-PG_URL = os.environ.get("FACESHOT_TEST_POSTGRES_URL")
-PG_HELP = "set FACESHOT_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test to run"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'faceshot.db'}"
-        return
-    if not PG_URL:
-        pytest.skip(PG_HELP)
-    schema = f"faceshot_test_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
-def make_service(url, tmp_path, pipeline) -> FaceService:
-    settings = Settings(data_dir=tmp_path / "data", database_url=url)
-    upgrade_database(url)
-    service = FaceService(settings, pipeline, make_sessionmaker(make_engine(url)))
-    service.reload()
-    return service
-
-
-@pytest.fixture(scope="module")
-def prepared(pipeline, photos):
-    """Enrollment photos decoded and embedded once for the module."""
-    from app.service import FaceService as _S
-
-    probe = _S(Settings(), pipeline, None)
-    return {p: [probe.prepare(f.read_bytes()) for f in photos[p][:2]] for p in ("Emma_Watson", "Wen_Jiabao")}
+from tests.data.conftest import make_service
 
 
 def test_write_read_delete_and_reload(database_url, tmp_path, pipeline, prepared):

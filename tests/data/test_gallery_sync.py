@@ -1,6 +1,6 @@
 """Processes sharing one database catch up on each other's writes person by person, not by a full reload."""
 
-from tests.data.test_data_layer import database_url, make_service, prepared  # noqa: F401  (fixtures)
+from tests.data.conftest import make_service
 
 
 def view(service, probe):

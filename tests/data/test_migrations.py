@@ -1,18 +1,14 @@
 """Replicas may start together on a new database: one migrates, the others wait and find the schema."""
 
-import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("FACESHOT_TEST_POSTGRES_URL")
-PG_HELP = "set FACESHOT_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test to run"
 
 # Import everything first, say so, then migrate the moment the test says go: the processes really overlap.
 MIGRATE = """
@@ -28,31 +24,13 @@ upgrade_database(sys.argv[1])
 """
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def fresh_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'faceshot.db'}"
-        return
-    if not PG_URL:
-        pytest.skip(PG_HELP)
-    schema = f"faceshot_test_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
 @pytest.mark.slow
-def test_processes_migrating_at_once_all_succeed(fresh_url, tmp_path):
+def test_processes_migrating_at_once_all_succeed(database_url, tmp_path):
     go = tmp_path / "go"
     procs = []
     for i in range(3):
         ready = tmp_path / f"ready{i}"
-        procs.append((ready, subprocess.Popen([sys.executable, "-c", MIGRATE, fresh_url, str(ready), str(go)],
+        procs.append((ready, subprocess.Popen([sys.executable, "-c", MIGRATE, database_url, str(ready), str(go)],
                                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
     deadline = time.monotonic() + 60
     while not all(ready.exists() for ready, _ in procs):
@@ -63,7 +41,7 @@ def test_processes_migrating_at_once_all_succeed(fresh_url, tmp_path):
     for _, p in procs:
         out, _ = p.communicate(timeout=120)
         assert p.returncode == 0, out
-    engine = create_engine(fresh_url)
+    engine = create_engine(database_url)
     try:
         assert {"people", "faces", "api_keys", "gallery_state"} <= set(inspect(engine).get_table_names())
         with engine.connect() as conn:

@@ -5,16 +5,16 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -94,32 +94,7 @@ def test_dockerfile_runs_as_non_root_with_healthcheck_and_serve_entrypoint():
 
 
 # -- the image's entrypoint, run as a process ----------------------------------------------------
-PG_URL = os.environ.get("FACESHOT_TEST_POSTGRES_URL")
-PG_HELP = "set FACESHOT_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test to run"
 ADMIN = "deploy-test-admin-key-0123456789"
-
-
-@pytest.fixture
-def postgres_schema_url():
-    if not PG_URL:
-        pytest.skip(PG_HELP)
-    from sqlalchemy import create_engine, text
-
-    schema = f"faceshot_deploy_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LogReader(threading.Thread):
@@ -148,14 +123,14 @@ class LogReader(threading.Thread):
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_image_entrypoint_serves_two_workers_on_postgres(postgres_schema_url, tmp_path, photos):
+def test_image_entrypoint_serves_two_workers_on_postgres(postgres_url, tmp_path, photos):
     entrypoint = json.loads(next(arg for op, arg in dockerfile_instructions() if op == "ENTRYPOINT"))
     port = free_port()
     prom = tmp_path / "prometheus"
     prom.mkdir()
     (prom / "counter_999999.db").write_bytes(b"left by a previous run")
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "FACESHOT_WORKERS": "2", "FACESHOT_DATABASE_URL": postgres_schema_url,
+           "FACESHOT_WORKERS": "2", "FACESHOT_DATABASE_URL": postgres_url,
            "FACESHOT_DATA_DIR": str(tmp_path / "data"), "FACESHOT_ADMIN_KEY": ADMIN, "FACESHOT_DEVICE": "cpu",
            "OMP_NUM_THREADS": "1", "FACESHOT_TORCH_THREADS": "1", "FACESHOT_GALLERY_SYNC_INTERVAL_S": "0",
            "PROMETHEUS_MULTIPROC_DIR": str(prom)}

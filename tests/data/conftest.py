@@ -1,0 +1,22 @@
+"""Fixtures of the data-layer tests: a service on a given database, and embedded enrollment photos."""
+
+import pytest
+
+from app.core.config import Settings
+from app.core.db import make_engine, make_sessionmaker, upgrade_database
+from app.service import FaceService
+
+
+def make_service(url, tmp_path, pipeline) -> FaceService:
+    settings = Settings(data_dir=tmp_path / "data", database_url=url)
+    upgrade_database(url)
+    service = FaceService(settings, pipeline, make_sessionmaker(make_engine(url)))
+    service.reload()
+    return service
+
+
+@pytest.fixture(scope="module")
+def prepared(pipeline, photos):
+    """Enrollment photos decoded and embedded once for the module."""
+    probe = FaceService(Settings(), pipeline, None)
+    return {p: [probe.prepare(f.read_bytes()) for f in photos[p][:2]] for p in ("Emma_Watson", "Wen_Jiabao")}
