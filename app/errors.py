@@ -15,7 +15,7 @@ from models.errors import FaceshotError
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-              413: "request_too_large", 415: "unsupported_media_type"}
+              413: "request_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
 
 
 def error_response(status: int, code: str, message: str, details: dict | None = None, headers=None) -> JSONResponse:
@@ -26,7 +26,7 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FaceshotError)
     async def faceshot_error(_request: Request, exc: FaceshotError):
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return error_response(exc.status, exc.code, exc.message, exc.details, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError):

@@ -150,6 +150,12 @@ class Gallery:
             if row is not None:
                 self._entries[row].name = name
 
+    def snapshot(self) -> dict[str, tuple[str, int, np.ndarray]]:
+        """Each person's name, support count and prototype as the index holds them (to compare galleries)."""
+        with self._lock:
+            return {e.person_id: (e.name, e.n_support, self._cpu_index.reconstruct(row))
+                    for row, e in self._entries.items()}
+
     def entry(self, person_id: str) -> Entry | None:
         row = self._row_of.get(person_id)
         return self._entries.get(row) if row is not None else None

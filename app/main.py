@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import torch
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from .admin import mount_admin
 from .api.routes import people, recognition, system
@@ -15,6 +16,7 @@ from .core.db import make_engine, make_sessionmaker, upgrade_database
 from .errors import error_response, install_error_handlers
 from .keys import ensure_admin_key
 from .observability import install_observability, worker_exiting
+from .ratelimit import RateLimiter
 from .service import MAX_FACES_PER_ENROLL, FaceService
 
 log = logging.getLogger("faceshot")
@@ -39,6 +41,7 @@ def build_service(settings: Settings, pipeline=None) -> FaceService:
     if where:
         log.info("admin API key: %s", where)
     service.reload()
+    service.sweep_orphan_images()
     log.info("faceshot ready: encoder %s on %s, %d people indexed",
              pipeline.encoder.metadata.name, pipeline.encoder.device, len(service.gallery))
     return service
@@ -71,7 +74,7 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.service = build_service(settings or get_settings(), pipeline)
         yield
-        app.state.service.sessions.kw["bind"].dispose()
+        app.state.service.close()
         worker_exiting()
 
     app = FastAPI(
@@ -85,6 +88,12 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     mount_admin(app)
     limits = settings or get_settings()
+    app.state.limiter = RateLimiter(limits.rate_limit, limits.auth_failure_limit, limits.rate_limit_storage)
+    if limits.cors_origin_list:
+        # Off unless configured: browsers on other origins may not call the API by default.
+        app.add_middleware(CORSMiddleware, allow_origins=limits.cors_origin_list, allow_credentials=False,
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                           allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"], expose_headers=["X-Request-ID"])
     # room for the most photos one request may carry, plus form fields
     app.add_middleware(RequestSizeLimit, max_bytes=limits.max_upload_bytes * MAX_FACES_PER_ENROLL + (1 << 20))
     install_observability(app)  # last, so outermost: refusals above are counted and carry a request id too

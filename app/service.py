@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +24,12 @@ from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from models.errors import Conflict, NoFace, NotFound, ServiceUnavailable, ValidationFailed
+from models.errors import Conflict, DecodeTimeout, NoFace, NotFound, ServiceUnavailable, ValidationFailed
 from models.imageio import load_image
 from models.pipeline import FacePipeline, Timings, select_enrollment_face
 
 from .core.config import Settings
+from .faults import crash_point
 from .gallery import Gallery, Match, prototype
 from .models import Face, GalleryChange, GalleryState, Person, new_id
 from .observability import observe_stages
@@ -75,10 +78,24 @@ class FaceService:
         self._infer_lock = threading.Lock()  # one forward pass at a time: the cores are shared
         self._sync_lock = threading.Lock()
         self._last_check = 0.0
+        # Decoding runs here so a request can give up on a pathological file after decode_timeout_s.
+        # Byte and pixel limits bound how long an abandoned decode keeps its thread.
+        self._decoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
 
     # -- images and faces ------------------------------------------------------------------
     def decode(self, data: bytes):
-        return load_image(data, max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_image_pixels)
+        future = self._decoder.submit(load_image, data, max_bytes=self.settings.max_upload_bytes,
+                                      max_pixels=self.settings.max_image_pixels)
+        try:
+            return future.result(timeout=self.settings.decode_timeout_s)
+        except FutureTimeout:
+            future.cancel()
+            raise DecodeTimeout(f"Decoding the image took longer than {self.settings.decode_timeout_s:g} s.",
+                                {"timeout_s": self.settings.decode_timeout_s}) from None
+
+    def close(self) -> None:
+        self._decoder.shutdown(wait=False, cancel_futures=True)
+        self.sessions.kw["bind"].dispose()
 
     def analyze(self, data: bytes, timings=None):
         image = self.decode(data)
@@ -234,6 +251,8 @@ class FaceService:
                 session.add_all(GalleryChange(version=new_version, person_id=p) for p in touched or ())
                 session.flush()
                 refreshed = self._support_sets(session, touched or ())
+                crash_point("before_commit")
+            crash_point("after_commit")
         except IntegrityError as exc:
             self._discard(written_files)
             raise Conflict("That conflicts with an existing record (is the external_id taken?).") from exc
@@ -251,6 +270,31 @@ class FaceService:
                 if self.gallery.version == new_version - 1:
                     self.gallery.version = new_version
         return result
+
+    def sweep_orphan_images(self, min_age_s: float = 3600.0) -> int:
+        """Delete stored photos no face refers to: left by a crash between writing a photo and
+        committing its face, or between a delete's commit and removing its files.
+
+        Only files older than ``min_age_s``: a younger one may belong to a write in flight in
+        another worker. Returns how many were deleted.
+        """
+        folder = self.settings.images_dir
+        if not folder.is_dir():
+            return 0
+        with self.sessions() as session:
+            known = set(session.execute(select(Face.image_file).where(Face.image_file.is_not(None))).scalars())
+        cutoff = time.time() - min_age_s
+        removed = 0
+        for path in folder.glob("*.img"):
+            try:
+                if path.name not in known and path.stat().st_mtime <= cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        if removed:
+            log.warning("removed %d stored photos that no face refers to (left by an interrupted write)", removed)
+        return removed
 
     @staticmethod
     def _discard(files: list[Path]) -> None:

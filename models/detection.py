@@ -80,12 +80,12 @@ class FaceDetector:
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         """Every face in ``image`` (H, W, 3 uint8 RGB), largest first."""
         h, w = image.shape[:2]
-        scale = 1.0
         longest, shortest = max(h, w), min(h, w)
-        if longest > self.max_side:
-            scale = self.max_side / longest
-        elif shortest < self.min_side:
-            scale = self.min_side / shortest
+        # Upscale small photos, downscale big ones, never past max_side on the long edge
+        # (a 1x40,000,000 strip must not become a 112x4.5e9 one).
+        scale = min(self.max_side / longest, max(1.0, self.min_side / shortest))
+        if shortest * scale < self.min_face_size:
+            return []  # a sliver no face fits in; MTCNN's image pyramid would be empty
         work = image
         if scale != 1.0:
             interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR

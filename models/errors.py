@@ -101,6 +101,24 @@ class ServiceUnavailable(FaceshotError):
     status = 503
 
 
+class DecodeTimeout(FaceshotError):
+    """Decoding took longer than the configured limit (a pathological or hostile file)."""
+
+    code = "decode_timeout"
+    status = 422
+
+
+class RateLimited(FaceshotError):
+    """Too many requests for this API key (or too many failed keys from this address)."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, details: dict | None = None, retry_after: int = 1):
+        super().__init__(message, details)
+        self.headers = {"Retry-After": str(max(1, retry_after))}
+
+
 class TrainingError(FaceshotError, ValueError):
     """Offline training, evaluation or export asked for what its data or settings cannot give:
     an unknown setting, too few classes for the episodes, a chip cache made for another template."""

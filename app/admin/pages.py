@@ -14,10 +14,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from PIL import Image
 
-from models.errors import FaceshotError, Forbidden, Unauthorized
+from models.errors import FaceshotError, Forbidden, RateLimited, Unauthorized
 
 from .. import keys
-from ..api.deps import ServiceDep, read_upload
+from ..api.deps import ServiceDep, client_address, read_upload
 from .auth import Admin, AdminRoute, AdminWrite, safe_next, signer
 from .session import COOKIE, LOGIN_COOKIE
 
@@ -76,6 +76,11 @@ def login(request: Request, service: ServiceDep, secret: Annotated[str, Form()] 
     if not expected or not hmac.compare_digest(expected, login_token):
         return _login_page(request, 403, "The sign-in form had expired. Please try again.", next)
     secret = secret.strip()
+    limiter, client = request.app.state.limiter, client_address(request)
+    try:
+        limiter.check_failures(client)
+    except RateLimited:
+        return _login_page(request, 429, "Too many failed sign-ins from this address; wait a minute.", next)
     password = service.settings.admin_password
     by = None
     if password is not None and secret and hmac.compare_digest(secret.encode(), password.get_secret_value().encode()):
@@ -86,6 +91,7 @@ def login(request: Request, service: ServiceDep, secret: Annotated[str, Form()] 
         except Forbidden:
             return _login_page(request, 403, "That is a recognition key; the admin page needs an admin key.", next)
         except Unauthorized:
+            limiter.record_failure(client)
             return _login_page(request, 401, "That key or password is not valid.", next)
     cookie, _ = signer(request).issue(by)
     response = RedirectResponse(safe_next(next), status_code=303)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security, UploadFile
 from fastapi.security import APIKeyHeader
 
-from models.errors import ImageTooLarge, InvalidImage
+from models.errors import ImageTooLarge, InvalidImage, Unauthorized
 
 from ..keys import authenticate
 from ..models import ApiKey
@@ -23,12 +23,34 @@ def get_service(request: Request) -> FaceService:
 ServiceDep = Annotated[FaceService, Depends(get_service)]
 
 
-def recognition_key(service: ServiceDep, key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
-    return authenticate(service.sessions, key, need_admin=False)
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
-def admin_key(service: ServiceDep, key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
-    return authenticate(service.sessions, key, need_admin=True)
+def checked_key(request: Request, service: FaceService, secret: str | None, need_admin: bool) -> ApiKey:
+    """Authenticate and count the request against its key's rate limit.
+
+    Wrong or missing keys count against the caller's address, so keys cannot be guessed at speed.
+    """
+    limiter = request.app.state.limiter
+    client = client_address(request)
+    limiter.check_failures(client)
+    try:
+        key = authenticate(service.sessions, secret, need_admin=need_admin)
+    except Unauthorized:
+        limiter.record_failure(client)
+        raise
+    limiter.hit_key(key.id)
+    return key
+
+
+def recognition_key(request: Request, service: ServiceDep,
+                    key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
+    return checked_key(request, service, key, need_admin=False)
+
+
+def admin_key(request: Request, service: ServiceDep, key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
+    return checked_key(request, service, key, need_admin=True)
 
 
 RecognitionKey = Annotated[ApiKey, Depends(recognition_key)]

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = None  # sign-in to /admin with this as well as with an admin key
     admin_cookie_secure: bool = False  # set true behind HTTPS: the admin session cookie is then Secure
     admin_session_hours: float = 12.0
+    decode_timeout_s: float = 5.0  # an image that takes longer to decode is refused (decode_timeout)
+    rate_limit: str = "1200/minute"  # per API key, `limits` syntax ("100/second;2000/minute"); "" turns it off
+    auth_failure_limit: str = "30/minute"  # wrong or missing keys per client address before 429; "" turns it off
+    rate_limit_storage: str = "memory://"  # per process; redis://host:6379 makes all workers share one count
+    cors_origins: str = ""  # comma-separated origins a browser may call the API from; empty: CORS off
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -41,6 +46,10 @@ class Settings(BaseSettings):
     @property
     def images_dir(self) -> Path:
         return self.data_dir / "images"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     def effective_torch_threads(self) -> int:
         return self.torch_threads or max(1, (os.cpu_count() or 1) // max(1, self.workers))

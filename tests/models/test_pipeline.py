@@ -70,6 +70,13 @@ def test_huge_and_tiny_photos_map_boxes_back(pipeline, photos):
     assert faces[0].box[2] <= small.shape[1] + 1 and faces[0].box[3] <= small.shape[0] + 1
 
 
+@pytest.mark.parametrize("shape", [(1, 250), (250, 1), (6000, 3), (12, 40000)])
+def test_slivers_have_no_face_and_do_not_crash(pipeline, shape):
+    # Found by the upload fuzzer: a JPEG whose SOF claimed an extreme aspect ratio crashed MTCNN
+    # (an empty image pyramid); upscaling a thin strip could also have exhausted memory.
+    assert pipeline.detect(np.full((*shape, 3), 128, np.uint8)) == []
+
+
 def test_two_faces_of_equal_size_are_ambiguous_for_enrollment(pipeline, photos):
     a, b = load_image(photos["Emma_Watson"][0]), load_image(photos["Robert_Blake"][0])
     faces = pipeline.detect(np.hstack([a, b]))

@@ -1,0 +1,19 @@
+"""Deliberate crashes at named points of a write, for the crash-recovery tests.
+
+``FACESHOT_CRASH_AT=<point>`` makes the process SIGKILL itself when a write
+reaches that point: exactly what ``kill -9`` in the middle of an enrollment does,
+at a moment a test can name instead of race for. Unset (always, outside tests), a
+crash point costs one environment lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+POINTS = ("before_commit", "after_commit")
+
+
+def crash_point(name: str) -> None:
+    if os.environ.get("FACESHOT_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
