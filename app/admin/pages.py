@@ -118,7 +118,7 @@ def home(_s: Admin):
 
 @router.get("/people")
 def people(request: Request, service: ServiceDep, _s: Admin, search: str = "",
-           page: Annotated[int, Query(ge=1)] = 1):
+           page: Annotated[int, Query(ge=1, le=10**6)] = 1):
     search = search.strip()[:200]
     found, total = service.list_people(search or None, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     pages = max(1, math.ceil(total / PAGE_SIZE))

@@ -35,9 +35,9 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/v1"
 
-    def start(self, crash_at: str | None = None, timeout: float = 120) -> None:
+    def start(self, crash_at: str | None = None, timeout: float = 120, env: dict | None = None) -> None:
         env = {**os.environ, "FACESHOT_DATA_DIR": str(self.data_dir), "FACESHOT_ADMIN_KEY": ADMIN,
-               "OMP_NUM_THREADS": "1", "FACESHOT_TORCH_THREADS": "1"}
+               "OMP_NUM_THREADS": "1", "FACESHOT_TORCH_THREADS": "1", **(env or {})}
         env.pop("FACESHOT_CRASH_AT", None)
         if crash_at:
             env["FACESHOT_CRASH_AT"] = crash_at
@@ -115,6 +115,10 @@ class TcpProxy:
             listener, self._listener = self._listener, None
             conns, self._conns = self._conns, []
         if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+            except OSError:
+                pass
             listener.close()
         for c in conns:
             try:

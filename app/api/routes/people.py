@@ -50,7 +50,7 @@ def list_people(
     _key: AdminKey,
     search: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # bounded: databases store 32/64-bit integers
 ):
     people, total = service.list_people(search, limit, offset)
     return PeoplePage(items=[PersonOut.of(p) for p in people], total=total, limit=limit, offset=offset)

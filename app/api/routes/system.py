@@ -15,6 +15,7 @@ router = APIRouter(tags=["system"])
 @router.get("/model")
 def model(service: ServiceDep, _key: RecognitionKey):
     enc = service.pipeline.encoder
+    service.sync()  # the gallery size as of now, other workers' writes included
     return {
         "encoder": enc.describe(),
         "threshold": service.threshold_for(1),
