@@ -45,7 +45,9 @@ def cmd_serve(args) -> int:
     try:
         uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers,
                     log_level=args.log_level, log_config=log_config(args.log_level), access_log=False,
-                    proxy_headers=False)
+                    # X-Forwarded-For only from the proxies named in FORWARDED_ALLOW_IPS (read by uvicorn):
+                    # otherwise any caller could pick the address its rate limits are counted under.
+                    proxy_headers=bool(os.environ.get("FORWARDED_ALLOW_IPS")))
     finally:
         if made_metrics_dir and metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)

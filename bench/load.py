@@ -81,7 +81,9 @@ class Server:
         return f"http://127.0.0.1:{self.port}/api/v1"
 
     def start(self, timeout: float = 180) -> float:
-        env = {**os.environ, "FACESHOT_DATA_DIR": str(self.data_dir), "FACESHOT_ADMIN_KEY": ADMIN}
+        # rate limits off: the load is the point here (they are tested in tests/api/test_security.py)
+        env = {**os.environ, "FACESHOT_DATA_DIR": str(self.data_dir), "FACESHOT_ADMIN_KEY": ADMIN,
+               "FACESHOT_RATE_LIMIT": "", "FACESHOT_AUTH_FAILURE_LIMIT": ""}
         env.pop("FACESHOT_DATABASE_URL", None)
         if self.torch_threads:
             env["FACESHOT_TORCH_THREADS"] = str(self.torch_threads)
