@@ -392,7 +392,7 @@ def kill_restart(args) -> dict:
             total = client.get(f"{server.base}/people", params={"limit": 1}).json()["total"]
             for name, pid in sorted(enrolled.items()):
                 r = client.get(f"{server.base}/people/{pid}")
-                if r.status_code != 200 or len(r.json()["faces"]) != 2:
+                if r.status_code != 200 or r.json()["face_count"] != 2:
                     lost.append(name)
                     continue
                 files = dict(people)[name]
