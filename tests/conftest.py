@@ -38,6 +38,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(proc, port: int, timeout: float = 90, output=lambda: "") -> None:
+    """Poll a starting `faceshot serve` until /ready answers 200; fail with its output if it exits."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}:\n{output()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)  # polling a starting server, not synchronising on a guess
+    raise AssertionError("server did not become ready")
+
+
 @pytest.fixture
 def postgres_url():
     """A URL of the test PostgreSQL whose search_path is a fresh schema, dropped afterwards."""

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.conftest import wait_ready as shared_wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 FACESHOT = str(Path(sys.executable).parent / "faceshot")
@@ -28,17 +29,7 @@ def start_server(data_dir: Path, port: int, extra_env=None, workers: int = 1) ->
 
 
 def wait_ready(proc: subprocess.Popen, port: int, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stdout.read()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)  # polling a starting server, not synchronising on a guess
-    raise AssertionError("server did not become ready")
+    shared_wait_ready(proc, port, timeout, output=proc.stdout.read)
 
 
 @pytest.fixture

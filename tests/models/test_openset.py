@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from models.cli import main as cli_main
 from models.openset import build_gallery, run_protocol, threshold_at_far

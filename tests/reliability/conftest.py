@@ -8,13 +8,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 FACESHOT = str(Path(sys.executable).parent / "faceshot")
@@ -48,17 +47,7 @@ class Server:
         self.proc = subprocess.Popen(
             [FACESHOT, "serve", "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=open(self.log, "a"), stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)  # polling a starting server
-        raise AssertionError("server did not become ready")
+        wait_ready(self.proc, self.port, timeout, output=lambda: self.log.read_text()[-3000:])
 
     def kill(self) -> None:
         """kill -9 the whole process group (with several workers: the supervisor and every worker)."""
