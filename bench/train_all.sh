@@ -36,17 +36,8 @@ export PYTHONUNBUFFERED=1
 fs() { "$PY" -m models.fewshot.cli "$@"; }
 # q FULL QUICK: the full-size number, or the smoke-test one when BENCH_QUICK=1.
 q() { if [[ $QUICK == 1 ]]; then echo "$2"; else echo "$1"; fi; }
-step() {  # step NAME command...: run it, log it, time it; a failure is reported and the others still run
-    local name=$1; shift
-    local start=$SECONDS
-    echo "==> $name" >&2
-    if ! "$@" >"$OUT/$name.log" 2>&1; then
-        echo "FAILED: $name (see $OUT/$name.log)" | tee -a "$OUT/failures.txt" >&2
-        tail -20 "$OUT/$name.log" >&2
-        return 0
-    fi
-    echo "$name $((SECONDS - start))s" | tee -a "$OUT/timings.txt" >&2
-}
+# shellcheck source=bench/steps.sh
+source bench/steps.sh  # the cd above made the repo root the working directory
 
 OMNI=("$DATA/omniglot/images_background_small1" "$DATA/omniglot/images_background_small2")
 LAKE="$DATA/omniglot/one-shot-classification"

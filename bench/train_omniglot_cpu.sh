@@ -21,17 +21,8 @@ OUT=$(cd "$OUT" && pwd)
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 fs() { "$PY" -m models.fewshot.cli "$@"; }
-step() {
-    local name=$1; shift
-    local start=$SECONDS
-    echo "==> $name" >&2
-    if ! "$@" >"$OUT/$name.log" 2>&1; then
-        echo "FAILED: $name (see $OUT/$name.log)" | tee -a "$OUT/failures.txt" >&2
-        tail -20 "$OUT/$name.log" >&2
-        return 0
-    fi
-    echo "$name $((SECONDS - start))s" | tee -a "$OUT/timings.txt" >&2
-}
+# shellcheck source=bench/steps.sh
+source bench/steps.sh  # the cd above made the repo root the working directory
 
 OMNI=("$DATA/omniglot/images_background_small1" "$DATA/omniglot/images_background_small2")
 LAKE="$DATA/omniglot/one-shot-classification"
