@@ -7,7 +7,7 @@
 #   FACESHOT_DATA=../shared/data bench/train_omniglot_cpu.sh OUT_DIR
 #
 # Sizes: prototypical networks 600 episodes of 60-way 5-shot (Snell et al. train ~20k+);
-# matching networks 800 episodes of 20-way 1-shot; first-order MAML 300 meta-iterations of
+# matching networks 800 episodes of 20-way 1-shot; first-order MAML 1,000 meta-iterations of
 # 4 tasks, 5-way 1-shot, with a zero-initialised head (Kao et al.) so the one model also
 # takes 20-way tasks and Lake's runs. Every evaluation: 600 episodes, 15 queries per class.
 set -euo pipefail
@@ -42,7 +42,7 @@ step omniglot_matching_eval fs evaluate --checkpoint "$RUNS/omniglot_matching/be
 
 step omniglot_fomaml5_train fs train "${COMMON[@]}" --method fomaml --maml-head zero --out-dir "$RUNS/omniglot_fomaml5" \
     --n-way 5 --n-shot 1 --n-query 15 --meta-batch 4 --inner-lr 0.4 --inner-steps 1 --eval-inner-steps 3 \
-    --steps-per-epoch 100 --epochs 3 --lr 1e-3 --val-episodes 100
+    --steps-per-epoch 250 --epochs 4 --lr 1e-3 --val-episodes 100
 step omniglot_fomaml5_eval fs evaluate --checkpoint "$RUNS/omniglot_fomaml5/best.pt" "${EVAL[@]}" \
     --out "$OUT/omniglot_fomaml5.json"
 
