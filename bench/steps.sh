@@ -1,7 +1,11 @@
 # Sourced by the training benches: step NAME command... runs it with its output in $OUT/NAME.log and its
 # time in $OUT/timings.txt; a failure is reported in $OUT/failures.txt and the other steps still run.
+# BENCH_ONLY=PREFIX runs only the steps whose names start with it (e.g. faces_ or omniglot_).
 step() {
     local name=$1; shift
+    if [[ -n ${BENCH_ONLY:-} && $name != "$BENCH_ONLY"* ]]; then
+        return 0
+    fi
     local start=$SECONDS
     echo "==> $name" >&2
     if ! "$@" >"$OUT/$name.log" 2>&1; then

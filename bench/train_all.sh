@@ -7,7 +7,8 @@
 # one-shot-classification) and, unless FACESHOT_FACE_CHIPS names a chip cache already made by
 # `faceshot prepare-faces` (bench/pack_device_data.py makes one that travels), lfw-dev/ photos,
 # which are then detected and aligned here with PREP_WORKERS CPU processes (~60 ms a photo each).
-# Sized for one H100 and ~10 minutes in all; BENCH_QUICK=1 shrinks every run to a smoke test.
+# Sized for one H100 and ~10 minutes in all; BENCH_QUICK=1 shrinks every run to a smoke test;
+# BENCH_ONLY=faces_ (or omniglot_) runs one half.
 #
 # Omniglot: trained on images_background_small1 + small2 only (8 distinct alphabets, 242 characters;
 # Greek and Latin are in both and read once), split by character within each alphabet with
