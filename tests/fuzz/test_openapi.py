@@ -32,7 +32,7 @@ def test_openapi_driven_run_finds_no_server_error(tmp_path, server_factory, phot
          "--generation-with-security-parameters", "false", "--exclude-path-regex", "/keys/",
          "--checks", "not_a_server_error", "-n", "20", "--seed", "20261123", "--workers", "1",
          "--generation-database", "none", "--no-color", "--report", "json", "--report-json-path", str(report)],
-        capture_output=True, text=True, timeout=400)
+        capture_output=True, text=True, timeout=400, cwd=tmp_path)  # its cache lands there, not in the checkout
     assert run.returncode == 0, run.stdout[-4000:]
     summary = run.stdout[run.stdout.find("SUMMARY"):]
     assert "passed" in summary and "Server error" not in summary, summary
