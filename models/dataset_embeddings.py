@@ -64,6 +64,16 @@ class _NpzTable:
         np.savez(tmp, files=np.array(list(self.rows)), rows=rows)
         tmp.replace(self.path)
 
+    def fill(self, keys: list[str], make_row, *, desc: str, progress: bool, save_every: int) -> None:
+        """Compute the rows still missing, saving every ``save_every`` rows so an interrupted run resumes."""
+        todo = [k for k in keys if k not in self.rows]
+        for n, key in enumerate(tqdm(todo, desc=desc, unit="photo", disable=not progress or not todo)):
+            self.rows[key] = make_row(key)
+            if (n + 1) % save_every == 0:
+                self.save()
+        if todo:
+            self.save()
+
 
 # detection row: ok, detect+decode ms, score, box(4), landmarks(10)
 _DET_WIDTH = 17
@@ -73,8 +83,8 @@ def detect_dataset(pipeline: FacePipeline, root: Path, files: list[str], cache_d
     d = pipeline.detector
     key = hashlib.sha1(json.dumps([d.min_face_size, d.max_side, d.min_side, d.min_score]).encode()).hexdigest()[:8]
     table = _NpzTable(cache_file(Path(cache_dir), root, "detections", key) if cache_dir else None, _DET_WIDTH)
-    todo = [f for f in files if f not in table.rows]
-    for n, rel in enumerate(tqdm(todo, desc="detecting", unit="photo", disable=not progress or not todo)):
+
+    def detect(rel: str) -> np.ndarray:
         row = np.zeros(_DET_WIDTH)
         t0 = time.perf_counter()
         try:
@@ -84,11 +94,9 @@ def detect_dataset(pipeline: FacePipeline, root: Path, files: list[str], cache_d
         except FaceshotError:
             pass
         row[1] = (time.perf_counter() - t0) * 1000
-        table.rows[rel] = row
-        if (n + 1) % 250 == 0:
-            table.save()
-    if todo:
-        table.save()
+        return row
+
+    table.fill(files, detect, desc="detecting", progress=progress, save_every=250)
     return table
 
 
@@ -106,8 +114,8 @@ def embed_dataset(
     detections = detect_dataset(pipeline, root, files, cache_dir, progress)
     dim = pipeline.encoder.metadata.embedding_size
     table = _NpzTable(cache_file(Path(cache_dir), root, "embeddings", pipeline.cache_key()) if cache_dir else None, dim + 1)
-    todo = [f for f in files if f not in table.rows]
-    for n, rel in enumerate(tqdm(todo, desc="embedding", unit="photo", disable=not progress or not todo)):
+
+    def embed(rel: str) -> np.ndarray:
         det = detections.rows[rel]
         row = np.zeros(dim + 1)
         if det[0]:
@@ -116,11 +124,9 @@ def embed_dataset(
             face = DetectedFace(box=det[3:7], score=float(det[2]), landmarks=det[7:17].reshape(5, 2))
             row[1:] = pipeline.embed_faces(image, [face])[0].embedding
             row[0] = (time.perf_counter() - t0) * 1000
-        table.rows[rel] = row
-        if (n + 1) % 1000 == 0:
-            table.save()
-    if todo:
-        table.save()
+        return row
+
+    table.fill(files, embed, desc="embedding", progress=progress, save_every=1000)
     vectors, millis = {}, {}
     for f in files:
         det, row = detections.rows[f], table.rows[f]
