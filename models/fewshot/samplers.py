@@ -24,7 +24,38 @@ def _items_by_class(labels: Sequence[int]) -> dict[int, list[int]]:
     return dict(by_class)
 
 
-class EpisodeSampler:
+class _ClassBalancedSampler:
+    """``n_batches`` batches of ``n_classes`` distinct classes x ``per_class`` distinct items, class after class.
+
+    Only classes with at least ``per_class`` items take part. ``stream`` keeps the
+    random streams of different samplers apart for the same seed and epoch.
+    """
+
+    def __init__(self, labels: Sequence[int], n_classes: int, per_class: int, n_batches: int, seed: int,
+                 stream: tuple[int, ...], too_few: str):
+        self.n_classes, self.per_class, self.n_batches, self.seed, self.stream = n_classes, per_class, n_batches, seed, stream
+        self.items = {c: np.asarray(idx) for c, idx in _items_by_class(labels).items() if len(idx) >= per_class}
+        self.classes = np.asarray(sorted(self.items))
+        if len(self.classes) < n_classes:
+            raise TrainingError(f"{too_few}; the data has {len(self.classes)}.")
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch, *self.stream])
+        for _ in range(self.n_batches):
+            batch: list[int] = []
+            for c in rng.choice(self.classes, self.n_classes, replace=False):
+                batch.extend(rng.choice(self.items[int(c)], self.per_class, replace=False).tolist())
+            yield batch
+
+
+class EpisodeSampler(_ClassBalancedSampler):
     """N-way K-shot Q-query tasks: ``n_way`` classes, each with ``n_shot`` support and ``n_query`` query items.
 
     A yielded episode lists, class after class, the K support indices then the Q
@@ -34,31 +65,11 @@ class EpisodeSampler:
     """
 
     def __init__(self, labels: Sequence[int], n_way: int, n_shot: int, n_query: int, n_episodes: int, seed: int = 0):
-        self.n_way, self.n_shot, self.n_query, self.n_episodes, self.seed = n_way, n_shot, n_query, n_episodes, seed
+        self.n_way, self.n_shot, self.n_query, self.n_episodes = n_way, n_shot, n_query, n_episodes
         per_class = n_shot + n_query
-        self.items = {c: np.asarray(idx) for c, idx in _items_by_class(labels).items() if len(idx) >= per_class}
-        self.classes = np.asarray(sorted(self.items))
-        if len(self.classes) < n_way:
-            raise TrainingError(
-                f"{n_way}-way {n_shot}-shot {n_query}-query episodes need {n_way} classes with >= {per_class} items; "
-                f"the data has {len(self.classes)}."
-            )
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n_episodes
-
-    def __iter__(self) -> Iterator[list[int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        per_class = self.n_shot + self.n_query
-        for _ in range(self.n_episodes):
-            episode: list[int] = []
-            for c in rng.choice(self.classes, self.n_way, replace=False):
-                episode.extend(rng.choice(self.items[int(c)], per_class, replace=False).tolist())
-            yield episode
+        super().__init__(labels, n_way, per_class, n_episodes, seed, stream=(),
+                         too_few=f"{n_way}-way {n_shot}-shot {n_query}-query episodes need {n_way} classes "
+                                 f"with >= {per_class} items")
 
 
 def split_episode(
@@ -73,7 +84,7 @@ def split_episode(
     return support, labels.repeat_interleave(n_shot), query, labels.repeat_interleave(n_query)
 
 
-class PKBatchSampler:
+class PKBatchSampler(_ClassBalancedSampler):
     """P classes x K items per batch, for losses that mine pairs or triplets inside the batch.
 
     Only classes with at least K items take part; every batch holds K positives
@@ -81,23 +92,6 @@ class PKBatchSampler:
     """
 
     def __init__(self, labels: Sequence[int], p: int, k: int, n_batches: int, seed: int = 0):
-        self.p, self.k, self.n_batches, self.seed = p, k, n_batches, seed
-        self.items = {c: np.asarray(idx) for c, idx in _items_by_class(labels).items() if len(idx) >= k}
-        self.classes = np.asarray(sorted(self.items))
-        if len(self.classes) < p:
-            raise TrainingError(f"P x K batches need {p} classes with >= {k} items; the data has {len(self.classes)}.")
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n_batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        rng = np.random.default_rng([self.seed, self.epoch, 1])
-        for _ in range(self.n_batches):
-            batch: list[int] = []
-            for c in rng.choice(self.classes, self.p, replace=False):
-                batch.extend(rng.choice(self.items[int(c)], self.k, replace=False).tolist())
-            yield batch
+        self.p, self.k = p, k
+        super().__init__(labels, p, k, n_batches, seed, stream=(1,),
+                         too_few=f"P x K batches need {p} classes with >= {k} items")
