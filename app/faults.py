@@ -1,8 +1,9 @@
 """Deliberate crashes at named points of a write, for the crash-recovery tests.
 
-``FACESHOT_CRASH_AT=<point>`` makes the process SIGKILL itself when a write
-reaches that point: exactly what ``kill -9`` in the middle of an enrollment does,
-at a moment a test can name instead of race for. Unset (always, outside tests), a
+``FACESHOT_CRASH_AT=<point>`` (``before_commit`` or ``after_commit``, see
+``FaceService._write``) makes the process SIGKILL itself when a write reaches
+that point: exactly what ``kill -9`` in the middle of an enrollment does, at a
+moment a test can name instead of race for. Unset (always, outside tests), a
 crash point costs one environment lookup.
 """
 
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-
-POINTS = ("before_commit", "after_commit")
 
 
 def crash_point(name: str) -> None:
