@@ -29,9 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,9 +40,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-FACESHOT = str(Path(sys.executable).parent / "faceshot")
-ADMIN = "load-bench-admin-key-0123456789"
-HEADERS = {"X-API-Key": ADMIN}
+
+from tests.reliability.server import HEADERS, Server  # noqa: E402  (one server harness for tests and benches)
 
 
 def loadavg() -> str:
@@ -55,12 +51,6 @@ def loadavg() -> str:
         return "?"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def percentiles(ms: list[float]) -> dict:
     if not ms:
         return {"p50": None, "p95": None, "p99": None}
@@ -68,51 +58,11 @@ def percentiles(ms: list[float]) -> dict:
     return {k: round(float(np.percentile(a, q)), 1) for k, q in (("p50", 50), ("p95", 95), ("p99", 99))}
 
 
-class Server:
-    """One `faceshot serve` on 127.0.0.1; restartable on the same data directory and port."""
-
-    def __init__(self, data_dir: Path, port: int, torch_threads: int | None):
-        self.data_dir, self.port, self.torch_threads = data_dir, port, torch_threads
-        self.proc: subprocess.Popen | None = None
-        self.log = open(data_dir.parent / f"server-{port}.log", "a")
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/v1"
-
-    def start(self, timeout: float = 180) -> float:
-        # rate limits off: the load is the point here (they are tested in tests/api/test_security.py)
-        env = {**os.environ, "FACESHOT_DATA_DIR": str(self.data_dir), "FACESHOT_ADMIN_KEY": ADMIN,
-               "FACESHOT_RATE_LIMIT": "", "FACESHOT_AUTH_FAILURE_LIMIT": ""}
-        env.pop("FACESHOT_DATABASE_URL", None)
-        if self.torch_threads:
-            env["FACESHOT_TORCH_THREADS"] = str(self.torch_threads)
-        t0 = time.monotonic()
-        self.proc = subprocess.Popen([FACESHOT, "serve", "--port", str(self.port), "--log-level", "warning"],
-                                     cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        while time.monotonic() - t0 < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log.name}")
-            try:
-                if httpx.get(f"{self.base}/ready", timeout=2).status_code == 200:
-                    return time.monotonic() - t0
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)  # polling a starting server
-        raise RuntimeError("server did not become ready")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
+def start(server: Server, torch_threads: int | None) -> float:
+    """Start the server for load: rate limits off (they are tested in tests/api/test_security.py), all cores."""
+    threads = str(torch_threads or os.cpu_count() or 1)
+    return server.start(timeout=180, env={"FACESHOT_RATE_LIMIT": "", "FACESHOT_AUTH_FAILURE_LIMIT": "",
+                                          "FACESHOT_TORCH_THREADS": threads, "OMP_NUM_THREADS": threads})
 
 
 def real_people(photos: Path) -> list[tuple[str, list[Path]]]:
@@ -242,22 +192,22 @@ def load_run(args, size: int) -> dict:
     report: dict = {"gallery": size}
     if size > args.real_people:
         report["synthetic"] = insert_synthetic(data, size - args.real_people)
-    server = Server(data, free_port(), args.torch_threads)
+    server = Server(data)
     try:
-        report["startup_s"] = round(server.start(), 1)
+        report["startup_s"] = round(start(server, args.torch_threads), 1)
         t0 = time.monotonic()
-        enrolled, refused = enroll_real(server.base, people, args.real_people)
+        enrolled, refused = enroll_real(server.url, people, args.real_people)
         report["real_people"] = len(enrolled)
         report["enroll_s"] = round(time.monotonic() - t0, 1)
         report["enroll_refused"] = refused
-        model = httpx.get(f"{server.base}/model", headers=HEADERS, timeout=30).json()
+        model = httpx.get(f"{server.url}/model", headers=HEADERS, timeout=30).json()
         report["indexed_people"] = model["gallery"]["indexed_people"]
-        probes = one_face_probes(server.base, people, enrolled)
+        probes = one_face_probes(server.url, people, enrolled)
         report["probes"] = len(probes)
-        run_level(server.base, probes, enrolled, 2, min(10, len(probes)), 120)  # warm-up
+        run_level(server.url, probes, enrolled, 2, min(10, len(probes)), 120)  # warm-up
         report["levels"] = []
         for c in args.clients:
-            level = run_level(server.base, probes, enrolled, c, max(args.requests, 4 * c), args.level_time)
+            level = run_level(server.url, probes, enrolled, c, max(args.requests, 4 * c), args.level_time)
             print(json.dumps({"gallery": size, **level}), flush=True)
             report["levels"].append(level)
     finally:
@@ -268,7 +218,7 @@ def load_run(args, size: int) -> dict:
 # -- the kill -9 drill ---------------------------------------------------------------------------
 def kill_restart(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="faceshot-kill-"))
-    server = Server(work / "data", free_port(), args.torch_threads)
+    server = Server(work / "data")
     people = real_people(Path(args.photos))[: args.kr_people]
     lock = threading.Lock()
     window = {"kill": None, "ready": None}
@@ -320,7 +270,7 @@ def kill_restart(args) -> dict:
                         return
                     name, files = queue.pop(0)
                 t0 = time.monotonic()
-                r, retries = attempt(client, "POST", f"{server.base}/enroll",
+                r, retries = attempt(client, "POST", f"{server.url}/enroll",
                                      data={"name": name, "external_id": name},
                                      files=[("images", (f.name, f.read_bytes(), "image/jpeg")) for f in files[:2]])
                 if r.status_code == 201:
@@ -329,7 +279,7 @@ def kill_restart(args) -> dict:
                         enrolled[name] = r.json()["person"]["id"]
                 elif r.status_code == 409 and retries:
                     # the attempt cut off by the kill had committed: find it by its external_id
-                    found = client.get(f"{server.base}/people", params={"search": name, "limit": 10}).json()["items"]
+                    found = client.get(f"{server.url}/people", params={"search": name, "limit": 10}).json()["items"]
                     ids = [p["id"] for p in found if p["external_id"] == name]
                     with lock:
                         stats["enroll_recovered_409"] += 1
@@ -353,7 +303,7 @@ def kill_restart(args) -> dict:
                 if enrolls_finished.is_set() or time.monotonic() > hard_deadline:
                     return
                 t0 = time.monotonic()
-                r, _ = attempt(client, "POST", f"{server.base}/identify",
+                r, _ = attempt(client, "POST", f"{server.url}/identify",
                                files={"image": ("q.jpg", probes[(i * 7 + k) % len(probes)], "image/jpeg")})
                 if r.status_code == 200:
                     with lock:
@@ -368,11 +318,11 @@ def kill_restart(args) -> dict:
         window["kill"] = time.monotonic()
         server.kill()
         stats["killed_after_enrolls"] = done_enrolls[0]
-        stats["restart_s"] = round(server.start(), 1)
+        stats["restart_s"] = round(start(server, args.torch_threads), 1)
         window["ready"] = time.monotonic()
 
     try:
-        stats["startup_s"] = round(server.start(), 1)
+        stats["startup_s"] = round(start(server, args.torch_threads), 1)
         threads = [threading.Thread(target=enroller) for _ in range(args.kr_enrollers)]
         threads += [threading.Thread(target=identifier, args=(k,)) for k in range(args.kr_identifiers)]
         kt = threading.Thread(target=killer)
@@ -389,14 +339,14 @@ def kill_restart(args) -> dict:
         # nothing lost: every enrollment present, with its two faces, and named by its own photo
         lost, unnamed = [], []
         with httpx.Client(headers=HEADERS, timeout=120) as client:
-            total = client.get(f"{server.base}/people", params={"limit": 1}).json()["total"]
+            total = client.get(f"{server.url}/people", params={"limit": 1}).json()["total"]
             for name, pid in sorted(enrolled.items()):
-                r = client.get(f"{server.base}/people/{pid}")
+                r = client.get(f"{server.url}/people/{pid}")
                 if r.status_code != 200 or r.json()["face_count"] != 2:
                     lost.append(name)
                     continue
                 files = dict(people)[name]
-                r = client.post(f"{server.base}/identify", files={"image": ("q.jpg", files[0].read_bytes(), "image/jpeg")})
+                r = client.post(f"{server.url}/identify", files={"image": ("q.jpg", files[0].read_bytes(), "image/jpeg")})
                 faces = r.json().get("faces") or []
                 if not any(f["person"] and f["person"]["id"] == pid for f in faces):
                     unnamed.append(name)

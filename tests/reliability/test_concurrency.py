@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .conftest import Server
+from .server import Server
 
 
 @pytest.mark.slow

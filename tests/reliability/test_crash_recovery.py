@@ -11,7 +11,7 @@ import pytest
 
 from tests.data.conftest import make_service
 
-from .conftest import Server
+from .server import Server
 
 
 def snapshots_equal(a: dict, b: dict) -> bool:
