@@ -26,7 +26,10 @@ class MAML(FewShotClassifier):
     As in the paper's code, batch-norm always normalises with the statistics of
     the batch at hand, in training and at test time. ``head="zero"`` replaces the
     meta-learned head by a zero one for every task (Kao et al., ICLR 2022), so a
-    model trained 5-way can also be tested 20-way.
+    model trained 5-way can also be tested 20-way. Train it second-order: with a
+    zero head the adapted head is made of support features, and first-order MAML
+    drops exactly that path from the support set to the query loss (the backbone
+    then learns only through the query features, and learns little).
     """
 
     def __init__(
@@ -70,17 +73,19 @@ class MAML(FewShotClassifier):
         buffers = {k: v.clone() for k, v in self.backbone.named_buffers()}
         with self._batch_statistics():
             features = functional_call(self.backbone, {**backbone_params, **buffers}, (images,)).flatten(1)
-        return F.linear(features.float(), params["head.weight"], params["head.bias"])
+        head_weight = params["head.weight"]
+        return F.linear(features.to(head_weight.dtype), head_weight, params["head.bias"])
 
     def initial_parameters(self, n_way: int, device: torch.device) -> dict[str, torch.Tensor]:
         params = {f"backbone.{k}": v for k, v in self.backbone.named_parameters()}
+        dtype = next(iter(params.values())).dtype
         if self.head is not None:
             if self.head.out_features != n_way:
                 raise TrainingError(f"this MAML head is {self.head.out_features}-way; the task is {n_way}-way (use head='zero')")
             params["head.weight"], params["head.bias"] = self.head.weight, self.head.bias
         else:
-            params["head.weight"] = torch.zeros(n_way, self.feature_dim, device=device, requires_grad=True)
-            params["head.bias"] = torch.zeros(n_way, device=device, requires_grad=True)
+            params["head.weight"] = torch.zeros(n_way, self.feature_dim, device=device, dtype=dtype, requires_grad=True)
+            params["head.bias"] = torch.zeros(n_way, device=device, dtype=dtype, requires_grad=True)
         return params
 
     def adapt(self, support_images: torch.Tensor, support_labels: torch.Tensor, steps: int) -> dict[str, torch.Tensor]:
