@@ -64,6 +64,37 @@ class EncoderBackbone(nn.Module):
         self.register_buffer("mean", torch.tensor(norm["mean"], dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(norm["std"], dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
+    #: The final projection of each architecture: what ``train_last_layer_only`` leaves trainable.
+    LAST_LAYERS = {"dlib_resnet_v1": ("fc",), "inception_resnet_v1": ("last_linear", "last_bn")}
+
+    def train_last_layer_only(self) -> list[str]:
+        """Freeze everything but the encoder's final projection; returns the trainable parameter names.
+
+        With a few photos per person, retraining only the last layer moves the
+        embedding least; the frozen part also stays in eval mode, so batch-norm
+        statistics learned on millions of faces are not re-estimated on a handful.
+        """
+        heads = self.LAST_LAYERS.get(self.metadata.architecture)
+        if heads is None:
+            raise ValueError(f"no known last layer for architecture {self.metadata.architecture!r}")
+        self.frozen_prefix = True
+        names = []
+        for name, param in self.encoder.named_parameters():
+            param.requires_grad = name.split(".")[0] in heads
+            if param.requires_grad:
+                names.append(name)
+        self.train(self.training)
+        return names
+
+    def train(self, mode: bool = True) -> EncoderBackbone:
+        super().train(mode)
+        if getattr(self, "frozen_prefix", False):
+            heads = self.LAST_LAYERS[self.metadata.architecture]
+            for name, module in self.encoder.named_children():
+                if name not in heads:
+                    module.eval()
+        return self
+
     @classmethod
     def from_checkpoint(cls, checkpoint: EncoderCheckpoint) -> EncoderBackbone:
         encoder = build(checkpoint.metadata.architecture)

@@ -67,7 +67,9 @@ class TrainConfig:
     normalize: bool = False  # protonet: L2-normalise features (faces)
     scale: float = 1.0  # protonet / finetune / metric: logit scale on distances
     learn_scale: bool = False
-    margin: float = 0.2  # triplet / contrastive
+    trainable: str = "all"  # face encoders: "all" | "last" (only the final projection learns)
+    margin: float = 0.2  # triplet / contrastive (contrastive: different people pushed beyond it)
+    pos_margin: float = 0.0  # contrastive: same-person pairs pulled inside it
     miner: str = "semi_hard"  # "batch_hard" | "semi_hard" | "all"
     full_context: bool = False  # matching networks
     inner_lr: float = 0.4  # maml
@@ -86,6 +88,7 @@ class TrainConfig:
     steps_per_epoch: int = 500
     epochs: int = 10
     # optimisation
+    optimizer: str = "adam"  # "adam" | "sgd" (momentum 0.9)
     lr: float = 1e-3
     weight_decay: float = 0.0
     lr_step_epochs: int = 0  # halve the learning rate every this many epochs (0: never)
@@ -117,12 +120,14 @@ class TrainConfig:
             raise TrainingError("dataset must be 'omniglot' or 'faces'")
         if not self.data:
             raise TrainingError("data: give the dataset folder(s)")
-        choices = {"miner": ("batch_hard", "semi_hard", "all"), "maml_head": ("learned", "zero"), "split_by": ("character", "alphabet"), "amp": ("auto", "bf16", "fp16", "off")}
+        choices = {"miner": ("batch_hard", "semi_hard", "all"), "maml_head": ("learned", "zero"), "split_by": ("character", "alphabet"), "amp": ("auto", "bf16", "fp16", "off"), "trainable": ("all", "last"), "optimizer": ("adam", "sgd")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise TrainingError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
         if (self.dataset == "omniglot") != (self.backbone == "conv4"):
             raise TrainingError("Omniglot trains the conv4 backbone; faces train a face encoder (dlib, facenet-…, a checkpoint)")
+        if self.trainable == "last" and self.backbone == "conv4":
+            raise TrainingError("trainable='last' is for face encoders: a Conv-4 learns from scratch")
         if self.method in ("maml", "fomaml") and self.maml_head == "learned":
             self.val_n_way = self.n_way  # a learned N-way head only classifies N ways
         if self.val_fraction is None:
@@ -230,7 +235,7 @@ def build_method(cfg: TrainConfig, backbone: nn.Module, input_shape: tuple[int, 
     if cfg.method == "siamese":
         return m.SiameseNetworks(backbone, dim)
     if cfg.method in ("triplet", "contrastive"):
-        return m.MetricLearning(backbone, loss=cfg.method, miner=cfg.miner, margin=cfg.margin, scale=cfg.scale)
+        return m.MetricLearning(backbone, loss=cfg.method, miner=cfg.miner, margin=cfg.margin, pos_margin=cfg.pos_margin, scale=cfg.scale)
     if cfg.method in ("maml", "fomaml"):
         return m.MAML(
             backbone,
@@ -305,8 +310,14 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> dict[str, Any]:
     backbone, encoder_metadata = build_backbone(cfg)
     splits = load_splits(cfg, encoder_metadata)
     train_set, val_set = splits.train.to(device), splits.val.to(device)
+    if cfg.trainable == "last":
+        log.info("training only %s", ", ".join(backbone.train_last_layer_only()))
     method = build_method(cfg, backbone, input_shape_of(cfg, encoder_metadata)).to(device)
-    optimizer = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trainable = [p for p in method.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        optimizer = torch.optim.SGD(trainable, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    else:
+        optimizer = torch.optim.Adam(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, cfg.lr_step_epochs, 0.5) if cfg.lr_step_epochs else None
     amp_dtype = _amp_dtype(cfg, device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None

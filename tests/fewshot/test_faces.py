@@ -57,6 +57,29 @@ def test_fine_tuning_the_dlib_encoder_lowers_the_loss(kind, dlib_ckpt, chips):
     assert _falls(losses), losses
 
 
+def test_last_layer_only_training_moves_nothing_else(dlib_ckpt, chips):
+    backbone = EncoderBackbone.from_checkpoint(dlib_ckpt)
+    assert backbone.train_last_layer_only() == ["fc.weight"]
+    method = MetricLearning(backbone, loss="contrastive", miner="all", margin=0.6, pos_margin=0.2).train()
+    assert backbone.encoder.fc.training
+    assert all(not m.training for name, m in backbone.encoder.named_children() if name != "fc")
+    before = {k: v.clone() for k, v in backbone.encoder.state_dict().items()}
+    x, y = chips.gather(next(iter(PKBatchSampler(chips.labels, p=4, k=2, n_batches=1))))
+    # Tiny steps: the last layer sees all-positive pooled features, a steep direction that larger ones overshoot.
+    optimizer = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=1e-6)
+    losses = []
+    for _ in range(6):
+        optimizer.zero_grad()
+        loss = method.batch_loss(x, y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    after = backbone.encoder.state_dict()
+    assert not torch.equal(before["fc.weight"], after["fc.weight"])
+    assert all(torch.equal(before[k], after[k]) for k in before if k != "fc.weight")
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, face_chips):
     out = tmp_path_factory.mktemp("face-run")

@@ -94,3 +94,7 @@ def test_cli_reports_bad_settings_as_typed_errors(tmp_path, capsys):
     assert "training_error: miner must be one of" in capsys.readouterr().err
     assert cli.main(["train", "--data", str(tmp_path / "nowhere"), "--out-dir", str(tmp_path), "--device", "cpu"]) == 1
     assert "training_error: No Omniglot folder" in capsys.readouterr().err
+    assert cli.main(["train", "--data", str(OMNIGLOT), "--trainable", "last", "--out-dir", str(tmp_path)]) == 1
+    assert "training_error: trainable='last' is for face encoders" in capsys.readouterr().err
+    assert cli.main(["train", "--data", str(OMNIGLOT), "--optimizer", "rmsprop", "--out-dir", str(tmp_path)]) == 1
+    assert "training_error: optimizer must be one of" in capsys.readouterr().err

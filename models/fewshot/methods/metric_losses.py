@@ -21,7 +21,10 @@ class MetricLearning(FewShotClassifier):
     Triplet loss (Schroff, Kalenichenko and Philbin, FaceNet, CVPR 2015) pulls an
     anchor at least ``margin`` closer to a positive than to a negative; contrastive
     loss (Hadsell, Chopra and LeCun, CVPR 2006) pulls same-class pairs together and
-    pushes different-class pairs beyond ``margin``. Pairs and triplets are mined
+    pushes different-class pairs beyond ``margin`` (and, with ``pos_margin`` > 0,
+    leaves same-class pairs already closer than it alone: margins either side of
+    the service's threshold aim the loss at the faces that threshold gets wrong).
+    Pairs and triplets are mined
     inside each P x K batch: batch-hard (Hermans, Beyer and Leibe 2017), semi-hard
     (FaceNet) or all. Embeddings are L2-normalised; at test time a query is
     classified by its distance to the normalised class means, as the service does.
@@ -29,7 +32,9 @@ class MetricLearning(FewShotClassifier):
 
     training_mode = "batch"
 
-    def __init__(self, backbone: nn.Module, *, loss: str = "triplet", miner: str = "semi_hard", margin: float = 0.2, scale: float = 10.0):
+    def __init__(
+        self, backbone: nn.Module, *, loss: str = "triplet", miner: str = "semi_hard", margin: float = 0.2, pos_margin: float = 0.0, scale: float = 10.0
+    ):
         super().__init__(backbone)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
@@ -39,7 +44,7 @@ class MetricLearning(FewShotClassifier):
         if loss == "triplet":
             self.loss_fn = losses.TripletMarginLoss(margin=margin, distance=distance)
         else:
-            self.loss_fn = losses.ContrastiveLoss(pos_margin=0.0, neg_margin=margin, distance=distance)
+            self.loss_fn = losses.ContrastiveLoss(pos_margin=pos_margin, neg_margin=margin, distance=distance)
         if miner == "batch_hard":
             self.miner = miners.BatchHardMiner(distance=distance)
         elif miner == "semi_hard":
