@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 4's Omniglot runs sized for a 2-core CPU machine with no GPU (about an hour on one core).
+# Issue 4's Omniglot runs sized for a 2-core CPU machine with no GPU (about two hours on one core, MAML most of it).
 # bench/train_all.sh is the full-size version for a GPU; this one trains the same methods on the
 # same data and split with far fewer episodes, so its numbers are a lower bound of what the
 # recipes reach. Results as JSON under OUT_DIR, tables in OUT_DIR/summary.txt.
@@ -7,7 +7,7 @@
 #   FACESHOT_DATA=../shared/data bench/train_omniglot_cpu.sh OUT_DIR
 #
 # Sizes: prototypical networks 600 episodes of 60-way 5-shot (Snell et al. train ~20k+);
-# matching networks 800 episodes of 20-way 1-shot; first-order MAML 1,600 meta-iterations of
+# matching networks 800 episodes of 20-way 1-shot; first-order MAML 4,000 meta-iterations of
 # 4 tasks 5-way 1-shot, and 600 of 2 tasks 20-way 1-shot (a model per N, as in the paper).
 # Every evaluation: 600 episodes, 15 queries per class.
 set -euo pipefail
@@ -45,7 +45,7 @@ step omniglot_matching_eval fs evaluate --checkpoint "$RUNS/omniglot_matching/be
 # query loss, and learns little). 5-way: inner lr 0.4, 1 step in training, 3 at test.
 step omniglot_fomaml5_train fs train "${COMMON[@]}" --method fomaml --out-dir "$RUNS/omniglot_fomaml5" \
     --n-way 5 --n-shot 1 --n-query 15 --meta-batch 4 --inner-lr 0.4 --inner-steps 1 --eval-inner-steps 3 \
-    --steps-per-epoch 400 --epochs 4 --lr 1e-3 --val-episodes 100
+    --steps-per-epoch 400 --epochs 10 --lr 1e-3 --val-episodes 100
 step omniglot_fomaml5_eval fs evaluate --checkpoint "$RUNS/omniglot_fomaml5/best.pt" --ways 5 --shots 1 5 \
     --episodes 600 --out "$OUT/omniglot_fomaml5.json"
 # 20-way: inner lr 0.1, 5 steps; its 20-way head also takes Lake's 20-way runs.
