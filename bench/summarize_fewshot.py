@@ -37,7 +37,7 @@ def main(out: Path) -> None:
 
     print("\nFaces: lfw-dev validation identities, open-set K=50 (mean ± std over 5 seeds)")
     print(f"{'encoder':18} {'S':>2} {'rank-1':>14} {'DIR@FAR1%':>14} {'DIR@FAR10%':>14} {'balanced acc':>14} {'5w1s episodes':>15}")
-    for name in ("dlib_untouched", "triplet", "protonet"):
+    for name in ("dlib_untouched", "triplet", "protonet", "contrastive_last"):
         r = load(out / f"faces_{name}.json")
         if not r:
             continue

@@ -91,6 +91,18 @@ step faces_protonet_export fs export --checkpoint "$RUNS/faces_protonet/last.pt"
 step faces_protonet_eval fs evaluate --encoder "$RUNS/faces_protonet/encoder.pt" --data "$CHIPS" --val-fraction 0.3 --split-seed 0 \
     "${FACE_EVAL[@]}" --out "$OUT/faces_protonet.json"
 
+# Only the last layer, contrastive margins either side of the service's threshold, tiny Adam steps: the one
+# recipe that beat the untouched encoder on held-out identities (CPU: 8 min; same flags here, no --augment).
+step faces_contrastive_last_train fs train --quiet --dataset faces --data "$CHIPS" --backbone dlib --val-fraction 0.3 \
+    --split-seed 0 --seed 0 --method contrastive --miner all --pos-margin 0.25 --margin 0.45 --trainable last \
+    --lr 1e-6 --p 32 --k 2 --epochs "$(q 3 1)" --steps-per-epoch "$(q 200 3)" --val-n-way 5 --val-n-shot 1 \
+    --val-n-query 1 --val-episodes "$(q 100 10)" --out-dir "$RUNS/faces_contrastive_last"
+step faces_contrastive_last_export fs export --checkpoint "$RUNS/faces_contrastive_last/last.pt" --far 0.01 \
+    --name dlib-resnet-v1-lfwdev-contrastive-last --out "$RUNS/faces_contrastive_last/encoder.pt" \
+    --report "$OUT/faces_contrastive_last_export.json"
+step faces_contrastive_last_eval fs evaluate --encoder "$RUNS/faces_contrastive_last/encoder.pt" --data "$CHIPS" \
+    --val-fraction 0.3 --split-seed 0 "${FACE_EVAL[@]}" --out "$OUT/faces_contrastive_last.json"
+
 # ---- Omniglot, MAML last: the slowest runs -----------------------------------------------------
 # First-order MAML (Finn et al.'s Omniglot settings, far fewer meta-iterations): a learned N-way head,
 # so one model per N. 5-way: inner lr 0.4, 1 step in training, 3 at test; meta-batch 16 (paper: 32).
