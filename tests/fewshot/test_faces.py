@@ -171,3 +171,8 @@ def test_inception_resnet_v1_serves_as_a_backbone():
     loss, scores = method.episode_loss(x[:2], torch.arange(2), x[2:], torch.arange(2))
     loss.backward()
     assert scores.shape == (2, 2) and method.backbone.encoder.last_linear.weight.grad is not None
+
+    trainable = method.backbone.train_last_layer_only()
+    assert trainable == ["last_linear.weight", "last_bn.weight", "last_bn.bias"]
+    method.train()
+    assert method.backbone.encoder.last_bn.training and not method.backbone.encoder.conv2d_1a.training
