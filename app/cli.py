@@ -1,4 +1,4 @@
-"""``faceshot serve`` and ``faceshot import``: the service's own commands."""
+"""``faceshot serve``, ``faceshot import`` and ``faceshot reembed``: the service's own commands."""
 
 from __future__ import annotations
 
@@ -96,6 +96,25 @@ def cmd_import(args) -> int:
     return 0 if enrolled or not folders else 1
 
 
+def cmd_reembed(args) -> int:
+    """Re-make every stored embedding with the configured encoder, from the kept photos."""
+    from tqdm import tqdm
+
+    from .core.config import Settings
+    from .main import build_service
+
+    _apply_overrides(args)
+    service = build_service(Settings(), check_encoder=False)
+    summary = service.reembed(delete_unrecoverable=args.delete_unrecoverable,
+                              progress=lambda rows: tqdm(rows, desc="re-embedding", unit="face"))
+    print(json.dumps(summary, indent=2))
+    if summary["unrecoverable"] and not args.delete_unrecoverable:
+        print(f"faceshot: {len(summary['unrecoverable'])} face(s) cannot be re-made (see above); nothing was changed. "
+              "Re-enroll them, or run again with --delete-unrecoverable to remove them.", file=sys.stderr)
+        return 1
+    return 0
+
+
 def add_service_commands(sub: argparse._SubParsersAction) -> None:
     def common(p):
         p.add_argument("--data-dir", default=None, help="default: $FACESHOT_DATA_DIR or ./data")
@@ -116,3 +135,8 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-photos", type=int, default=2, help="photos per person to enroll")
     p.add_argument("--skip-existing", action="store_true", help="skip folders whose name is already enrolled")
     p.set_defaults(func=cmd_import)
+
+    p = common(sub.add_parser("reembed", help="after an encoder change: re-make every embedding from the kept photos"))
+    p.add_argument("--delete-unrecoverable", action="store_true",
+                   help="remove faces that cannot be re-made (photo not kept) instead of changing nothing")
+    p.set_defaults(func=cmd_reembed)

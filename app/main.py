@@ -23,8 +23,12 @@ log = logging.getLogger("faceshot")
 API_PREFIX = "/api/v1"
 
 
-def build_service(settings: Settings, pipeline=None) -> FaceService:
-    """Everything a process needs before its first request: schema, model, keys, gallery."""
+def build_service(settings: Settings, pipeline=None, *, check_encoder: bool = True) -> FaceService:
+    """Everything a process needs before its first request: schema, model, keys, gallery.
+
+    ``check_encoder=False`` is for ``faceshot reembed`` only: the one caller that
+    must open a gallery another encoder made.
+    """
     from models.pipeline import FacePipeline
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -36,7 +40,8 @@ def build_service(settings: Settings, pipeline=None) -> FaceService:
         device = None if settings.device == "auto" else settings.device
         pipeline = FacePipeline.from_spec(settings.encoder, device)
     service = FaceService(settings, pipeline, sessions)
-    service.check_encoder_matches_stored()
+    if check_encoder:
+        service.check_encoder_matches_stored()
     where = ensure_admin_key(settings, sessions)
     if where:
         log.info("admin API key: %s", where)

@@ -24,7 +24,7 @@ from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from models.errors import Conflict, DecodeTimeout, NoFace, NotFound, ServiceUnavailable, ValidationFailed
+from models.errors import Conflict, DecodeTimeout, FaceshotError, NoFace, NotFound, ServiceUnavailable, ValidationFailed
 from models.imageio import load_image
 from models.pipeline import FacePipeline, Timings, select_enrollment_face
 
@@ -236,7 +236,8 @@ class FaceService:
             raise RuntimeError(
                 f"The database holds {sum(n for _, n in other)} face embeddings made by another encoder "
                 f"({', '.join(h for h, _ in other)}); this service runs {self.pipeline.encoder.content_hash}. "
-                "Re-embed them or start with the encoder that made them."
+                "Stop the service and run `faceshot reembed` with the new encoder configured, "
+                "or start with the encoder that made them."
             )
 
     # -- writes ------------------------------------------------------------------------------
@@ -441,6 +442,59 @@ class FaceService:
 
         self._write(work, touched={person_id})
         self._discard(doomed)
+
+    # -- encoder change -------------------------------------------------------------------------
+    def reembed(self, *, delete_unrecoverable: bool = False, progress=None) -> dict[str, Any]:
+        """Make again, with the current encoder, every embedding another encoder made.
+
+        After an encoder change the service refuses to start on the old embeddings
+        (they would be silently wrong). Each face is re-made from its stored photo,
+        choosing the same face by its stored box; all of them are written in one
+        transaction. A face that cannot be re-made (its photo was not kept, or the
+        face is no longer found in it) stops the whole change unless
+        ``delete_unrecoverable``, which removes those faces instead (their people
+        stay, to be enrolled again).
+        """
+        current = self.pipeline.encoder.content_hash
+        with self.sessions() as session:
+            stale = session.execute(
+                select(Face.id, Face.person_id, Face.box, Face.image_file).where(Face.encoder_hash != current)
+            ).all()
+        remade: dict[str, PreparedFace] = {}
+        unrecoverable: list[dict[str, Any]] = []
+        for face_id, person_id, box, image_file in progress(stale) if progress else stale:
+            path = self.settings.images_dir / image_file if image_file else None
+            if path is None or not path.is_file():
+                unrecoverable.append({"face_id": face_id, "person_id": person_id, "code": "photo_not_kept"})
+                continue
+            try:
+                remade[face_id] = self.prepare(path.read_bytes(), box)
+            except FaceshotError as exc:
+                unrecoverable.append({"face_id": face_id, "person_id": person_id, "code": exc.code})
+        summary: dict[str, Any] = {"encoder": current, "stale": len(stale), "reembedded": 0, "deleted": 0,
+                                   "unrecoverable": unrecoverable}
+        if not stale or (unrecoverable and not delete_unrecoverable):
+            return summary
+        doomed: list[Path] = []
+
+        def work(session, files):
+            for face_id, prepared in remade.items():
+                face = session.get(Face, face_id)
+                if face is not None:
+                    face.embedding = np.asarray(prepared.embedding, dtype="<f4").tobytes()
+                    face.encoder_hash, face.box, face.det_score = current, prepared.box, prepared.det_score
+                    summary["reembedded"] += 1
+            for item in unrecoverable:
+                face = session.get(Face, item["face_id"])
+                if face is not None:
+                    if face.image_file:
+                        doomed.append(self.settings.images_dir / face.image_file)
+                    session.delete(face)
+                    summary["deleted"] += 1
+
+        self._write(work, touched={person_id for _, person_id, _, _ in stale})
+        self._discard(doomed)
+        return summary
 
     # -- reads ---------------------------------------------------------------------------------
     @staticmethod
