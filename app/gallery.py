@@ -7,6 +7,14 @@ for each query embedding, the nearest people and their distances. Prototypes
 are unit vectors, so an exact inner-product index (``IndexFlatIP``) gives the
 cosine similarity s and the Euclidean distance sqrt(2 - 2s). The index lives on
 the GPU when faiss sees one and falls back to the CPU otherwise.
+
+On the CPU, one exact query over a large gallery is memory-bound (100,000
+prototypes are 51 MB read per query, ~3-5 ms on a 2-core host). From
+``coarse_from`` people on, a second index holding the prototypes as fp16 codes
+(half the bytes; similarity error <= 1e-4) picks a few more candidates than
+asked for, and those are re-ranked with the exact float32 prototypes, so the
+answer is the exact one unless more than ``RERANK_EXTRA`` people tie within
+~1e-4 of the k-th (``bench/faiss_index_choice.py`` measures the codes).
 """
 
 from __future__ import annotations
@@ -81,8 +89,11 @@ def _search(index, queries: np.ndarray, k: int):
 class Gallery:
     """Prototypes of every enrolled person, kept in step with the database by the service."""
 
-    def __init__(self, dim: int, *, use_gpu: bool = True):
+    RERANK_EXTRA = 16
+
+    def __init__(self, dim: int, *, use_gpu: bool = True, coarse_from: int = 20_000):
         self.dim = dim
+        self.coarse_from = coarse_from
         self.version = -1  # the database gallery version this copy reflects
         self._lock = threading.RLock()
         self._gpu = _gpu_resources() if use_gpu else None
@@ -90,6 +101,9 @@ class Gallery:
         self._row_of: dict[str, int] = {}
         self._next_row = 0
         self._cpu_index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._coarse_index = faiss.IndexIDMap2(
+            faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+        )
         self._search_index = None  # GPU copy, rebuilt lazily after writes
         if self._gpu is not None:
             log.info("gallery index on the GPU (faiss sees %d)", faiss.get_num_gpus())
@@ -108,6 +122,7 @@ class Gallery:
             self._entries.clear()
             self._row_of.clear()
             self._cpu_index.reset()
+            self._coarse_index.reset()
             by_label: dict[str, list[int]] = {}
             for i, label in enumerate(labels):
                 by_label.setdefault(label, []).append(i)
@@ -117,6 +132,7 @@ class Gallery:
                 rows = np.arange(self._next_row, self._next_row + len(people), dtype=np.int64)
                 self._next_row += len(people)
                 self._cpu_index.add_with_ids(protos, rows)
+                self._coarse_index.add_with_ids(protos, rows)
                 for p, row in zip(people, rows):
                     self._entries[int(row)] = Entry(p, names[p], len(by_label[p]))
                     self._row_of[p] = int(row)
@@ -130,7 +146,9 @@ class Gallery:
                 return
             row = self._next_row
             self._next_row += 1
-            self._cpu_index.add_with_ids(prototype(embeddings)[None, :], np.array([row], dtype=np.int64))
+            proto, ids = prototype(embeddings)[None, :], np.array([row], dtype=np.int64)
+            self._cpu_index.add_with_ids(proto, ids)
+            self._coarse_index.add_with_ids(proto, ids)
             self._entries[row] = Entry(person_id, name, len(embeddings))
             self._row_of[person_id] = row
             self._search_index = None
@@ -140,7 +158,9 @@ class Gallery:
             row = self._row_of.pop(person_id, None)
             if row is None:
                 return
-            self._cpu_index.remove_ids(np.array([row], dtype=np.int64))
+            ids = np.array([row], dtype=np.int64)
+            self._cpu_index.remove_ids(ids)
+            self._coarse_index.remove_ids(ids)
             del self._entries[row]
             self._search_index = None
 
@@ -173,6 +193,19 @@ class Gallery:
                 return self._cpu_index
         return self._search_index
 
+    def _coarse_then_exact(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates from the fp16 codes, ranked by their exact float32 similarities."""
+        wide = min(len(self._entries), k + self.RERANK_EXTRA)
+        _, candidates = _search(self._coarse_index, queries, wide)
+        sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        rows = np.full((len(queries), k), -1, dtype=np.int64)
+        for i, (query, found) in enumerate(zip(queries, candidates)):
+            found = found[found >= 0]
+            exact = np.stack([self._cpu_index.reconstruct(int(r)) for r in found]) @ query
+            best = np.argsort(-exact, kind="stable")[:k]
+            sims[i, : len(best)], rows[i, : len(best)] = exact[best], found[best]
+        return sims, rows
+
     def forward(self, queries: np.ndarray, k: int = 5) -> list[list[Match]]:
         """For each query embedding, up to ``k`` nearest people, nearest first."""
         queries = normalise(np.atleast_2d(queries))
@@ -180,7 +213,10 @@ class Gallery:
             if not self._entries or len(queries) == 0:
                 return [[] for _ in range(len(queries))]
             k = max(1, min(k, len(self._entries)))
-            sims, rows = _search(self._index(), queries, k)
+            if self._gpu is None and len(self._entries) >= self.coarse_from:
+                sims, rows = self._coarse_then_exact(queries, k)
+            else:
+                sims, rows = _search(self._index(), queries, k)
             out = []
             for sim_row, id_row in zip(sims, rows):
                 matches = []
