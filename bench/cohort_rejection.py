@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from bench.last_layer_faces import Experiment, pooled_features
-from models.openset import Gallery, make_split
+from models.openset import make_split
 
 OFF = float("inf")
 
@@ -35,14 +35,8 @@ def main() -> None:
     cohort = np.stack([e[rows].mean(0) for rows in exp.rows_of(exp.train_names).values()])
     cohort /= np.linalg.norm(cohort, axis=1, keepdims=True)
 
-    val = exp.rows_of(exp.val_names)
-    order = [i for rows in val.values() for i in rows]
-    people, at = {}, 0
-    for lab, rows in val.items():
-        people[exp.names[lab]] = list(range(at, at + len(rows)))
-        at += len(rows)
-    g = Gallery(people, e[order], np.ones(len(order), bool))
-    print(f"cohort: {len(cohort)} training identities; evaluated on {len(people)} validation identities")
+    g = exp.val_gallery(e)
+    print(f"cohort: {len(cohort)} training identities; evaluated on {len(g.people)} validation identities")
 
     for shots in (1, 2):
         cells: dict[tuple[float, float], list[float]] = {}

@@ -30,6 +30,7 @@ from pytorch_metric_learning import distances, losses, miners
 
 from models.fewshot.backbones import EncoderBackbone
 from models.fewshot.data import split_identities
+from models.fewshot.evaluate import gallery_of
 from models.openset import Gallery, calibrate_threshold, run_protocol
 from models.sources import dlib_checkpoint
 
@@ -70,15 +71,13 @@ class Experiment:
                 by.setdefault(int(lab), []).append(i)
         return by
 
+    def val_gallery(self, embeddings: np.ndarray) -> Gallery:
+        """The open-set protocol's gallery of the validation identities' photos."""
+        rows = [i for r in self.rows_of(self.val_names).values() for i in r]
+        return gallery_of(embeddings[rows], self.labels[rows], self.names)
+
     def report(self, weight: torch.Tensor) -> dict:
-        e = self.embed(weight)
-        by = self.rows_of(self.val_names)
-        order = [i for rows in by.values() for i in rows]
-        people, at = {}, 0
-        for lab, rows in by.items():
-            people[self.names[lab]] = list(range(at, at + len(rows)))
-            at += len(rows)
-        g = Gallery(people, e[order].numpy(), np.ones(len(order), bool))
+        g = self.val_gallery(self.embed(weight).numpy())
         threshold = calibrate_threshold(g, far=0.01)
         summary = run_protocol(g, k=50, shots=(1, 2), seeds=5, threshold=threshold)
         out = {}

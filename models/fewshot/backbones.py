@@ -60,6 +60,7 @@ class EncoderBackbone(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.metadata = copy.deepcopy(metadata)
+        self.trainable_heads: tuple[str, ...] = ()  # set by train_last_layer_only: all else frozen
         norm = metadata.normalization
         self.register_buffer("mean", torch.tensor(norm["mean"], dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(norm["std"], dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
@@ -77,7 +78,7 @@ class EncoderBackbone(nn.Module):
         heads = self.LAST_LAYERS.get(self.metadata.architecture)
         if heads is None:
             raise ValueError(f"no known last layer for architecture {self.metadata.architecture!r}")
-        self.frozen_prefix = True
+        self.trainable_heads = heads
         names = []
         for name, param in self.encoder.named_parameters():
             param.requires_grad = name.split(".")[0] in heads
@@ -88,10 +89,9 @@ class EncoderBackbone(nn.Module):
 
     def train(self, mode: bool = True) -> EncoderBackbone:
         super().train(mode)
-        if getattr(self, "frozen_prefix", False):
-            heads = self.LAST_LAYERS[self.metadata.architecture]
+        if self.trainable_heads:
             for name, module in self.encoder.named_children():
-                if name not in heads:
+                if name not in self.trainable_heads:
                     module.eval()
         return self
 
