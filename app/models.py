@@ -84,3 +84,46 @@ class GalleryChange(Base):
 
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     person_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class DeploymentIdentity(Base):
+    """One row: the id this database shares with its data directory (``<data dir>/instance_id``).
+
+    Neither is used with a stranger: a data directory bound to another database (a mistyped
+    ``FACESHOT_DATABASE_URL``, a fresh PostgreSQL volume) stops the start instead of being swept.
+    """
+
+    __tablename__ = "deployment_identity"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PhotoJournal(Base):
+    """A stored photo a write is about to create (``write``) or has just deleted (``delete``).
+
+    A ``write`` row is committed before the file is written and removed in the transaction
+    that commits its face; a ``delete`` row commits with the deletion and goes once the file
+    is gone. So a row left behind names a file of an interrupted write, and these rows are
+    the only files the start-up sweep may touch.
+    """
+
+    __tablename__ = "photo_journal"
+
+    file_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # write | delete
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AdminSession(Base):
+    """A sign-in to the admin page; the cookie names it, and signing out ends it here."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    signed_in_by: Mapped[str] = mapped_column(String(32))  # an admin key's id, or "password"
+    password_tag: Mapped[str | None] = mapped_column(String(64), nullable=True)  # which password signed in
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -3,6 +3,7 @@
 import os
 import socket
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,9 +58,10 @@ def wait_ready(proc, port: int, timeout: float = 90, output=lambda: "") -> None:
     raise AssertionError("server did not become ready")
 
 
-@pytest.fixture
-def postgres_url():
-    """A URL of the test PostgreSQL whose search_path is a fresh schema, dropped afterwards."""
+@contextmanager
+def fresh_postgres_schema():
+    """A URL of the test PostgreSQL whose search_path is a new, empty schema (a fresh database, in
+    effect), dropped afterwards."""
     if not PG_URL:
         pytest.skip(PG_HELP)
     from sqlalchemy import create_engine, text
@@ -69,10 +71,19 @@ def postgres_url():
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url():
+    """A URL of the test PostgreSQL whose search_path is a fresh schema, dropped afterwards."""
+    with fresh_postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

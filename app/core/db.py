@@ -1,7 +1,8 @@
-"""Engine, sessions and migrations."""
+"""Engine, sessions and migrations; the database a process opened, and whether its file is still there."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,9 +15,35 @@ from sqlalchemy.pool import NullPool
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file behind a SQLite URL (None for other databases and in-memory SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def create_owner_only(path: Path) -> None:
+    """The SQLite file, readable by its owner alone: created so, or tightened if we own it (SQLite's
+    -wal and -shm files copy the database file's mode, so they are owner-only too)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        for each in (path, *path.parent.glob(path.name + "-*")):
+            try:
+                if each.stat().st_uid == os.getuid() and each.stat().st_mode & 0o077:
+                    each.chmod(0o600)
+            except OSError:
+                pass
+
+
 def make_engine(url: str) -> Engine:
+    # hide_parameters: an error or echo never writes a bound value (a name, a key hash) into the logs
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        if (path := sqlite_file(url)) is not None:
+            create_owner_only(path)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
@@ -27,11 +54,57 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+class Database:
+    """The database one process opened: its engine (owned here, disposed by :meth:`close`) and sessions.
+
+    For SQLite it also remembers which file it opened: a file deleted or replaced under a
+    running service would go on taking writes into a ghost inode that no restart sees again.
+    """
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = make_sessionmaker(self.engine)
+        self.file = sqlite_file(url)
+        self._file_id = self._identity()
+
+    def _identity(self) -> tuple[int, int] | None:
+        if self.file is None:
+            return None
+        try:
+            st = self.file.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def file_problem(self) -> str | None:
+        """Why the database file is not the one this process opened (None: it is, or not SQLite)."""
+        if self.file is None:
+            return None
+        now = self._identity()
+        if now is None:
+            return "database_file_missing"
+        if now != self._file_id:
+            return "database_file_replaced"
+        return None
+
+    def reachable(self) -> bool:
+        try:
+            with self.sessions() as session:
+                session.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def upgrade_database(url: str) -> None:
@@ -39,6 +112,8 @@ def upgrade_database(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
+    if (path := sqlite_file(url)) is not None:
+        create_owner_only(path)  # before Alembic's own engine creates it with the umask's mode
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
     cfg.attributes["sqlalchemy_url"] = url

@@ -3,14 +3,14 @@
 import pytest
 
 from app.core.config import Settings
-from app.core.db import make_engine, make_sessionmaker, upgrade_database
 from app.service import FaceService
+from app.startup import prepare_deployment
 
 
 def make_service(url, tmp_path, pipeline) -> FaceService:
     settings = Settings(data_dir=tmp_path / "data", database_url=url)
-    upgrade_database(url)
-    service = FaceService(settings, pipeline, make_sessionmaker(make_engine(url)))
+    db, _ = prepare_deployment(settings)
+    service = FaceService(settings, pipeline, db)
     service.reload()
     return service
 

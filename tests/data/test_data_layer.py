@@ -54,7 +54,7 @@ def test_failed_writes_change_nothing(database_url, tmp_path, pipeline, prepared
     assert service.list_people(None, 10, 0)[1] == 1
     assert list((tmp_path / "data" / "images").glob("*")).__len__() == 1  # the refused photos were removed
 
-    def explode(session, files):
+    def explode(session):
         raise RuntimeError("disk on fire")
 
     with pytest.raises(RuntimeError):

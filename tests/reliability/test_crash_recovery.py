@@ -66,10 +66,10 @@ def test_kill_mid_enrollment(point, database_url, tmp_path, pipeline, photos, se
     assert snapshots_equal(rebuilt, before.gallery.snapshot())
     assert snapshots_equal({k: v for k, v in rebuilt.items() if k in snapshot_before}, snapshot_before)
 
-    # A crash before the commit leaves the photos it had written; the start-up sweep removes them
-    # once they are old enough to belong to no write in flight.
+    # A crash before the commit leaves the photos it had written, named in the photo journal; the
+    # start-up sweep quarantines them once they are old enough to belong to no write in flight.
     orphans = 0 if committed else 2
-    assert before.sweep_orphan_images(min_age_s=0) == orphans
+    assert before.photos.sweep(before.settings.data_dir, min_age_s=0).quarantined == orphans
     with before.sessions() as s:
         from app.models import Face
         stored = {f.image_file for f in s.query(Face)}

@@ -1,0 +1,253 @@
+"""Stored enrollment photos on disk: written whole or not at all, journalled, and swept only where the journal says.
+
+The protocol that makes the start-up sweep safe (it can never delete a photo because a
+database looks empty, since it only ever looks at files the journal names):
+
+- before a write, :meth:`PhotoStore.reserve` commits a ``write`` row per file it will create;
+- the file is written to a hidden partial name, synced, then renamed into place;
+- the transaction that commits the face also deletes its ``write`` row (:meth:`settle`);
+- a deletion commits ``delete`` rows with it (:meth:`doom`) and removes them with the files.
+
+A row left over therefore names a file of an interrupted write. The sweep moves an
+uncommitted upload into ``quarantine/`` (kept :data:`QUARANTINE_DAYS` days) and removes the
+file of a committed deletion, and refuses to run at all unless the data directory and the
+database carry the same instance id (:mod:`app.instance`).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from .errors import InsufficientStorage, StorageUnavailable
+from .models import Face, PhotoJournal
+
+log = logging.getLogger(__name__)
+
+QUARANTINE = "quarantine"
+QUARANTINE_DAYS = 7
+# Only names the service makes itself (a face id) are ever joined to the folder: never a path from outside.
+_NAME = re.compile(r"^[0-9a-f]{32}\.img$")
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def storage_error(exc: OSError, what: str) -> StorageUnavailable:
+    """The typed refusal for a failed write: 507 when the disk is full, 503 otherwise."""
+    details = {"reason": errno.errorcode.get(exc.errno or 0, "EIO").lower()}
+    if exc.errno in _FULL:
+        return InsufficientStorage(f"The disk is full: {what} could not be stored; nothing was stored.", details)
+    return StorageUnavailable(f"{what.capitalize()} could not be stored ({os.strerror(exc.errno or errno.EIO)}); "
+                              "nothing was stored.", details)
+
+
+def _forget(path: Path) -> bool:
+    """Remove a file if it is there; False when the folder refuses (read-only): the journal keeps it for the sweep."""
+    if not os.path.lexists(path):
+        return True  # a read-only folder refuses even to unlink what is not there
+    try:
+        path.unlink(missing_ok=True)
+        return True
+    except OSError:
+        return False
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+@dataclass
+class SweepResult:
+    quarantined: int = 0  # uploads whose write never committed
+    removed: int = 0  # files of deletions that committed
+    purged: int = 0  # quarantined files past QUARANTINE_DAYS
+    refused: str | None = None  # why the sweep did not run
+
+
+class PhotoStore:
+    def __init__(self, folder: Path, sessions: sessionmaker):
+        self.folder = folder
+        self.sessions = sessions
+
+    @staticmethod
+    def file_name(face_id: str) -> str:
+        return f"{face_id}.img"
+
+    def _path(self, name: str) -> Path:
+        if not _NAME.match(name):
+            raise ValueError(f"not a stored photo's name: {name!r}")
+        return self.folder / name
+
+    def _partial(self, name: str) -> Path:
+        return self.folder / f".{name}.partial"
+
+    # -- writing -------------------------------------------------------------------------------
+    def reserve(self, names: list[str]) -> None:
+        """Commit a ``write`` journal row per file about to be written (its own transaction, first)."""
+        if names:
+            with self.sessions.begin() as session:
+                session.add_all(PhotoJournal(file_name=self._path(n).name, kind="write") for n in names)
+
+    def write(self, name: str, data: bytes) -> None:
+        """Write one photo whole (owner-only), or raise a storage error and leave no file behind."""
+        path, partial = self._path(name), self._partial(name)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(partial, path)
+            self._sync_folder()
+        except OSError as exc:
+            _forget(partial)
+            raise storage_error(exc, "the photo") from exc
+
+    def _sync_folder(self) -> None:
+        """Make the rename durable before the database commit that refers to it."""
+        fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def settle(session: Session, names: list[str]) -> None:
+        """In the transaction that commits the faces: their files are theirs now, not the sweep's."""
+        if names:
+            session.execute(delete(PhotoJournal).where(PhotoJournal.file_name.in_(names)))
+
+    def abandon(self, names: list[str]) -> None:
+        """A write that failed: remove what it wrote and its journal rows (what fails here, the sweep finishes)."""
+        self._release([n for n in names if _forget(self._path(n)) & _forget(self._partial(n))])
+
+    # -- deleting ------------------------------------------------------------------------------
+    @staticmethod
+    def doom(session: Session, names: list[str]) -> None:
+        """In a deletion's transaction: these files go once it commits (or at the next sweep)."""
+        session.add_all(PhotoJournal(file_name=n, kind="delete") for n in names)
+
+    def remove(self, names: list[str]) -> None:
+        """After a deletion committed: remove its files, then their journal rows."""
+        self._release([n for n in names if _forget(self._path(n))])
+
+    def _release(self, names: list[str]) -> None:
+        if not names:
+            return
+        try:
+            with self.sessions.begin() as session:
+                session.execute(delete(PhotoJournal).where(PhotoJournal.file_name.in_(names)))
+        except Exception:  # the rows stay; the next sweep settles them
+            log.warning("could not clear %d photo journal rows; the next start-up sweep will", len(names))
+
+    # -- reading -------------------------------------------------------------------------------
+    def read(self, name: str) -> bytes | None:
+        try:
+            return self._path(name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).is_file()
+
+    # -- the sweep -----------------------------------------------------------------------------
+    def sweep(self, data_dir: Path, min_age_s: float = 3600.0) -> SweepResult:
+        """Settle what interrupted writes left: only files a journal row names, only on the database
+        this data directory belongs to, and uploads younger than ``min_age_s`` are left alone (they
+        may belong to a write in flight in another worker)."""
+        from .instance import binding_problem
+
+        problem = binding_problem(data_dir, self.sessions)
+        if problem:
+            log.error("photo sweep refused: %s", problem)
+            return SweepResult(refused=problem)
+        result = SweepResult()
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=min_age_s)
+        with self.sessions() as session:
+            rows = list(session.execute(select(PhotoJournal)).scalars())
+            names = [r.file_name for r in rows]
+            referenced = set()
+            for start in range(0, len(names), 500):
+                referenced |= set(session.execute(
+                    select(Face.image_file).where(Face.image_file.in_(names[start:start + 500]))).scalars())
+        settled = []
+        for row in rows:
+            name = row.file_name
+            if not _NAME.match(name):
+                settled.append(name)
+                continue
+            if name not in referenced:
+                if row.kind == "write" and _utc(row.created_at) > cutoff:
+                    continue
+                _forget(self._partial(name))
+                if row.kind == "write":
+                    result.quarantined += self._quarantine(name)
+                else:
+                    result.removed += self._unlink(name)
+            settled.append(name)
+        self._release(settled)
+        result.purged = self._purge_quarantine()
+        if result.quarantined or result.removed:
+            log.warning("photo sweep: %d upload(s) of writes that never committed moved to %s, %d photo(s) of "
+                        "committed deletions removed", result.quarantined, self.folder / QUARANTINE, result.removed)
+        return result
+
+    def _unlink(self, name: str) -> int:
+        try:
+            self._path(name).unlink()
+            return 1
+        except FileNotFoundError:
+            return 0
+
+    def _quarantine(self, name: str) -> int:
+        source = self._path(name)
+        if not source.exists():
+            return 0
+        target = self.folder / QUARANTINE
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        shutil.move(str(source), str(target / name))
+        os.utime(target / name)  # its days in quarantine count from now
+        return 1
+
+    def _purge_quarantine(self) -> int:
+        folder = self.folder / QUARANTINE
+        if not folder.is_dir():
+            return 0
+        cutoff, purged = time.time() - QUARANTINE_DAYS * 86400, 0
+        for path in folder.glob("*.img"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    purged += 1
+            except FileNotFoundError:
+                continue
+        return purged
+
+    # -- health --------------------------------------------------------------------------------
+    def problem(self, min_free_bytes: int) -> str | None:
+        """Why a photo could not be stored now (``read_only``, ``low_space``), or None."""
+        folder = self.folder
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not os.access(folder, os.W_OK):
+            return "read_only"
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            return "unreadable"
+        if st.f_bavail * st.f_frsize < min_free_bytes:
+            return "low_space"
+        return None
