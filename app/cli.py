@@ -1,4 +1,4 @@
-"""``faceshot serve``, ``faceshot import`` and ``faceshot reembed``: the service's own commands."""
+"""``faceshot serve``, ``import``, ``reembed`` and ``admin-key``: the service's own commands."""
 
 from __future__ import annotations
 
@@ -8,6 +8,48 @@ import os
 import shutil
 import sys
 from pathlib import Path
+
+
+class StartRefused(SystemExit):
+    """A start the configuration does not allow: the message is printed, the exit status is 1."""
+
+    def __init__(self, message: str):
+        print(f"faceshot: {message}", file=sys.stderr)
+        super().__init__(1)
+
+
+def _settings():
+    """The settings from the environment, or a refusal that names the bad ones."""
+    from pydantic import ValidationError
+
+    from .core.config import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"FACESHOT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise StartRefused(f"invalid settings: {problems}") from None
+
+
+def _prepared(settings):
+    """Data directory, schema, binding and admin key, or a refusal that says what to check."""
+    from .instance import StorageMismatch
+    from .startup import prepare_deployment
+
+    try:
+        return prepare_deployment(settings)
+    except StorageMismatch as exc:
+        raise StartRefused(str(exc)) from None
+
+
+def _service(settings, **kwargs):
+    from .instance import StorageMismatch
+    from .main import build_service
+
+    try:
+        return build_service(settings, **kwargs)
+    except StorageMismatch as exc:
+        raise StartRefused(str(exc)) from None
 
 
 def _apply_overrides(args) -> None:
@@ -25,26 +67,21 @@ def cmd_serve(args) -> int:
     # the workers (fresh interpreters: uvicorn spawns them) inherit the multiprocess directory
     from .observability import log_config, prepare_multiprocess_dir
 
-    made_metrics_dir = args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    metrics_dir = prepare_multiprocess_dir(args.workers)
-    from .core.config import Settings
-    from .core.db import make_engine, make_sessionmaker, upgrade_database
-    from .keys import ensure_admin_key
-
     _apply_overrides(args)
     os.environ["FACESHOT_WORKERS"] = str(args.workers)
-    settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    # Schema and first admin key once, before the workers start, so they never race for them.
-    upgrade_database(settings.sqlalchemy_url)
-    engine = make_engine(settings.sqlalchemy_url)
-    where = ensure_admin_key(settings, make_sessionmaker(engine))
-    engine.dispose()
+    settings = _settings()
+    # Schema, binding and first admin key once, before the workers start, so they never race for them.
+    db, where = _prepared(settings)
+    db.close()
     if where and where != "FACESHOT_ADMIN_KEY":
         print(f"faceshot: the admin API key is in {where}", file=sys.stderr)
+    made_metrics_dir = args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    metrics_dir = prepare_multiprocess_dir(args.workers)
     try:
         uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers,
                     log_level=args.log_level, log_config=log_config(args.log_level), access_log=False,
+                    # bounded connections; idle keep-alive connections closed after 5 s
+                    limit_concurrency=settings.limit_concurrency, timeout_keep_alive=5,
                     # X-Forwarded-For only from the proxies named in FORWARDED_ALLOW_IPS (read by uvicorn):
                     # otherwise any caller could pick the address its rate limits are counted under.
                     proxy_headers=bool(os.environ.get("FORWARDED_ALLOW_IPS")))
@@ -61,11 +98,8 @@ def cmd_import(args) -> int:
     from models.dataset_embeddings import list_image_folder
     from models.errors import FaceshotError
 
-    from .core.config import Settings
-    from .main import build_service
-
     _apply_overrides(args)
-    service = build_service(Settings())
+    service = _service(_settings())
     folders = list_image_folder(args.dir)
     root = Path(args.dir)
     enrolled, refused, skipped = [], [], []
@@ -100,11 +134,8 @@ def cmd_reembed(args) -> int:
     """Re-make every stored embedding with the configured encoder, from the kept photos."""
     from tqdm import tqdm
 
-    from .core.config import Settings
-    from .main import build_service
-
     _apply_overrides(args)
-    service = build_service(Settings(), check_encoder=False)
+    service = _service(_settings(), check_encoder=False)
     summary = service.reembed(delete_unrecoverable=args.delete_unrecoverable,
                               progress=lambda rows: tqdm(rows, desc="re-embedding", unit="face"))
     print(json.dumps(summary, indent=2))
@@ -112,6 +143,21 @@ def cmd_reembed(args) -> int:
         print(f"faceshot: {len(summary['unrecoverable'])} face(s) cannot be re-made (see above); nothing was changed. "
               "Re-enroll them, or run again with --delete-unrecoverable to remove them.", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_admin_key(args) -> int:
+    """Mint a new admin key and print it once: the operator's way back in without a restart."""
+    from .keys import create_key
+
+    _apply_overrides(args)
+    db, _ = _prepared(_settings())
+    try:
+        key, secret = create_key(db.sessions, args.name, "admin")
+    finally:
+        db.close()
+    print(secret)
+    print(f"faceshot: new admin key {key.prefix}… ({key.name}); it is shown only this once", file=sys.stderr)
     return 0
 
 
@@ -140,3 +186,7 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--delete-unrecoverable", action="store_true",
                    help="remove faces that cannot be re-made (photo not kept) instead of changing nothing")
     p.set_defaults(func=cmd_reembed)
+
+    p = common(sub.add_parser("admin-key", help="create a new admin API key and print it (shown once)"))
+    p.add_argument("--name", default="admin (faceshot admin-key)", help="a name to tell the key apart")
+    p.set_defaults(func=cmd_admin_key)

@@ -15,7 +15,46 @@ from models.errors import FaceshotError
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-              413: "request_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
+              408: "request_timeout", 413: "request_too_large", 415: "unsupported_media_type",
+              429: "rate_limited"}
+
+
+class StorageUnavailable(FaceshotError):
+    """The photo folder or the database file cannot be written (read-only, gone); nothing was stored."""
+
+    code = "storage_unavailable"
+    status = 503
+
+
+class InsufficientStorage(StorageUnavailable):
+    """The disk holding the photos or the database is full; nothing was stored."""
+
+    status = 507
+
+
+class Overloaded(FaceshotError):
+    """More photos are waiting for the face pipeline than this worker queues; come back shortly."""
+
+    code = "overloaded"
+    status = 503
+
+    def __init__(self, message: str, details: dict | None = None, retry_after: int = 1):
+        super().__init__(message, details)
+        self.headers = {"Retry-After": str(max(1, retry_after))}
+
+
+class InvalidMultipart(FaceshotError):
+    """A multipart body that cannot be parsed (no boundary, broken parts)."""
+
+    code = "invalid_multipart"
+    status = 400
+
+
+class TooManyImages(FaceshotError):
+    """More image parts than the operation takes; refused before any image is read."""
+
+    code = "too_many_images"
+    status = 422
 
 
 def error_response(status: int, code: str, message: str, details: dict | None = None, headers=None) -> JSONResponse:

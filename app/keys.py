@@ -8,7 +8,7 @@ import os
 import secrets
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -30,12 +30,17 @@ def new_secret() -> str:
     return "fs_" + secrets.token_urlsafe(32)
 
 
+def display_prefix(secret: str) -> str:
+    """What key listings show of a key: enough to tell keys apart, never more than a quarter of it."""
+    return secret[: min(8, len(secret) // 4)]
+
+
 def create_key(sessions: sessionmaker, name: str, role: str, secret: str | None = None) -> tuple[ApiKey, str]:
     if role not in ROLES:
         raise ValidationFailed(f"role must be one of {ROLES}.", {"field": "role"})
     secret = secret or new_secret()
     with sessions.begin() as session:
-        key = ApiKey(name=name.strip() or role, role=role, prefix=secret[:8], key_hash=hash_key(secret))
+        key = ApiKey(name=name.strip() or role, role=role, prefix=display_prefix(secret), key_hash=hash_key(secret))
         session.add(key)
     return key, secret
 
@@ -59,52 +64,73 @@ def list_keys(sessions: sessionmaker) -> list[ApiKey]:
 
 def revoke_key(sessions: sessionmaker, key_id: str) -> ApiKey:
     with sessions.begin() as session:
+        active_admins = _lock_active_admins(session)
         key = session.get(ApiKey, key_id)
         if key is None:
             raise NotFound(f"No API key with id {key_id}.", {"key_id": key_id})
-        if key.role == "admin" and key.revoked_at is None and _active_admins(session) <= 1:
-            # Nothing could mint an admin key afterwards: start-up generates one only when none was ever made.
+        if key.role == "admin" and key.revoked_at is None and active_admins <= 1:
             raise Conflict("This is the last admin key; create another admin key before revoking it.",
                            {"key_id": key_id})
         key.revoked_at = key.revoked_at or datetime.now(timezone.utc)
         return key
 
 
-def _active_admins(session) -> int:
-    # FOR UPDATE: two concurrent revocations on PostgreSQL cannot both see "another admin is left".
-    rows = session.execute(
-        select(ApiKey.id).where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None)).with_for_update()
-    ).all()
-    return len(rows)
+def _lock_active_admins(session) -> int:
+    """How many admin keys are active, counted under a lock two revocations cannot both hold.
+
+    A no-op UPDATE of those rows is the one statement that locks on both databases: on
+    PostgreSQL it takes their row locks (and re-checks a row another transaction just revoked),
+    on SQLite it takes the database's write lock before anything is read. A SELECT … FOR UPDATE
+    is ignored by SQLite, which let two revocations of the last two admin keys both succeed.
+    """
+    active = (ApiKey.role == "admin") & ApiKey.revoked_at.is_(None)
+    session.execute(update(ApiKey).where(active).values(role=ApiKey.role))
+    return len(session.execute(select(ApiKey.id).where(active)).all())
+
+
+def _has_active_admin(sessions: sessionmaker) -> bool:
+    with sessions() as session:
+        return session.execute(
+            select(ApiKey.id).where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None)).limit(1)).first() is not None
 
 
 def ensure_admin_key(settings: Settings, sessions: sessionmaker) -> str | None:
-    """The first admin key: FACESHOT_ADMIN_KEY, else generated once into <data_dir>/admin_key.
+    """Make sure an admin can get in: FACESHOT_ADMIN_KEY, else a key generated into <data_dir>/admin_key.
 
-    Returns where the key can be read, for the start-up message (never the key itself).
+    Counts only *active* admin keys: when every admin key has been revoked, the configured
+    key is made active again, or a new key is generated (replacing the old file), so a
+    restart always recovers an admin path. Returns where the key can be read, for the
+    start-up message (never the key itself).
     """
     if settings.admin_key:
+        secret = settings.admin_key.get_secret_value()
+        recover = not _has_active_admin(sessions)
         try:
             with sessions.begin() as session:
-                if session.execute(select(ApiKey).where(ApiKey.key_hash == hash_key(settings.admin_key))).first() is None:
+                key = session.execute(select(ApiKey).where(ApiKey.key_hash == hash_key(secret))).scalar_one_or_none()
+                if key is None:
                     session.add(ApiKey(name="admin (FACESHOT_ADMIN_KEY)", role="admin",
-                                       prefix=settings.admin_key[:8], key_hash=hash_key(settings.admin_key)))
+                                       prefix=display_prefix(secret), key_hash=hash_key(secret)))
+                elif recover and (key.revoked_at is not None or key.role != "admin"):
+                    key.revoked_at, key.role = None, "admin"
+                    log.warning("no admin key was active: FACESHOT_ADMIN_KEY is active again")
         except IntegrityError:
             pass  # another worker inserted it first
         return "FACESHOT_ADMIN_KEY"
-    with sessions() as session:
-        has_admin = session.execute(select(ApiKey).where(ApiKey.role == "admin")).first() is not None
     path = settings.data_dir / ADMIN_KEY_FILE
-    if has_admin:
+    if _has_active_admin(sessions):
         return str(path) if path.exists() else None
     secret = new_secret()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # written once, never overwritten
-    except FileExistsError:
-        return str(path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = settings.data_dir / f".{ADMIN_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(secret + "\n")
-    create_key(sessions, "admin (generated at first start)", "admin", secret)
-    log.warning("generated the first admin API key into %s", path)
+    replaced = path.exists()
+    create_key(sessions, "admin (generated at start)", "admin", secret)
+    os.replace(tmp, path)  # the file always holds a key that works
+    if replaced:
+        log.warning("no admin key was active: generated a new admin API key into %s", path)
+    else:
+        log.warning("generated the first admin API key into %s", path)
     return str(path)

@@ -43,8 +43,12 @@ class RateLimiter:
             if not self._window.hit(item, "key", key_id):
                 self._refuse(item, "key", key_id, message="Too many requests for this API key; slow down.")
 
+    def failures_exceeded(self, client: str) -> bool:
+        return any(not self._window.test(item, "auth-failure", client) for item in self.failed_auth)
+
     def check_failures(self, client: str) -> None:
-        """Before checking a key: refuse an address that has sent too many wrong ones."""
+        """For a credential that failed: 429 instead of 401 once the address has sent too many wrong ones
+        (valid keys are never checked against this: a flood of wrong ones cannot lock them out)."""
         for item in self.failed_auth:
             if not self._window.test(item, "auth-failure", client):
                 self._refuse(item, "auth-failure", client,

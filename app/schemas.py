@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from .inputs import MAX_METADATA_BYTES, check_metadata
 from .models import Face, Person
 
 
@@ -18,16 +19,27 @@ def _as_utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
+def _metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    try:
+        return check_metadata(value)
+    except Exception as exc:  # pydantic wants ValueError to report it as a field error
+        raise ValueError(getattr(exc, "message", str(exc))) from None
+
+
+Metadata = Annotated[dict[str, Any], AfterValidator(_metadata),
+                     Field(description=f"a JSON object stored with the person (at most {MAX_METADATA_BYTES} bytes)")]
+
+
 class PersonCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     external_id: str | None = Field(default=None, max_length=200)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class PersonUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     external_id: str | None = Field(default=None, max_length=200)
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
 
 
 class FaceOut(BaseModel):

@@ -4,7 +4,7 @@ Every write goes through one database transaction that also bumps the gallery
 version; the in-process FAISS gallery is changed only after that commit
 succeeds, so database and index agree or the write never happened. Other
 processes (uvicorn workers, replicas) see the version move on their next
-check and reload.
+check and reload. Stored photos follow the journal protocol of :mod:`app.photos`.
 """
 
 from __future__ import annotations
@@ -15,24 +15,28 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import func, or_, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, selectinload
 
 from models.errors import Conflict, DecodeTimeout, FaceshotError, NoFace, NotFound, ServiceUnavailable, ValidationFailed
 from models.imageio import load_image
 from models.pipeline import FacePipeline, Timings, select_enrollment_face
 
+from .admission import InferenceQueue
 from .core.config import Settings
+from .core.db import Database
+from .errors import InsufficientStorage, Overloaded, StorageUnavailable
 from .faults import crash_point
 from .gallery import Gallery, Match, prototype
+from .inputs import clean_name, like_pattern
 from .models import Face, GalleryChange, GalleryState, Person, new_id
 from .observability import observe_stages
+from .photos import PhotoStore
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +73,25 @@ def _image_type(data: bytes) -> str:
             "BMP": "image/bmp", "TIFF": "image/tiff"}.get(fmt, "application/octet-stream")
 
 
+def _database_error(exc: DBAPIError) -> FaceshotError:
+    """A failed write's database error as the caller should hear it: full disk, read-only file, or unreachable."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    if "disk is full" in text or "no space left" in text or "could not extend file" in text:
+        return InsufficientStorage("The database's disk is full; nothing was stored.", {"reason": "enospc"})
+    if "readonly database" in text or "read-only" in text:
+        return StorageUnavailable("The database file cannot be written; nothing was stored.", {"reason": "erofs"})
+    return ServiceUnavailable("The database is unreachable; nothing was stored.")
+
+
 class FaceService:
-    def __init__(self, settings: Settings, pipeline: FacePipeline, sessions: sessionmaker):
+    def __init__(self, settings: Settings, pipeline: FacePipeline, db: Database | None):
         self.settings = settings
         self.pipeline = pipeline
-        self.sessions = sessions
+        self.db = db
+        self.sessions = db.sessions if db is not None else None
+        self.photos = PhotoStore(settings.images_dir, self.sessions)
         self.gallery = Gallery(pipeline.encoder.metadata.embedding_size)
+        self.queue = InferenceQueue(settings.inference_queue)
         self._infer_lock = threading.Lock()  # one forward pass at a time: the cores are shared
         self._sync_lock = threading.Lock()
         self._last_check = 0.0
@@ -84,8 +101,17 @@ class FaceService:
 
     # -- images and faces ------------------------------------------------------------------
     def decode(self, data: bytes):
-        future = self._decoder.submit(load_image, data, max_bytes=self.settings.max_upload_bytes,
-                                      max_pixels=self.settings.max_image_pixels)
+        """Decode within ``decode_timeout_s`` of decoding *starting*: a wait for a free decoder is not the photo's fault."""
+        started = threading.Event()
+
+        def run():
+            started.set()
+            return load_image(data, max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_image_pixels)
+
+        future = self._decoder.submit(run)
+        if not started.wait(timeout=60):  # every decoder busy for a minute: pathological files in all of them
+            future.cancel()
+            raise Overloaded("Every image decoder is busy; try again shortly.", retry_after=5)
         try:
             return future.result(timeout=self.settings.decode_timeout_s)
         except FutureTimeout:
@@ -95,7 +121,8 @@ class FaceService:
 
     def close(self) -> None:
         self._decoder.shutdown(wait=False, cancel_futures=True)
-        self.sessions.kw["bind"].dispose()
+        if self.db is not None:
+            self.db.close()
 
     def analyze(self, data: bytes, timings=None):
         image = self.decode(data)
@@ -241,12 +268,25 @@ class FaceService:
             )
 
     # -- writes ------------------------------------------------------------------------------
-    def _write(self, work, touched: set[str] | None = None):
-        """Run ``work(session)`` in one transaction that bumps the gallery version, then update the index."""
-        written_files: list[Path] = []
+    def _write(self, work, touched: set[str] | None = None, new_photos: list[str] = ()):
+        """Run ``work(session)`` in one transaction that bumps the gallery version, then update the index.
+
+        ``new_photos`` are the stored-photo names ``work`` writes: journalled before the
+        transaction, settled in it, removed if it fails (:mod:`app.photos`).
+        """
+        new_photos = list(new_photos)
+        problem = self.db.file_problem() if self.db is not None else None
+        if problem:
+            raise StorageUnavailable("The database file was removed or replaced while the service ran; "
+                                     "nothing was stored. Restart the service.", {"reason": problem})
+        try:
+            self.photos.reserve(new_photos)
+        except DBAPIError as exc:
+            raise _database_error(exc) from exc
         try:
             with self.sessions.begin() as session:
-                result = work(session, written_files)
+                result = work(session)
+                self.photos.settle(session, new_photos)
                 session.execute(update(GalleryState).where(GalleryState.id == 1).values(version=GalleryState.version + 1))
                 new_version = self._db_version(session)
                 session.add_all(GalleryChange(version=new_version, person_id=p) for p in touched or ())
@@ -255,13 +295,13 @@ class FaceService:
                 crash_point("before_commit")
             crash_point("after_commit")
         except IntegrityError as exc:
-            self._discard(written_files)
+            self.photos.abandon(new_photos)
             raise Conflict("That conflicts with an existing record (is the external_id taken?).") from exc
-        except OperationalError as exc:
-            self._discard(written_files)
-            raise ServiceUnavailable("The database is unreachable; nothing was stored.") from exc
+        except (OperationalError, DBAPIError) as exc:
+            self.photos.abandon(new_photos)
+            raise _database_error(exc) from exc
         except BaseException:
-            self._discard(written_files)
+            self.photos.abandon(new_photos)
             raise
         with self._sync_lock:
             # A sync that already read this version (or a later one) knows better than `refreshed`.
@@ -272,55 +312,28 @@ class FaceService:
                     self.gallery.version = new_version
         return result
 
-    def sweep_orphan_images(self, min_age_s: float = 3600.0) -> int:
-        """Delete stored photos no face refers to: left by a crash between writing a photo and
-        committing its face, or between a delete's commit and removing its files.
+    def _photo_names(self, prepared: list[PreparedFace]) -> list[tuple[str, str | None]]:
+        """A new face id for each prepared photo, with the name its photo will be stored under (if kept)."""
+        ids = [new_id() for _ in prepared]
+        return [(i, self.photos.file_name(i) if self.settings.store_images else None) for i in ids]
 
-        Only files older than ``min_age_s``: a younger one may belong to a write in flight in
-        another worker. Returns how many were deleted.
-        """
-        folder = self.settings.images_dir
-        if not folder.is_dir():
-            return 0
-        with self.sessions() as session:
-            known = set(session.execute(select(Face.image_file).where(Face.image_file.is_not(None))).scalars())
-        cutoff = time.time() - min_age_s
-        removed = 0
-        for path in folder.glob("*.img"):
-            try:
-                if path.name not in known and path.stat().st_mtime <= cutoff:
-                    path.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                continue
-        if removed:
-            log.warning("removed %d stored photos that no face refers to (left by an interrupted write)", removed)
-        return removed
-
-    @staticmethod
-    def _discard(files: list[Path]) -> None:
-        for f in files:
-            f.unlink(missing_ok=True)
-
-    def _store_faces(self, session: Session, person: Person, prepared: list[PreparedFace], files: list[Path]) -> list[Face]:
+    def _store_faces(self, session: Session, person: Person, prepared: list[PreparedFace],
+                     names: list[tuple[str, str | None]]) -> list[Face]:
         faces = []
-        for p in prepared:
+        for p, (face_id, file_name) in zip(prepared, names):
             face = Face(
+                id=face_id,
                 person_id=person.id,
                 embedding=np.asarray(p.embedding, dtype="<f4").tobytes(),
                 encoder_hash=self.pipeline.encoder.content_hash,
                 box=p.box,
                 det_score=p.det_score,
             )
+            if file_name is not None:
+                self.photos.write(file_name, p.image_bytes)
+                face.image_file, face.image_type = file_name, p.image_type
             session.add(face)
             session.flush()
-            if self.settings.store_images:
-                self.settings.images_dir.mkdir(parents=True, exist_ok=True)
-                name = f"{face.id}.img"
-                path = self.settings.images_dir / name
-                path.write_bytes(p.image_bytes)
-                files.append(path)
-                face.image_file, face.image_type = name, p.image_type
             faces.append(face)
         return faces
 
@@ -361,20 +374,21 @@ class FaceService:
 
     def enroll(self, name: str, prepared: list[PreparedFace], external_id: str | None = None,
                metadata: dict | None = None) -> EnrollResult:
-        name = self._clean_name(name)
+        name = clean_name(name)
         self.sync(force=True)
         warnings = self._warnings(None, [], prepared)
 
         person_id = new_id()
+        names = self._photo_names(prepared)
 
-        def work(session, files):
+        def work(session):
             person = Person(id=person_id, name=name, external_id=external_id, meta=metadata or {})
             session.add(person)
             session.flush()
-            faces = self._store_faces(session, person, prepared, files)
+            faces = self._store_faces(session, person, prepared, names)
             return EnrollResult(person, faces, warnings)
 
-        return self._write(work, touched={person_id})
+        return self._write(work, touched={person_id}, new_photos=[n for _, n in names if n])
 
     def add_faces(self, person_id: str, prepared: list[PreparedFace]) -> EnrollResult:
         self.sync(force=True)
@@ -382,18 +396,19 @@ class FaceService:
             person = self._get_person(session, person_id)
             existing = [f.vector for f in person.faces]
         warnings = self._warnings(person_id, existing, prepared)
+        names = self._photo_names(prepared)
 
-        def work(session, files):
+        def work(session):
             person = self._get_person(session, person_id)
-            faces = self._store_faces(session, person, prepared, files)
+            faces = self._store_faces(session, person, prepared, names)
             return EnrollResult(person, faces, warnings)
 
-        return self._write(work, touched={person_id})
+        return self._write(work, touched={person_id}, new_photos=[n for _, n in names if n])
 
     def create_person(self, name: str, external_id: str | None = None, metadata: dict | None = None) -> Person:
-        name = self._clean_name(name)
+        name = clean_name(name)
 
-        def work(session, files):
+        def work(session):
             person = Person(name=name, external_id=external_id, meta=metadata or {})
             session.add(person)
             session.flush()
@@ -403,10 +418,10 @@ class FaceService:
 
     def update_person(self, person_id: str, name: str | None, external_id: str | None, metadata: dict | None,
                       fields: set[str]) -> Person:
-        def work(session, files):
+        def work(session):
             person = self._get_person(session, person_id)
             if "name" in fields:
-                person.name = self._clean_name(name)
+                person.name = clean_name(name)
             if "external_id" in fields:
                 person.external_id = external_id
             if "metadata" in fields:
@@ -417,31 +432,33 @@ class FaceService:
         return self._write(work, touched={person_id})
 
     def delete_person(self, person_id: str) -> None:
-        doomed: list[Path] = []
+        doomed: list[str] = []
 
-        def work(session, files):
+        def work(session):
             person = self._get_person(session, person_id)
-            doomed.extend(self.settings.images_dir / f.image_file for f in person.faces if f.image_file)
+            doomed.extend(f.image_file for f in person.faces if f.image_file)
+            self.photos.doom(session, doomed)
             session.delete(person)
 
         self._write(work, touched={person_id})
-        self._discard(doomed)
+        self.photos.remove(doomed)
 
     def delete_face(self, person_id: str, face_id: str) -> None:
-        doomed: list[Path] = []
+        doomed: list[str] = []
 
-        def work(session, files):
+        def work(session):
             face = session.get(Face, face_id)
             if face is None or face.person_id != person_id:
                 raise NotFound(f"Person {person_id} has no face {face_id}.", {"face_id": face_id})
             if face.image_file:
-                doomed.append(self.settings.images_dir / face.image_file)
+                doomed.append(face.image_file)
+            self.photos.doom(session, doomed)
             session.delete(face)
             session.flush()
             session.expire_all()
 
         self._write(work, touched={person_id})
-        self._discard(doomed)
+        self.photos.remove(doomed)
 
     # -- encoder change -------------------------------------------------------------------------
     def reembed(self, *, delete_unrecoverable: bool = False, progress=None) -> dict[str, Any]:
@@ -463,21 +480,21 @@ class FaceService:
         remade: dict[str, PreparedFace] = {}
         unrecoverable: list[dict[str, Any]] = []
         for face_id, person_id, box, image_file in progress(stale) if progress else stale:
-            path = self.settings.images_dir / image_file if image_file else None
-            if path is None or not path.is_file():
+            data = self.photos.read(image_file) if image_file else None
+            if data is None:
                 unrecoverable.append({"face_id": face_id, "person_id": person_id, "code": "photo_not_kept"})
                 continue
             try:
-                remade[face_id] = self.prepare(path.read_bytes(), box)
+                remade[face_id] = self.prepare(data, box)
             except FaceshotError as exc:
                 unrecoverable.append({"face_id": face_id, "person_id": person_id, "code": exc.code})
         summary: dict[str, Any] = {"encoder": current, "stale": len(stale), "reembedded": 0, "deleted": 0,
                                    "unrecoverable": unrecoverable}
         if not stale or (unrecoverable and not delete_unrecoverable):
             return summary
-        doomed: list[Path] = []
+        doomed: list[str] = []
 
-        def work(session, files):
+        def work(session):
             for face_id, prepared in remade.items():
                 face = session.get(Face, face_id)
                 if face is not None:
@@ -488,22 +505,16 @@ class FaceService:
                 face = session.get(Face, item["face_id"])
                 if face is not None:
                     if face.image_file:
-                        doomed.append(self.settings.images_dir / face.image_file)
+                        doomed.append(face.image_file)
                     session.delete(face)
                     summary["deleted"] += 1
+            self.photos.doom(session, doomed)
 
         self._write(work, touched={person_id for _, person_id, _, _ in stale})
-        self._discard(doomed)
+        self.photos.remove(doomed)
         return summary
 
     # -- reads ---------------------------------------------------------------------------------
-    @staticmethod
-    def _clean_name(name: str | None) -> str:
-        name = (name or "").strip()
-        if not name or len(name) > 200:
-            raise ValidationFailed("A name of 1 to 200 characters is needed.", {"field": "name"})
-        return name
-
     @staticmethod
     def _get_person(session: Session, person_id: str) -> Person:
         person = session.get(Person, person_id, options=[selectinload(Person.faces)])
@@ -519,8 +530,9 @@ class FaceService:
         with self.sessions() as session:
             q = select(Person)
             if search:
-                like = f"%{search.lower()}%"
-                q = q.where(or_(func.lower(Person.name).like(like), func.lower(Person.external_id).like(like)))
+                like = like_pattern(search)
+                q = q.where(or_(func.lower(Person.name).like(like, escape="\\"),
+                                func.lower(Person.external_id).like(like, escape="\\")))
             total = session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
             people = session.execute(
                 q.options(selectinload(Person.faces)).order_by(Person.name, Person.id).limit(limit).offset(offset)
@@ -534,10 +546,11 @@ class FaceService:
                 raise NotFound(f"Person {person_id} has no face {face_id}.", {"face_id": face_id})
             if not face.image_file:
                 raise NotFound("This face's photo was not kept (store_images is off).", {"face_id": face_id})
-            path = self.settings.images_dir / face.image_file
-            if not path.exists():
-                raise NotFound("This face's photo is missing from the data directory.", {"face_id": face_id})
-            return path.read_bytes(), face.image_type or "application/octet-stream"
+            name, media_type = face.image_file, face.image_type or "application/octet-stream"
+        data = self.photos.read(name)
+        if data is None:
+            raise NotFound("This face's photo is missing from the data directory.", {"face_id": face_id})
+        return data, media_type
 
     def counts(self) -> dict:
         with self.sessions() as session:
@@ -545,13 +558,15 @@ class FaceService:
             faces = session.execute(select(func.count()).select_from(Face)).scalar_one()
         return {"people": int(people), "faces": int(faces), "indexed_people": len(self.gallery)}
 
-    def database_ok(self) -> bool:
-        try:
-            with self.sessions() as session:
-                session.execute(text("SELECT 1"))
-            return True
-        except Exception:
-            return False
+    def readiness(self) -> dict[str, Any]:
+        """What /ready reports: the database reachable (and still its file); whether photos can be stored now."""
+        file_problem = self.db.file_problem()
+        problems = {"database": file_problem} if file_problem else {}
+        checks = {"model_loaded": True, "database": file_problem is None and self.db.reachable()}
+        storage = self.photos.problem(min_free_bytes=self.settings.max_upload_bytes) if self.settings.store_images else None
+        if storage:
+            problems["storage"] = storage
+        return {"checks": checks, "storage": {"writable": storage is None, "problem": storage}, "problems": problems}
 
     # -- recognition ---------------------------------------------------------------------------
     def _decide(self, matches: list[Match], override: float | None) -> tuple[Match | None, float | None]:
@@ -561,7 +576,10 @@ class FaceService:
         threshold = self.threshold_for(best.n_support, override)
         return (best if best.distance <= threshold else None), threshold
 
-    def identify(self, data: bytes, top_k: int = 3, threshold: float | None = None) -> dict[str, Any]:
+    def identify(self, data: bytes, top_k: int = 3, threshold: float | None = None,
+                 reveal_candidates: bool = True) -> dict[str, Any]:
+        """Every face named or unknown. ``reveal_candidates=False`` (a recognition key, by default) keeps the
+        distances of the nearest people but not who they are, unless the candidate is the face's match."""
         t0 = time.perf_counter()
         self.sync()
         image, faces = self.analyze(data)
@@ -580,8 +598,9 @@ class FaceService:
                 "similarity": round(best.similarity, 4) if best else None,
                 "threshold": round(used, 4) if used is not None else None,
                 "candidates": [
-                    {"person": {"id": m.person_id, "name": m.name}, "distance": round(m.distance, 4),
-                     "similarity": round(m.similarity, 4)}
+                    {"person": {"id": m.person_id, "name": m.name}
+                     if reveal_candidates or (person and m.person_id == person.person_id) else None,
+                     "distance": round(m.distance, 4), "similarity": round(m.similarity, 4)}
                     for m in matches
                 ],
             })

@@ -32,11 +32,11 @@ def percentiles(ms: list[float]) -> dict:
 
 def http_latency(photos: Path, n: int, port: int) -> dict:
     data = Path(tempfile.mkdtemp(prefix="faceshot-bench-"))
-    env = {**os.environ, "FACESHOT_DATA_DIR": str(data), "FACESHOT_ADMIN_KEY": "bench-admin-key"}
+    env = {**os.environ, "FACESHOT_DATA_DIR": str(data), "FACESHOT_ADMIN_KEY": "bench-admin-key-0123456789abcdef"}
     proc = subprocess.Popen([str(Path(sys.executable).parent / "faceshot"), "serve", "--port", str(port),
                              "--log-level", "warning"], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}/api/v1"
-    headers = {"X-API-Key": "bench-admin-key"}
+    headers = {"X-API-Key": "bench-admin-key-0123456789abcdef"}
     try:
         deadline = time.monotonic() + 120
         while True:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from models.errors import ValidationFailed
 
-from ..api.deps import ServiceDep, parse_box, read_upload
+from ..api.deps import InferenceSlot, ServiceDep, parse_box, read_upload
 from ..service import MAX_FACES_PER_ENROLL
 from .auth import AdminRoute, AdminWrite
 
@@ -37,13 +37,13 @@ def _prepare(service, images: list[UploadFile], boxes: list[str]):
 
 
 @router.post("/detect")
-def detect(service: ServiceDep, _s: AdminWrite, image: Annotated[UploadFile, File()]):
+def detect(service: ServiceDep, _s: AdminWrite, _slot: InferenceSlot, image: Annotated[UploadFile, File()]):
     """Boxes and quality hints for one photo, before it is used for anything."""
     return service.detect(read_upload(image, service.settings.max_upload_bytes))
 
 
 @router.post("/check")
-def check(service: ServiceDep, _s: AdminWrite, images: Annotated[list[UploadFile], File()],
+def check(service: ServiceDep, _s: AdminWrite, _slot: InferenceSlot, images: Annotated[list[UploadFile], File()],
           boxes: Annotated[list[str], Form()] = [], person_id: Annotated[str | None, Form()] = None):  # noqa: B006
     """What enrolling these photos would warn about (someone else's face, a near-duplicate); stores nothing."""
     prepared = _prepare(service, images, boxes)
@@ -52,7 +52,7 @@ def check(service: ServiceDep, _s: AdminWrite, images: Annotated[list[UploadFile
 
 
 @router.post("/enroll", status_code=status.HTTP_201_CREATED)
-def enroll(service: ServiceDep, _s: AdminWrite, name: Annotated[str, Form()],
+def enroll(service: ServiceDep, _s: AdminWrite, _slot: InferenceSlot, name: Annotated[str, Form()],
            images: Annotated[list[UploadFile], File()], boxes: Annotated[list[str], Form()] = []):  # noqa: B006
     result = service.enroll(name, _prepare(service, images, boxes))
     return JSONResponse({"person": {"id": result.person.id, "name": result.person.name},
@@ -61,5 +61,5 @@ def enroll(service: ServiceDep, _s: AdminWrite, name: Annotated[str, Form()],
 
 
 @router.post("/identify")
-def identify(service: ServiceDep, _s: AdminWrite, image: Annotated[UploadFile, File()]):
+def identify(service: ServiceDep, _s: AdminWrite, _slot: InferenceSlot, image: Annotated[UploadFile, File()]):
     return service.identify(read_upload(image, service.settings.max_upload_bytes), top_k=3)

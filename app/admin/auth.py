@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
-from fastapi.routing import APIRoute
 
 from models.errors import FaceshotError
 
+from ..api.gate import GatedRoute, before_body
 from ..errors import error_response
 from .session import COOKIE, AdminSession, SessionSigner
 
@@ -48,12 +49,23 @@ def signer(request: Request) -> SessionSigner:
     return state.admin_signer
 
 
-def admin_session(request: Request) -> AdminSession:
+def _read_session(request: Request) -> AdminSession:
     session = signer(request).read(request.cookies.get(COOKIE), request.app.state.service.sessions)
     if session is None:
         raise SignInRequired()
     request.state.admin = session
     return session
+
+
+async def _session_before_body(request: Request) -> None:
+    await anyio.to_thread.run_sync(_read_session, request)
+
+
+@before_body(_session_before_body)
+def admin_session(request: Request) -> AdminSession:
+    """The signed-in admin (checked before the body is read: no upload from someone not signed in)."""
+    session = getattr(request.state, "admin", None)
+    return session if session is not None else _read_session(request)
 
 
 async def admin_session_csrf(request: Request, session: Annotated[AdminSession, Depends(admin_session)]) -> AdminSession:
@@ -76,7 +88,7 @@ def is_api(request: Request) -> bool:
     return request.url.path.startswith("/admin/api/")
 
 
-class AdminRoute(APIRoute):
+class AdminRoute(GatedRoute):
     """Adds the security headers to every admin response and turns refusals into responses.
 
     A page asked for without a session redirects to the sign-in form; anything else

@@ -14,10 +14,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from PIL import Image
 
-from models.errors import FaceshotError, Forbidden, RateLimited, Unauthorized
+from models.errors import FaceshotError, Forbidden, Unauthorized
 
 from .. import keys
-from ..api.deps import ServiceDep, client_address, read_upload
+from ..api.deps import InferenceSlot, ServiceDep, client_address, read_upload
 from .auth import Admin, AdminRoute, AdminWrite, safe_next, signer
 from .session import COOKIE, LOGIN_COOKIE
 
@@ -72,18 +72,24 @@ def login_form(request: Request):
 @router.post("/login")
 def login(request: Request, service: ServiceDep, secret: Annotated[str, Form()] = "",
           login_token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = ""):
+    """Sign in with an admin key or the password.
+
+    An address that has failed too often is refused (429) for a wrong credential and for the
+    password (which a person chose, so it can be guessed), but never for a valid admin key
+    (which cannot be guessed): a flood of failures from one address locks no admin out.
+    """
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, login_token):
         return _login_page(request, 403, "The sign-in form had expired. Please try again.", next)
     secret = secret.strip()
     limiter, client = request.app.state.limiter, client_address(request)
-    try:
-        limiter.check_failures(client)
-    except RateLimited:
-        return _login_page(request, 429, "Too many failed sign-ins from this address; wait a minute.", next)
+    braked = limiter.failures_exceeded(client)
+    too_many = "Too many failed sign-ins from this address; wait a minute, or sign in with an admin key."
     password = service.settings.admin_password
     by = None
     if password is not None and secret and hmac.compare_digest(secret.encode(), password.get_secret_value().encode()):
+        if braked:
+            return _login_page(request, 429, too_many, next)
         by = "password"
     else:
         try:
@@ -91,9 +97,11 @@ def login(request: Request, service: ServiceDep, secret: Annotated[str, Form()] 
         except Forbidden:
             return _login_page(request, 403, "That is a recognition key; the admin page needs an admin key.", next)
         except Unauthorized:
+            if braked:
+                return _login_page(request, 429, too_many, next)
             limiter.record_failure(client)
             return _login_page(request, 401, "That key or password is not valid.", next)
-    cookie, _ = signer(request).issue(by)
+    cookie, _ = signer(request).issue(by, service.sessions)
     response = RedirectResponse(safe_next(next), status_code=303)
     args = signer(request).cookie_args(max_age=int(service.settings.admin_session_hours * 3600))
     response.set_cookie(COOKIE, cookie, **args)
@@ -102,7 +110,8 @@ def login(request: Request, service: ServiceDep, secret: Annotated[str, Form()] 
 
 
 @router.post("/logout")
-def logout(request: Request, _s: AdminWrite):
+def logout(request: Request, service: ServiceDep, session: AdminWrite):
+    signer(request).end(session, service.sessions)
     response = RedirectResponse("/admin/login?done=signed_out", status_code=303)
     response.delete_cookie(COOKIE, path="/admin", httponly=True, samesite="strict",
                            secure=request.app.state.service.settings.admin_cookie_secure)
@@ -145,7 +154,7 @@ def rename(request: Request, service: ServiceDep, _s: AdminWrite, person_id: str
 
 
 @router.post("/people/{person_id}/faces")
-def add_photos(request: Request, service: ServiceDep, _s: AdminWrite, person_id: str,
+def add_photos(request: Request, service: ServiceDep, _s: AdminWrite, _slot: InferenceSlot, person_id: str,
                images: Annotated[list[UploadFile], File()]):
     service.get_person(person_id)
     warnings: list[dict] = []

@@ -1,10 +1,12 @@
-"""Admin sign-in: an HMAC-signed session cookie, and CSRF tokens derived from it.
+"""Admin sign-in: a session row in the database, named by an HMAC-signed cookie, and CSRF tokens derived from it.
 
 The cookie holds ``{"sid", "exp", "by"}`` signed with a secret generated once into
 ``<data_dir>/admin_session_secret`` (shared by every worker on that data directory).
-``by`` is the id of the admin key used to sign in (a revoked key ends its sessions
-at the next request) or ``"password"``. The CSRF token is an HMAC of the session id,
-so it needs no server-side store and changes with every sign-in.
+``by`` is the id of the admin key used to sign in or ``"password"``. The session is also
+an ``admin_sessions`` row, so it ends on the server: at sign-out (a copied cookie is
+worthless afterwards), when its key is revoked, and — for password sessions — when
+``FACESHOT_ADMIN_PASSWORD`` changes (the row keeps a keyed hash of the password that
+signed in). The CSRF token is an HMAC of the session id and changes with every sign-in.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from sqlalchemy import delete, update
 from sqlalchemy.orm import sessionmaker
 
 from ..core.config import Settings
+from ..models import AdminSession as SessionRow
 from ..models import ApiKey
 
 COOKIE = "faceshot_admin"
@@ -75,14 +80,33 @@ class SessionSigner:
     def csrf_for(self, sid: str) -> str:
         return self._mac("csrf", sid)
 
-    def issue(self, by: str) -> tuple[str, AdminSession]:
+    def password_tag(self) -> str | None:
+        """A keyed hash of the configured password: sessions it signed in end when it changes."""
+        password = self.settings.admin_password
+        return None if password is None else self._mac("password", password.get_secret_value())[:43]
+
+    def issue(self, by: str, sessions: sessionmaker) -> tuple[str, AdminSession]:
         sid = secrets.token_urlsafe(18)
-        expires = time.time() + self.settings.admin_session_hours * 3600
-        payload = _b64(json.dumps({"sid": sid, "exp": int(expires), "by": by}, separators=(",", ":")).encode())
-        return f"{payload}.{self._mac('session', payload)}", AdminSession(sid, expires, by, self.csrf_for(sid))
+        now = datetime.now(timezone.utc)
+        expires = now + timedelta(hours=self.settings.admin_session_hours)
+        with sessions.begin() as db:
+            db.execute(delete(SessionRow).where(SessionRow.expires_at < now - timedelta(days=1)))
+            db.add(SessionRow(id=sid, signed_in_by=by, expires_at=expires, created_at=now,
+                              password_tag=self.password_tag() if by == "password" else None))
+        payload = _b64(json.dumps({"sid": sid, "exp": int(expires.timestamp()), "by": by},
+                                  separators=(",", ":")).encode())
+        return (f"{payload}.{self._mac('session', payload)}",
+                AdminSession(sid, expires.timestamp(), by, self.csrf_for(sid)))
+
+    def end(self, session: AdminSession, sessions: sessionmaker) -> None:
+        """Sign-out: the session is over on the server, whoever holds a copy of its cookie."""
+        with sessions.begin() as db:
+            db.execute(update(SessionRow).where(SessionRow.id == session.sid, SessionRow.ended_at.is_(None))
+                       .values(ended_at=datetime.now(timezone.utc)))
 
     def read(self, cookie: str | None, sessions: sessionmaker) -> AdminSession | None:
-        """The session a cookie carries, or None when it is missing, forged, expired or its key revoked."""
+        """The session a cookie carries, or None when it is missing, forged, expired, ended, or its key
+        revoked or its password changed."""
         if not cookie or "." not in cookie:
             return None
         payload, mac = cookie.rsplit(".", 1)
@@ -95,14 +119,18 @@ class SessionSigner:
             return None
         if expires < time.time():
             return None
-        if by == "password":
-            if self.settings.admin_password is None:
-                return None  # the password was switched off since
-        else:
-            with sessions() as session:
-                key = session.get(ApiKey, by)
-            if key is None or key.revoked_at is not None or key.role != "admin":
+        with sessions() as db:
+            row = db.get(SessionRow, sid)
+            if row is None or row.ended_at is not None or row.signed_in_by != by:
                 return None
+            if by == "password":
+                tag = self.password_tag()
+                if tag is None or row.password_tag is None or not hmac.compare_digest(row.password_tag, tag):
+                    return None  # the password was switched off or changed since
+            else:
+                key = db.get(ApiKey, by)
+                if key is None or key.revoked_at is not None or key.role != "admin":
+                    return None
         return AdminSession(sid, expires, by, self.csrf_for(sid))
 
     def check_csrf(self, session: AdminSession, token: str | None) -> bool:

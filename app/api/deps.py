@@ -1,19 +1,28 @@
-"""Route dependencies: the service, and who is calling."""
+"""Route dependencies: the service, who is calling, a place in the inference queue, and the form fields' parsing.
+
+The credential and queue dependencies are marked :func:`~app.api.gate.before_body`: their
+route checks them before it reads the request's body.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request, Security, UploadFile
 from fastapi.security import APIKeyHeader
 
-from models.errors import ImageTooLarge, InvalidImage, Unauthorized
+from models.errors import ImageTooLarge, InvalidImage, Unauthorized, ValidationFailed
 
+from ..admission import Slot
 from ..keys import authenticate
 from ..models import ApiKey
 from ..service import FaceService
+from .gate import before_body
 
-api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An admin or recognition key")
+API_KEY_HEADER = "X-API-Key"
+api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="An admin or recognition key")
 
 
 def get_service(request: Request) -> FaceService:
@@ -30,31 +39,67 @@ def client_address(request: Request) -> str:
 def checked_key(request: Request, service: FaceService, secret: str | None, need_admin: bool) -> ApiKey:
     """Authenticate and count the request against its key's rate limit.
 
-    Wrong or missing keys count against the caller's address, so keys cannot be guessed at speed.
+    Only failures count against the caller's address, and only they are refused once it has
+    sent too many (429): a valid key always gets through, so a flood of wrong keys from one
+    address (every camera behind one NAT) cannot lock the right ones out.
     """
     limiter = request.app.state.limiter
     client = client_address(request)
-    limiter.check_failures(client)
     try:
         key = authenticate(service.sessions, secret, need_admin=need_admin)
     except Unauthorized:
+        limiter.check_failures(client)
         limiter.record_failure(client)
         raise
     limiter.hit_key(key.id)
     return key
 
 
+def _auth_threads(request: Request) -> anyio.CapacityLimiter:
+    """Threads of their own for key lookups, so a queue of slow inference never delays a refusal."""
+    state = request.app.state
+    if getattr(state, "auth_threads", None) is None:
+        state.auth_threads = anyio.CapacityLimiter(8)
+    return state.auth_threads
+
+
+def _key_check(need_admin: bool):
+    async def check(request: Request) -> None:
+        secret = request.headers.get(API_KEY_HEADER)
+        request.state.api_key = await anyio.to_thread.run_sync(
+            checked_key, request, get_service(request), secret, need_admin, limiter=_auth_threads(request))
+
+    return check
+
+
+@before_body(_key_check(need_admin=False))
 def recognition_key(request: Request, service: ServiceDep,
                     key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
-    return checked_key(request, service, key, need_admin=False)
+    checked = getattr(request.state, "api_key", None)
+    return checked if checked is not None else checked_key(request, service, key, need_admin=False)
 
 
+@before_body(_key_check(need_admin=True))
 def admin_key(request: Request, service: ServiceDep, key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
-    return checked_key(request, service, key, need_admin=True)
+    checked = getattr(request.state, "api_key", None)
+    return checked if checked is not None else checked_key(request, service, key, need_admin=True)
 
 
 RecognitionKey = Annotated[ApiKey, Depends(recognition_key)]
 AdminKey = Annotated[ApiKey, Depends(admin_key)]
+
+
+async def _admit(request: Request) -> None:
+    request.state.inference_slot = get_service(request).queue.admit()
+
+
+@before_body(_admit, order=0)
+def inference_slot(request: Request) -> Slot:
+    """A place in the bounded inference queue, taken before the body is read; the route releases it."""
+    return request.state.inference_slot
+
+
+InferenceSlot = Annotated[Slot, Depends(inference_slot)]
 
 
 def read_upload(upload: UploadFile, limit: int) -> bytes:
@@ -72,38 +117,20 @@ def parse_box(box: str | None) -> list[float] | None:
     """``box`` as "x1,y1,x2,y2" (or a JSON list) in the photo's pixels."""
     if box is None or box.strip() == "":
         return None
-    from models.errors import ValidationFailed
-
     try:
         values = [float(v) for v in box.strip("[] ").split(",")]
     except ValueError:
         values = []
-    if len(values) != 4 or values[2] <= values[0] or values[3] <= values[1]:
-        raise ValidationFailed("box must be x1,y1,x2,y2 with x2 > x1 and y2 > y1.", {"field": "box"})
+    if (len(values) != 4 or not all(math.isfinite(v) for v in values)
+            or values[2] <= values[0] or values[3] <= values[1]):
+        raise ValidationFailed("box must be four finite numbers x1,y1,x2,y2 with x2 > x1 and y2 > y1.",
+                               {"field": "box"})
     return values
 
 
 def collect_uploads(images: list[UploadFile] | None, image: UploadFile | None) -> list[UploadFile]:
-    """Photos sent as repeated `images`, or one `image`."""
-    from models.errors import ValidationFailed
-
+    """Photos sent as repeated `images`, or one `image` (their count was checked as the form was read)."""
     uploads = list(images or []) + ([image] if image is not None else [])
     if not uploads:
         raise ValidationFailed("Send one photo as `image` or several as `images`.", {"field": "images"})
     return uploads
-
-
-def parse_metadata(raw: str | None) -> dict | None:
-    import json
-
-    from models.errors import ValidationFailed
-
-    if raw is None or raw.strip() == "":
-        return None
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise ValidationFailed("metadata must be a JSON object.", {"field": "metadata"})
-    return value

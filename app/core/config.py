@@ -10,8 +10,11 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_ADMIN_KEY_LENGTH = 24
+MIN_ADMIN_PASSWORD_LENGTH = 12
 
 
 class Settings(BaseSettings):
@@ -19,7 +22,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("data")
     database_url: str | None = None  # default: sqlite:///<data_dir>/faceshot.db
-    admin_key: str | None = None  # first admin key; generated into <data_dir>/admin_key if unset
+    admin_key: SecretStr | None = None  # first admin key (24+ characters); generated into <data_dir>/admin_key if unset
     encoder: str = "dlib"  # dlib | facenet-vggface2 | facenet-casia-webface | path/to/checkpoint.pt
     threshold: float | None = None  # overrides the encoder's calibrated distance threshold
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -30,7 +33,7 @@ class Settings(BaseSettings):
     workers: int = 1
     gallery_sync_interval_s: float = 0.0  # 0: check for other processes' writes before every search
     near_duplicate_distance: float = 0.12
-    admin_password: SecretStr | None = None  # sign-in to /admin with this as well as with an admin key
+    admin_password: SecretStr | None = None  # sign-in to /admin with this (12+ characters) as well as with an admin key
     admin_cookie_secure: bool = False  # set true behind HTTPS: the admin session cookie is then Secure
     admin_session_hours: float = 12.0
     decode_timeout_s: float = 5.0  # an image that takes longer to decode is refused (decode_timeout)
@@ -38,6 +41,29 @@ class Settings(BaseSettings):
     auth_failure_limit: str = "30/minute"  # wrong or missing keys per client address before 429; "" turns it off
     rate_limit_storage: str = "memory://"  # per process; redis://host:6379 makes all workers share one count
     cors_origins: str = ""  # comma-separated origins a browser may call the API from; empty: CORS off
+    inference_queue: int = Field(32, ge=1)  # photos waiting for or in the face pipeline per worker; beyond: 503
+    body_timeout_s: float = Field(30.0, gt=0)  # longest wait for the next piece of a request body; beyond: 408
+    limit_concurrency: int = Field(256, ge=1)  # connections per worker (uvicorn); beyond: 503
+    recognition_sees_candidates: bool = False  # recognition keys see the names of candidates that did not match
+
+    @field_validator("admin_key")
+    @classmethod
+    def _admin_key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() == "":
+            return None
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_KEY_LENGTH:
+            raise ValueError(f"FACESHOT_ADMIN_KEY must be at least {MIN_ADMIN_KEY_LENGTH} characters "
+                             "(e.g. `openssl rand -hex 24`); a short key can be guessed")
+        return value
+
+    @field_validator("admin_password")
+    @classmethod
+    def _admin_password_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() == "":
+            return None
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_PASSWORD_LENGTH:
+            raise ValueError(f"FACESHOT_ADMIN_PASSWORD must be at least {MIN_ADMIN_PASSWORD_LENGTH} characters")
+        return value
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -46,6 +72,13 @@ class Settings(BaseSettings):
     @property
     def images_dir(self) -> Path:
         return self.data_dir / "images"
+
+    @property
+    def database_label(self) -> str:
+        """The database as messages name it: its URL without the password."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.sqlalchemy_url).render_as_string(hide_password=True)
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -48,7 +48,7 @@ def servers():
 @pytest.mark.slow
 def test_two_processes_agree_within_a_second(tmp_path, photos, servers):
     data = tmp_path / "data"
-    env = {"FACESHOT_ADMIN_KEY": "two-process-admin-key"}
+    env = {"FACESHOT_ADMIN_KEY": "two-process-admin-key-0123456789"}
     ports = [free_port(), free_port()]
     a = start_server(data, ports[0], env)
     servers.append(a)
@@ -56,7 +56,7 @@ def test_two_processes_agree_within_a_second(tmp_path, photos, servers):
     b = start_server(data, ports[1], env)
     servers.append(b)
     wait_ready(b, ports[1])
-    headers = {"X-API-Key": "two-process-admin-key"}
+    headers = {"X-API-Key": "two-process-admin-key-0123456789"}
     url_a, url_b = (f"http://127.0.0.1:{p}/api/v1" for p in ports)
     probe = photos["Emma_Watson"][2].read_bytes()
 

@@ -17,11 +17,11 @@ def test_settings_come_from_faceshot_environment_variables(monkeypatch, tmp_path
     monkeypatch.setenv("FACESHOT_DATA_DIR", str(tmp_path / "d"))
     monkeypatch.setenv("FACESHOT_THRESHOLD", "0.42")
     monkeypatch.setenv("FACESHOT_STORE_IMAGES", "false")
-    monkeypatch.setenv("FACESHOT_ADMIN_KEY", "k" * 20)
+    monkeypatch.setenv("FACESHOT_ADMIN_KEY", "k" * 24)
     monkeypatch.setenv("FACESHOT_ENCODER", "dlib")
     s = Settings()
-    assert (s.data_dir, s.threshold, s.store_images, s.admin_key, s.encoder) == (tmp_path / "d", 0.42, False,
-                                                                                "k" * 20, "dlib")
+    assert (s.data_dir, s.threshold, s.store_images, s.admin_key.get_secret_value(), s.encoder) == (
+        tmp_path / "d", 0.42, False, "k" * 24, "dlib")
     assert s.sqlalchemy_url == f"sqlite:///{(tmp_path / 'd' / 'faceshot.db').resolve()}"
     monkeypatch.setenv("FACESHOT_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     assert Settings().sqlalchemy_url == "postgresql+psycopg://postgres@127.0.0.1:5432/test"

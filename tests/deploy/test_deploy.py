@@ -63,6 +63,27 @@ def test_compose_file_parses_with_gpu_database_and_restarts(compose_cmd):
     assert "@db:5432/faceshot" in api["environment"]["FACESHOT_DATABASE_URL"]
     assert db["image"] == "postgres:16" and "pg_isready" in " ".join(db["healthcheck"]["test"])
     assert db["volumes"][0]["type"] == "volume"
+    # the public port is the proxy's; the API itself is reachable only inside the compose network
+    proxy = config["services"]["proxy"]
+    assert "ports" not in api and proxy["ports"][0]["published"] == "8000"
+    assert proxy["volumes"][0]["source"].endswith("docker/nginx.conf")
+
+
+def test_the_proxy_times_out_slow_clients_and_streams_bodies_unbuffered():
+    conf = (ROOT / "docker" / "nginx.conf").read_text()
+    directives = dict(re.findall(r"^\s*([a-z_]+)\s+([^;{]+);", conf, re.M))
+    assert directives["client_header_timeout"] == "10s" and directives["client_body_timeout"] == "30s"
+    assert directives["proxy_request_buffering"] == "off"  # no anonymous body spooled to the proxy's disk
+    assert directives["client_max_body_size"] == "160m" and "limit_conn" in directives
+    assert re.search(r"location = /metrics \{\s*return 404;", conf)
+    nginx = shutil.which("nginx")
+    if nginx:  # Debian's nginx, where installed: the file is one nginx accepts (upstream name aside)
+        checked = conf.replace("server api:8000;", "server 127.0.0.1:8000;")
+        path = ROOT / "artifacts" / "nginx-test.conf"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(checked)
+        out = subprocess.run([nginx, "-t", "-c", str(path)], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
 
 
 def test_dockerfile_passes_hadolint():

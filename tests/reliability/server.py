@@ -32,8 +32,12 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/v1"
 
-    def start(self, crash_at: str | None = None, timeout: float = 120, env: dict | None = None) -> float:
-        """Start it and wait until /ready answers; returns the seconds that took."""
+    def start(self, crash_at: str | None = None, timeout: float = 120, env: dict | None = None,
+              wrapper: list[str] = ()) -> float:
+        """Start it and wait until /ready answers; returns the seconds that took.
+
+        ``wrapper``: a command the server is started under (it ends by running its arguments).
+        """
         env = {**os.environ, "FACESHOT_DATA_DIR": str(self.data_dir), "FACESHOT_ADMIN_KEY": ADMIN,
                "OMP_NUM_THREADS": "1", "FACESHOT_TORCH_THREADS": "1", **(env or {})}
         env.pop("FACESHOT_CRASH_AT", None)
@@ -45,7 +49,7 @@ class Server:
             env.pop("FACESHOT_DATABASE_URL", None)
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [FACESHOT, "serve", "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning"],
+            [*wrapper, FACESHOT, "serve", "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=open(self.log, "a"), stderr=subprocess.STDOUT, start_new_session=True)
         wait_ready(self.proc, self.port, timeout, output=lambda: self.log.read_text()[-3000:])
         return time.monotonic() - t0

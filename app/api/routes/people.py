@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
+from ...inputs import parse_metadata
 from ...schemas import EnrollOut, FaceOut, PeoplePage, PersonCreate, PersonOut, PersonUpdate
 from ...service import EnrollResult
-from ..deps import AdminKey, ServiceDep, collect_uploads, parse_box, parse_metadata, read_upload
+from ..deps import AdminKey, InferenceSlot, ServiceDep, collect_uploads, parse_box, read_upload
+from ..gate import GatedRoute
 
-router = APIRouter(tags=["people"])
+router = APIRouter(tags=["people"], route_class=GatedRoute)
 
 
 def enroll_out(service, result: EnrollResult) -> EnrollOut:
@@ -24,6 +26,7 @@ def enroll_out(service, result: EnrollResult) -> EnrollOut:
 def enroll(
     service: ServiceDep,
     _key: AdminKey,
+    _slot: InferenceSlot,
     name: Annotated[str, Form(min_length=1, max_length=200)],
     images: Annotated[list[UploadFile] | None, File(description="one or more photos of the person")] = None,
     image: Annotated[UploadFile | None, File(description="a single photo (instead of `images`)")] = None,
@@ -79,6 +82,7 @@ def delete_person(service: ServiceDep, _key: AdminKey, person_id: str):
 def add_faces(
     service: ServiceDep,
     _key: AdminKey,
+    _slot: InferenceSlot,
     person_id: str,
     images: Annotated[list[UploadFile] | None, File()] = None,
     image: Annotated[UploadFile | None, File(description="a single photo (instead of `images`)")] = None,

@@ -6,20 +6,27 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from ..deps import RecognitionKey, ServiceDep, read_upload
+from ..deps import InferenceSlot, RecognitionKey, ServiceDep, read_upload
+from ..gate import GatedRoute
 
-router = APIRouter(tags=["recognition"])
+router = APIRouter(tags=["recognition"], route_class=GatedRoute)
 
 
-@router.post("/identify", summary="Name every face in a photo, or say it is unknown (largest face first)")
+@router.post("/identify", summary="Name every face in a photo, or say it is unknown (largest face first)",
+             description="Candidates are named for admin keys; for recognition keys only when "
+                         "FACESHOT_RECOGNITION_SEES_CANDIDATES=true (otherwise a non-matching candidate has "
+                         "`person: null` and only its distance).")
 def identify(
     service: ServiceDep,
-    _key: RecognitionKey,
+    key: RecognitionKey,
+    _slot: InferenceSlot,
     image: Annotated[UploadFile, File()],
     top_k: Annotated[int, Form(ge=1, le=50)] = 3,
     threshold: Annotated[float | None, Form(gt=0, le=2)] = None,
 ):
-    result = service.identify(read_upload(image, service.settings.max_upload_bytes), top_k, threshold)
+    reveal = key.role == "admin" or service.settings.recognition_sees_candidates
+    result = service.identify(read_upload(image, service.settings.max_upload_bytes), top_k, threshold,
+                              reveal_candidates=reveal)
     result["encoder"] = service.pipeline.encoder.describe()
     return result
 
@@ -28,6 +35,7 @@ def identify(
 def verify(
     service: ServiceDep,
     _key: RecognitionKey,
+    _slot: InferenceSlot,
     image: Annotated[UploadFile, File()],
     person_id: Annotated[str, Form(min_length=1)],
     threshold: Annotated[float | None, Form(gt=0, le=2)] = None,
@@ -36,5 +44,5 @@ def verify(
 
 
 @router.post("/detect", summary="Faces, landmarks and quality hints; no identification")
-def detect(service: ServiceDep, _key: RecognitionKey, image: Annotated[UploadFile, File()]):
+def detect(service: ServiceDep, _key: RecognitionKey, _slot: InferenceSlot, image: Annotated[UploadFile, File()]):
     return service.detect(read_upload(image, service.settings.max_upload_bytes))

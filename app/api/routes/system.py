@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import anyio
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
 from ... import keys
 from ...schemas import KeyCreate, KeyCreated, KeyOut
 from ..deps import AdminKey, RecognitionKey, ServiceDep
+from ..gate import GatedRoute
 
-router = APIRouter(tags=["system"])
+router = APIRouter(tags=["system"], route_class=GatedRoute)
 
 
 @router.get("/model")
@@ -27,16 +29,25 @@ def model(service: ServiceDep, _key: RecognitionKey):
 
 
 @router.get("/health")
-def health():
+async def health():
+    # async: answered on the event loop, never behind requests waiting for the thread pool
     return {"status": "ok"}
 
 
-@router.get("/ready")
-def ready(request: Request):
+@router.get("/ready", summary="Ready to serve: model loaded, database reachable; storage problems reported")
+async def ready(request: Request):
+    """503 unless recognition can work (model, database). A photo folder that cannot take writes
+    (read-only, nearly full) only stops enrollment: it is reported under ``storage`` and ``degraded``."""
     service = getattr(request.app.state, "service", None)
-    checks = {"model_loaded": service is not None, "database": bool(service and service.database_ok())}
-    ok = all(checks.values())
-    return JSONResponse({"ready": ok, "checks": checks},
+    if service is None:
+        report = {"checks": {"model_loaded": False, "database": False}, "storage": None, "problems": {}}
+    else:
+        limiter = getattr(request.app.state, "ready_threads", None)
+        if limiter is None:
+            limiter = request.app.state.ready_threads = anyio.CapacityLimiter(2)
+        report = await anyio.to_thread.run_sync(service.readiness, limiter=limiter)
+    ok = all(report["checks"].values())
+    return JSONResponse({"ready": ok, "degraded": bool(report["problems"]), **report},
                         status_code=status.HTTP_200_OK if ok else status.HTTP_503_SERVICE_UNAVAILABLE)
 
 

@@ -1,0 +1,113 @@
+"""Every bad input is a 4xx with a code, never a 500 and never a stored half-thing (issue 11, point 6).
+
+Run on SQLite and on PostgreSQL: PostgreSQL cannot store a NUL byte in text, and a lone
+surrogate stored anywhere used to make every page that showed it answer 500.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import upload
+from .test_errors import assert_error
+
+
+@pytest.fixture
+def db_client(make_client, database_url, tmp_path):
+    return make_client(tmp_path / "data", database_url=database_url)
+
+
+def enroll(client, photo, **fields):
+    return client.post("/api/v1/enroll", data={"name": "Emma Watson", **fields}, files=[upload(photo, "images")])
+
+
+def assert_nothing_stored(client, data_dir=None):
+    page = client.get("/api/v1/people", params={"limit": 500})
+    assert page.status_code == 200, page.text
+    assert page.json()["total"] == 0, page.json()
+
+
+def test_box_must_be_finite(db_client, photos):
+    for box in ("nan,1,2,3", "0,0,inf,10", "-inf,0,5,5", "1e999,0,2,2"):
+        assert_error(enroll(db_client, photos["Emma_Watson"][0], box=box), 422, "validation_error")
+    assert_nothing_stored(db_client)
+
+
+@pytest.mark.parametrize("metadata", [
+    '{"a": NaN}', '{"a": Infinity}', '{"a": 1e999}',
+    '{"a": "\\ud800"}', '{"\\udfff": 1}', '{"a": "nul\\u0000byte"}',
+    json.dumps({"deep": [[[[[[[[[[1]]]]]]]]]]}),
+    json.dumps({"big": "x" * 17_000}),
+    "[1, 2]", "not json",
+])
+def test_metadata_that_could_not_be_read_back_is_refused(db_client, photos, metadata):
+    assert_error(enroll(db_client, photos["Emma_Watson"][0], metadata=metadata), 422, "validation_error")
+    # the same as a JSON body
+    r = db_client.post("/api/v1/people", content=f'{{"name": "Someone", "metadata": {metadata}}}',
+                       headers={"Content-Type": "application/json"})
+    assert_error(r, 422, "validation_error")
+    assert_nothing_stored(db_client)
+
+
+def test_nul_bytes_and_lone_surrogates_anywhere_are_4xx(db_client, photos):
+    photo = photos["Emma_Watson"][0]
+    cases = [
+        enroll(db_client, photo, name="Emma\x00Watson"),
+        enroll(db_client, photo, external_id="E\x001"),
+        db_client.post("/api/v1/people", content='{"name": "Emma\\u0000"}', headers={"Content-Type": "application/json"}),
+        db_client.post("/api/v1/people", content='{"name": "\\ud83d"}', headers={"Content-Type": "application/json"}),
+        db_client.post("/api/v1/people", json={"name": "Ok", "external_id": "x\x00y"}),
+        db_client.get("/api/v1/people/abc%00def"),
+        db_client.get("/api/v1/people", params={"search": "a\x00b"}),
+        db_client.post("/api/v1/verify", data={"person_id": "a\x00"}, files=[upload(photo)]),
+        db_client.post("/api/v1/keys", json={"name": "cam\x00", "role": "recognition"}),
+    ]
+    for r in cases:
+        assert_error(r, 422, "validation_error")
+    assert_nothing_stored(db_client)
+    assert [k["name"] for k in db_client.get("/api/v1/keys").json() if "cam" in k["name"]] == []
+    # and the admin page's search
+    assert db_client.get("/admin/people", params={"search": "a\x00b"}).status_code in (303, 422)
+
+
+def test_names_need_a_visible_character(db_client, photos):
+    for name in ("\u200b\u200b", "\u2060", " \t ", "\u00ad", "\x1b[31m"):
+        assert_error(enroll(db_client, photos["Emma_Watson"][0], name=name), 422, "validation_error")
+        assert_error(db_client.post("/api/v1/people", json={"name": name}), 422, "validation_error")
+    assert_nothing_stored(db_client)
+    # names of any script, with joiners inside, are fine
+    for name in ("Zoë Saldaña", "李小龍", "👩\u200d🔬 Marie"):
+        assert db_client.post("/api/v1/people", json={"name": name}).status_code == 201, name
+
+
+def test_search_matches_like_wildcards_literally(db_client):
+    for name in ("100% Anna", "Bob_Smith", "Bob Smith", "Anna"):
+        assert db_client.post("/api/v1/people", json={"name": name}).status_code == 201
+    found = lambda q: sorted(p["name"] for p in db_client.get("/api/v1/people", params={"search": q}).json()["items"])  # noqa: E731
+    assert found("%") == ["100% Anna"]
+    assert found("_") == ["Bob_Smith"]
+    assert found("b_s") == ["Bob_Smith"]
+    assert found("\\") == []
+
+
+def test_multipart_refusals_have_codes(client, photos):
+    jpeg = photos["Emma_Watson"][0].read_bytes()
+    # eleven photos: refused as the form is read, before any photo is decoded (they are not photos at all)
+    r = client.post("/api/v1/enroll", data={"name": "Too Many"},
+                    files=[("images", (f"{i}.jpg", b"not a photo", "image/jpeg")) for i in range(11)])
+    assert_error(r, 422, "too_many_images")
+    # two photos where one is taken
+    r = client.post("/api/v1/identify", files=[("image", ("a.jpg", jpeg, "image/jpeg")), ("image", ("b.jpg", jpeg, "image/jpeg"))])
+    assert_error(r, 422, "too_many_images")
+    # a multipart body that is not one
+    r = client.post("/api/v1/identify", content=b"--nope\r\ngarbage", headers={"Content-Type": "multipart/form-data"})
+    assert_error(r, 400, "invalid_multipart")
+    r = client.post("/api/v1/identify", content=b"--b\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nx",
+                    headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert r.status_code in (400, 422) and r.json()["error"]["code"] in ("invalid_multipart", "validation_error")
+    # a text field far longer than any field needs
+    r = client.post("/api/v1/enroll", data={"name": "x" * 70_000}, files=[upload(photos["Emma_Watson"][0], "images")])
+    assert_error(r, 422, "validation_error")
+    assert_nothing_stored(client)
