@@ -63,6 +63,8 @@ case "$cmd" in
         # Tests start several server processes on a small machine: one torch thread
         # each avoids the oversubscription that makes every one of them crawl.
         export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+        # the linter first (pyproject.toml [tool.ruff]): a new violation fails the run before any test
+        "$VENV/bin/ruff" check .
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     install)

@@ -1,4 +1,11 @@
-"""``faceshot serve``, ``import``, ``reembed`` and ``admin-key``: the service's own commands."""
+"""The ``faceshot`` command line: the service's commands, the face pipeline's and the training ones, one parser.
+
+``faceshot = "app.cli:main"``. The groups come from ``models/cli.py`` (embed, compare,
+eval-openset, calibrate, fetch-weights), ``models/fewshot/cli.py`` (train, evaluate,
+export, prepare-faces) and this module (serve, import, reembed, admin-key). Every
+error is printed as ``faceshot: <code>: <message>`` with exit status 1 (2: bad usage).
+Heavy modules (torch) are imported by the commands, not here, so ``--help`` is quick.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,14 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
+
+from models.cli import add_pipeline_commands
+from models.errors import FaceshotError
+from models.fewshot.cli import add_training_commands
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class StartRefused(SystemExit):
@@ -61,11 +75,30 @@ def _apply_overrides(args) -> None:
             os.environ[env] = str(value)
 
 
+def prepare_multiprocess_dir(workers: int) -> str | None:
+    """Before the workers start: an empty prometheus-client multiprocess directory when there are several.
+
+    A directory named by the environment is emptied (files of a previous run would be summed in);
+    otherwise a new temporary one is made. One worker keeps the plain in-process registry. The
+    workers (fresh interpreters: uvicorn spawns them) inherit it through the environment.
+    """
+    if workers <= 1:
+        os.environ.pop(MULTIPROC_ENV, None)
+        return None
+    path = os.environ.get(MULTIPROC_ENV)
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        Path(path).mkdir(parents=True, exist_ok=True)
+    else:
+        path = tempfile.mkdtemp(prefix="faceshot-prometheus-")
+        os.environ[MULTIPROC_ENV] = path
+    return path
+
+
 def cmd_serve(args) -> int:
     import uvicorn
 
-    # the workers (fresh interpreters: uvicorn spawns them) inherit the multiprocess directory
-    from .observability import log_config, prepare_multiprocess_dir
+    from .observability import log_config
 
     _apply_overrides(args)
     os.environ["FACESHOT_WORKERS"] = str(args.workers)
@@ -162,31 +195,78 @@ def cmd_admin_key(args) -> int:
 
 
 def add_service_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``serve``, ``import``, ``reembed`` and ``admin-key``."""
     def common(p):
         p.add_argument("--data-dir", default=None, help="default: $FACESHOT_DATA_DIR or ./data")
-        p.add_argument("--database-url", default=None, help="default: SQLite under the data directory")
-        p.add_argument("--encoder", default=None)
-        p.add_argument("--device", default=None)
+        p.add_argument("--database-url", default=None, help="default: $FACESHOT_DATABASE_URL or SQLite under "
+                                                           "the data directory")
+        p.add_argument("--encoder", default=None, help="default: $FACESHOT_ENCODER or dlib")
+        p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: $FACESHOT_DEVICE or auto)")
         return p
 
-    p = common(sub.add_parser("serve", help="run the HTTP service (migrations first)"))
-    p.add_argument("--host", default=os.environ.get("FACESHOT_HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(os.environ.get("FACESHOT_PORT", "8000")))
-    p.add_argument("--workers", type=int, default=int(os.environ.get("FACESHOT_WORKERS", "1")))
-    p.add_argument("--log-level", default="info")
+    p = common(sub.add_parser("serve", help="run the HTTP service (migrations first)",
+                              description="Example: faceshot serve --port 8000 --workers 2"))
+    p.add_argument("--host", default=os.environ.get("FACESHOT_HOST", "127.0.0.1"),
+                   help="address to listen on (default: $FACESHOT_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("FACESHOT_PORT", "8000")),
+                   help="default: $FACESHOT_PORT or 8000")
+    p.add_argument("--workers", type=int, default=int(os.environ.get("FACESHOT_WORKERS", "1")),
+                   help="uvicorn worker processes (default: $FACESHOT_WORKERS or 1)")
+    p.add_argument("--log-level", default="info", help="default: info")
     p.set_defaults(func=cmd_serve)
 
-    p = common(sub.add_parser("import", help="enroll a folder of people (one sub-folder each)"))
-    p.add_argument("dir")
-    p.add_argument("--max-photos", type=int, default=2, help="photos per person to enroll")
+    p = common(sub.add_parser("import", help="enroll a folder of people (one sub-folder each)",
+                              description="Example: faceshot import path/to/people --max-photos 2"))
+    p.add_argument("dir", help="a folder with one sub-folder of photos per person")
+    p.add_argument("--max-photos", type=int, default=2, help="photos per person to enroll (default: 2)")
     p.add_argument("--skip-existing", action="store_true", help="skip folders whose name is already enrolled")
     p.set_defaults(func=cmd_import)
 
-    p = common(sub.add_parser("reembed", help="after an encoder change: re-make every embedding from the kept photos"))
+    p = common(sub.add_parser("reembed", help="after an encoder change: re-make every embedding from the kept photos",
+                              description="Example: FACESHOT_ENCODER=new.pt faceshot reembed (service stopped)"))
     p.add_argument("--delete-unrecoverable", action="store_true",
                    help="remove faces that cannot be re-made (photo not kept) instead of changing nothing")
     p.set_defaults(func=cmd_reembed)
 
-    p = common(sub.add_parser("admin-key", help="create a new admin API key and print it (shown once)"))
+    p = common(sub.add_parser("admin-key", help="create a new admin API key and print it (shown once)",
+                              description="Example: faceshot admin-key --name 'second admin'"))
     p.add_argument("--name", default="admin (faceshot admin-key)", help="a name to tell the key apart")
     p.set_defaults(func=cmd_admin_key)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faceshot", description="Face enrollment and identification from one or two "
+                                     "photos per person, with honest 'unknown' decisions.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_service_commands(sub)
+    add_pipeline_commands(sub)
+    add_training_commands(sub)
+    return parser
+
+
+def _model_defaults(args) -> None:
+    """What no flag said about the encoder comes from the settings (FACESHOT_ENCODER, _DEVICE, _MODEL_CACHE...)."""
+    if not hasattr(args, "encoder"):
+        return
+    from .core.config import ModelSettings
+
+    model = ModelSettings()
+    if args.command not in ("serve", "import", "reembed", "admin-key"):  # those hand flags to Settings instead
+        args.encoder = args.encoder or model.encoder
+        if getattr(args, "device", None) is None:
+            args.device = None if model.device == "auto" else model.device
+    args.sources = model.weight_sources()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        _model_defaults(args)
+        return int(args.func(args) or 0)
+    except FaceshotError as exc:
+        print(f"faceshot: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,5 @@
-"""Every error leaves the service in one shape: {"error": {"code", "message", "details"}}."""
+"""The service's refusals (auth, limits, conflicts, storage), and the one shape every error leaves in:
+{"error": {"code", "message", "details"}}."""
 
 from __future__ import annotations
 
@@ -17,6 +18,54 @@ log = logging.getLogger(__name__)
 HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
               408: "request_timeout", 413: "request_too_large", 415: "unsupported_media_type",
               429: "rate_limited"}
+
+
+class NotFound(FaceshotError):
+    code = "not_found"
+    status = 404
+
+
+class Unauthorized(FaceshotError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(FaceshotError):
+    code = "forbidden"
+    status = 403
+
+
+class ValidationFailed(FaceshotError):
+    code = "validation_error"
+    status = 422
+
+
+class Conflict(FaceshotError):
+    code = "conflict"
+    status = 409
+
+
+class ServiceUnavailable(FaceshotError):
+    code = "unavailable"
+    status = 503
+
+
+class DecodeTimeout(FaceshotError):
+    """Decoding took longer than the configured limit (a pathological or hostile file)."""
+
+    code = "decode_timeout"
+    status = 422
+
+
+class RateLimited(FaceshotError):
+    """Too many requests for this API key (or too many failed keys from this address)."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, details: dict | None = None, retry_after: int = 1):
+        super().__init__(message, details)
+        self.headers = {"Retry-After": str(max(1, retry_after))}
 
 
 class StorageUnavailable(FaceshotError):

@@ -1,10 +1,10 @@
 """Deliberate crashes at named points of a write, for the crash-recovery tests.
 
 ``FACESHOT_CRASH_AT=<point>`` (``before_commit`` or ``after_commit``, see
-``FaceService._write``) makes the process SIGKILL itself when a write reaches
+``GallerySync.write``) makes the process SIGKILL itself when a write reaches
 that point: exactly what ``kill -9`` in the middle of an enrollment does, at a
 moment a test can name instead of race for. Unset (always, outside tests), a
-crash point costs one environment lookup.
+crash point costs one comparison.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import signal
 
 
-def crash_point(name: str) -> None:
-    if os.environ.get("FACESHOT_CRASH_AT") == name:
+def crash_point(name: str, armed: str | None) -> None:
+    """SIGKILL this process if ``armed`` (the configured crash point) is ``name``."""
+    if armed == name:
         os.kill(os.getpid(), signal.SIGKILL)

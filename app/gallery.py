@@ -26,16 +26,9 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from models.prototypes import normalise, prototype, prototypes
+
 log = logging.getLogger(__name__)
-
-
-def normalise(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float32)
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
-
-
-def prototype(embeddings: np.ndarray) -> np.ndarray:
-    return normalise(normalise(embeddings).mean(axis=0))
 
 
 @dataclass
@@ -128,7 +121,7 @@ class Gallery:
                 by_label.setdefault(label, []).append(i)
             if by_label:
                 people = list(by_label)
-                protos = np.stack([prototype(embeddings[by_label[p]]) for p in people])
+                protos = prototypes(embeddings, [by_label[p] for p in people])
                 rows = np.arange(self._next_row, self._next_row + len(people), dtype=np.int64)
                 self._next_row += len(people)
                 self._cpu_index.add_with_ids(protos, rows)

@@ -12,9 +12,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from models.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
-
 from .core.config import Settings
+from .errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from .models import ApiKey
 
 log = logging.getLogger(__name__)

@@ -10,13 +10,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from .admin import mount_admin
-from .api.routes import people, recognition, system
 from .api.gate import BodyGuard
+from .api.routes import people, recognition, system
 from .core.config import Settings, get_settings
 from .errors import install_error_handlers
+from .inference import MAX_FACES_PER_ENROLL
 from .observability import install_observability, worker_exiting
 from .ratelimit import RateLimiter
-from .service import MAX_FACES_PER_ENROLL, FaceService
+from .service import FaceService
 from .startup import prepare_deployment
 
 log = logging.getLogger("faceshot")
@@ -38,7 +39,7 @@ def build_service(settings: Settings, pipeline=None, *, check_encoder: bool = Tr
     try:
         if pipeline is None:
             device = None if settings.device == "auto" else settings.device
-            pipeline = FacePipeline.from_spec(settings.encoder, device)
+            pipeline = FacePipeline.from_spec(settings.encoder, device, sources=settings.weight_sources())
         service = FaceService(settings, pipeline, db)
         if check_encoder:
             service.check_encoder_matches_stored()
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
         app.state.service = build_service(settings or get_settings(), pipeline)
         yield
         app.state.service.close()
-        worker_exiting()
+        worker_exiting(limits.prometheus_multiproc_dir)
 
     limits = settings or get_settings()
     app = FastAPI(
@@ -80,7 +81,8 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
     # room for the most photos one request may carry, plus form fields; other bodies are small
     app.add_middleware(BodyGuard, upload_bytes=limits.max_upload_bytes * MAX_FACES_PER_ENROLL + (1 << 20),
                        timeout_s=limits.body_timeout_s)
-    install_observability(app)  # last, so outermost: refusals above are counted and carry a request id too
+    # last, so outermost: refusals above are counted and carry a request id too
+    install_observability(app, limits.prometheus_multiproc_dir)
     return app
 
 

@@ -2,7 +2,7 @@
 
 Several uvicorn workers share their metrics through prometheus-client's multiprocess mode:
 ``faceshot serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the workers
-start (:func:`prepare_multiprocess_dir`), and ``/metrics`` then sums every live worker's files.
+start (``app.cli.prepare_multiprocess_dir``), and ``/metrics`` then sums every live worker's files.
 
 Logs carry method, route, status, duration and the request id, never bodies, photos,
 embeddings, query strings or headers (so never an API key).
@@ -15,18 +15,22 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
-                               generate_latest, multiprocess)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REQUEST_ID_HEADER = "X-Request-ID"
 # a client's id is echoed and logged only when it is short and plain (no log injection)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
@@ -41,7 +45,8 @@ HTTP_REQUESTS = Counter("faceshot_http_requests", "HTTP requests answered.", ["m
 HTTP_LATENCY = Histogram("faceshot_http_request_duration_seconds", "Time to answer an HTTP request.",
                          ["method", "route", "status"], buckets=_LATENCY_BUCKETS)
 STAGE_LATENCY = Histogram("faceshot_pipeline_stage_seconds",
-                          "Time per face-pipeline stage of one photo: detect, align, embed; search: the gallery lookup.",
+                          "Time per face-pipeline stage of one photo: detect, align, embed; "
+                          "search: the gallery lookup.",
                           ["stage"], buckets=_STAGE_BUCKETS)
 GALLERY_PEOPLE = Gauge("faceshot_gallery_people", "People in the gallery index.",
                        multiprocess_mode="livemostrecent")
@@ -50,25 +55,6 @@ GPU_MEMORY = Gauge("faceshot_gpu_memory_bytes", "CUDA memory held by torch, summ
 
 
 # -- metrics ---------------------------------------------------------------------------------
-def prepare_multiprocess_dir(workers: int) -> str | None:
-    """Before the workers start: an empty multiprocess directory when there are several of them.
-
-    A directory named by the environment is emptied (files of a previous run would be summed in);
-    otherwise a new temporary one is made. One worker keeps the plain in-process registry.
-    """
-    if workers <= 1:
-        os.environ.pop(MULTIPROC_ENV, None)
-        return None
-    path = os.environ.get(MULTIPROC_ENV)
-    if path:
-        shutil.rmtree(path, ignore_errors=True)
-        Path(path).mkdir(parents=True, exist_ok=True)
-    else:
-        path = tempfile.mkdtemp(prefix="faceshot-prometheus-")
-        os.environ[MULTIPROC_ENV] = path
-    return path
-
-
 def observe_stages(detect_ms: float = 0.0, align_ms: float = 0.0, embed_ms: float = 0.0,
                    search_s: float | None = None) -> None:
     """Record one photo's stage times (a pipeline ``Timings`` gives the first three)."""
@@ -94,17 +80,18 @@ def _update_gauges(app: FastAPI) -> None:
         pass
 
 
-def metrics_payload() -> bytes:
-    if os.environ.get(MULTIPROC_ENV):
+def metrics_payload(multiproc_dir: str | None) -> bytes:
+    """The registry's text; summed over every live worker's files when ``multiproc_dir`` is set."""
+    if multiproc_dir:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)
     return generate_latest(REGISTRY)
 
 
-def worker_exiting() -> None:
+def worker_exiting(multiproc_dir: str | None) -> None:
     """Drop this worker's live gauges from the shared files (uvicorn has no hook of its own)."""
-    if os.environ.get(MULTIPROC_ENV):
+    if multiproc_dir:
         multiprocess.mark_process_dead(os.getpid())
 
 
@@ -117,7 +104,7 @@ def _route_template(scope) -> str:
     path = scope.get("path", "")
     if scope.get("route") is not None:  # other FastAPI versions: put the parameter names back into the path
         names = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
-        return "/".join("{%s}" % names[seg] if seg in names else seg for seg in path.split("/"))
+        return "/".join(f"{{{names[seg]}}}" if seg in names else seg for seg in path.split("/"))
     mount = scope.get("root_path", "")[len(scope.get("app_root_path", "")):]
     if scope.get("endpoint") is not None and mount:  # a mounted app (the admin page's static files)
         return mount + "/{path}"
@@ -157,7 +144,8 @@ class ObservabilityMiddleware:
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_LATENCY.labels(method, route, str(status)).observe(elapsed)
             _update_gauges(self.fastapi_app)
-            access_log.info("request", extra={"request_id": request_id, "method": method, "route": route, "path": scope.get("path", ""),
+            access_log.info("request", extra={"request_id": request_id, "method": method, "route": route,
+                                              "path": scope.get("path", ""),
                                               "status": status, "duration_ms": round(elapsed * 1000, 1)})
             request_id_var.reset(token)
 
@@ -209,12 +197,13 @@ def log_config(level: str = "info") -> dict:
     }
 
 
-def install_observability(app: FastAPI) -> None:
-    """``/metrics`` and the request-id/access-log/metrics middleware."""
+def install_observability(app: FastAPI, multiproc_dir: str | None = None) -> None:
+    """``/metrics`` (summed over workers when ``multiproc_dir`` is set) and the request-id/access-log/metrics
+    middleware."""
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request):
         _update_gauges(request.app)
-        return Response(metrics_payload(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics_payload(multiproc_dir), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(ObservabilityMiddleware, fastapi_app=app)

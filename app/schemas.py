@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from .inputs import MAX_METADATA_BYTES, check_metadata
 from .models import Face, Person
@@ -101,3 +101,107 @@ class KeyOut(BaseModel):
 
 class KeyCreated(KeyOut):
     key: str = Field(description="The secret; shown this once, stored only as a hash")
+
+
+# -- recognition results (the service returns app.results dataclasses; these are their JSON) ----------------
+class _FromResult(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class PersonRefOut(_FromResult):
+    id: str
+    name: str
+
+
+class FaceBoxOut(_FromResult):
+    box: list[float] = Field(description="x1, y1, x2, y2 in the photo's pixels")
+    landmarks: list[list[float]] = Field(description="eyes, nose, mouth corners: five (x, y) points")
+    det_score: float = Field(description="the detector's confidence, 0-1")
+    quality: dict[str, Any] = Field(description="face_size, sharpness, eye_distance, too_small, blurry, low_confidence")
+
+
+class CandidateOut(_FromResult):
+    person: PersonRefOut | None = Field(description="null when this caller may not see who it is")
+    distance: float
+    similarity: float
+
+
+class IdentifiedFaceOut(FaceBoxOut):
+    person: PersonRefOut | None = Field(description="the person named, or null: unknown")
+    distance: float | None = Field(description="Euclidean distance (0-2) to the nearest person's prototype")
+    similarity: float | None = Field(description="cosine similarity, 1 - distance²/2")
+    threshold: float | None = Field(description="the distance a face must be within to be named")
+    candidates: list[CandidateOut]
+
+
+class IdentifyOut(_FromResult):
+    faces: list[IdentifiedFaceOut] = Field(description="every face in the photo, largest first")
+    took_ms: float
+    encoder: dict[str, Any]
+
+
+class VerifyOut(_FromResult):
+    match: bool
+    distance: float
+    similarity: float
+    threshold: float
+    person: PersonRefOut
+    face: FaceBoxOut
+
+
+class ImageSizeOut(_FromResult):
+    width: int
+    height: int
+
+
+class DetectOut(_FromResult):
+    faces: list[FaceBoxOut]
+    image: ImageSizeOut
+    took_ms: float
+
+
+class GalleryInfoOut(_FromResult):
+    people: int
+    faces: int
+    indexed_people: int
+    index_device: str
+
+
+class ModelOut(_FromResult):
+    encoder: dict[str, Any]
+    threshold: float = Field(description="the threshold for a person enrolled with one photo")
+    threshold_by_support: dict[str, float] | None = Field(description="per number of enrollment photos")
+    threshold_source: str = Field(description="FACESHOT_THRESHOLD or encoder checkpoint")
+    gallery: GalleryInfoOut
+    store_images: bool
+
+
+# -- the one error shape ------------------------------------------------------------------------------
+class ErrorBody(BaseModel):
+    code: str = Field(description="stable and machine-readable, e.g. no_face, image_too_large, unauthorized")
+    message: str = Field(description="for people")
+    details: dict[str, Any] = Field(description="what the code needs: the field, the limit, the boxes...")
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+ERROR_STATUSES = {
+    400: "invalid_image, invalid_multipart",
+    401: "unauthorized: no key, or not a valid one",
+    403: "forbidden: a recognition key on an admin route",
+    404: "not_found",
+    408: "request_timeout: the body stopped arriving",
+    409: "conflict",
+    413: "image_too_large, request_too_large",
+    422: "validation_error, no_face, multiple_faces, no_face_in_box, too_many_images, decode_timeout",
+    429: "rate_limited (with Retry-After)",
+    503: "unavailable, overloaded (with Retry-After), storage_unavailable",
+    507: "storage_unavailable: the disk is full",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, dict]:
+    """OpenAPI ``responses=`` for the statuses a route can answer, in the shape the server really sends."""
+    return {s: {"model": ErrorOut, "description": ERROR_STATUSES[s]} for s in statuses}

@@ -28,7 +28,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from app.core.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
-from tests.fuzz.mutations import assert_error_shape, cases  # noqa: E402
+from app.testing.malformed_uploads import assert_error_shape, cases  # noqa: E402
 
 ADMIN = "fuzz-bench-admin-key-0123456789"
 ENDPOINTS = ("identify", "detect", "enroll", "verify", "faces")

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.encoder import Encoder
 from models.imageio import load_image
 from models.pipeline import FacePipeline
 from models.sources import resolve_checkpoint
-from models.encoder import Encoder
 
 
 def sync(device):

@@ -41,7 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.reliability.server import HEADERS, Server  # noqa: E402  (one server harness for tests and benches)
+from app.testing.server import HEADERS, Server  # noqa: E402  (one server harness for tests and benches)
 
 
 def loadavg() -> str:

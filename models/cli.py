@@ -1,10 +1,14 @@
-"""The ``faceshot`` command line: embed, compare, evaluate, and the service and training commands."""
+"""The face pipeline's commands (embed, compare, eval-openset, calibrate, fetch-weights), one group of ``faceshot``.
+
+The ``faceshot`` entry point (``app.cli``) registers them with :func:`add_pipeline_commands`
+and fills ``args.encoder``, ``args.device`` and ``args.sources`` from the settings
+when no flag gave them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -16,7 +20,8 @@ from .errors import FaceshotError
 def _pipeline(args):
     from .pipeline import FacePipeline
 
-    return FacePipeline.from_spec(args.encoder, args.device, fp16=getattr(args, "fp16", False))
+    return FacePipeline.from_spec(args.encoder, args.device, fp16=getattr(args, "fp16", False),
+                                  sources=getattr(args, "sources", None))
 
 
 def cmd_embed(args) -> int:
@@ -171,74 +176,62 @@ def cmd_calibrate(args) -> int:
 def cmd_fetch_weights(args) -> int:
     from .sources import facenet_checkpoint
 
-    ckpt = facenet_checkpoint(args.name.removeprefix("facenet-"), download=True)
+    sources = getattr(args, "sources", None)
+    ckpt = facenet_checkpoint(args.name.removeprefix("facenet-"), download=True,
+                              cache_dir=sources.cache_dir if sources else None)
     print(f"{ckpt.metadata.name}: ready (content hash {ckpt.metadata.content_hash})")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="faceshot", description="Face enrollment and identification.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``embed``, ``compare``, ``eval-openset``, ``calibrate`` and ``fetch-weights``."""
     def with_encoder(p):
-        p.add_argument("--encoder", default=None, help="dlib (default), facenet-vggface2, facenet-casia-webface or a checkpoint path")
-        p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
+        p.add_argument("--encoder", default=None,
+                       help="dlib, facenet-vggface2, facenet-casia-webface or a checkpoint path (default: "
+                            "$FACESHOT_ENCODER or dlib)")
+        p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: $FACESHOT_DEVICE or auto: "
+                                                      "cuda when available)")
         p.add_argument("--fp16", action="store_true", help="half precision on the GPU")
         return p
 
-    p = with_encoder(sub.add_parser("embed", help="faces, boxes, scores and embeddings of images, as JSON"))
-    p.add_argument("images", nargs="+")
-    p.add_argument("--compact", action="store_true")
+    p = with_encoder(sub.add_parser("embed", help="faces, boxes, scores and embeddings of images, as JSON",
+                                    description="Example: faceshot embed photo.jpg --compact"))
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--compact", action="store_true", help="one line of JSON")
     p.set_defaults(func=cmd_embed)
 
-    p = with_encoder(sub.add_parser("compare", help="distance between the main faces of two photos"))
-    p.add_argument("a")
-    p.add_argument("b")
-    p.add_argument("--threshold", type=float, default=None)
+    p = with_encoder(sub.add_parser("compare", help="distance between the main faces of two photos",
+                                    description="Example: faceshot compare a.jpg b.jpg"))
+    p.add_argument("a", help="first photo")
+    p.add_argument("b", help="second photo")
+    p.add_argument("--threshold", type=float, default=None, help="default: the encoder's calibrated one")
     p.set_defaults(func=cmd_compare)
 
     def with_protocol(p):
         p.add_argument("data_dir", help="image folder: one sub-folder per person")
-        p.add_argument("--k", type=int, default=50)
-        p.add_argument("--seeds", type=int, default=5)
-        p.add_argument("--cache-dir", default=os.environ.get("FACESHOT_EVAL_CACHE", ".cache/faceshot-eval"))
-        p.add_argument("--quiet", action="store_true")
+        p.add_argument("--k", type=int, default=50, help="people enrolled per run (default: 50)")
+        p.add_argument("--seeds", type=int, default=5, help="runs, each a different draw (default: 5)")
+        p.add_argument("--cache-dir", default=".cache/faceshot-eval",
+                       help="embeddings cached per encoder and dataset (default: .cache/faceshot-eval)")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
         return p
 
-    p = with_protocol(with_encoder(sub.add_parser("eval-openset", help="the open-set company protocol")))
-    p.add_argument("--shots", type=int, nargs="+", default=[1, 2])
+    p = with_protocol(with_encoder(sub.add_parser(
+        "eval-openset", help="the open-set company protocol",
+        description="Example: faceshot eval-openset ../shared/data/lfw-dev --k 50 --shots 1 2 --json report.json")))
+    p.add_argument("--shots", type=int, nargs="+", default=[1, 2], help="photos per enrolled person (default: 1 2)")
     p.add_argument("--threshold", type=float, default=None, help="default: the encoder's calibrated one")
     p.add_argument("--json", default=None, help="write the full report here")
     p.add_argument("--plot", default=None, help="draw DIR against FAR into this PNG")
     p.set_defaults(func=cmd_eval_openset)
 
-    p = with_protocol(with_encoder(sub.add_parser("calibrate", help="threshold accepting a given FAR of strangers")))
-    p.add_argument("--far", type=float, default=0.01)
+    p = with_protocol(with_encoder(sub.add_parser(
+        "calibrate", help="threshold accepting a given FAR of strangers",
+        description="Example: faceshot calibrate ../shared/data/lfw-dev --far 0.01")))
+    p.add_argument("--far", type=float, default=0.01, help="fraction of strangers accepted (default: 0.01)")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("fetch-weights", help="download pretrained facenet weights once into the cache")
-    p.add_argument("name", choices=["facenet-vggface2", "facenet-casia-webface"])
+    p = sub.add_parser("fetch-weights", help="download pretrained facenet weights once into the cache",
+                       description="Example: faceshot fetch-weights facenet-vggface2 (needs internet once)")
+    p.add_argument("name", choices=["facenet-vggface2", "facenet-casia-webface"], help="which weights")
     p.set_defaults(func=cmd_fetch_weights)
-
-    for module, hook in (("app.cli", "add_service_commands"), ("models.fewshot.cli", "add_training_commands")):
-        try:
-            mod = __import__(module, fromlist=[hook])
-        except ModuleNotFoundError as exc:  # that part of faceshot is not installed
-            if not exc.name or not module.startswith(exc.name):
-                raise
-            continue
-        getattr(mod, hook)(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except FaceshotError as exc:
-        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -113,7 +113,8 @@ def embed_dataset(
     files = [f for fs in files_by_person.values() for f in fs]
     detections = detect_dataset(pipeline, root, files, cache_dir, progress)
     dim = pipeline.encoder.metadata.embedding_size
-    table = _NpzTable(cache_file(Path(cache_dir), root, "embeddings", pipeline.cache_key()) if cache_dir else None, dim + 1)
+    cached = cache_file(Path(cache_dir), root, "embeddings", pipeline.cache_key()) if cache_dir else None
+    table = _NpzTable(cached, dim + 1)
 
     def embed(rel: str) -> np.ndarray:
         det = detections.rows[rel]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import torch
 
@@ -11,10 +10,10 @@ log = logging.getLogger(__name__)
 
 
 def pick_device(requested: str | torch.device | None = None) -> torch.device:
-    """``requested`` wins ('cpu', 'cuda', 'cuda:1'); else FACESHOT_DEVICE; else cuda if available."""
+    """``requested`` ('cpu', 'cuda', 'cuda:1', 'auto'); 'auto' or None: cuda if available."""
     if isinstance(requested, torch.device):
         return requested
-    name = requested or os.environ.get("FACESHOT_DEVICE") or "auto"
+    name = requested or "auto"
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)

@@ -7,7 +7,6 @@ no longer ships, so we locate its data files without importing it.
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 from .errors import WeightsUnavailable
@@ -15,11 +14,10 @@ from .errors import WeightsUnavailable
 DLIB_RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
 
-def dlib_model_path(name: str = DLIB_RESNET_FILE) -> Path:
-    """``FACESHOT_DLIB_MODEL_DIR`` (a folder holding dlib's .dat files) wins over the package."""
-    override = os.environ.get("FACESHOT_DLIB_MODEL_DIR")
-    if override:
-        path = Path(override) / name
+def dlib_model_path(name: str = DLIB_RESNET_FILE, directory: Path | None = None) -> Path:
+    """``directory`` (a folder holding dlib's .dat files: FACESHOT_DLIB_MODEL_DIR) wins over the package."""
+    if directory:
+        path = Path(directory) / name
         if not path.is_file():
             raise WeightsUnavailable(f"FACESHOT_DLIB_MODEL_DIR is set but {path} does not exist.")
         return path

@@ -1,7 +1,8 @@
-"""One small hierarchy of typed errors for everything a caller can get wrong.
+"""The errors the face pipeline and the training raise, at the root of faceshot's one error hierarchy.
 
 Each error carries a stable machine-readable ``code``; the HTTP layer maps
-``status`` once, in one place, and the CLI prints ``code: message``.
+``status`` once, in one place, and the CLI prints ``code: message``. The
+service's own refusals (auth, limits, conflicts, storage) extend it in ``app/errors.py``.
 """
 
 from __future__ import annotations
@@ -57,29 +58,9 @@ class FaceNotFoundInBox(FaceshotError):
     status = 422
 
 
-class NotFound(FaceshotError):
-    code = "not_found"
-    status = 404
 
 
-class Unauthorized(FaceshotError):
-    code = "unauthorized"
-    status = 401
 
-
-class Forbidden(FaceshotError):
-    code = "forbidden"
-    status = 403
-
-
-class ValidationFailed(FaceshotError):
-    code = "validation_error"
-    status = 422
-
-
-class Conflict(FaceshotError):
-    code = "conflict"
-    status = 409
 
 
 class CheckpointError(FaceshotError):
@@ -96,27 +77,7 @@ class WeightsUnavailable(FaceshotError):
     status = 500
 
 
-class ServiceUnavailable(FaceshotError):
-    code = "unavailable"
-    status = 503
 
-
-class DecodeTimeout(FaceshotError):
-    """Decoding took longer than the configured limit (a pathological or hostile file)."""
-
-    code = "decode_timeout"
-    status = 422
-
-
-class RateLimited(FaceshotError):
-    """Too many requests for this API key (or too many failed keys from this address)."""
-
-    code = "rate_limited"
-    status = 429
-
-    def __init__(self, message: str, details: dict | None = None, retry_after: int = 1):
-        super().__init__(message, details)
-        self.headers = {"Retry-After": str(max(1, retry_after))}
 
 
 class TrainingError(FaceshotError, ValueError):

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .prototypes import normalise, prototypes
+
 MAX_QUERIES_PER_PERSON = 10
 MAX_STRANGER_PHOTOS = 2
 
@@ -91,14 +93,12 @@ def nearest(
     g: Gallery, split: Split, shots: int, idx: np.ndarray, *, aggregate: str = "prototype", normalize: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """(nearest label, distance) for photos ``idx``; distance = inf where no face was found."""
-    emb = g.embeddings
-    if normalize:
-        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    emb = normalise(g.embeddings) if normalize else g.embeddings
     q = emb[idx]
     if aggregate == "prototype":
-        protos = np.stack([emb[split.support[p][:shots]].mean(axis=0) for p in split.known])
-        if normalize:
-            protos /= np.linalg.norm(protos, axis=1, keepdims=True)
+        groups = [split.support[p][:shots] for p in split.known]
+        # the service's rule (models.prototypes), or plain means for the unnormalised ablation
+        protos = prototypes(emb, groups) if normalize else np.stack([emb[i].mean(axis=0) for i in groups])
         d = np.linalg.norm(q[:, None, :] - protos[None, :, :], axis=2)
     elif aggregate == "nearest":  # compare to every support photo, keep the closest per person
         sup = [(lab, i) for lab, p in enumerate(split.known) for i in split.support[p][:shots]]

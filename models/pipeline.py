@@ -51,10 +51,12 @@ class FacePipeline:
         self.detector = detector or FaceDetector(encoder.device)
 
     @classmethod
-    def from_spec(cls, encoder: str | None = None, device: str | None = None, *, fp16: bool = False) -> FacePipeline:
+    def from_spec(cls, encoder: str | None = None, device: str | None = None, *, fp16: bool = False,
+                  sources=None) -> FacePipeline:
+        """``sources``: a :class:`models.sources.WeightSources` (default: the package's dlib, ~/.cache/faceshot)."""
         from .sources import load_encoder
 
-        return cls(load_encoder(encoder, device, fp16=fp16))
+        return cls(load_encoder(encoder, device, fp16=fp16, sources=sources))
 
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         return self.detector.detect(image)
@@ -63,13 +65,15 @@ class FacePipeline:
         """Changes whenever an embedding of the same photo could change."""
         d = self.detector
         raw = json.dumps([self.encoder.content_hash, self.encoder.metadata.alignment_template,
-                          self.encoder.input_size, self.encoder.metadata.flip_average, d.min_face_size, d.max_side, d.min_side, d.min_score])
+                          self.encoder.input_size, self.encoder.metadata.flip_average, d.min_face_size, d.max_side,
+                          d.min_side, d.min_score])
         return f"{self.encoder.content_hash}-{hashlib.sha1(raw.encode()).hexdigest()[:8]}"
 
     def align(self, image: np.ndarray, faces: list[DetectedFace]) -> np.ndarray:
         return align_faces(image, [f.landmarks for f in faces], self.encoder.template, self.encoder.input_size)
 
-    def embed_faces(self, image: np.ndarray, faces: list[DetectedFace], timings: Timings | None = None) -> list[EmbeddedFace]:
+    def embed_faces(self, image: np.ndarray, faces: list[DetectedFace],
+                    timings: Timings | None = None) -> list[EmbeddedFace]:
         t0 = time.perf_counter()
         chips = self.align(image, faces)
         t1 = time.perf_counter()
@@ -92,7 +96,8 @@ class FacePipeline:
         return self.analyze(load_image(path, **limits))
 
 
-def centre_weighted_face(faces: list[DetectedFace], image_shape: tuple[int, ...], centre_weight: float = 2.0) -> DetectedFace:
+def centre_weighted_face(faces: list[DetectedFace], image_shape: tuple[int, ...],
+                         centre_weight: float = 2.0) -> DetectedFace:
     """The face a photo is *of*: large and near the centre (facenet-pytorch's rule).
 
     Largest-only selection picks a bystander's face in a few percent of news

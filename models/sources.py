@@ -1,6 +1,7 @@
 """Where encoder weights come from, each turned into an :class:`EncoderCheckpoint`.
 
-``FACESHOT_ENCODER`` (or ``--encoder``) names one of:
+An encoder spec (``FACESHOT_ENCODER`` or ``--encoder``, read by the service's settings
+and the CLI, never here) names one of:
 
 * ``dlib`` (the default): dlib's public-domain ResNet, read from the
   ``face-recognition-models`` package that pip installs; works offline.
@@ -13,7 +14,7 @@
 from __future__ import annotations
 
 import json
-import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -32,19 +33,28 @@ FACENET_WEIGHTS = {
 FACENET_URL = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/{}"
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("FACESHOT_MODEL_CACHE", Path.home() / ".cache" / "faceshot"))
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "faceshot"
+
+
+@dataclass(frozen=True)
+class WeightSources:
+    """Where weights are looked for: a cache for downloads (FACESHOT_MODEL_CACHE), whether downloading is
+    allowed (FACESHOT_OFFLINE), and a folder of dlib's model files (FACESHOT_DLIB_MODEL_DIR)."""
+
+    cache_dir: Path = DEFAULT_CACHE_DIR
+    offline: bool = False
+    dlib_dir: Path | None = None
 
 
 def _asset(name: str) -> dict:
     return json.loads(resources.files("models").joinpath("assets", name).read_text())
 
 
-def dlib_checkpoint() -> EncoderCheckpoint:
+def dlib_checkpoint(dlib_dir: Path | None = None) -> EncoderCheckpoint:
     """dlib's ResNet with the alignment template and threshold calibrated for it (models/assets)."""
     from .dlib_resnet import load_dlib_resnet
 
-    model, info = load_dlib_resnet(dlib_model_path())
+    model, info = load_dlib_resnet(dlib_model_path(directory=dlib_dir))
     asset = _asset("dlib_resnet_v1.json")
     state = model.state_dict()
     meta = EncoderMetadata(
@@ -73,11 +83,9 @@ def facenet_checkpoint(
     if weights not in FACENET_WEIGHTS:
         raise CheckpointError(f"Unknown facenet weights {weights!r}; use one of {sorted(FACENET_WEIGHTS)}.")
     fname = FACENET_WEIGHTS[weights]
-    cache_dir = Path(cache_dir or default_cache_dir())
-    if download is None:
-        download = os.environ.get("FACESHOT_OFFLINE", "0") not in ("1", "true", "yes")
-    torch_home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
-    candidates = [cache_dir / fname, torch_home / "checkpoints" / fname]
+    cache_dir = Path(cache_dir or DEFAULT_CACHE_DIR)
+    download = True if download is None else download
+    candidates = [cache_dir / fname, Path(torch.hub.get_dir()).parent / "checkpoints" / fname]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None and download:
         path = cache_dir / fname
@@ -122,13 +130,15 @@ def facenet_checkpoint_from_file(path: Path, weights: str = "vggface2") -> Encod
     return EncoderCheckpoint(meta, state)
 
 
-def resolve_checkpoint(spec: str | None = None) -> EncoderCheckpoint:
+def resolve_checkpoint(spec: str | None = None, sources: WeightSources | None = None) -> EncoderCheckpoint:
     """Turn an encoder name or checkpoint path into a checkpoint."""
-    spec = spec or os.environ.get("FACESHOT_ENCODER") or DEFAULT_ENCODER
+    spec = spec or DEFAULT_ENCODER
+    sources = sources or WeightSources()
     if spec in ("dlib", "dlib-resnet-v1"):
-        return dlib_checkpoint()
+        return dlib_checkpoint(sources.dlib_dir)
     if spec.startswith("facenet-"):
-        return facenet_checkpoint(spec.removeprefix("facenet-"))
+        return facenet_checkpoint(spec.removeprefix("facenet-"), cache_dir=sources.cache_dir,
+                                  download=not sources.offline)
     path = Path(spec).expanduser()
     if path.suffix in (".pt", ".pth") or path.exists():
         return EncoderCheckpoint.load(path)
@@ -137,7 +147,8 @@ def resolve_checkpoint(spec: str | None = None) -> EncoderCheckpoint:
     )
 
 
-def load_encoder(spec: str | None = None, device: str | None = None, *, fp16: bool = False):
+def load_encoder(spec: str | None = None, device: str | None = None, *, fp16: bool = False,
+                 sources: WeightSources | None = None):
     from .encoder import Encoder
 
-    return Encoder(resolve_checkpoint(spec), device=device, fp16=fp16)
+    return Encoder(resolve_checkpoint(spec, sources), device=device, fp16=fp16)

@@ -1,7 +1,6 @@
 """Fixtures shared by every test: the real face photos and one pipeline per session."""
 
 import os
-import socket
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,31 +30,6 @@ def pipeline():
 
 PG_URL = os.environ.get("FACESHOT_TEST_POSTGRES_URL")
 PG_HELP = "set FACESHOT_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test to run"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(proc, port: int, timeout: float = 90, output=lambda: "") -> None:
-    """Poll a starting `faceshot serve` until /ready answers 200; fail with its output if it exits."""
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}:\n{output()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)  # polling a starting server, not synchronising on a guess
-    raise AssertionError("server did not become ready")
 
 
 @contextmanager

@@ -7,10 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile, status
 from fastapi.responses import JSONResponse
 
-from models.errors import ValidationFailed
-
 from ..api.deps import InferenceSlot, ServiceDep, parse_box, read_upload
-from ..service import MAX_FACES_PER_ENROLL
+from ..errors import ValidationFailed
+from ..inference import MAX_FACES_PER_ENROLL
 from .auth import AdminRoute, AdminWrite
 
 router = APIRouter(prefix="/admin/api", route_class=AdminRoute, include_in_schema=False)

@@ -68,7 +68,8 @@ def admin_session(request: Request) -> AdminSession:
     return session if session is not None else _read_session(request)
 
 
-async def admin_session_csrf(request: Request, session: Annotated[AdminSession, Depends(admin_session)]) -> AdminSession:
+async def admin_session_csrf(request: Request,
+                             session: Annotated[AdminSession, Depends(admin_session)]) -> AdminSession:
     """The session, for a request that changes something: it must carry the CSRF token."""
     token = request.headers.get(CSRF_HEADER)
     if token is None:

@@ -14,10 +14,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from PIL import Image
 
-from models.errors import FaceshotError, Forbidden, Unauthorized
+from models.errors import FaceshotError
 
 from .. import keys
 from ..api.deps import InferenceSlot, ServiceDep, client_address, read_upload
+from ..errors import Forbidden, Unauthorized
 from .auth import Admin, AdminRoute, AdminWrite, safe_next, signer
 from .session import COOKIE, LOGIN_COOKIE
 
@@ -227,13 +228,10 @@ def try_page(request: Request, _s: Admin):
 
 # -- settings and keys ----------------------------------------------------------------------------
 def _settings_page(request: Request, service, status_code: int = 200, **extra):
-    enc = service.pipeline.encoder
-    by_support = None if service.settings.threshold is not None else enc.metadata.threshold.by_support
-    return render(request, "settings.html", status_code, section="settings", encoder=enc.describe(),
-                  threshold=service.threshold_for(1), by_support=by_support,
-                  threshold_source="FACESHOT_THRESHOLD" if service.settings.threshold is not None
-                  else "encoder checkpoint",
-                  counts=service.counts(), store_images=service.settings.store_images,
+    info = service.model_info()  # what GET /api/v1/model says, from the same place
+    return render(request, "settings.html", status_code, section="settings", encoder=info.encoder,
+                  threshold=info.threshold, by_support=info.threshold_by_support,
+                  threshold_source=info.threshold_source, counts=info.gallery, store_images=info.store_images,
                   keys=keys.list_keys(service.sessions), signed_in_by=request.state.admin.by, **extra)
 
 

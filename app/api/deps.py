@@ -13,9 +13,10 @@ import anyio
 from fastapi import Depends, Request, Security, UploadFile
 from fastapi.security import APIKeyHeader
 
-from models.errors import ImageTooLarge, InvalidImage, Unauthorized, ValidationFailed
+from models.errors import ImageTooLarge, InvalidImage
 
 from ..admission import Slot
+from ..errors import Unauthorized, ValidationFailed
 from ..keys import authenticate
 from ..models import ApiKey
 from ..service import FaceService

@@ -21,9 +21,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from models.errors import ValidationFailed
-
-from ..errors import InvalidMultipart, TooManyImages, error_response
+from ..errors import InvalidMultipart, TooManyImages, ValidationFailed, error_response
+from ..inference import MAX_FACES_PER_ENROLL
 from ..inputs import strict_json, text_problem
 
 MAX_FORM_FIELDS = 32
@@ -63,8 +62,6 @@ def _early_checks(dependant: Dependant) -> list[EarlyCheck]:
 
 def _file_limit(dependant: Dependant) -> int:
     """How many files the route's form takes: each UploadFile field one, a list of them MAX_FACES_PER_ENROLL."""
-    from ..service import MAX_FACES_PER_ENROLL
-
     count = 0
     for field in dependant.body_params:
         annotation = field.field_info.annotation

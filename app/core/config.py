@@ -17,15 +17,32 @@ MIN_ADMIN_KEY_LENGTH = 24
 MIN_ADMIN_PASSWORD_LENGTH = 12
 
 
-class Settings(BaseSettings):
+class ModelSettings(BaseSettings):
+    """Which encoder, on which device, and where its weights come from: all the face pipeline needs.
+
+    The CLI's pipeline and training commands read these alone, so a service setting they do
+    not use (a short admin key, say) never stops them.
+    """
+
     model_config = SettingsConfigDict(env_prefix="FACESHOT_", extra="ignore")
 
+    encoder: str = "dlib"  # dlib | facenet-vggface2 | facenet-casia-webface | path/to/checkpoint.pt
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    model_cache: Path = Path.home() / ".cache" / "faceshot"  # downloaded facenet weights
+    offline: bool = False  # never try to download weights
+    dlib_model_dir: Path | None = None  # a folder of dlib's .dat files instead of the face-recognition-models package
+
+    def weight_sources(self):
+        from models.sources import WeightSources
+
+        return WeightSources(cache_dir=self.model_cache, offline=self.offline, dlib_dir=self.dlib_model_dir)
+
+
+class Settings(ModelSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None  # default: sqlite:///<data_dir>/faceshot.db
     admin_key: SecretStr | None = None  # first admin key (24+ characters); generated into <data_dir>/admin_key if unset
-    encoder: str = "dlib"  # dlib | facenet-vggface2 | facenet-casia-webface | path/to/checkpoint.pt
     threshold: float | None = None  # overrides the encoder's calibrated distance threshold
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
     store_images: bool = True  # keep enrollment photos (needed to re-embed with a new encoder)
     max_upload_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 40_000_000
@@ -45,6 +62,9 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(30.0, gt=0)  # longest wait for the next piece of a request body; beyond: 408
     limit_concurrency: int = Field(256, ge=1)  # connections per worker (uvicorn); beyond: 503
     recognition_sees_candidates: bool = False  # recognition keys see the names of candidates that did not match
+    crash_at: str | None = None  # tests only: SIGKILL at this point of a write (app/faults.py)
+    # prometheus-client's own variable: set by `faceshot serve` for several workers
+    prometheus_multiproc_dir: str | None = Field(None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
 
     @field_validator("admin_key")
     @classmethod

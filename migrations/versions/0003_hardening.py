@@ -39,7 +39,8 @@ def upgrade() -> None:
     # A key given by FACESHOT_ADMIN_KEY could be short, and its stored 8-character prefix (shown in
     # key listings) most of it. Generated keys ("fs_" + 43 characters) keep theirs.
     keys = sa.table("api_keys", sa.column("prefix", sa.String))
-    op.execute(keys.update().where(~keys.c.prefix.like("fs\\_%", escape="\\")).values(prefix=sa.func.substr(keys.c.prefix, 1, 4)))
+    op.execute(keys.update().where(~keys.c.prefix.like("fs\\_%", escape="\\"))
+               .values(prefix=sa.func.substr(keys.c.prefix, 1, 4)))
 
 
 def downgrade() -> None:

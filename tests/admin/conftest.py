@@ -70,7 +70,8 @@ def write_y4m(photo: Path, path: Path, width: int = 640, height: int = 480, fram
     ycc = np.asarray(canvas.convert("YCbCr"), dtype=np.float32)
     y = ycc[..., 0].astype(np.uint8)
     # 2x2 averages for the chroma planes.
-    u, v = (ycc[..., c].reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3)).round().astype(np.uint8) for c in (1, 2))
+    u, v = (ycc[..., c].reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3)).round().astype(np.uint8)
+            for c in (1, 2))
     with open(path, "wb") as fh:
         fh.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
         for _ in range(frames):

@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 
 from .conftest import ADMIN, CAMERA_PHOTO, screenshot
 
+
 def expect(*args, **kwargs):
     from playwright.sync_api import expect as _expect
 

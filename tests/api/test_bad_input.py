@@ -56,7 +56,8 @@ def test_nul_bytes_and_lone_surrogates_anywhere_are_4xx(db_client, photos):
     cases = [
         enroll(db_client, photo, name="Emma\x00Watson"),
         enroll(db_client, photo, external_id="E\x001"),
-        db_client.post("/api/v1/people", content='{"name": "Emma\\u0000"}', headers={"Content-Type": "application/json"}),
+        db_client.post("/api/v1/people", content='{"name": "Emma\\u0000"}',
+                       headers={"Content-Type": "application/json"}),
         db_client.post("/api/v1/people", content='{"name": "\\ud83d"}', headers={"Content-Type": "application/json"}),
         db_client.post("/api/v1/people", json={"name": "Ok", "external_id": "x\x00y"}),
         db_client.get("/api/v1/people/abc%00def"),
@@ -99,7 +100,8 @@ def test_multipart_refusals_have_codes(client, photos):
                     files=[("images", (f"{i}.jpg", b"not a photo", "image/jpeg")) for i in range(11)])
     assert_error(r, 422, "too_many_images")
     # two photos where one is taken
-    r = client.post("/api/v1/identify", files=[("image", ("a.jpg", jpeg, "image/jpeg")), ("image", ("b.jpg", jpeg, "image/jpeg"))])
+    r = client.post("/api/v1/identify",
+                    files=[("image", ("a.jpg", jpeg, "image/jpeg")), ("image", ("b.jpg", jpeg, "image/jpeg"))])
     assert_error(r, 422, "too_many_images")
     # a multipart body that is not one
     r = client.post("/api/v1/identify", content=b"--nope\r\ngarbage", headers={"Content-Type": "multipart/form-data"})

@@ -29,9 +29,9 @@ def test_two_concurrent_revocations_cannot_remove_the_last_admin(database_url, t
 
     from app import keys
     from app.core.config import Settings
+    from app.errors import Conflict
     from app.models import ApiKey
     from app.startup import prepare_deployment
-    from models.errors import Conflict
 
     db, _ = prepare_deployment(Settings(data_dir=tmp_path / "data", database_url=database_url))
     first, _ = keys.create_key(db.sessions, "first admin", "admin")

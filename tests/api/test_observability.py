@@ -6,7 +6,8 @@ import os
 import re
 from pathlib import Path
 
-from app.observability import JsonFormatter, log_config, prepare_multiprocess_dir
+from app.cli import prepare_multiprocess_dir
+from app.observability import JsonFormatter, log_config
 
 from .conftest import ADMIN, upload
 

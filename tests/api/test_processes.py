@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
-from tests.conftest import wait_ready as shared_wait_ready
+from app.testing.server import free_port
+from app.testing.server import wait_ready as shared_wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 FACESHOT = str(Path(sys.executable).parent / "faceshot")

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
+from app.cli import main as faceshot
 from app.main import build_service
 from app.models import Face
 from models.checkpoint import EncoderCheckpoint
-from models.cli import main as faceshot
 from models.pipeline import FacePipeline
 from models.sources import dlib_checkpoint
 
@@ -64,13 +64,14 @@ def test_reembed_makes_the_gallery_usable_with_the_new_encoder(enrolled, other_e
     service = build_service(make_settings(enrolled, encoder=str(other_encoder)), new)  # starts now
     assert stored_hashes(service) == {new.encoder.content_hash}
     answer = service.identify(photos["Emma_Watson"][2].read_bytes())
-    assert answer["faces"][0]["person"]["name"] == "Emma_Watson"
+    assert answer.faces[0].person.name == "Emma_Watson"
 
     code, summary = run_reembed(monkeypatch, capsys, enrolled, other_encoder)  # nothing left to do
     assert code == 0 and summary["stale"] == 0
 
 
-def test_a_face_without_its_photo_stops_the_change_unless_told_to_drop_it(enrolled, other_encoder, pipeline, monkeypatch, capsys):
+def test_a_face_without_its_photo_stops_the_change_unless_told_to_drop_it(enrolled, other_encoder, pipeline,
+                                                                          monkeypatch, capsys):
     old = build_service(make_settings(enrolled), pipeline)
     with old.sessions() as session:
         lost = session.query(Face).filter(Face.image_file.is_not(None)).order_by(Face.id).first()

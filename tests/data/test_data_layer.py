@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from sqlalchemy import update
 
+from app import crud
+from app.errors import Conflict, NotFound
 from app.models import Face
-from models.errors import Conflict, NotFound
 from tests.data.conftest import make_service
 
 
@@ -58,9 +59,9 @@ def test_failed_writes_change_nothing(database_url, tmp_path, pipeline, prepared
         raise RuntimeError("disk on fire")
 
     with pytest.raises(RuntimeError):
-        service._write(explode)
+        service.gallery_sync.write(explode)
     with service.sessions() as s:
-        assert service._db_version(s) == version
+        assert crud.gallery_version(s) == version
 
 
 def test_embeddings_of_another_encoder_are_refused(database_url, tmp_path, pipeline, prepared):

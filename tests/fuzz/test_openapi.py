@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.conftest import server_factory  # noqa: F401  (fixture)
-from tests.reliability.server import ADMIN, Server
+from app.testing.server import ADMIN, Server
 
 SCHEMATHESIS = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
 

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from .mutations import assert_error_shape, cases
+from app.testing.malformed_uploads import assert_error_shape, cases
 
 ENDPOINTS = ("identify", "detect", "enroll")
 

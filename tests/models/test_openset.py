@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from models.cli import main as cli_main
+from app.cli import main as cli_main
 from models.openset import build_gallery, run_protocol, threshold_at_far
 
 

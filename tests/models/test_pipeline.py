@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from models.cli import main as cli_main
+from app.cli import main as cli_main
 from models.errors import MultipleFaces, NoFace
 from models.imageio import load_image
 from models.pipeline import centre_weighted_face, select_enrollment_face

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-
-from .server import Server
+from app.testing.server import Server, free_port
+from tests.api.conftest import make_client  # noqa: F401  (the real app, lifespan and all)
 
 
 @pytest.fixture

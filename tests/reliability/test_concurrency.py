@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .server import Server
+from app.testing.server import Server
 
 
 @pytest.mark.slow

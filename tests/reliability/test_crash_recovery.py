@@ -9,9 +9,8 @@ import httpx
 import numpy as np
 import pytest
 
+from app.testing.server import Server
 from tests.data.conftest import make_service
-
-from .server import Server
 
 
 def snapshots_equal(a: dict, b: dict) -> bool:

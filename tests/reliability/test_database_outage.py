@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import make_url
 
-from tests.api.conftest import ADMIN, make_client  # noqa: F401  (the real app, lifespan and all)
+from tests.api.conftest import ADMIN
 
 from .conftest import TcpProxy
 

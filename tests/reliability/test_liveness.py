@@ -17,8 +17,7 @@ from PIL import Image
 
 from app.core.config import Settings
 from app.service import FaceService
-
-from .server import ADMIN, HEADERS, Server
+from app.testing.server import ADMIN, HEADERS, Server
 
 
 @pytest.mark.slow
@@ -79,7 +78,8 @@ def test_health_answers_fast_while_identify_requests_pile_up(tmp_path, photos, s
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         t0 = time.monotonic()
         sock.sendall((f"POST /api/v1/identify HTTP/1.1\r\nHost: x\r\nX-API-Key: {ADMIN}\r\n"
-                      "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n").encode())
+                      "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n"
+                      "--b\r\n").encode())
         answer = sock.recv(65536)
         elapsed = time.monotonic() - t0
     assert answer.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in answer, answer[:200]

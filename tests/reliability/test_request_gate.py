@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .server import ADMIN, Server
+from app.testing.server import ADMIN, Server
 
 CHUNK = b"x" * (1 << 20)
 

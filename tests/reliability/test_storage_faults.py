@@ -14,15 +14,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from .server import Server
+from app.testing.server import Server
 
 MOUNT = 'mkdir -p "$IMAGES" && mount -t tmpfs -o "size=$SIZE" tmpfs "$IMAGES" && {ro} exec "$@"'
 
 
 def _can_unshare() -> bool:
     try:
-        return subprocess.run(["unshare", "--mount", "--map-root-user", "--propagation", "private",
-                               "sh", "-c", "mount -t tmpfs tmpfs /mnt"], capture_output=True, timeout=10).returncode == 0
+        probe = subprocess.run(["unshare", "--mount", "--map-root-user", "--propagation", "private",
+                                "sh", "-c", "mount -t tmpfs tmpfs /mnt"], capture_output=True, timeout=10)
+        return probe.returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -43,7 +44,8 @@ def page_rounded(n: int) -> int:
 def stored_state(data: Path) -> dict:
     engine = create_engine(f"sqlite:///{data / 'faceshot.db'}")
     with engine.connect() as c:
-        counts = {t: c.execute(text(f"SELECT count(*) FROM {t}")).scalar() for t in ("people", "faces", "photo_journal")}
+        counts = {t: c.execute(text(f"SELECT count(*) FROM {t}")).scalar()
+                  for t in ("people", "faces", "photo_journal")}
     engine.dispose()
     return counts
 
@@ -110,7 +112,7 @@ def test_the_sqlite_file_vanishing_is_seen_by_ready_and_refuses_writes(pipeline,
 
     from app.core.config import Settings
     from app.main import create_app
-    from tests.reliability.server import ADMIN
+    from app.testing.server import ADMIN
 
     data = tmp_path / "data"
     client = TestClient(create_app(Settings(data_dir=data, admin_key=ADMIN, torch_threads=1), pipeline))

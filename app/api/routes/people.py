@@ -7,12 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
 from ...inputs import parse_metadata
-from ...schemas import EnrollOut, FaceOut, PeoplePage, PersonCreate, PersonOut, PersonUpdate
+from ...schemas import EnrollOut, FaceOut, PeoplePage, PersonCreate, PersonOut, PersonUpdate, error_responses
 from ...service import EnrollResult
 from ..deps import AdminKey, InferenceSlot, ServiceDep, collect_uploads, parse_box, read_upload
 from ..gate import GatedRoute
 
-router = APIRouter(tags=["people"], route_class=GatedRoute)
+# every route here: an admin key, a person that may not exist, a body that may be refused
+router = APIRouter(tags=["people"], route_class=GatedRoute, responses=error_responses(401, 403, 404, 422, 429, 503))
+PHOTO_ERRORS = error_responses(400, 408, 409, 413, 507)
 
 
 def enroll_out(service, result: EnrollResult) -> EnrollOut:
@@ -21,7 +23,7 @@ def enroll_out(service, result: EnrollResult) -> EnrollOut:
                      warnings=result.warnings)
 
 
-@router.post("/enroll", status_code=status.HTTP_201_CREATED, response_model=EnrollOut,
+@router.post("/enroll", status_code=status.HTTP_201_CREATED, response_model=EnrollOut, responses=PHOTO_ERRORS,
              summary="Create a person from 1-2 photos in one call (all or nothing)")
 def enroll(
     service: ServiceDep,
@@ -41,7 +43,8 @@ def enroll(
                                               metadata=parse_metadata(metadata)))
 
 
-@router.post("/people", status_code=status.HTTP_201_CREATED, response_model=PersonOut)
+@router.post("/people", status_code=status.HTTP_201_CREATED, response_model=PersonOut,
+             responses=error_responses(409, 413))
 def create_person(service: ServiceDep, _key: AdminKey, body: PersonCreate):
     person = service.create_person(body.name, body.external_id, body.metadata)
     return PersonOut.of(service.get_person(person.id))
@@ -64,7 +67,7 @@ def get_person(service: ServiceDep, _key: AdminKey, person_id: str):
     return PersonOut.of(service.get_person(person_id))
 
 
-@router.patch("/people/{person_id}", response_model=PersonOut)
+@router.patch("/people/{person_id}", response_model=PersonOut, responses=error_responses(409, 413))
 def update_person(service: ServiceDep, _key: AdminKey, person_id: str, body: PersonUpdate):
     service.update_person(person_id, body.name, body.external_id, body.metadata, body.model_fields_set)
     return PersonOut.of(service.get_person(person_id))
@@ -78,6 +81,7 @@ def delete_person(service: ServiceDep, _key: AdminKey, person_id: str):
 
 
 @router.post("/people/{person_id}/faces", status_code=status.HTTP_201_CREATED, response_model=EnrollOut,
+             responses=PHOTO_ERRORS,
              summary="Add support photos to a person (all or nothing)")
 def add_faces(
     service: ServiceDep,

@@ -7,25 +7,17 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
 from ... import keys
-from ...schemas import KeyCreate, KeyCreated, KeyOut
+from ...schemas import KeyCreate, KeyCreated, KeyOut, ModelOut, error_responses
 from ..deps import AdminKey, RecognitionKey, ServiceDep
 from ..gate import GatedRoute
 
 router = APIRouter(tags=["system"], route_class=GatedRoute)
 
 
-@router.get("/model")
+@router.get("/model", response_model=ModelOut, responses=error_responses(401, 429, 503),
+            summary="The encoder, the thresholds that apply, the gallery's size")
 def model(service: ServiceDep, _key: RecognitionKey):
-    enc = service.pipeline.encoder
-    service.sync()  # the gallery size as of now, other workers' writes included
-    return {
-        "encoder": enc.describe(),
-        "threshold": service.threshold_for(1),
-        "threshold_by_support": None if service.settings.threshold is not None else enc.metadata.threshold.by_support,
-        "threshold_source": "FACESHOT_THRESHOLD" if service.settings.threshold is not None else "encoder checkpoint",
-        "gallery": {**service.counts(), "index_device": service.gallery.device},
-        "store_images": service.settings.store_images,
-    }
+    return service.model_info()
 
 
 @router.get("/health")
@@ -55,17 +47,21 @@ def _key_out(k) -> KeyOut:
     return KeyOut(id=k.id, name=k.name, role=k.role, prefix=k.prefix, created_at=k.created_at, revoked_at=k.revoked_at)
 
 
-@router.get("/keys", response_model=list[KeyOut])
+KEY_ERRORS = error_responses(401, 403, 422, 429, 503)
+
+
+@router.get("/keys", response_model=list[KeyOut], responses=KEY_ERRORS)
 def list_keys(service: ServiceDep, _key: AdminKey):
     return [_key_out(k) for k in keys.list_keys(service.sessions)]
 
 
-@router.post("/keys", response_model=KeyCreated, status_code=status.HTTP_201_CREATED)
+@router.post("/keys", response_model=KeyCreated, status_code=status.HTTP_201_CREATED,
+             responses={**KEY_ERRORS, **error_responses(413)})
 def create_key(service: ServiceDep, _key: AdminKey, body: KeyCreate):
     key, secret = keys.create_key(service.sessions, body.name, body.role)
     return KeyCreated(**_key_out(key).model_dump(), key=secret)
 
 
-@router.delete("/keys/{key_id}", response_model=KeyOut)
+@router.delete("/keys/{key_id}", response_model=KeyOut, responses={**KEY_ERRORS, **error_responses(404, 409)})
 def revoke_key(service: ServiceDep, _key: AdminKey, key_id: str):
     return _key_out(keys.revoke_key(service.sessions, key_id))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lfw"
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "lfw"
 
 # magic numbers of formats Pillow opens: random bytes behind each reach that format's parser
 MAGICS = [b"\xff\xd8\xff\xe0", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"GIF87a", b"BM", b"II*\x00", b"MM\x00*",
@@ -45,7 +45,7 @@ def seed_images() -> list[tuple[str, bytes]]:
         ("gray.png", enc(img.convert("L"), "PNG")),
         ("rgba.png", enc(img.convert("RGBA"), "PNG")),
         ("palette.png", enc(img.convert("P"), "PNG")),
-        ("i16.png", enc(Image.fromarray((np.asarray(img.convert("L"), np.uint16) * 257)), "PNG")),
+        ("i16.png", enc(Image.fromarray(np.asarray(img.convert("L"), np.uint16) * 257), "PNG")),
         ("progressive.jpg", enc(img, "JPEG", progressive=True, quality=80)),
         ("exif.jpg", enc(img, "JPEG", exif=exif.tobytes())),
         ("img.gif", enc(img, "GIF")),
@@ -188,11 +188,14 @@ def huge_claim(rng, _data: bytes) -> tuple[str, bytes]:
     fmt = rng.choice(["png", "bmp", "gif", "jpeg", "tiff"])
     if fmt == "png":
         ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-        out = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b"")
+        out = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+               + _png_chunk(b"IEND", b""))
     elif fmt == "bmp":
-        out = b"BM" + struct.pack("<IHHI", 54 + 16, 0, 0, 54) + struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, 16, 0, 0, 0, 0) + bytes(16)
+        out = (b"BM" + struct.pack("<IHHI", 54 + 16, 0, 0, 54)
+               + struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, 16, 0, 0, 0, 0) + bytes(16))
     elif fmt == "gif":
-        out = b"GIF89a" + struct.pack("<HHBBB", w & 0xFFFF, h & 0xFFFF, 0, 0, 0) + b"," + struct.pack("<HHHHB", 0, 0, w & 0xFFFF, h & 0xFFFF, 0) + b"\x02\x02\x44\x01\x00;"
+        out = (b"GIF89a" + struct.pack("<HHBBB", w & 0xFFFF, h & 0xFFFF, 0, 0, 0) + b","
+               + struct.pack("<HHHHB", 0, 0, w & 0xFFFF, h & 0xFFFF, 0) + b"\x02\x02\x44\x01\x00;")
     elif fmt == "tiff":
         entries = [(256, 4, 1, w), (257, 4, 1, h), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, 1, 8),
                    (277, 3, 1, 1), (278, 4, 1, h), (279, 4, 1, 16)]
@@ -221,7 +224,8 @@ def many_frame_gif(rng, _data: bytes) -> tuple[str, bytes]:
     frames = int(rng.choice([50, 300, 1000]))
     size = int(rng.choice([16, 64]))
     base = Image.open(next(iter(sorted(FIXTURES.glob("*/*.jpg"))))).convert("RGB").resize((size, size))
-    imgs = [base] + [Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)) for _ in range(min(frames, 20) - 1)]
+    imgs = [base] + [Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+                     for _ in range(min(frames, 20) - 1)]
     imgs = (imgs * (frames // len(imgs) + 1))[:frames]
     buf = io.BytesIO()
     imgs[0].save(buf, "GIF", save_all=True, append_images=imgs[1:], duration=10, loop=0)

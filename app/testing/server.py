@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,12 +12,31 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port, wait_ready
-
 ROOT = Path(__file__).resolve().parents[2]
 FACESHOT = str(Path(sys.executable).parent / "faceshot")
 ADMIN = "reliability-admin-key-0123456789"
 HEADERS = {"X-API-Key": ADMIN}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(proc, port: int, timeout: float = 90, output=lambda: "") -> None:
+    """Poll a starting `faceshot serve` until /ready answers 200; fail with its output if it exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}:\n{output()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)  # polling a starting server, not synchronising on a guess
+    raise AssertionError("server did not become ready")
 
 
 class Server:
@@ -49,7 +69,8 @@ class Server:
             env.pop("FACESHOT_DATABASE_URL", None)
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [*wrapper, FACESHOT, "serve", "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning"],
+            [*wrapper, FACESHOT, "serve", "--port", str(self.port), "--workers", str(self.workers),
+             "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=open(self.log, "a"), stderr=subprocess.STDOUT, start_new_session=True)
         wait_ready(self.proc, self.port, timeout, output=lambda: self.log.read_text()[-3000:])
         return time.monotonic() - t0

@@ -1,0 +1,97 @@
+"""The read-only queries: small keyword-only functions that take a session (after the FastAPI template's crud.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from .errors import NotFound
+from .inputs import like_pattern
+from .models import Face, GalleryChange, GalleryState, Person
+
+CHUNK = 500  # ids per IN (...) list: well under every database's parameter limit
+
+
+def gallery_version(session: Session) -> int:
+    return session.execute(select(GalleryState.version).where(GalleryState.id == 1)).scalar_one()
+
+
+def get_person(session: Session, *, person_id: str) -> Person:
+    """The person with their faces, or NotFound."""
+    person = session.get(Person, person_id, options=[selectinload(Person.faces)])
+    if person is None:
+        raise NotFound(f"No person with id {person_id}.", {"person_id": person_id})
+    return person
+
+
+def list_people(session: Session, *, search: str | None, limit: int, offset: int) -> tuple[list[Person], int]:
+    """A page of people by name (``search`` matches name or external id, literally), and how many match."""
+    q = select(Person)
+    if search:
+        like = like_pattern(search)
+        q = q.where(or_(func.lower(Person.name).like(like, escape="\\"),
+                        func.lower(Person.external_id).like(like, escape="\\")))
+    total = session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+    people = session.execute(
+        q.options(selectinload(Person.faces)).order_by(Person.name, Person.id).limit(limit).offset(offset)
+    ).scalars().all()
+    return list(people), int(total)
+
+
+def face_photo(session: Session, *, person_id: str, face_id: str) -> tuple[str, str]:
+    """The stored photo's file name and media type of one of a person's faces, or NotFound."""
+    face = session.get(Face, face_id)
+    if face is None or face.person_id != person_id:
+        raise NotFound(f"Person {person_id} has no face {face_id}.", {"face_id": face_id})
+    if not face.image_file:
+        raise NotFound("This face's photo was not kept (store_images is off).", {"face_id": face_id})
+    return face.image_file, face.image_type or "application/octet-stream"
+
+
+def counts(session: Session) -> tuple[int, int]:
+    """(people, faces) in the database."""
+    people = session.execute(select(func.count()).select_from(Person)).scalar_one()
+    faces = session.execute(select(func.count()).select_from(Face)).scalar_one()
+    return int(people), int(faces)
+
+
+def all_support(session: Session, *, encoder_hash: str):
+    """Every face's person, embedding and person name under ``encoder_hash`` (the gallery at start-up)."""
+    return session.execute(select(Face.person_id, Face.embedding, Person.name).join(Person)
+                           .where(Face.encoder_hash == encoder_hash)).all()
+
+
+def support_sets(session: Session, *, person_ids, encoder_hash: str,
+                 dim: int) -> dict[str, tuple[str, np.ndarray] | None]:
+    """Each person's name and (S, dim) support embeddings under ``encoder_hash`` (None: deleted)."""
+    person_ids = list(person_ids)
+    found: dict[str, tuple[str, list] | None] = dict.fromkeys(person_ids)
+    for start in range(0, len(person_ids), CHUNK):
+        chunk = person_ids[start:start + CHUNK]
+        for pid, name in session.execute(select(Person.id, Person.name).where(Person.id.in_(chunk))):
+            found[pid] = (name, [])
+        for pid, emb in session.execute(select(Face.person_id, Face.embedding).where(
+                Face.person_id.in_(chunk), Face.encoder_hash == encoder_hash).order_by(Face.created_at)):
+            if found.get(pid) is not None:
+                found[pid][1].append(np.frombuffer(emb, dtype="<f4"))
+    return {pid: None if v is None else (v[0], np.stack(v[1]) if v[1] else np.zeros((0, dim), np.float32))
+            for pid, v in found.items()}
+
+
+def touched_since(session: Session, *, after: int, up_to: int) -> list[str]:
+    """The people whose faces gallery versions ``after`` (exclusive) to ``up_to`` changed."""
+    return list(session.execute(select(GalleryChange.person_id).where(
+        GalleryChange.version > after, GalleryChange.version <= up_to).distinct()).scalars())
+
+
+def other_encoders(session: Session, *, encoder_hash: str) -> list[tuple[str, int]]:
+    """Encoders other than ``encoder_hash`` that stored embeddings were made by, with their face counts."""
+    return [(h, int(n)) for h, n in session.execute(
+        select(Face.encoder_hash, func.count()).where(Face.encoder_hash != encoder_hash).group_by(Face.encoder_hash))]
+
+
+def stale_faces(session: Session, *, encoder_hash: str):
+    """(face id, person id, box, photo file) of every face another encoder embedded."""
+    return session.execute(select(Face.id, Face.person_id, Face.box, Face.image_file)
+                           .where(Face.encoder_hash != encoder_hash)).all()

@@ -1,0 +1,155 @@
+"""The gallery consistency protocol: every write bumps a version in its transaction; each process catches up.
+
+Every write runs in one database transaction that also bumps the gallery version and
+records the people it touched; this process's FAISS gallery is changed only after that
+commit succeeds, so database and index agree or the write never happened. Other
+processes (uvicorn workers, replicas) see the version move on their next check and
+refresh just the people it names, or reload everything when they cannot tell.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from models.errors import FaceshotError
+
+from . import crud
+from .core.db import Database
+from .errors import Conflict, InsufficientStorage, ServiceUnavailable, StorageUnavailable
+from .faults import crash_point
+from .gallery import Gallery
+from .models import GalleryChange, GalleryState
+from .photos import PhotoStore
+
+
+def database_error(exc: DBAPIError) -> FaceshotError:
+    """A failed write's database error as the caller should hear it: full disk, read-only file, or unreachable."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    if "disk is full" in text or "no space left" in text or "could not extend file" in text:
+        return InsufficientStorage("The database's disk is full; nothing was stored.", {"reason": "enospc"})
+    if "readonly database" in text or "read-only" in text:
+        return StorageUnavailable("The database file cannot be written; nothing was stored.", {"reason": "erofs"})
+    return ServiceUnavailable("The database is unreachable; nothing was stored.")
+
+
+class GallerySync:
+    """This process's gallery, kept in step with the database (writes here, catch-up with everyone else's)."""
+
+    def __init__(self, gallery: Gallery, db: Database | None, photos: PhotoStore, encoder_hash: str,
+                 sync_interval_s: float = 0.0, crash_at: str | None = None):
+        self.gallery, self.db, self.photos = gallery, db, photos
+        self.encoder_hash, self.sync_interval_s, self.crash_at = encoder_hash, sync_interval_s, crash_at
+        self._lock = threading.Lock()
+        self._last_check = 0.0
+
+    @property
+    def sessions(self):
+        return self.db.sessions
+
+    def reload(self) -> None:
+        """Rebuild the index from the database (start-up, or the version went where it cannot be followed)."""
+        with self.sessions() as session:
+            version = crud.gallery_version(session)
+            rows = crud.all_support(session, encoder_hash=self.encoder_hash)
+        embeddings = (np.stack([np.frombuffer(r.embedding, dtype="<f4") for r in rows]) if rows
+                      else np.zeros((0, self.gallery.dim), np.float32))
+        self.gallery.process_support_set(embeddings, [r.person_id for r in rows], {r.person_id: r.name for r in rows})
+        self.gallery.version = version
+
+    def _support_sets(self, session, person_ids):
+        return crud.support_sets(session, person_ids=person_ids, encoder_hash=self.encoder_hash, dim=self.gallery.dim)
+
+    def _apply(self, refreshed: dict[str, tuple[str, np.ndarray] | None]) -> None:
+        for person_id, value in refreshed.items():
+            if value is None:
+                self.gallery.remove(person_id)
+            else:
+                self.gallery.upsert(person_id, value[0], value[1])
+
+    def sync(self, force: bool = False) -> None:
+        """Catch up with other processes' writes: refresh just the people they touched."""
+        now = time.monotonic()
+        if not force and now - self._last_check < self.sync_interval_s:
+            return
+        with self._lock:
+            self._last_check = now
+            try:
+                with self.sessions() as session:
+                    version = crud.gallery_version(session)
+                    local = self.gallery.version
+                    if version == local:
+                        return
+                    if local < 0 or version < local:  # never loaded, or the database was replaced
+                        refreshed = None
+                    else:
+                        # Version first, then the rows: what is read is at least as new as `version`.
+                        touched = crud.touched_since(session, after=local, up_to=version)
+                        refreshed = self._support_sets(session, touched)
+            except OperationalError as exc:
+                raise ServiceUnavailable("The database is unreachable.") from exc
+            if refreshed is None:
+                self.reload()
+            else:
+                self._apply(refreshed)
+                self.gallery.version = version
+
+    def write(self, work, touched: set[str] | None = None, new_photos: list[str] = ()):
+        """Run ``work(session)`` in one transaction that bumps the gallery version, then update the index.
+
+        ``new_photos`` are the stored-photo names ``work`` writes: journalled before the
+        transaction, settled in it, removed if it fails (:mod:`app.photos`).
+        """
+        new_photos = list(new_photos)
+        problem = self.db.file_problem()
+        if problem:
+            raise StorageUnavailable("The database file was removed or replaced while the service ran; "
+                                     "nothing was stored. Restart the service.", {"reason": problem})
+        try:
+            self.photos.reserve(new_photos)
+        except DBAPIError as exc:
+            raise database_error(exc) from exc
+        try:
+            with self.sessions.begin() as session:
+                result = work(session)
+                self.photos.settle(session, new_photos)
+                session.execute(update(GalleryState).where(GalleryState.id == 1)
+                                .values(version=GalleryState.version + 1))
+                new_version = crud.gallery_version(session)
+                session.add_all(GalleryChange(version=new_version, person_id=p) for p in touched or ())
+                session.flush()
+                refreshed = self._support_sets(session, touched or ())
+                crash_point("before_commit", self.crash_at)
+            crash_point("after_commit", self.crash_at)
+        except IntegrityError as exc:
+            self.photos.abandon(new_photos)
+            raise Conflict("That conflicts with an existing record (is the external_id taken?).") from exc
+        except DBAPIError as exc:
+            self.photos.abandon(new_photos)
+            raise database_error(exc) from exc
+        except BaseException:
+            self.photos.abandon(new_photos)
+            raise
+        with self._lock:
+            # A sync that already read this version (or a later one) knows better than `refreshed`.
+            if self.gallery.version < new_version:
+                self._apply(refreshed)
+                # Versions written in between by other processes come with the next sync.
+                if self.gallery.version == new_version - 1:
+                    self.gallery.version = new_version
+        return result
+
+    def check_encoder_matches_stored(self) -> None:
+        """Refuse to serve embeddings made by another encoder (they would be silently wrong)."""
+        with self.sessions() as session:
+            other = crud.other_encoders(session, encoder_hash=self.encoder_hash)
+        if other:
+            raise RuntimeError(
+                f"The database holds {sum(n for _, n in other)} face embeddings made by another encoder "
+                f"({', '.join(h for h, _ in other)}); this service runs {self.encoder_hash}. "
+                "Stop the service and run `faceshot reembed` with the new encoder configured, "
+                "or start with the encoder that made them.")

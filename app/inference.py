@@ -1,0 +1,131 @@
+"""The face pipeline as a request runs it: decoding within a timeout, then one forward pass at a time.
+
+The worker's cores are shared by every request, so detection and embedding run under
+one lock; decoding runs in a small pool of its own so a request can give up on a
+pathological file after ``decode_timeout_s`` (byte and pixel limits, checked before
+decoding, bound how long an abandoned decode keeps its thread).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from models.imageio import load_image
+from models.pipeline import FacePipeline, Timings, select_enrollment_face
+
+from .core.config import Settings
+from .errors import DecodeTimeout, Overloaded, ValidationFailed
+from .observability import observe_stages
+
+MAX_FACES_PER_ENROLL = 10
+IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
+               "BMP": "image/bmp", "TIFF": "image/tiff"}
+
+
+@dataclass
+class PreparedFace:
+    """One enrollment photo, decoded, its face chosen and embedded; nothing stored yet."""
+
+    embedding: np.ndarray
+    box: list[float]
+    det_score: float
+    quality: dict
+    image_bytes: bytes
+    image_type: str
+
+
+def image_type(data: bytes) -> str:
+    """The media type a stored photo is served back with."""
+    try:
+        fmt = Image.open(io.BytesIO(data)).format
+    except Exception:
+        fmt = None
+    return IMAGE_TYPES.get(fmt or "", "application/octet-stream")
+
+
+class Inference:
+    def __init__(self, settings: Settings, pipeline: FacePipeline):
+        self.settings = settings
+        self.pipeline = pipeline
+        self._lock = threading.Lock()  # one forward pass at a time: the cores are shared
+        self._decoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decode within ``decode_timeout_s`` of decoding *starting* (waiting for a free decoder is not the photo's
+        fault)."""
+        started = threading.Event()
+
+        def run():
+            started.set()
+            return load_image(data, max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_image_pixels)
+
+        future = self._decoder.submit(run)
+        if not started.wait(timeout=60):  # every decoder busy for a minute: pathological files in all of them
+            future.cancel()
+            raise Overloaded("Every image decoder is busy; try again shortly.", retry_after=5)
+        try:
+            return future.result(timeout=self.settings.decode_timeout_s)
+        except FutureTimeout:
+            future.cancel()
+            raise DecodeTimeout(f"Decoding the image took longer than {self.settings.decode_timeout_s:g} s.",
+                                {"timeout_s": self.settings.decode_timeout_s}) from None
+
+    def close(self) -> None:
+        self._decoder.shutdown(wait=False, cancel_futures=True)
+
+    def analyze(self, data: bytes):
+        """The decoded image and every face in it, embedded (largest first)."""
+        image = self.decode(data)
+        timings = Timings()
+        with self._lock:
+            faces = self.pipeline.analyze(image, timings)
+        observe_stages(timings.detect_ms, timings.align_ms, timings.embed_ms)
+        return image, faces
+
+    def detect(self, data: bytes):
+        """The decoded image and its detected faces (no embedding)."""
+        image = self.decode(data)
+        with self._lock:
+            faces = self.pipeline.detect(image)
+        return image, faces
+
+    def prepare(self, data: bytes, box: list[float] | None = None) -> PreparedFace:
+        """An enrollment photo's one face (the only or dominant one, or the one in ``box``), embedded."""
+        image = self.decode(data)
+        timings = Timings()
+        with self._lock:
+            t0 = time.perf_counter()
+            faces = self.pipeline.detect(image)
+            timings.detect_ms = (time.perf_counter() - t0) * 1000
+            face = select_enrollment_face(faces, tuple(box) if box else None)
+            embedded = self.pipeline.embed_faces(image, [face], timings)[0]
+        observe_stages(timings.detect_ms, timings.align_ms, timings.embed_ms)
+        return PreparedFace(embedding=embedded.embedding, box=[round(float(v), 1) for v in face.box],
+                            det_score=float(face.score), quality=face.quality, image_bytes=data,
+                            image_type=image_type(data))
+
+    def prepare_many(self, images: list[bytes], box: list[float] | None = None) -> list[PreparedFace]:
+        """Every photo of one enrollment, or the first refusal, naming the photo (``image_index``)."""
+        if not images:
+            raise ValidationFailed("At least one image is needed.", {"field": "images"})
+        if len(images) > MAX_FACES_PER_ENROLL:
+            raise ValidationFailed(f"At most {MAX_FACES_PER_ENROLL} images per request.", {"field": "images"})
+        if box is not None and len(images) != 1:
+            raise ValidationFailed("`box` applies to a single image.", {"field": "box"})
+        prepared = []
+        for i, data in enumerate(images):
+            try:
+                prepared.append(self.prepare(data, box))
+            except Exception as exc:
+                if hasattr(exc, "details"):
+                    exc.details = {**exc.details, "image_index": i}
+                raise
+        return prepared

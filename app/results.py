@@ -1,0 +1,94 @@
+"""What the service's verbs return: typed results, turned into JSON by the routes' response models (app/schemas.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class PersonRef:
+    id: str
+    name: str
+
+
+@dataclass
+class FaceBox:
+    """One detected face: where it is, how sure the detector was, and hints a person can act on."""
+
+    box: list[float]
+    landmarks: list[list[float]]
+    det_score: float
+    quality: dict[str, Any]
+
+    @classmethod
+    def of(cls, face) -> FaceBox:
+        """From a :class:`models.detection.DetectedFace` (rounded as the API shows it)."""
+        d = face.to_dict()
+        return cls(box=d["box"], landmarks=d["landmarks"], det_score=d["det_score"], quality=face.quality)
+
+
+@dataclass
+class Candidate:
+    person: PersonRef | None  # None: not shown to this caller (a recognition key, the candidate not the match)
+    distance: float
+    similarity: float
+
+
+@dataclass
+class IdentifiedFace(FaceBox):
+    person: PersonRef | None = None  # None: unknown
+    distance: float | None = None
+    similarity: float | None = None
+    threshold: float | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+@dataclass
+class IdentifyResult:
+    faces: list[IdentifiedFace]
+    took_ms: float
+    encoder: dict[str, Any]
+
+
+@dataclass
+class VerifyResult:
+    match: bool
+    distance: float
+    similarity: float
+    threshold: float
+    person: PersonRef
+    face: FaceBox
+
+
+@dataclass
+class ImageSize:
+    width: int
+    height: int
+
+
+@dataclass
+class DetectResult:
+    faces: list[FaceBox]
+    image: ImageSize
+    took_ms: float
+
+
+@dataclass
+class GalleryInfo:
+    people: int
+    faces: int
+    indexed_people: int
+    index_device: str
+
+
+@dataclass
+class ModelInfo:
+    """The encoder and which threshold wins: the one place /model and the admin settings page read it from."""
+
+    encoder: dict[str, Any]
+    threshold: float
+    threshold_by_support: dict[str, float] | None
+    threshold_source: str  # "FACESHOT_THRESHOLD" or "encoder checkpoint"
+    gallery: GalleryInfo
+    store_images: bool
