@@ -22,6 +22,7 @@ from models.errors import FaceshotError
 from models.fewshot.cli import add_training_commands
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+PIPELINE_COMMANDS = ("embed", "compare", "eval-openset", "calibrate")
 
 
 class StartRefused(SystemExit):
@@ -251,7 +252,8 @@ def _model_defaults(args) -> None:
     from .core.config import ModelSettings
 
     model = ModelSettings()
-    if args.command not in ("serve", "import", "reembed", "admin-key"):  # those hand flags to Settings instead
+    # the service's commands hand their flags to Settings; training commands tell --encoder from --checkpoint
+    if args.command in PIPELINE_COMMANDS:
         args.encoder = args.encoder or model.encoder
         if getattr(args, "device", None) is None:
             args.device = None if model.device == "auto" else model.device

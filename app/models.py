@@ -116,7 +116,7 @@ class PhotoJournal(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class AdminSession(Base):
+class AdminSignIn(Base):
     """A sign-in to the admin page; the cookie names it, and signing out ends it here."""
 
     __tablename__ = "admin_sessions"

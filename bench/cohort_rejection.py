@@ -45,7 +45,7 @@ def main() -> None:
             protos = np.stack([g.embeddings[split.support[p][:shots]].mean(0) for p in split.known])
             protos /= np.linalg.norm(protos, axis=1, keepdims=True)
 
-            def nearest(idx):
+            def nearest(idx, protos=protos):
                 x = g.embeddings[idx]
                 d = np.sqrt(np.maximum(2 - 2 * x @ protos.T, 0))
                 dc = np.sqrt(np.maximum(2 - 2 * x @ cohort.T, 0))
@@ -64,8 +64,11 @@ def main() -> None:
         ranked = sorted(((float(np.mean(v)), k) for k, v in cells.items()), reverse=True)
         best_with = ranked[0]
         best_without = next(r for r in ranked if r[1][1] == OFF)
-        print(f"S={shots}: best balanced accuracy with the cohort rule {best_with[0]:.4f} (threshold {best_with[1][0]}, margin {best_with[1][1]}); "
-              f"threshold alone {best_without[0]:.4f} (threshold {best_without[1][0]})")
+        print(
+            f"S={shots}: best balanced accuracy with the cohort rule {best_with[0]:.4f} "
+            f"(threshold {best_with[1][0]}, margin {best_with[1][1]}); "
+            f"threshold alone {best_without[0]:.4f} (threshold {best_without[1][0]})"
+        )
 
 
 if __name__ == "__main__":

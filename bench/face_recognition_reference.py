@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from models.dataset_embeddings import list_image_folder
 from models.dlib_resnet_assets import dlib_model_path
-from models.openset import build_gallery, run_protocol
+from models.openset import embedded_photos, run_protocol
 
 
 def _shim_pkg_resources() -> None:
@@ -62,8 +62,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--cache", default=".cache/faceshot-eval/face_recognition.npz")
     ap.add_argument("--json", default=None)
-    ap.add_argument("--prototype-threshold", type=float, default=0.55,
-                    help="threshold for the second table (normalised prototypes), e.g. faceshot's default")
+    ap.add_argument(
+        "--prototype-threshold",
+        type=float,
+        default=0.55,
+        help="threshold for the second table (normalised prototypes), e.g. faceshot's default",
+    )
     args = ap.parse_args()
 
     _shim_pkg_resources()
@@ -101,7 +105,7 @@ def main() -> None:
         )
     from models.cli import format_openset_table
 
-    gallery = build_gallery(people, {f: vectors[f] for f in files})
+    gallery = embedded_photos(people, {f: vectors[f] for f in files})
     lat = np.array([millis[f] for f in files])
     reports = {}
     # As its users run it, and (to isolate alignment) dlib's own chips under faceshot's decision rule.
@@ -110,16 +114,27 @@ def main() -> None:
         ("dlib_chips_prototype_rule", "prototype", True, args.prototype_threshold),
     ):
         summary = run_protocol(
-            gallery, k=args.k, shots=(1, 2), seeds=args.seeds, threshold=threshold,
-            aggregate=aggregate, normalize=normalize,
+            gallery,
+            k=args.k,
+            shots=(1, 2),
+            seeds=args.seeds,
+            threshold=threshold,
+            aggregate=aggregate,
+            normalize=normalize,
         )
         reports[mode] = {
             "encoder": {"name": f"{mode}: HOG + dlib 5-point chips + dlib ResNet", "device": "cpu"},
             "photos": len(files),
             "no_face": int(sum(vectors[f] is None for f in files)),
             "latency_ms": {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))},
-            "protocol": {"k": args.k, "shots": [1, 2], "seeds": args.seeds, "threshold": threshold,
-                         "aggregate": aggregate, "normalize": normalize},
+            "protocol": {
+                "k": args.k,
+                "shots": [1, 2],
+                "seeds": args.seeds,
+                "threshold": threshold,
+                "aggregate": aggregate,
+                "normalize": normalize,
+            },
             "results": {str(s): {k: v for k, v in r.items() if k != "curves"} for s, r in summary.items()},
         }
         print(format_openset_table(reports[mode]), end="\n\n")

@@ -43,8 +43,10 @@ def main() -> None:
         reference = reference or top
         agree = np.mean([a[1] == b[1] for a, b in zip(top, reference)])
         error = max(abs(a[0] - b[0]) for a, b in zip(top, reference))
-        print(f"{name:13} p50 {np.percentile(ms, 50):.2f} ms, p95 {np.percentile(ms, 95):.2f} ms, "
-              f"top-1 same as exact {agree:.3f}, largest similarity error {error:.1e}")
+        print(
+            f"{name:13} p50 {np.percentile(ms, 50):.2f} ms, p95 {np.percentile(ms, 95):.2f} ms, "
+            f"top-1 same as exact {agree:.3f}, largest similarity error {error:.1e}"
+        )
 
 
 if __name__ == "__main__":

@@ -43,13 +43,19 @@ def main() -> int:
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp) / "data", admin_key=ADMIN, max_upload_bytes=2_000_000,
-                            store_images=False, torch_threads=1)
+        settings = Settings(
+            data_dir=Path(tmp) / "data",
+            admin_key=ADMIN,
+            max_upload_bytes=2_000_000,
+            store_images=False,
+            torch_threads=1,
+        )
         with TestClient(create_app(settings)) as client:
             client.headers["X-API-Key"] = ADMIN
             seed_photo = next(iter(sorted((ROOT / "tests/fixtures/lfw").glob("*/*.jpg")))).read_bytes()
-            person = client.post("/api/v1/enroll", data={"name": "Seed"},
-                                 files=[("images", ("s.jpg", seed_photo, "image/jpeg"))]).json()["person"]["id"]
+            person = client.post(
+                "/api/v1/enroll", data={"name": "Seed"}, files=[("images", ("s.jpg", seed_photo, "image/jpeg"))]
+            ).json()["person"]["id"]
             counts: collections.Counter = collections.Counter()
             codes: collections.Counter = collections.Counter()
             failures = []
@@ -63,13 +69,18 @@ def main() -> int:
                 files = [("image", ("f", data, "application/octet-stream"))]
                 try:
                     if endpoint == "enroll":
-                        r = client.post("/api/v1/enroll", data={"name": "Fuzz"},
-                                        files=[("images", ("f", data, "application/octet-stream"))])
+                        r = client.post(
+                            "/api/v1/enroll",
+                            data={"name": "Fuzz"},
+                            files=[("images", ("f", data, "application/octet-stream"))],
+                        )
                     elif endpoint == "verify":
                         r = client.post("/api/v1/verify", data={"person_id": person}, files=files)
                     elif endpoint == "faces":
-                        r = client.post(f"/api/v1/people/{person}/faces",
-                                        files=[("images", ("f", data, "application/octet-stream"))])
+                        r = client.post(
+                            f"/api/v1/people/{person}/faces",
+                            files=[("images", ("f", data, "application/octet-stream"))],
+                        )
                     else:
                         r = client.post(f"/api/v1/{endpoint}", files=files)
                 except Exception as exc:  # the TestClient re-raises what the app did not handle
@@ -89,8 +100,13 @@ def main() -> int:
                         failures.append(f"{endpoint} {label}: bad error shape {exc}")
             took = time.monotonic() - start
 
-    report = {"cases": tried, "seconds": round(took, 1), "by_status": {str(k): v for k, v in sorted(counts.items(), key=str)},
-              "by_error_code": dict(codes.most_common()), "failures": failures}
+    report = {
+        "cases": tried,
+        "seconds": round(took, 1),
+        "by_status": {str(k): v for k, v in sorted(counts.items(), key=str)},
+        "by_error_code": dict(codes.most_common()),
+        "failures": failures,
+    }
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

@@ -33,8 +33,11 @@ def percentiles(ms: list[float]) -> dict:
 def http_latency(photos: Path, n: int, port: int) -> dict:
     data = Path(tempfile.mkdtemp(prefix="faceshot-bench-"))
     env = {**os.environ, "FACESHOT_DATA_DIR": str(data), "FACESHOT_ADMIN_KEY": "bench-admin-key-0123456789abcdef"}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "faceshot"), "serve", "--port", str(port),
-                             "--log-level", "warning"], cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "faceshot"), "serve", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}/api/v1"
     headers = {"X-API-Key": "bench-admin-key-0123456789abcdef"}
     try:
@@ -55,8 +58,11 @@ def http_latency(photos: Path, n: int, port: int) -> dict:
         probes = [sorted(d.glob("*.jpg"))[2].read_bytes() for d in people]
         with httpx.Client(headers=headers, timeout=30) as client:
             # one-face photos only: the figure is for a photo of one person
-            probes = [p for p in probes
-                      if len(client.post(f"{base}/detect", files={"image": ("q.jpg", p)}).json()["faces"]) == 1]
+            probes = [
+                p
+                for p in probes
+                if len(client.post(f"{base}/detect", files={"image": ("q.jpg", p)}).json()["faces"]) == 1
+            ]
             for p in probes:  # warm-up
                 client.post(f"{base}/identify", files={"image": ("q.jpg", p)})
             wall, server = [], []
@@ -66,7 +72,12 @@ def http_latency(photos: Path, n: int, port: int) -> dict:
                 wall.append((time.perf_counter() - t0) * 1000)
                 assert r.status_code == 200
                 server.append(r.json()["took_ms"])
-        return {"requests": n, "enrolled": len(people), "client_ms": percentiles(wall), "server_took_ms": percentiles(server)}
+        return {
+            "requests": n,
+            "enrolled": len(people),
+            "client_ms": percentiles(wall),
+            "server_took_ms": percentiles(server),
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -91,8 +102,14 @@ def search_latency(people: int, queries: int, dim: int = 128) -> dict:
     t0 = time.perf_counter()
     g.upsert("p1", "p1", rng.normal(size=(2, dim)).astype(np.float32))
     upsert = (time.perf_counter() - t0) * 1000
-    return {"people": people, "queries": queries, "index_device": g.device, "build_ms": round(build, 1),
-            "upsert_one_ms": round(upsert, 2), "search_top5_ms": percentiles(ms)}
+    return {
+        "people": people,
+        "queries": queries,
+        "index_device": g.device,
+        "build_ms": round(build, 1),
+        "upsert_one_ms": round(upsert, 2),
+        "search_top5_ms": percentiles(ms),
+    }
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ frozen (computed once per chip and its mirror image), and only the final 256 -> 
 layer is trained, or a 128 x 128 map after it (initialised to the identity), with
 pytorch-metric-learning's triplet loss (semi-hard mining), its contrastive loss with
 margins either side of the service's threshold (same-person pairs pulled inside 0.25,
-different people pushed beyond 0.45), or prototypical 1-shot episodes, under Adam or SGD. Every few steps the open-set protocol runs on the
+different people pushed beyond 0.45), or prototypical 1-shot episodes, under Adam or SGD. Every few steps the
+open-set protocol runs on the
 held-out validation identities (same split rule and seed as ``faceshot train``),
 next to the untouched encoder, with the threshold calibrated there at FAR 1%.
 ``best_bal`` is the best balanced accuracy at any threshold (an upper bound).
@@ -29,9 +30,9 @@ from PIL import Image
 from pytorch_metric_learning import distances, losses, miners
 
 from models.fewshot.backbones import EncoderBackbone
-from models.fewshot.data import split_identities
+from models.fewshot.datasets.image_folder import split_identities
 from models.fewshot.evaluate import gallery_of
-from models.openset import Gallery, calibrate_threshold, run_protocol
+from models.openset import EmbeddedPhotos, calibrate_threshold, run_protocol
 from models.sources import dlib_checkpoint
 
 
@@ -47,7 +48,9 @@ def pooled_features(chips: Path) -> tuple[torch.Tensor, np.ndarray, list[str], t
     out = torch.zeros(len(files), 2, 256)
     for start in range(0, len(files), 64):
         batch = files[start : start + 64]
-        x = torch.stack([torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1) for p in batch]).float()
+        x = torch.stack(
+            [torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1) for p in batch]
+        ).float()
         f = backbone(torch.cat([x, x.flip(3)]))
         out[start : start + len(batch), 0], out[start : start + len(batch), 1] = f[: len(batch)], f[len(batch) :]
     return out, np.array([index[p.parent.name] for p in files]), names, last
@@ -71,7 +74,7 @@ class Experiment:
                 by.setdefault(int(lab), []).append(i)
         return by
 
-    def val_gallery(self, embeddings: np.ndarray) -> Gallery:
+    def val_gallery(self, embeddings: np.ndarray) -> EmbeddedPhotos:
         """The open-set protocol's gallery of the validation identities' photos."""
         rows = [i for r in self.rows_of(self.val_names).values() for i in r]
         return gallery_of(embeddings[rows], self.labels[rows], self.names)
@@ -96,7 +99,9 @@ class Experiment:
             }
         return out
 
-    def train(self, loss: str, optimizer: str, param: str, lr: float, steps: int, every: int, p: int = 32, seed: int = 0):
+    def train(
+        self, loss: str, optimizer: str, param: str, lr: float, steps: int, every: int, p: int = 32, seed: int = 0
+    ):
         rng = np.random.default_rng(seed)
         pools = [rows for rows in self.rows_of(self.train_names).values() if len(rows) >= 2]
         a = (self.last.clone() if param == "last" else torch.eye(self.last.shape[0])).requires_grad_()
@@ -105,7 +110,11 @@ class Experiment:
             return a if param == "last" else a @ self.last
 
         log_scale = torch.tensor(np.log(10.0), dtype=torch.float32, requires_grad=True)
-        opt = torch.optim.Adam([a, log_scale], lr=lr) if optimizer == "adam" else torch.optim.SGD([a, log_scale], lr=lr, momentum=0.9)
+        opt = (
+            torch.optim.Adam([a, log_scale], lr=lr)
+            if optimizer == "adam"
+            else torch.optim.SGD([a, log_scale], lr=lr, momentum=0.9)
+        )
         cosine = distances.CosineSimilarity()
         triplet = losses.TripletMarginLoss(margin=0.2, distance=cosine)
         miner = miners.TripletMarginMiner(margin=0.2, type_of_triplets="semihard", distance=cosine)
@@ -150,7 +159,8 @@ def main() -> None:
     def emit(tag: str, report: dict) -> None:
         lines.append({"run": tag, **report})
         cells = " | ".join(
-            f"{s}: rank-1 {r['rank1']:.3f} DIR@1% {r['dir@far=0.01']:.3f} bal {r['balanced_accuracy']:.3f} best {r['best_bal']:.3f} t {r['threshold']:.3f}"
+            f"{s}: rank-1 {r['rank1']:.3f} DIR@1% {r['dir@far=0.01']:.3f} bal {r['balanced_accuracy']:.3f} "
+            f"best {r['best_bal']:.3f} t {r['threshold']:.3f}"
             for s, r in report.items()
         )
         print(f"{tag:38} {cells}", flush=True)
@@ -158,7 +168,12 @@ def main() -> None:
     with torch.no_grad():
         emit("untouched", exp.report(exp.last))
     for loss in ("triplet", "protonet", "contrastive"):
-        for optimizer, param, lr in (("adam", "last", 1e-6), ("sgd", "last", 1e-2), ("adam", "map", 1e-4), ("sgd", "map", 1e-2)):
+        for optimizer, param, lr in (
+            ("adam", "last", 1e-6),
+            ("sgd", "last", 1e-2),
+            ("adam", "map", 1e-4),
+            ("sgd", "map", 1e-2),
+        ):
             for step, report in exp.train(loss, optimizer, param, lr, args.steps, args.every):
                 emit(f"{loss} {optimizer} {param} lr={lr:g} step {step}", report)
     if args.out:

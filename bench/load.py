@@ -61,8 +61,15 @@ def percentiles(ms: list[float]) -> dict:
 def start(server: Server, torch_threads: int | None) -> float:
     """Start the server for load: rate limits off (they are tested in tests/api/test_security.py), all cores."""
     threads = str(torch_threads or os.cpu_count() or 1)
-    return server.start(timeout=180, env={"FACESHOT_RATE_LIMIT": "", "FACESHOT_AUTH_FAILURE_LIMIT": "",
-                                          "FACESHOT_TORCH_THREADS": threads, "OMP_NUM_THREADS": threads})
+    return server.start(
+        timeout=180,
+        env={
+            "FACESHOT_RATE_LIMIT": "",
+            "FACESHOT_AUTH_FAILURE_LIMIT": "",
+            "FACESHOT_TORCH_THREADS": threads,
+            "OMP_NUM_THREADS": threads,
+        },
+    )
 
 
 def real_people(photos: Path) -> list[tuple[str, list[Path]]]:
@@ -98,13 +105,37 @@ def insert_synthetic(data_dir: Path, n: int, seed: int = 0) -> dict:
             v = rng.normal(size=(m, encoder.metadata.embedding_size)).astype(np.float32)
             v /= np.linalg.norm(v, axis=1, keepdims=True)
             pids = [new_id() for _ in range(m)]
-            conn.execute(insert(Person), [{"id": p, "name": f"synthetic {start + i:06d}", "external_id": None,
-                                           "meta": {}, "created_at": now, "updated_at": now}
-                                          for i, p in enumerate(pids)])
-            conn.execute(insert(Face), [{"id": new_id(), "person_id": p, "embedding": v[i].astype("<f4").tobytes(),
-                                         "encoder_hash": encoder.content_hash, "box": [0, 0, 1, 1], "det_score": 1.0,
-                                         "image_file": None, "image_type": None, "created_at": now}
-                                        for i, p in enumerate(pids)])
+            conn.execute(
+                insert(Person),
+                [
+                    {
+                        "id": p,
+                        "name": f"synthetic {start + i:06d}",
+                        "external_id": None,
+                        "meta": {},
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for i, p in enumerate(pids)
+                ],
+            )
+            conn.execute(
+                insert(Face),
+                [
+                    {
+                        "id": new_id(),
+                        "person_id": p,
+                        "embedding": v[i].astype("<f4").tobytes(),
+                        "encoder_hash": encoder.content_hash,
+                        "box": [0, 0, 1, 1],
+                        "det_score": 1.0,
+                        "image_file": None,
+                        "image_type": None,
+                        "created_at": now,
+                    }
+                    for i, p in enumerate(pids)
+                ],
+            )
         conn.execute(update(GalleryState).where(GalleryState.id == 1).values(version=GalleryState.version + 1))
     engine.dispose()
     return {"synthetic_people": n, "insert_s": round(time.monotonic() - t0, 1)}
@@ -117,8 +148,11 @@ def enroll_real(base: str, people, want: int) -> tuple[dict[str, str], dict]:
         for name, files in people:
             if len(enrolled) >= want:
                 break
-            r = client.post(f"{base}/enroll", data={"name": name, "external_id": name},
-                            files=[("images", (f.name, f.read_bytes(), "image/jpeg")) for f in files[:2]])
+            r = client.post(
+                f"{base}/enroll",
+                data={"name": name, "external_id": name},
+                files=[("images", (f.name, f.read_bytes(), "image/jpeg")) for f in files[:2]],
+            )
             if r.status_code == 201:
                 enrolled[name] = r.json()["person"]["id"]
             else:
@@ -134,7 +168,11 @@ def one_face_probes(base: str, people, enrolled: dict[str, str]) -> list[tuple[s
                 continue
             data = files[2].read_bytes()
             r = client.post(f"{base}/detect", files={"image": ("q.jpg", data, "image/jpeg")})
-            if r.status_code == 200 and len(r.json()["faces"]) == 1 and r.json()["image"] == {"width": 250, "height": 250}:
+            if (
+                r.status_code == 200
+                and len(r.json()["faces"]) == 1
+                and r.json()["image"] == {"width": 250, "height": 250}
+            ):
                 probes.append((name, data))
     return probes
 
@@ -179,10 +217,19 @@ def run_level(base: str, probes, enrolled, clients: int, requests: int, time_lim
     for t in threads:
         t.join(time_limit + 180)
     wall = time.perf_counter() - t0
-    return {"clients": clients, "requests": state["next"], "ok": len(lat), "errors": sum(errors.values()),
-            "error_kinds": errors, "wall_s": round(wall, 1), "req_per_s": round(len(lat) / wall, 2),
-            "latency_ms": percentiles(lat), "named_correctly": round(correct[0] / max(1, answered[0]), 3),
-            "loadavg_before": load_before, "loadavg_after": loadavg()}
+    return {
+        "clients": clients,
+        "requests": state["next"],
+        "ok": len(lat),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "wall_s": round(wall, 1),
+        "req_per_s": round(len(lat) / wall, 2),
+        "latency_ms": percentiles(lat),
+        "named_correctly": round(correct[0] / max(1, answered[0]), 3),
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
+    }
 
 
 def load_run(args, size: int) -> dict:
@@ -222,8 +269,15 @@ def kill_restart(args) -> dict:
     people = real_people(Path(args.photos))[: args.kr_people]
     lock = threading.Lock()
     window = {"kill": None, "ready": None}
-    stats = {"enroll_201": 0, "enroll_recovered_409": 0, "enroll_refused_422": 0, "identify_ok": 0,
-             "retried_connection_errors_in_window": 0, "errors_in_window": [], "errors_outside_window": []}
+    stats = {
+        "enroll_201": 0,
+        "enroll_recovered_409": 0,
+        "enroll_refused_422": 0,
+        "identify_ok": 0,
+        "retried_connection_errors_in_window": 0,
+        "errors_in_window": [],
+        "errors_outside_window": [],
+    }
     enrolled: dict[str, str] = {}
     done_enrolls = [0]
     enrolls_finished = threading.Event()
@@ -250,7 +304,9 @@ def kill_restart(args) -> dict:
                     if in_window(t0, t1):
                         stats["retried_connection_errors_in_window"] += 1
                     else:
-                        stats["errors_outside_window"].append(f"{method} {url.rsplit('/', 1)[-1]}: {type(exc).__name__}")
+                        stats["errors_outside_window"].append(
+                            f"{method} {url.rsplit('/', 1)[-1]}: {type(exc).__name__}"
+                        )
                 retries += 1
                 if retries > 600 or time.monotonic() > hard_deadline:
                     raise
@@ -258,7 +314,9 @@ def kill_restart(args) -> dict:
 
     def record_error(what: str, t0: float):
         with lock:
-            (stats["errors_in_window"] if in_window(t0, time.monotonic()) else stats["errors_outside_window"]).append(what)
+            (stats["errors_in_window"] if in_window(t0, time.monotonic()) else stats["errors_outside_window"]).append(
+                what
+            )
 
     queue = list(people)
 
@@ -270,9 +328,13 @@ def kill_restart(args) -> dict:
                         return
                     name, files = queue.pop(0)
                 t0 = time.monotonic()
-                r, retries = attempt(client, "POST", f"{server.url}/enroll",
-                                     data={"name": name, "external_id": name},
-                                     files=[("images", (f.name, f.read_bytes(), "image/jpeg")) for f in files[:2]])
+                r, retries = attempt(
+                    client,
+                    "POST",
+                    f"{server.url}/enroll",
+                    data={"name": name, "external_id": name},
+                    files=[("images", (f.name, f.read_bytes(), "image/jpeg")) for f in files[:2]],
+                )
                 if r.status_code == 201:
                     with lock:
                         stats["enroll_201"] += 1
@@ -303,8 +365,12 @@ def kill_restart(args) -> dict:
                 if enrolls_finished.is_set() or time.monotonic() > hard_deadline:
                     return
                 t0 = time.monotonic()
-                r, _ = attempt(client, "POST", f"{server.url}/identify",
-                               files={"image": ("q.jpg", probes[(i * 7 + k) % len(probes)], "image/jpeg")})
+                r, _ = attempt(
+                    client,
+                    "POST",
+                    f"{server.url}/identify",
+                    files={"image": ("q.jpg", probes[(i * 7 + k) % len(probes)], "image/jpeg")},
+                )
                 if r.status_code == 200:
                     with lock:
                         stats["identify_ok"] += 1
@@ -332,7 +398,7 @@ def kill_restart(args) -> dict:
         for t in threads[: args.kr_enrollers]:
             t.join(args.kr_time + 60)
         enrolls_finished.set()
-        for t in threads[args.kr_enrollers:] + [kt]:
+        for t in threads[args.kr_enrollers :] + [kt]:
             t.join(args.kr_time + 60)
         stats["kill_window_s"] = round(window["ready"] - window["kill"], 1) if window["ready"] else None
 
@@ -346,14 +412,27 @@ def kill_restart(args) -> dict:
                     lost.append(name)
                     continue
                 files = dict(people)[name]
-                r = client.post(f"{server.url}/identify", files={"image": ("q.jpg", files[0].read_bytes(), "image/jpeg")})
+                r = client.post(
+                    f"{server.url}/identify", files={"image": ("q.jpg", files[0].read_bytes(), "image/jpeg")}
+                )
                 faces = r.json().get("faces") or []
                 if not any(f["person"] and f["person"]["id"] == pid for f in faces):
                     unnamed.append(name)
-        stats.update(enrolled=len(enrolled), people_in_database=total, lost=lost, not_identified=unnamed,
-                     duplicates_or_phantoms=total - len(enrolled), wall_s=round(time.monotonic() - started_at, 1))
-        stats["pass"] = (not stats["errors_outside_window"] and not lost and not unnamed
-                         and total == len(enrolled) and window["ready"] is not None)
+        stats.update(
+            enrolled=len(enrolled),
+            people_in_database=total,
+            lost=lost,
+            not_identified=unnamed,
+            duplicates_or_phantoms=total - len(enrolled),
+            wall_s=round(time.monotonic() - started_at, 1),
+        )
+        stats["pass"] = (
+            not stats["errors_outside_window"]
+            and not lost
+            and not unnamed
+            and total == len(enrolled)
+            and window["ready"] is not None
+        )
     finally:
         server.stop()
     return stats

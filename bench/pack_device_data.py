@@ -29,7 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models.dlib_resnet_assets import dlib_model_path  # noqa: E402
-from models.fewshot.data import CACHE_META, ImageFolderDataset, split_identities  # noqa: E402
+from models.fewshot.datasets.face_chips import CACHE_META  # noqa: E402
+from models.fewshot.datasets.image_folder import ImageFolderDataset, split_identities  # noqa: E402
 
 
 def main() -> None:
@@ -65,11 +66,25 @@ def main() -> None:
     shutil.copy(dlib_model_path(), out / "dlib")
     wheels = out / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(wheels), "pytorch-metric-learning==2.9.0"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            str(wheels),
+            "pytorch-metric-learning==2.9.0",
+        ],
         check=True,
     )
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"{out}: {size / 2**20:.1f} MiB; chips of {len(keep)} identities ({len(val)} validation); wheels {glob.glob(str(wheels / '*'))}")
+    print(
+        f"{out}: {size / 2**20:.1f} MiB; chips of {len(keep)} identities ({len(val)} validation); "
+        f"wheels {glob.glob(str(wheels / '*'))}"
+    )
 
 
 if __name__ == "__main__":

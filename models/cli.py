@@ -69,12 +69,12 @@ def cmd_compare(args) -> int:
 
 def cmd_eval_openset(args) -> int:
     from .dataset_embeddings import embed_dataset, list_image_folder
-    from .openset import build_gallery, run_protocol
+    from .openset import embedded_photos, run_protocol
 
     pipe = _pipeline(args)
     people = list_image_folder(args.data_dir)
     vectors, millis = embed_dataset(pipe, args.data_dir, people, args.cache_dir, progress=not args.quiet)
-    gallery = build_gallery(people, vectors)
+    gallery = embedded_photos(people, vectors)
     if args.threshold is not None:
         threshold = {s: args.threshold for s in args.shots}
     else:
@@ -162,12 +162,12 @@ def plot_dir_far(summary: dict, threshold: dict[int, float], out: str, title: st
 
 def cmd_calibrate(args) -> int:
     from .dataset_embeddings import embed_dataset, list_image_folder
-    from .openset import build_gallery, calibrate_threshold
+    from .openset import calibrate_threshold, embedded_photos
 
     pipe = _pipeline(args)
     people = list_image_folder(args.data_dir)
     vectors, _ = embed_dataset(pipe, args.data_dir, people, args.cache_dir, progress=not args.quiet)
-    t = calibrate_threshold(build_gallery(people, vectors), far=args.far, k=args.k, seeds=args.seeds)
+    t = calibrate_threshold(embedded_photos(people, vectors), far=args.far, k=args.k, seeds=args.seeds)
     print(json.dumps({"by_support": {str(s): round(v, 4) for s, v in t.items()}, "far": args.far,
                       "k": args.k, "seeds": args.seeds}))
     return 0

@@ -30,15 +30,15 @@ MAX_STRANGER_PHOTOS = 2
 
 
 @dataclass
-class Gallery:
-    """Everything evaluation needs about a dataset: per person, per photo, one embedding or None."""
+class EmbeddedPhotos:
+    """Everything evaluation needs about a dataset: per person, per photo, one embedding (zero where no face)."""
 
     people: dict[str, list[int]]  # person -> indices into embeddings / ok
     embeddings: np.ndarray  # (N, D); rows of failed photos are zero
     ok: np.ndarray  # (N,) bool: a face was found
 
 
-def build_gallery(files_by_person: dict[str, list[str]], vectors: dict[str, np.ndarray | None]) -> Gallery:
+def embedded_photos(files_by_person: dict[str, list[str]], vectors: dict[str, np.ndarray | None]) -> EmbeddedPhotos:
     people: dict[str, list[int]] = {}
     rows, ok = [], []
     dim = next((len(v) for v in vectors.values() if v is not None), 0)
@@ -50,7 +50,7 @@ def build_gallery(files_by_person: dict[str, list[str]], vectors: dict[str, np.n
             rows.append(np.zeros(dim, np.float32) if v is None else np.asarray(v, np.float32))
             ok.append(v is not None)
         people[person] = idx
-    return Gallery(people, np.array(rows, dtype=np.float32).reshape(len(rows), dim), np.array(ok, bool))
+    return EmbeddedPhotos(people, np.array(rows, dtype=np.float32).reshape(len(rows), dim), np.array(ok, bool))
 
 
 @dataclass
@@ -61,7 +61,7 @@ class Split:
     strangers: list[int]
 
 
-def make_split(g: Gallery, k: int, max_shots: int, seed: int) -> Split:
+def make_split(g: EmbeddedPhotos, k: int, max_shots: int, seed: int) -> Split:
     rng = np.random.default_rng(seed)
     names = sorted(g.people)
     eligible = [
@@ -90,7 +90,8 @@ def make_split(g: Gallery, k: int, max_shots: int, seed: int) -> Split:
 
 
 def nearest(
-    g: Gallery, split: Split, shots: int, idx: np.ndarray, *, aggregate: str = "prototype", normalize: bool = True
+    g: EmbeddedPhotos, split: Split, shots: int, idx: np.ndarray, *, aggregate: str = "prototype",
+    normalize: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(nearest label, distance) for photos ``idx``; distance = inf where no face was found."""
     emb = normalise(g.embeddings) if normalize else g.embeddings
@@ -128,7 +129,8 @@ def threshold_at_far(stranger_dist: np.ndarray, far: float) -> float:
 
 
 def evaluate_split(
-    g: Gallery, split: Split, shots: int, threshold: float, *, aggregate: str = "prototype", normalize: bool = True
+    g: EmbeddedPhotos, split: Split, shots: int, threshold: float, *, aggregate: str = "prototype",
+    normalize: bool = True,
 ) -> dict:
     q_idx = np.array([i for i, _ in split.queries])
     q_lab = np.array([lab for _, lab in split.queries])
@@ -161,7 +163,7 @@ def evaluate_split(
 
 
 def run_protocol(
-    g: Gallery,
+    g: EmbeddedPhotos,
     *,
     k: int = 50,
     shots: tuple[int, ...] = (1, 2),
@@ -194,7 +196,7 @@ def run_protocol(
 
 
 def calibrate_threshold(
-    g: Gallery, *, far: float = 0.01, k: int = 50, shots=(1, 2), seeds: int = 5
+    g: EmbeddedPhotos, *, far: float = 0.01, k: int = 50, shots=(1, 2), seeds: int = 5
 ) -> dict[int, float]:
     """Per shot count, the mean over seeds of the threshold that accepts ``far`` of the strangers."""
     ts: dict[int, list[float]] = {s: [] for s in shots}

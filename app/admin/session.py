@@ -26,7 +26,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.orm import sessionmaker
 
 from ..core.config import Settings
-from ..models import AdminSession as SessionRow
+from ..models import AdminSignIn as SessionRow
 from ..models import ApiKey
 
 COOKIE = "faceshot_admin"

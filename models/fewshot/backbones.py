@@ -40,7 +40,9 @@ class Conv4(nn.Module):
 
     def __init__(self, in_channels: int = 1, hidden: int = 64, pooled_blocks: int = 4, flatten: bool = True):
         super().__init__()
-        self.blocks = nn.Sequential(*(conv_block(in_channels if i == 0 else hidden, hidden, i < pooled_blocks) for i in range(4)))
+        self.blocks = nn.Sequential(
+            *(conv_block(in_channels if i == 0 else hidden, hidden, i < pooled_blocks) for i in range(4))
+        )
         self.flatten = flatten
         self.out_channels = hidden
 

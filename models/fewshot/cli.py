@@ -1,8 +1,10 @@
-"""``faceshot train | evaluate | export | prepare-faces``: offline meta-training from the command line.
+"""``faceshot train | evaluate | export | prepare-faces``: the offline training commands' arguments and output.
 
 ``add_training_commands(subparsers)`` registers the commands on the ``faceshot``
 entry point; ``python -m models.fewshot.cli ...`` runs them on their own.
-Every command prints one JSON document (and writes it with ``--out``).
+Every command prints one JSON document (and writes it with ``--out``). The work
+is done elsewhere (:mod:`.train`, :mod:`.evaluate`, :mod:`.export`,
+:mod:`.datasets.face_chips`), imported by each command so ``--help`` loads no torch.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TrainingError
-from .train import METHODS, TrainConfig
+from .config import TrainConfig
+from .factory import METHODS
 
 
 def _json_out(result: Any, out: str | None) -> None:
@@ -50,7 +53,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         elif hint in (int, float):
             kwargs["type"] = hint
         if f.name == "method":
-            kwargs["choices"] = METHODS
+            kwargs["choices"] = tuple(METHODS)
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         kwargs["help"] = f"(default: {default})"
         parser.add_argument(flag, **kwargs)
@@ -72,7 +75,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
     summary = train(config_from_args(args), progress=not args.quiet)
-    _json_out({"out_dir": summary["out_dir"], "best": summary["best"], "last": summary["history"][-1] if summary["history"] else None, "data": summary["data"]}, None)
+    last = summary["history"][-1] if summary["history"] else None
+    _json_out({"out_dir": summary["out_dir"], "best": summary["best"], "last": last, "data": summary["data"]}, None)
     return 0
 
 
@@ -82,94 +86,35 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import torch
+    from .evaluate import evaluate_grid
 
-    from ..device import pick_device
-    from .data import ImageFolderDataset, load_lake_runs, split_identities
-    from .evaluate import embed_dataset, evaluate_episodes, evaluate_lake, open_set_report
-
-    device = pick_device(args.device)
-    amp_dtype = torch.bfloat16 if device.type == "cuda" and args.amp else None
-    result: dict[str, Any] = {}
-    if args.checkpoint:
-        from .train import load_splits, load_trained
-
-        method, cfg, payload = load_trained(args.checkpoint, device)
-        if args.data:
-            cfg.data = args.data
-        for key in ("eval_inner_steps", "fine_tuning_steps"):
-            if getattr(args, key) is not None and hasattr(method, key):
-                setattr(method, key, getattr(args, key))
-        result["checkpoint"] = {"path": args.checkpoint, "method": cfg.method, "epoch": payload["epoch"] + 1, "best": payload.get("best")}
-        if cfg.dataset == "omniglot":
-            splits = load_splits(cfg)
-        else:
-            metadata = method.backbone.metadata
-            from .train import face_chips
-
-            chips = face_chips(cfg, metadata)
-            splits = None
-            val = ImageFolderDataset(chips, classes=payload["splits"]["val"]).load_tensors()
-    else:
-        if not args.encoder or not args.data:
-            raise TrainingError("evaluate needs --checkpoint, or --encoder with --data (faces)")
-        from ..sources import resolve_checkpoint
-        from .backbones import EncoderBackbone
-        from .methods import PrototypicalNetworks
-        from .train import face_chips
-
-        backbone = EncoderBackbone.from_checkpoint(resolve_checkpoint(args.encoder))
-        method = PrototypicalNetworks(backbone, normalize=True, scale=10.0).to(device).eval()
-        cfg = TrainConfig(dataset="faces", data=args.data, val_fraction=args.val_fraction, split_seed=args.split_seed)
-        chips = face_chips(cfg, backbone.metadata)
-        folder = ImageFolderDataset(chips)
-        _, val_names = split_identities(folder.classes, cfg.val_fraction, cfg.split_seed)
-        val = ImageFolderDataset(chips, classes=val_names).load_tensors()
-        splits = None
-        result["encoder"] = {"spec": args.encoder, "name": backbone.metadata.name, "content_hash": backbone.metadata.content_hash}
-
-    if cfg.dataset == "omniglot":
-        test = (splits.test if args.split == "test" else splits.val).to(device)
-        test.rotations = args.rotations
-        result["split"] = {"name": args.split, "classes": test.num_classes, "images": len(test), "rule": splits.summary["split_rule"]}
-        episodic = []
-        for n_way in args.ways:
-            for n_shot in args.shots:
-                try:
-                    episodic.append(
-                        evaluate_episodes(method, test, n_way, n_shot, args.queries, args.episodes, seed=args.seed, amp_dtype=amp_dtype)
-                    )
-                except ValueError as exc:  # e.g. a 5-way MAML head asked for 20 ways
-                    episodic.append({"n_way": n_way, "n_shot": n_shot, "error": str(exc)})
-                print(json.dumps(episodic[-1]), file=sys.stderr, flush=True)
-        result["episodes"] = episodic
-        if args.lake:
-            try:
-                result["lake"] = evaluate_lake(method, load_lake_runs(args.lake))
-            except ValueError as exc:  # a learned 5-way MAML head cannot take Lake's 20 ways
-                result["lake"] = {"error": str(exc)}
-    else:
-        val = val.to(device)
-        result["validation"] = {"identities": len(val.base_class_names), "images": len(val)}
-        episodic = []
-        for n_way in args.ways:
-            for n_shot in args.shots:
-                try:
-                    episodic.append(evaluate_episodes(method, val, n_way, n_shot, args.queries, args.episodes, seed=args.seed, amp_dtype=amp_dtype))
-                except ValueError as exc:
-                    episodic.append({"n_way": n_way, "n_shot": n_shot, "error": str(exc)})
-        result["episodes"] = episodic
-        if args.enrolled:
-            backbone = method.backbone.eval()
-            embeddings, labels = embed_dataset(backbone, val)
-            known = backbone.metadata.threshold
-            threshold: Any = args.threshold
-            if threshold is None:
-                threshold = {s: known.for_support(s) for s in args.open_set_shots}
-            result["open_set"] = open_set_report(
-                embeddings, labels, val.base_class_names, enrolled=args.enrolled, shots=args.open_set_shots, seeds=args.open_set_seeds, threshold=threshold
-            )
-            result["open_set"]["threshold"] = threshold
+    if not args.checkpoint and not (args.encoder and args.data):
+        raise TrainingError("evaluate needs --checkpoint, or --encoder with --data (faces)")
+    result = evaluate_grid(
+        checkpoint=args.checkpoint,
+        encoder=args.encoder,
+        data=args.data,
+        split=args.split,
+        rotations=args.rotations,
+        ways=args.ways,
+        shots=args.shots,
+        n_query=args.queries,
+        n_episodes=args.episodes,
+        seed=args.seed,
+        lake=args.lake,
+        eval_inner_steps=args.eval_inner_steps,
+        fine_tuning_steps=args.fine_tuning_steps,
+        enrolled=args.enrolled,
+        open_set_shots=args.open_set_shots,
+        open_set_seeds=args.open_set_seeds,
+        threshold=args.threshold,
+        val_fraction=args.val_fraction,
+        split_seed=args.split_seed,
+        device=args.device,
+        amp=args.amp,
+        on_result=lambda cell: print(json.dumps(cell), file=sys.stderr, flush=True),
+        sources=getattr(args, "sources", None),
+    )
     _json_out(result, args.out)
     return 0
 
@@ -183,86 +128,149 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_from_training, export_untouched
 
     if args.checkpoint:
-        ckpt = export_from_training(args.checkpoint, args.out, data=args.data, far=args.far, name=args.name, enrolled=args.enrolled, device=args.device)
+        ckpt = export_from_training(
+            args.checkpoint,
+            args.out,
+            data=args.data,
+            far=args.far,
+            name=args.name,
+            enrolled=args.enrolled,
+            device=args.device,
+        )
     elif args.encoder and args.data:
-        ckpt = export_untouched(args.encoder, args.out, args.data, far=args.far, val_fraction=args.val_fraction, split_seed=args.split_seed, enrolled=args.enrolled, device=args.device)
+        ckpt = export_untouched(
+            args.encoder,
+            args.out,
+            args.data,
+            far=args.far,
+            val_fraction=args.val_fraction,
+            split_seed=args.split_seed,
+            enrolled=args.enrolled,
+            device=args.device,
+            sources=getattr(args, "sources", None),
+        )
     else:
         raise TrainingError("export needs --checkpoint, or --encoder with --data")
     meta = ckpt.metadata
-    report = {"path": args.out, "name": meta.name, "architecture": meta.architecture, "content_hash": meta.content_hash, "threshold": dataclasses.asdict(meta.threshold)}
+    report = {
+        "path": args.out,
+        "name": meta.name,
+        "architecture": meta.architecture,
+        "content_hash": meta.content_hash,
+        "threshold": dataclasses.asdict(meta.threshold),
+    }
     _json_out(report, args.report)
     return 0
 
 
 def cmd_prepare_faces(args: argparse.Namespace) -> int:
     from ..sources import resolve_checkpoint
-    from .data import prepare_face_chips
+    from .datasets.face_chips import prepare_face_chips
 
-    meta = resolve_checkpoint(args.encoder).metadata
+    meta = resolve_checkpoint(args.encoder, getattr(args, "sources", None)).metadata
     stats = prepare_face_chips(
-        args.source, args.cache_dir, meta.alignment_template, meta.input_size, device=args.device or "cpu", workers=args.workers, image_format=args.format, quality=args.quality
+        args.source,
+        args.cache_dir,
+        meta.alignment_template,
+        meta.input_size,
+        device=args.device or "cpu",
+        workers=args.workers,
+        image_format=args.format,
+        quality=args.quality,
     )
     _json_out({"cache_dir": args.cache_dir, **stats}, None)
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# The parsers
+# ---------------------------------------------------------------------------------------------
+
+
 def add_training_commands(subparsers) -> None:
     """Register ``train``, ``evaluate``, ``export`` and ``prepare-faces`` on an argparse sub-parser set."""
     p = subparsers.add_parser("train", help="meta-train a few-shot method (Omniglot or faces)")
-    p.add_argument("--config", help="JSON file of training settings (flags override it)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    p.add_argument("--config", help="JSON file of training settings (flags override it; default: none)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines (default: show them)")
     _add_config_flags(p)
     p.set_defaults(func=cmd_train)
 
-    p = subparsers.add_parser("evaluate", help="N-way K-shot accuracy with 95%% intervals, Lake's one-shot runs, open-set figures")
+    p = subparsers.add_parser(
+        "evaluate", help="N-way K-shot accuracy with 95%% intervals, Lake's one-shot runs, open-set figures"
+    )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="a training checkpoint (last.pt / best.pt)")
     src.add_argument("--encoder", help="an untouched encoder instead (dlib, facenet-vggface2, a .pt): faces only")
     p.add_argument("--data", nargs="+", help="dataset folder(s); default: those the checkpoint was trained on")
-    p.add_argument("--split", choices=("test", "val"), default="test", help="omniglot: which held-out characters")
-    p.add_argument("--rotations", action="store_true", help="omniglot: also rotated test characters as classes")
-    p.add_argument("--ways", type=int, nargs="+", default=[5, 20])
-    p.add_argument("--shots", type=int, nargs="+", default=[1, 5])
-    p.add_argument("--queries", type=int, default=15)
-    p.add_argument("--episodes", type=int, default=600)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lake", help="one-shot-classification folder (run01..run20) for Lake's 20-way one-shot error")
-    p.add_argument("--eval-inner-steps", type=int, help="MAML: inner steps at test time")
-    p.add_argument("--fine-tuning-steps", type=int, help="finetune: steps at test time")
-    p.add_argument("--enrolled", type=int, default=0, help="faces: open-set protocol with this many enrolled people (e.g. 50)")
-    p.add_argument("--open-set-shots", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--open-set-seeds", type=int, default=5)
+    p.add_argument(
+        "--split", choices=("test", "val"), default="test", help="omniglot: which held-out characters (default: test)"
+    )
+    p.add_argument(
+        "--rotations", action="store_true", help="omniglot: also rotated test characters as classes (default: off)"
+    )
+    p.add_argument("--ways", type=int, nargs="+", default=[5, 20], help="N of the N-way episodes (default: 5 20)")
+    p.add_argument("--shots", type=int, nargs="+", default=[1, 5], help="K of the K-shot episodes (default: 1 5)")
+    p.add_argument("--queries", type=int, default=15, help="query items per class and episode (default: 15)")
+    p.add_argument("--episodes", type=int, default=600, help="episodes per (N, K) figure (default: 600)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes (default: 0)")
+    p.add_argument(
+        "--lake", help="one-shot-classification folder (run01..run20) for Lake's 20-way one-shot error (default: none)"
+    )
+    p.add_argument("--eval-inner-steps", type=int, help="MAML: inner steps at test time (default: the checkpoint's)")
+    p.add_argument("--fine-tuning-steps", type=int, help="finetune: steps at test time (default: the checkpoint's)")
+    p.add_argument(
+        "--enrolled",
+        type=int,
+        default=0,
+        help="faces: open-set protocol with this many enrolled people, e.g. 50 (default: 0, no open-set figures)",
+    )
+    p.add_argument(
+        "--open-set-shots", type=int, nargs="+", default=[1, 2], help="open set: enrolment photos each (default: 1 2)"
+    )
+    p.add_argument("--open-set-seeds", type=int, default=5, help="open set: seeds averaged over (default: 5)")
     p.add_argument("--threshold", type=float, help="faces: decision threshold (default: the encoder's own)")
-    p.add_argument("--val-fraction", type=float, default=0.3, help="with --encoder: the identity split")
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--device")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="bf16 autocast on CUDA")
-    p.add_argument("--out", help="also write the JSON result here")
+    p.add_argument("--val-fraction", type=float, default=0.3, help="with --encoder: the identity split (default: 0.3)")
+    p.add_argument("--split-seed", type=int, default=0, help="with --encoder: seed of the identity split (default: 0)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when there is one, else cpu)")
+    p.add_argument(
+        "--amp", action=argparse.BooleanOptionalAction, default=True, help="bf16 autocast on CUDA (default: on)"
+    )
+    p.add_argument("--out", help="also write the JSON result here (default: print only)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = subparsers.add_parser("export", help="write a service encoder checkpoint with a threshold calibrated on validation identities")
+    p = subparsers.add_parser(
+        "export", help="write a service encoder checkpoint with a threshold calibrated on validation identities"
+    )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="a face training checkpoint")
     src.add_argument("--encoder", help="recalibrate an untouched encoder (needs --data)")
     p.add_argument("--data", help="photo folder or chip cache (default: the training run's)")
-    p.add_argument("--far", type=float, default=0.01, help="false-accept rate of strangers the threshold admits")
-    p.add_argument("--enrolled", type=int, default=50)
-    p.add_argument("--name")
-    p.add_argument("--val-fraction", type=float, default=0.3)
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--device")
+    p.add_argument(
+        "--far", type=float, default=0.01, help="false-accept rate of strangers the threshold admits (default: 0.01)"
+    )
+    p.add_argument(
+        "--enrolled", type=int, default=50, help="calibration: people enrolled in the open-set protocol (default: 50)"
+    )
+    p.add_argument(
+        "--name", help="name of the exported encoder (default: <encoder>-finetuned; with --encoder, its own name)"
+    )
+    p.add_argument("--val-fraction", type=float, default=0.3, help="with --encoder: the identity split (default: 0.3)")
+    p.add_argument("--split-seed", type=int, default=0, help="with --encoder: seed of the identity split (default: 0)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when there is one, else cpu)")
     p.add_argument("--out", required=True, help="where to write the encoder checkpoint")
-    p.add_argument("--report", help="also write the JSON summary here")
+    p.add_argument("--report", help="also write the JSON summary here (default: print only)")
     p.set_defaults(func=cmd_export)
 
-    p = subparsers.add_parser("prepare-faces", help="detect + align every photo of an image folder once into a chip cache (resumable)")
-    p.add_argument("source")
-    p.add_argument("--cache-dir", required=True)
-    p.add_argument("--encoder", default="dlib", help="whose alignment template and input size to use")
-    p.add_argument("--workers", type=int, default=1, help="detector processes (CPU)")
-    p.add_argument("--format", choices=("png", "jpg"), default="png")
-    p.add_argument("--quality", type=int, default=95, help="JPEG quality")
-    p.add_argument("--device")
+    p = subparsers.add_parser(
+        "prepare-faces", help="detect + align every photo of an image folder once into a chip cache (resumable)"
+    )
+    p.add_argument("source", help="photo folder, one sub-folder per person")
+    p.add_argument("--cache-dir", required=True, help="where the aligned chips go (and are found again on a rerun)")
+    p.add_argument("--encoder", default="dlib", help="whose alignment template and input size to use (default: dlib)")
+    p.add_argument("--workers", type=int, default=1, help="detector processes (CPU) (default: 1)")
+    p.add_argument("--format", choices=("png", "jpg"), default="png", help="chip image format (default: png)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality (default: 95)")
+    p.add_argument("--device", help="where the face detector runs (default: cpu)")
     p.set_defaults(func=cmd_prepare_faces)
 
 

@@ -25,16 +25,34 @@ from ..checkpoint import EncoderCheckpoint, Threshold
 from ..errors import TrainingError
 from ..openset import calibrate_threshold
 from .backbones import EncoderBackbone
-from .data import ImageFolderDataset, TensorImageDataset
-from .evaluate import embed_dataset, gallery_of
+from .datasets.face_chips import chip_folder
+from .datasets.image_folder import ImageFolderDataset, split_identities
+from .datasets.tensor_images import TensorImageDataset
+from .evaluate import embed_chips, gallery_of
 
 
 def calibrate(
-    embeddings: np.ndarray, labels: np.ndarray, names: Sequence[str], far: float, *, enrolled: int = 50, shots=(1, 2), seeds: int = 5
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    names: Sequence[str],
+    far: float,
+    *,
+    enrolled: int = 50,
+    shots=(1, 2),
+    seeds: int = 5,
 ) -> tuple[Threshold, dict]:
     """Per-shot-count thresholds admitting ``far`` of strangers (:func:`models.openset.calibrate_threshold`)."""
-    by_support = calibrate_threshold(gallery_of(embeddings, labels, names), far=far, k=enrolled, shots=tuple(shots), seeds=seeds)
-    details = {"far": far, "enrolled": enrolled, "shots": list(shots), "seeds": seeds, "identities": len(set(labels.tolist())), "photos": len(labels)}
+    by_support = calibrate_threshold(
+        gallery_of(embeddings, labels, names), far=far, k=enrolled, shots=tuple(shots), seeds=seeds
+    )
+    details = {
+        "far": far,
+        "enrolled": enrolled,
+        "shots": list(shots),
+        "seeds": seeds,
+        "identities": len(set(labels.tolist())),
+        "photos": len(labels),
+    }
     threshold = Threshold(
         distance=round(by_support[min(shots)], 6),
         far=far,
@@ -60,7 +78,7 @@ def export_encoder(
     backbone = backbone.eval()
     device = next(backbone.parameters()).device
     calibration = calibration.to(device)
-    embeddings, labels = embed_dataset(backbone, calibration)
+    embeddings, labels = embed_chips(backbone, calibration)
     threshold, details = calibrate(embeddings, labels, calibration.base_class_names, far, enrolled=enrolled)
     threshold.calibrated_on = (
         f"{calibrated_on}: {details['identities']} people, {details['photos']} photos; open-set protocol K={enrolled}, "
@@ -88,21 +106,38 @@ def export_from_training(
     device: str | None = None,
 ) -> EncoderCheckpoint:
     """Export the backbone of a face training checkpoint, calibrated on that run's validation identities."""
-    from .train import face_chips, load_trained
+    from .splits import chips_of
+    from .trained import load_trained
 
     method, cfg, payload = load_trained(checkpoint_path, device)
     if not isinstance(method.backbone, EncoderBackbone):
         raise TrainingError("only face encoders (dlib_resnet_v1, inception_resnet_v1 backbones) can be exported")
     if data is not None:
         cfg.data = [str(data)]
-    chips = face_chips(cfg, method.backbone.metadata)
+    chips = chips_of(cfg, method.backbone.metadata)
     calibration = ImageFolderDataset(chips, classes=payload["splits"]["val"]).load_tensors()
     recipe = {
         "method": cfg.method,
         "started_from": f"{method.backbone.metadata.name} ({method.backbone.metadata.content_hash})",
         "epochs": payload["epoch"] + 1,
         "best": payload.get("best"),
-        "settings": {k: payload["config"][k] for k in ("n_way", "n_shot", "n_query", "p", "k", "margin", "miner", "lr", "steps_per_epoch", "augment", "normalize", "scale")},
+        "settings": {
+            k: payload["config"][k]
+            for k in (
+                "n_way",
+                "n_shot",
+                "n_query",
+                "p",
+                "k",
+                "margin",
+                "miner",
+                "lr",
+                "steps_per_epoch",
+                "augment",
+                "normalize",
+                "scale",
+            )
+        },
     }
     return export_encoder(
         method.backbone,
@@ -117,16 +152,24 @@ def export_from_training(
     )
 
 
-def export_untouched(encoder_spec: str, out_path: str | Path, data: str | Path, *, far: float = 0.01, val_fraction: float = 0.3, split_seed: int = 0, enrolled: int = 50, device: str | None = None) -> EncoderCheckpoint:
+def export_untouched(
+    encoder_spec: str,
+    out_path: str | Path,
+    data: str | Path,
+    *,
+    far: float = 0.01,
+    val_fraction: float = 0.3,
+    split_seed: int = 0,
+    enrolled: int = 50,
+    device: str | None = None,
+    sources=None,
+) -> EncoderCheckpoint:
     """Calibrate a pretrained encoder as-is (e.g. ``dlib``) on the validation identities of a photo folder."""
     from ..device import pick_device
     from ..sources import resolve_checkpoint
-    from .data import split_identities
-    from .train import TrainConfig, face_chips
 
-    backbone = EncoderBackbone.from_checkpoint(resolve_checkpoint(encoder_spec)).to(pick_device(device))
-    cfg = TrainConfig(dataset="faces", data=[str(data)])
-    chips = face_chips(cfg, backbone.metadata)
+    backbone = EncoderBackbone.from_checkpoint(resolve_checkpoint(encoder_spec, sources)).to(pick_device(device))
+    chips = chip_folder(data, backbone.metadata)
     folder = ImageFolderDataset(chips)
     _, val = split_identities(folder.classes, val_fraction, split_seed)
     rule = f"split_identities(val_fraction={val_fraction}, seed={split_seed})"
@@ -140,4 +183,3 @@ def export_untouched(encoder_spec: str, out_path: str | Path, data: str | Path, 
         enrolled=enrolled,
         calibrated_on=f"validation identities of {Path(data).name} ({rule})",
     )
-

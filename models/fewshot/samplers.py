@@ -24,6 +24,15 @@ def _items_by_class(labels: Sequence[int]) -> dict[int, list[int]]:
     return dict(by_class)
 
 
+def _too_small(short: dict[int, int], per_class: int, shown: int = 5) -> str:
+    """The classes left out for having fewer than ``per_class`` items, by label and count (the first few)."""
+    if not short:
+        return ""
+    named = ", ".join(f"label {c} has {n} item{'s' if n != 1 else ''}" for c, n in list(short.items())[:shown])
+    more = f" and {len(short) - shown} more" if len(short) > shown else ""
+    return f" ({named}{more}; each needs >= {per_class})"
+
+
 class _ClassBalancedSampler:
     """``n_batches`` batches of ``n_classes`` distinct classes x ``per_class`` distinct items, class after class.
 
@@ -31,13 +40,29 @@ class _ClassBalancedSampler:
     random streams of different samplers apart for the same seed and epoch.
     """
 
-    def __init__(self, labels: Sequence[int], n_classes: int, per_class: int, n_batches: int, seed: int,
-                 stream: tuple[int, ...], too_few: str):
-        self.n_classes, self.per_class, self.n_batches, self.seed, self.stream = n_classes, per_class, n_batches, seed, stream
-        self.items = {c: np.asarray(idx) for c, idx in _items_by_class(labels).items() if len(idx) >= per_class}
+    def __init__(
+        self,
+        labels: Sequence[int],
+        n_classes: int,
+        per_class: int,
+        n_batches: int,
+        seed: int,
+        stream: tuple[int, ...],
+        too_few: str,
+    ):
+        self.n_classes, self.per_class, self.n_batches, self.seed, self.stream = (
+            n_classes,
+            per_class,
+            n_batches,
+            seed,
+            stream,
+        )
+        by_class = _items_by_class(labels)
+        self.items = {c: np.asarray(idx) for c, idx in by_class.items() if len(idx) >= per_class}
         self.classes = np.asarray(sorted(self.items))
         if len(self.classes) < n_classes:
-            raise TrainingError(f"{too_few}; the data has {len(self.classes)}.")
+            short = {c: len(idx) for c, idx in sorted(by_class.items()) if len(idx) < per_class}
+            raise TrainingError(f"{too_few}; the data has {len(self.classes)}{_too_small(short, per_class)}.")
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -67,9 +92,16 @@ class EpisodeSampler(_ClassBalancedSampler):
     def __init__(self, labels: Sequence[int], n_way: int, n_shot: int, n_query: int, n_episodes: int, seed: int = 0):
         self.n_way, self.n_shot, self.n_query, self.n_episodes = n_way, n_shot, n_query, n_episodes
         per_class = n_shot + n_query
-        super().__init__(labels, n_way, per_class, n_episodes, seed, stream=(),
-                         too_few=f"{n_way}-way {n_shot}-shot {n_query}-query episodes need {n_way} classes "
-                                 f"with >= {per_class} items")
+        super().__init__(
+            labels,
+            n_way,
+            per_class,
+            n_episodes,
+            seed,
+            stream=(),
+            too_few=f"{n_way}-way {n_shot}-shot {n_query}-query episodes need {n_way} classes "
+            f"with >= {per_class} items",
+        )
 
 
 def split_episode(
@@ -93,5 +125,6 @@ class PKBatchSampler(_ClassBalancedSampler):
 
     def __init__(self, labels: Sequence[int], p: int, k: int, n_batches: int, seed: int = 0):
         self.p, self.k = p, k
-        super().__init__(labels, p, k, n_batches, seed, stream=(1,),
-                         too_few=f"P x K batches need {p} classes with >= {k} items")
+        super().__init__(
+            labels, p, k, n_batches, seed, stream=(1,), too_few=f"P x K batches need {p} classes with >= {k} items"
+        )

@@ -18,7 +18,7 @@ def _seeded():
 
 @pytest.fixture(scope="session")
 def omniglot():
-    from models.fewshot.data import load_omniglot
+    from models.fewshot.datasets.omniglot import load_omniglot
 
     return load_omniglot([OMNIGLOT])
 
@@ -33,7 +33,7 @@ def dlib_ckpt():
 @pytest.fixture(scope="session")
 def face_chips(tmp_path_factory, dlib_ckpt) -> Path:
     """The fixture photos detected and aligned once to dlib's template (exercises the chip cache)."""
-    from models.fewshot.data import prepare_face_chips
+    from models.fewshot.datasets.face_chips import prepare_face_chips
 
     cache = tmp_path_factory.mktemp("chips")
     meta = dlib_ckpt.metadata

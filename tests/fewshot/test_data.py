@@ -2,15 +2,11 @@ import json
 
 import torch
 
-from models.fewshot.data import (
-    ImageFolderDataset,
-    TensorImageDataset,
-    augment_characters,
-    augment_faces,
-    load_lake_runs,
-    load_omniglot,
-    prepare_face_chips,
-)
+from models.fewshot.augment import augment_characters, augment_faces
+from models.fewshot.datasets.face_chips import prepare_face_chips
+from models.fewshot.datasets.image_folder import ImageFolderDataset
+from models.fewshot.datasets.omniglot import load_lake_runs, load_omniglot
+from models.fewshot.datasets.tensor_images import TensorImageDataset
 
 from .conftest import LAKE, LFW, OMNIGLOT
 
@@ -31,7 +27,9 @@ def test_an_alphabet_in_two_roots_is_read_once(tmp_path):
 
 
 def test_rotations_are_classes_of_their_own(omniglot):
-    rotated = TensorImageDataset(omniglot.images, omniglot.base_labels, omniglot.base_class_names, std=255.0, rotations=True)
+    rotated = TensorImageDataset(
+        omniglot.images, omniglot.base_labels, omniglot.base_class_names, std=255.0, rotations=True
+    )
     assert rotated.num_classes == 48 and len(rotated) == 480
     n = len(omniglot)
     x, y = rotated.gather([3, 3 + n, 3 + 2 * n])

@@ -7,11 +7,12 @@ import torch
 from models.checkpoint import EncoderCheckpoint
 from models.encoder import Encoder
 from models.fewshot.backbones import EncoderBackbone
-from models.fewshot.data import ImageFolderDataset
+from models.fewshot.config import TrainConfig
+from models.fewshot.datasets.image_folder import ImageFolderDataset
 from models.fewshot.export import export_from_training, export_untouched
 from models.fewshot.methods import MetricLearning, PrototypicalNetworks
 from models.fewshot.samplers import EpisodeSampler, PKBatchSampler, split_episode
-from models.fewshot.train import TrainConfig, train
+from models.fewshot.train import train
 
 from .conftest import LFW
 
@@ -141,7 +142,9 @@ def test_export_loads_in_the_service_and_identifies(trained, tmp_path, photos_by
 
 
 def test_untouched_encoder_export(face_chips, tmp_path):
-    ckpt = export_untouched("dlib", tmp_path / "dlib.pt", face_chips, far=0.1, val_fraction=0.5, enrolled=2, device="cpu")
+    ckpt = export_untouched(
+        "dlib", tmp_path / "dlib.pt", face_chips, far=0.1, val_fraction=0.5, enrolled=2, device="cpu"
+    )
     loaded = EncoderCheckpoint.load(tmp_path / "dlib.pt")
     assert loaded.metadata.content_hash == ckpt.metadata.content_hash
     assert 0.0 < loaded.metadata.threshold.distance < 2.0

@@ -28,7 +28,10 @@ def tiny_maml(first_order: bool, head: str = "learned") -> MAML:
 
 def task():
     g = torch.Generator().manual_seed(2)
-    s, q = torch.randn(N_WAY * 2, IN, generator=g, dtype=torch.float64), torch.randn(N_WAY * 3, IN, generator=g, dtype=torch.float64)
+    s, q = (
+        torch.randn(N_WAY * 2, IN, generator=g, dtype=torch.float64),
+        torch.randn(N_WAY * 3, IN, generator=g, dtype=torch.float64),
+    )
     return s, torch.arange(N_WAY).repeat_interleave(2), q, torch.arange(N_WAY).repeat_interleave(3)
 
 

@@ -39,7 +39,19 @@ def make(name: str) -> FewShotClassifier:
     }[name]()
 
 
-METHODS = ["protonet", "matching", "matching_fce", "relation", "siamese", "triplet", "triplet_semi", "contrastive", "maml", "fomaml", "finetune"]
+METHODS = [
+    "protonet",
+    "matching",
+    "matching_fce",
+    "relation",
+    "siamese",
+    "triplet",
+    "triplet_semi",
+    "contrastive",
+    "maml",
+    "fomaml",
+    "finetune",
+]
 
 
 @pytest.mark.parametrize("name", METHODS)

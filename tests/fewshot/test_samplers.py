@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from models.errors import TrainingError
 from models.fewshot.samplers import EpisodeSampler, PKBatchSampler, split_episode
 
 
@@ -46,3 +47,14 @@ def test_pk_batches():
         classes = [labels[i] for i in batch]
         assert len(batch) == 6 and len(set(classes)) == 3 and 99 not in classes
         assert all(classes.count(c) == 2 for c in set(classes))
+
+
+def test_too_few_classes_names_the_short_labels_and_the_numbers():
+    labels = [0] * 5 + [1] * 2 + [2] * 1
+    with pytest.raises(TrainingError) as caught:
+        EpisodeSampler(labels, 2, 1, 3, 1)
+    message = str(caught.value)
+    assert "2-way 1-shot 3-query episodes need 2 classes with >= 4 items; the data has 1" in message
+    assert "label 1 has 2 items" in message and "label 2 has 1 item;" in message and "label 0" not in message
+    with pytest.raises(TrainingError, match=r"P x K batches need 3 classes with >= 2 items; the data has 2 \(label 9 "):
+        PKBatchSampler([0, 0, 1, 1, 9], p=3, k=2, n_batches=1)

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from models.fewshot import cli
-from models.fewshot.train import TrainConfig, load_trained, train
+from models.fewshot.config import TrainConfig
+from models.fewshot.train import train
+from models.fewshot.trained import load_trained
 
 from .conftest import LAKE, OMNIGLOT
 
@@ -72,11 +74,14 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
 def test_cli_train_then_evaluate_with_lake_runs(tmp_path, capsys):
     out = tmp_path / "run"
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"method": "protonet", "dataset": "omniglot", "data": [str(OMNIGLOT)], "n_way": 3, "n_query": 2, "val_n_way": 2, "val_episodes": 3}))
-    argv = ["train", "--quiet", "--config", str(config), "--out-dir", str(out), "--steps-per-epoch", "3", "--epochs", "1", "--device", "cpu", "--val-fraction", "0.25"]
+    settings = {"method": "protonet", "dataset": "omniglot", "data": [str(OMNIGLOT)], "n_way": 3, "n_query": 2}
+    config.write_text(json.dumps({**settings, "val_n_way": 2, "val_episodes": 3}))
+    argv = ["train", "--quiet", "--config", str(config), "--out-dir", str(out)]
+    argv += "--steps-per-epoch 3 --epochs 1 --device cpu --val-fraction 0.25".split()
     assert cli.main(argv) == 0
     result_path = tmp_path / "eval.json"
-    argv = ["evaluate", "--checkpoint", str(out / "best.pt"), "--ways", "2", "3", "--shots", "1", "--queries", "5", "--episodes", "20", "--lake", str(LAKE), "--device", "cpu", "--out", str(result_path)]
+    argv = ["evaluate", "--checkpoint", str(out / "best.pt"), "--lake", str(LAKE), "--out", str(result_path)]
+    argv += "--ways 2 3 --shots 1 --queries 5 --episodes 20 --device cpu".split()
     assert cli.main(argv) == 0
     result = json.loads(result_path.read_text())
     assert [(e["n_way"], e["n_shot"]) for e in result["episodes"]] == [(2, 1), (3, 1)]

@@ -1,6 +1,7 @@
 import torch
 
-from models.fewshot.data import split_identities, split_omniglot
+from models.fewshot.datasets.image_folder import split_identities
+from models.fewshot.datasets.omniglot import split_omniglot
 from models.fewshot.utils import compute_prototypes, mean_confidence_interval, relabel, squared_euclidean_distances
 
 

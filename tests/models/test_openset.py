@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from app.cli import main as cli_main
-from models.openset import build_gallery, run_protocol, threshold_at_far
+from models.openset import embedded_photos, run_protocol, threshold_at_far
 
 
 def synthetic(n_people=30, photos=4, dim=16, noise=0.05, seed=0):
@@ -28,7 +28,7 @@ def test_threshold_at_far_accepts_at_most_that_fraction():
 
 def test_separable_people_score_perfectly():
     files, vectors = synthetic()
-    summary = run_protocol(build_gallery(files, vectors), k=5, shots=(1, 2), seeds=2, threshold=0.5)
+    summary = run_protocol(embedded_photos(files, vectors), k=5, shots=(1, 2), seeds=2, threshold=0.5)
     for s in (1, 2):
         m = summary[s]["mean"]
         assert m["rank1"] == 1.0 and m["balanced_accuracy"] == 1.0
@@ -39,7 +39,7 @@ def test_failed_detections_count_against_known_and_for_rejection():
     files, vectors = synthetic()
     for p in range(30):
         vectors[f"p{p}/3.jpg"] = None  # one photo per person without a face
-    summary = run_protocol(build_gallery(files, vectors), k=5, shots=(1,), seeds=1, threshold=0.5)
+    summary = run_protocol(embedded_photos(files, vectors), k=5, shots=(1,), seeds=1, threshold=0.5)
     m = summary[1]["mean"]
     assert m["failures_known"] > 0 and m["rank1"] < 1.0
     assert m["strangers_rejected"] == 1.0

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.gallery import Gallery as ServiceGallery
-from models.openset import Gallery as EvaluationData
-from models.openset import Split, nearest
+from models.openset import EmbeddedPhotos, Split, nearest
 from models.prototypes import prototype
 
 
@@ -16,7 +15,7 @@ def test_evaluation_and_service_build_the_same_prototypes_and_distances():
     # unnormalised, as an encoder's raw output may be: the rule normalises first
     emb = rng.normal(size=(people * 4, dim)).astype(np.float32) * rng.uniform(0.5, 2.0, size=(people * 4, 1))
     by_person = {f"p{i:02d}": list(range(4 * i, 4 * i + 4)) for i in range(people)}
-    data = EvaluationData(by_person, emb, np.ones(len(emb), bool))
+    data = EmbeddedPhotos(by_person, emb, np.ones(len(emb), bool))
     split = Split(known=sorted(by_person), support={p: idx[:shots] for p, idx in by_person.items()},
                   queries=[(idx[3], lab) for lab, (p, idx) in enumerate(sorted(by_person.items()))], strangers=[])
     queries = np.array([q for q, _ in split.queries])

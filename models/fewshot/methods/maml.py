@@ -81,7 +81,9 @@ class MAML(FewShotClassifier):
         dtype = next(iter(params.values())).dtype
         if self.head is not None:
             if self.head.out_features != n_way:
-                raise TrainingError(f"this MAML head is {self.head.out_features}-way; the task is {n_way}-way (use head='zero')")
+                raise TrainingError(
+                    f"this MAML head is {self.head.out_features}-way; the task is {n_way}-way (use head='zero')"
+                )
             params["head.weight"], params["head.bias"] = self.head.weight, self.head.bias
         else:
             params["head.weight"] = torch.zeros(n_way, self.feature_dim, device=device, dtype=dtype, requires_grad=True)

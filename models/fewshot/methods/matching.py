@@ -22,7 +22,15 @@ class MatchingNetworks(FewShotClassifier):
     ``scale`` (initialised at 10) before the softmax, as later re-implementations do.
     """
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, *, full_context: bool = False, fce_steps: int = 10, scale: float = 10.0):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        feature_dim: int,
+        *,
+        full_context: bool = False,
+        fce_steps: int = 10,
+        scale: float = 10.0,
+    ):
         super().__init__(backbone)
         self.full_context = full_context
         self.fce_steps = fce_steps
@@ -55,6 +63,8 @@ class MatchingNetworks(FewShotClassifier):
         f = self.compute_features(query_images).flatten(1).float()
         if self.full_context:
             f = self._contextualise_queries(f)
-        attention = (self.log_scale.exp() * F.normalize(f, dim=1) @ F.normalize(self.support_features, dim=1).T).softmax(dim=1)
+        attention = (
+            self.log_scale.exp() * F.normalize(f, dim=1) @ F.normalize(self.support_features, dim=1).T
+        ).softmax(dim=1)
         # Log of the attention mass per class: cross-entropy on it is the paper's loss.
         return (attention @ self.support_one_hot).clamp_min(1e-12).log()

@@ -33,7 +33,14 @@ class MetricLearning(FewShotClassifier):
     training_mode = "batch"
 
     def __init__(
-        self, backbone: nn.Module, *, loss: str = "triplet", miner: str = "semi_hard", margin: float = 0.2, pos_margin: float = 0.0, scale: float = 10.0
+        self,
+        backbone: nn.Module,
+        *,
+        loss: str = "triplet",
+        miner: str = "semi_hard",
+        margin: float = 0.2,
+        pos_margin: float = 0.0,
+        scale: float = 10.0,
     ):
         super().__init__(backbone)
         if loss not in LOSSES:

@@ -1,0 +1,42 @@
+"""One `faceshot` command: every group on one parser, help without torch, one error format."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+FACESHOT = str(Path(sys.executable).parent / "faceshot")
+COMMANDS = ["serve", "import", "reembed", "admin-key", "embed", "compare", "eval-openset", "calibrate",
+            "fetch-weights", "train", "evaluate", "export", "prepare-faces"]
+
+
+def test_the_parser_holds_every_group_and_imports_no_torch():
+    probe = subprocess.run([sys.executable, "-c", "import sys, app.cli as c; c.build_parser(); "
+                            "print('torch' in sys.modules)"], capture_output=True, text=True, timeout=60)
+    assert probe.stdout.strip() == "False", probe.stderr
+    from app.cli import build_parser
+
+    listed = build_parser().format_help()
+    assert all(c in listed for c in COMMANDS)
+
+
+@pytest.mark.parametrize("command", [None, "serve", "train", "eval-openset"])
+def test_help_answers_in_well_under_a_second(command):
+    argv = [FACESHOT, *([command] if command else []), "--help"]
+    t0 = time.monotonic()
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    elapsed = time.monotonic() - t0
+    assert out.returncode == 0 and "usage: faceshot" in out.stdout
+    assert elapsed < 1.0, f"{' '.join(argv[1:])} took {elapsed:.2f} s"
+
+
+def test_errors_have_one_format_and_exit_status(tmp_path, capsys):
+    from app.cli import main
+
+    assert main(["compare", str(tmp_path / "missing.jpg"), str(tmp_path / "missing.jpg"), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("faceshot: invalid_image: ") and "Traceback" not in err
