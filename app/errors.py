@@ -57,15 +57,19 @@ class DecodeTimeout(FaceshotError):
     status = 422
 
 
-class RateLimited(FaceshotError):
-    """Too many requests for this API key (or too many failed keys from this address)."""
-
-    code = "rate_limited"
-    status = 429
+class TryLater(FaceshotError):
+    """A refusal that says when to come back (``Retry-After``, in whole seconds, at least 1)."""
 
     def __init__(self, message: str, details: dict | None = None, retry_after: int = 1):
         super().__init__(message, details)
         self.headers = {"Retry-After": str(max(1, retry_after))}
+
+
+class RateLimited(TryLater):
+    """Too many requests for this API key (or too many failed keys from this address)."""
+
+    code = "rate_limited"
+    status = 429
 
 
 class StorageUnavailable(FaceshotError):
@@ -81,15 +85,11 @@ class InsufficientStorage(StorageUnavailable):
     status = 507
 
 
-class Overloaded(FaceshotError):
+class Overloaded(TryLater):
     """More photos are waiting for the face pipeline than this worker queues; come back shortly."""
 
     code = "overloaded"
     status = 503
-
-    def __init__(self, message: str, details: dict | None = None, retry_after: int = 1):
-        super().__init__(message, details)
-        self.headers = {"Retry-After": str(max(1, retry_after))}
 
 
 class InvalidMultipart(FaceshotError):

@@ -66,23 +66,17 @@ class Settings(ModelSettings):
     # prometheus-client's own variable: set by `faceshot serve` for several workers
     prometheus_multiproc_dir: str | None = Field(None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
 
-    @field_validator("admin_key")
+    @field_validator("admin_key", "admin_password")
     @classmethod
-    def _admin_key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and value.get_secret_value() == "":
+    def _secret_long_enough(cls, value: SecretStr | None, info) -> SecretStr | None:
+        """An empty value means unset; a short key or password can be guessed, so it stops the start."""
+        if value is None or value.get_secret_value() == "":
             return None
-        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_KEY_LENGTH:
-            raise ValueError(f"FACESHOT_ADMIN_KEY must be at least {MIN_ADMIN_KEY_LENGTH} characters "
-                             "(e.g. `openssl rand -hex 24`); a short key can be guessed")
-        return value
-
-    @field_validator("admin_password")
-    @classmethod
-    def _admin_password_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and value.get_secret_value() == "":
-            return None
-        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_PASSWORD_LENGTH:
-            raise ValueError(f"FACESHOT_ADMIN_PASSWORD must be at least {MIN_ADMIN_PASSWORD_LENGTH} characters")
+        least = MIN_ADMIN_KEY_LENGTH if info.field_name == "admin_key" else MIN_ADMIN_PASSWORD_LENGTH
+        if len(value.get_secret_value()) < least:
+            hint = " (e.g. `openssl rand -hex 24`)" if info.field_name == "admin_key" else ""
+            raise ValueError(f"FACESHOT_{info.field_name.upper()} must be at least {least} characters{hint}; "
+                             "a short one can be guessed")
         return value
 
     @property
