@@ -19,6 +19,7 @@ answer is the exact one unless more than ``RERANK_EXTRA`` people tie within
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from models.calibration import SHOT_CLASSES, shot_class
 from models.prototypes import normalise, prototype, prototypes
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ class Gallery:
         self._gpu = _gpu_resources() if use_gpu else None
         self._entries: dict[int, Entry] = {}
         self._row_of: dict[str, int] = {}
+        self._by_class: collections.Counter[int] = collections.Counter()  # people per shot class (1, 2, 3+)
         self._next_row = 0
         self._cpu_index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self._coarse_index = faiss.IndexIDMap2(
@@ -113,6 +116,7 @@ class Gallery:
         """Replace the whole gallery: one prototype per label."""
         with self._lock:
             self._entries.clear()
+            self._by_class.clear()
             self._row_of.clear()
             self._cpu_index.reset()
             self._coarse_index.reset()
@@ -128,6 +132,7 @@ class Gallery:
                 self._coarse_index.add_with_ids(protos, rows)
                 for p, row in zip(people, rows):
                     self._entries[int(row)] = Entry(p, names[p], len(by_label[p]))
+                    self._by_class[shot_class(len(by_label[p]))] += 1
                     self._row_of[p] = int(row)
             self._search_index = None
 
@@ -143,6 +148,7 @@ class Gallery:
             self._cpu_index.add_with_ids(proto, ids)
             self._coarse_index.add_with_ids(proto, ids)
             self._entries[row] = Entry(person_id, name, len(embeddings))
+            self._by_class[shot_class(len(embeddings))] += 1
             self._row_of[person_id] = row
             self._search_index = None
 
@@ -154,7 +160,7 @@ class Gallery:
             ids = np.array([row], dtype=np.int64)
             self._cpu_index.remove_ids(ids)
             self._coarse_index.remove_ids(ids)
-            del self._entries[row]
+            self._by_class[shot_class(self._entries.pop(row).n_support)] -= 1
             self._search_index = None
 
     def rename(self, person_id: str, name: str) -> None:
@@ -168,6 +174,11 @@ class Gallery:
         with self._lock:
             return {e.person_id: (e.name, e.n_support, self._cpu_index.reconstruct(row))
                     for row, e in self._entries.items()}
+
+    def composition(self) -> dict[int, int]:
+        """How many people are enrolled with 1, 2, and 3 or more photos: what the operating point depends on."""
+        with self._lock:
+            return {s: self._by_class[s] for s in SHOT_CLASSES}
 
     def entry(self, person_id: str) -> Entry | None:
         row = self._row_of.get(person_id)

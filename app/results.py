@@ -41,7 +41,22 @@ class IdentifiedFace(FaceBox):
     distance: float | None = None
     similarity: float | None = None
     threshold: float | None = None
+    stranger_accept_rate: float | None = None  # of the gallery, at the thresholds applied
     candidates: list[Candidate] = field(default_factory=list)
+
+
+@dataclass
+class OperatingPointInfo:
+    """Which thresholds applied and what they stand for, at the gallery's current size."""
+
+    source: str  # FACESHOT_TARGET_FAR, FACESHOT_THRESHOLD, request, encoder checkpoint
+    target_far: float | None
+    gallery_size: int
+    thresholds: dict[str, float]  # by photos enrolled: "1", "2", "3" (3 or more)
+    stranger_accept_rate: float | None  # None: the encoder carries no distributions to say it
+    per_person_rate: float | None = None
+    expected_recognition: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -49,6 +64,7 @@ class IdentifyResult:
     faces: list[IdentifiedFace]
     took_ms: float
     encoder: dict[str, Any]
+    operating_point: OperatingPointInfo | None = None
 
 
 @dataclass
@@ -59,6 +75,7 @@ class VerifyResult:
     threshold: float
     person: PersonRef
     face: FaceBox
+    stranger_accept_rate: float | None = None  # a stranger's photo passing as this person (one comparison)
 
 
 @dataclass
@@ -92,3 +109,4 @@ class ModelInfo:
     threshold_source: str  # "FACESHOT_THRESHOLD" or "encoder checkpoint"
     gallery: GalleryInfo
     store_images: bool
+    operating_point: OperatingPointInfo | None = None

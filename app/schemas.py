@@ -131,13 +131,29 @@ class IdentifiedFaceOut(FaceBoxOut):
     distance: float | None = Field(description="Euclidean distance (0-2) to the nearest person's prototype")
     similarity: float | None = Field(description="cosine similarity, 1 - distance²/2")
     threshold: float | None = Field(description="the distance a face must be within to be named")
+    stranger_accept_rate: float | None = Field(
+        description="the fraction of strangers' faces this gallery names as someone at the thresholds applied")
     candidates: list[CandidateOut]
+
+
+class OperatingPointOut(_FromResult):
+    source: str = Field(description="FACESHOT_TARGET_FAR (gallery-aware), FACESHOT_THRESHOLD, request or "
+                                    "encoder checkpoint")
+    target_far: float | None
+    gallery_size: int
+    thresholds: dict[str, float] = Field(description="by photos enrolled: 1, 2, 3 (3 or more)")
+    stranger_accept_rate: float | None = Field(description="what the thresholds stand for at this gallery size")
+    per_person_rate: float | None
+    expected_recognition: dict[str, float] = Field(
+        description="by photos enrolled: the chance an enrolled person's photo falls within their threshold")
+    warnings: list[str]
 
 
 class IdentifyOut(_FromResult):
     faces: list[IdentifiedFaceOut] = Field(description="every face in the photo, largest first")
     took_ms: float
     encoder: dict[str, Any]
+    operating_point: OperatingPointOut | None
 
 
 class VerifyOut(_FromResult):
@@ -147,6 +163,8 @@ class VerifyOut(_FromResult):
     threshold: float
     person: PersonRefOut
     face: FaceBoxOut
+    stranger_accept_rate: float | None = Field(
+        description="the chance a stranger's photo passes as this person (one comparison)")
 
 
 class ImageSizeOut(_FromResult):
@@ -174,6 +192,7 @@ class ModelOut(_FromResult):
     threshold_source: str = Field(description="FACESHOT_THRESHOLD or encoder checkpoint")
     gallery: GalleryInfoOut
     store_images: bool
+    operating_point: OperatingPointOut | None
 
 
 # -- the one error shape ------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from models.calibration import SHOT_CLASSES
 from models.errors import NoFace
+from models.operating_point import OperatingPoint, fixed_operating_point, one_to_one_rate, operating_point
 from models.pipeline import FacePipeline
 from models.prototypes import prototype
 
@@ -42,6 +44,7 @@ from .results import (
     IdentifyResult,
     ImageSize,
     ModelInfo,
+    OperatingPointInfo,
     PersonRef,
     VerifyResult,
 )
@@ -69,6 +72,7 @@ class FaceService:
                                         settings.gallery_sync_interval_s, settings.crash_at)
         self.inference = Inference(settings, pipeline)
         self.queue = InferenceQueue(settings.inference_queue)
+        self._operating: tuple[tuple, OperatingPoint] | None = None  # (gallery composition, its operating point)
 
     def close(self) -> None:
         self.inference.close()
@@ -99,27 +103,57 @@ class FaceService:
                        progress=progress)
 
     # -- thresholds and the model ------------------------------------------------------------------
-    def threshold_for(self, n_support: int, override: float | None = None) -> float:
-        """The threshold a person with ``n_support`` photos is held to: per request, configured, or the checkpoint's."""
+    def operating_point(self, override: float | None = None) -> OperatingPoint:
+        """The thresholds that apply now and the stranger-accept rate they stand for at this gallery's size.
+
+        A per-request ``override`` or FACESHOT_THRESHOLD fixes one distance for everyone (and says what rate
+        it stands for); otherwise the gallery-aware operating point holds the gallery to FACESHOT_TARGET_FAR,
+        recomputed whenever the gallery's composition (people per shot class) changes; an encoder without
+        distance distributions falls back to its checkpoint's fixed thresholds.
+        """
+        counts = self.gallery.composition()
+        cal = self.pipeline.encoder.calibration
         if override is not None:
-            return float(override)
+            return fixed_operating_point(cal, dict.fromkeys(SHOT_CLASSES, override), counts, "request")
         if self.settings.threshold is not None:
-            return float(self.settings.threshold)
-        return self.pipeline.encoder.threshold_for(n_support)
+            return fixed_operating_point(cal, dict.fromkeys(SHOT_CLASSES, self.settings.threshold), counts,
+                                         "FACESHOT_THRESHOLD")
+        if cal is None:
+            fixed = {s: self.pipeline.encoder.threshold_for(s) for s in SHOT_CLASSES}
+            return fixed_operating_point(None, fixed, counts, "encoder checkpoint")
+        key = tuple(counts[s] for s in SHOT_CLASSES)
+        cached = self._operating
+        if cached is None or cached[0] != key:
+            cached = self._operating = (key, operating_point(cal, self.settings.target_far, counts))
+        return cached[1]
+
+    def threshold_for(self, n_support: int, override: float | None = None) -> float:
+        """The threshold a person with ``n_support`` photos is held to now."""
+        return self.operating_point(override).threshold_for(n_support)
+
+    @staticmethod
+    def _operating_info(op: OperatingPoint) -> OperatingPointInfo:
+        rate = op.stranger_accept_rate
+        return OperatingPointInfo(
+            source="FACESHOT_TARGET_FAR" if op.source == "target" else op.source, target_far=op.target_far,
+            gallery_size=op.gallery_size, thresholds={str(s): round(t, 4) for s, t in op.thresholds.items()},
+            stranger_accept_rate=None if rate != rate else round(rate, 6),  # NaN: no distributions to say it
+            per_person_rate=op.per_person_rate,
+            expected_recognition={str(s): r for s, r in op.expected_recognition.items()}, warnings=op.warnings)
 
     def model_info(self) -> ModelInfo:
         """The encoder, the thresholds that win, and the gallery as of now (other workers' writes included)."""
         self.sync()
-        configured = self.settings.threshold is not None
+        op = self.operating_point()
+        info = self._operating_info(op)
         with self.sessions() as session:
             people, faces = crud.counts(session)
         return ModelInfo(
-            encoder=self.pipeline.encoder.describe(), threshold=self.threshold_for(1),
-            threshold_by_support=None if configured else self.pipeline.encoder.metadata.threshold.by_support,
-            threshold_source="FACESHOT_THRESHOLD" if configured else "encoder checkpoint",
+            encoder=self.pipeline.encoder.describe(), threshold=round(op.threshold_for(1), 4),
+            threshold_by_support=info.thresholds, threshold_source=info.source,
             gallery=GalleryInfo(people=people, faces=faces, indexed_people=len(self.gallery),
                                 index_device=self.gallery.device),
-            store_images=self.settings.store_images)
+            store_images=self.settings.store_images, operating_point=info)
 
     def counts(self) -> dict:
         with self.sessions() as session:
@@ -275,11 +309,12 @@ class FaceService:
         return data, media_type
 
     # -- recognition -------------------------------------------------------------------------------
-    def _decide(self, matches: list[Match], override: float | None) -> tuple[Match | None, float | None]:
+    @staticmethod
+    def _decide(matches: list[Match], op: OperatingPoint) -> tuple[Match | None, float | None]:
         if not matches:
             return None, None
         best = matches[0]
-        threshold = self.threshold_for(best.n_support, override)
+        threshold = op.threshold_for(best.n_support)
         return (best if best.distance <= threshold else None), threshold
 
     def identify(self, data: bytes, top_k: int = 3, threshold: float | None = None,
@@ -292,9 +327,11 @@ class FaceService:
         t_search = time.perf_counter()
         results = self.gallery.forward(np.stack([f.embedding for f in faces]), k=top_k) if faces else []
         observe_stages(search_s=time.perf_counter() - t_search)
+        op = self.operating_point(threshold)
+        info = self._operating_info(op)
         out = []
         for f, matches in zip(faces, results):
-            person, used = self._decide(matches, threshold)
+            person, used = self._decide(matches, op)
             best = matches[0] if matches else None
             shown = [PersonRef(m.person_id, m.name) if reveal_candidates or (person and m.person_id == person.person_id)
                      else None for m in matches]
@@ -304,10 +341,11 @@ class FaceService:
                 distance=round(best.distance, 4) if best else None,
                 similarity=round(best.similarity, 4) if best else None,
                 threshold=round(used, 4) if used is not None else None,
+                stranger_accept_rate=info.stranger_accept_rate if used is not None else None,
                 candidates=[Candidate(p, round(m.distance, 4), round(m.similarity, 4)) for p, m in zip(shown, matches)],
             ))
         return IdentifyResult(faces=out, took_ms=round((time.perf_counter() - t0) * 1000, 1),
-                              encoder=self.pipeline.encoder.describe())
+                              encoder=self.pipeline.encoder.describe(), operating_point=info)
 
     def verify(self, data: bytes, person_id: str, threshold: float | None = None) -> VerifyResult:
         """Is the largest face in the photo this person?"""
@@ -323,10 +361,12 @@ class FaceService:
             raise NoFace("No face was found in the image.")
         face = faces[0]  # largest
         distance = float(np.linalg.norm(face.embedding - prototype(np.stack(embs))))
-        used = self.threshold_for(len(embs), threshold)
+        used = self.threshold_for(len(embs), threshold)  # as identify would hold this person now
+        rate = one_to_one_rate(self.pipeline.encoder.calibration, len(embs), used)
         return VerifyResult(match=distance <= used, distance=round(distance, 4),
                             similarity=round(1 - distance**2 / 2, 4), threshold=round(used, 4),
-                            person=PersonRef(person_id, name), face=FaceBox.of(face.face))
+                            person=PersonRef(person_id, name), face=FaceBox.of(face.face),
+                            stranger_accept_rate=None if rate is None else round(rate, 8))
 
     def detect(self, data: bytes) -> DetectResult:
         """Faces, landmarks and quality hints; no identification."""

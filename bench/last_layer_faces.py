@@ -30,8 +30,8 @@ from PIL import Image
 from pytorch_metric_learning import distances, losses, miners
 
 from models.fewshot.backbones import EncoderBackbone
-from models.fewshot.datasets.image_folder import split_identities
 from models.fewshot.evaluate import gallery_of
+from models.identities import split_identities
 from models.openset import EmbeddedPhotos, calibrate_threshold, run_protocol
 from models.sources import dlib_checkpoint
 

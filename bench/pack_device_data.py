@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models.dlib_resnet_assets import dlib_model_path  # noqa: E402
 from models.fewshot.datasets.face_chips import CACHE_META  # noqa: E402
-from models.fewshot.datasets.image_folder import ImageFolderDataset, split_identities  # noqa: E402
+from models.fewshot.datasets.image_folder import ImageFolderDataset
+from models.identities import split_identities  # noqa: E402
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 One file (``torch.save`` of a plain dict) holds the state dict and metadata:
 architecture, embedding size, input size, alignment template, pixel
 normalisation, the calibrated distance threshold and the FAR it was
-calibrated for, the training recipe and data summary, and a content hash of
+calibrated for, the impostor and genuine distance distributions that make the
+threshold gallery-aware, the training recipe and data summary, and a content hash of
 the weights. The service refuses a checkpoint whose format or architecture it
 does not know, or whose weights do not match their hash, so it never guesses.
 """
@@ -59,6 +60,9 @@ class EncoderMetadata:
     flip_average: bool = False
     content_hash: str = ""
     format: str = FORMAT
+    # Impostor and genuine distance distributions per shot class (models.calibration): what lets the service
+    # hold a gallery of any size to a target stranger-accept rate. None: only the fixed thresholds above.
+    calibration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +81,13 @@ class EncoderMetadata:
             raise CheckpointError("alignment_template must hold five (x, y) points.")
         if len(meta.normalization.get("mean", [])) != 3 or len(meta.normalization.get("std", [])) != 3:
             raise CheckpointError("normalization must give a mean and std for R, G and B.")
+        if meta.calibration is not None:
+            from .calibration import Calibration
+
+            try:
+                Calibration.from_dict(meta.calibration)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CheckpointError(f"The checkpoint's calibration cannot be read: {exc}") from exc
         return meta
 
 

@@ -67,36 +67,76 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def cmd_eval_openset(args) -> int:
+def _photos(args, pipe):
+    """The image folder's embeddings, restricted to one side of the identity split, and per-photo latency."""
     from .dataset_embeddings import embed_dataset, list_image_folder
-    from .openset import embedded_photos, run_protocol
+    from .identities import one_side
+    from .openset import embedded_photos
+
+    people = list_image_folder(args.data_dir)
+    keep = set(one_side(sorted(people), args.identities, args.val_fraction, args.split_seed))
+    people = {p: files for p, files in people.items() if p in keep}
+    vectors, millis = embed_dataset(pipe, args.data_dir, people, args.cache_dir, progress=not args.quiet)
+    return embedded_photos(people, vectors), vectors, millis
+
+
+def _calibration(args, pipe):
+    from .calibration import Calibration
+
+    if args.calibration:
+        raw = json.loads(Path(args.calibration).read_text())
+        return Calibration.from_dict(raw.get("calibration", raw))
+    return pipe.encoder.calibration
+
+
+def cmd_eval_openset(args) -> int:
+    from .gallery_sweep import fixed, format_sweep, gallery_aware, plot_sweep, sweep
+    from .openset import run_protocol
 
     pipe = _pipeline(args)
-    people = list_image_folder(args.data_dir)
-    vectors, millis = embed_dataset(pipe, args.data_dir, people, args.cache_dir, progress=not args.quiet)
-    gallery = embedded_photos(people, vectors)
+    gallery, vectors, millis = _photos(args, pipe)
+    cal = _calibration(args, pipe)
     if args.threshold is not None:
-        threshold = {s: args.threshold for s in args.shots}
+        decide, label = fixed(lambda s: args.threshold), "fixed"
+    elif cal is not None:
+        decide, label = gallery_aware(cal, args.target_far), "gallery"
     else:
-        threshold = {s: pipe.encoder.threshold_for(s) for s in args.shots}
-    summary = run_protocol(gallery, k=args.k, shots=tuple(args.shots), seeds=args.seeds, threshold=threshold)
+        decide, label = fixed(pipe.encoder.threshold_for), "checkpoint"
     lat = np.array(list(millis.values()))
     report = {
         "encoder": pipe.encoder.describe(),
         "data_dir": str(args.data_dir),
+        "identities": {"side": args.identities, "val_fraction": args.val_fraction, "split_seed": args.split_seed,
+                       "people": len(gallery.people)},
         "photos": len(lat),
         "no_face": int(sum(v is None for v in vectors.values())),
         "latency_ms": {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))},
-        "protocol": {"k": args.k, "shots": args.shots, "seeds": args.seeds,
-                     "threshold": {str(s): t for s, t in threshold.items()}},
-        "results": {str(s): {k: v for k, v in r.items() if k != "curves"} for s, r in summary.items()},
+        "decision": label, "target_far": args.target_far if label == "gallery" else None,
     }
-    print(format_openset_table(report))
+    if len(args.k) == 1:  # the classic table, for one gallery size
+        k = args.k[0]
+        threshold = {s: decide(k, s) for s in args.shots}
+        summary = run_protocol(gallery, k=k, shots=tuple(args.shots), seeds=args.seeds, threshold=threshold)
+        report["protocol"] = {"k": k, "shots": args.shots, "seeds": args.seeds,
+                              "threshold": {str(s): t for s, t in threshold.items()}}
+        report["results"] = {str(s): {key: v for key, v in r.items() if key != "curves"} for s, r in summary.items()}
+        print(format_openset_table(report))
+        if args.plot:
+            plot_dir_far(summary, threshold, args.plot, title=pipe.encoder.metadata.name)
+    else:
+        decisions = {label: decide}
+        if args.compare_fixed and label == "gallery":
+            decisions["fixed"] = fixed(pipe.encoder.threshold_for)
+        rows = sweep(gallery, args.k, args.shots, args.seeds, decisions)
+        report["sweep"] = rows
+        print(f"encoder {pipe.encoder.metadata.name}, {args.identities} identities of {args.data_dir} "
+              f"({len(gallery.people)} people), {args.seeds} seeds")
+        print(format_sweep(rows, report["target_far"]))
+        if args.plot:
+            plot_sweep(rows, report["target_far"], args.plot, title=pipe.encoder.metadata.name)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    if args.plot:
-        plot_dir_far(summary, threshold, args.plot, title=pipe.encoder.metadata.name)
     return 0
 
 
@@ -161,15 +201,32 @@ def plot_dir_far(summary: dict, threshold: dict[int, float], out: str, title: st
 
 
 def cmd_calibrate(args) -> int:
-    from .dataset_embeddings import embed_dataset, list_image_folder
-    from .openset import calibrate_threshold, embedded_photos
+    """Impostor and genuine distance distributions of one side of the identity split (what a checkpoint carries)."""
+    from .calibration import measure
+    from .operating_point import operating_point
 
     pipe = _pipeline(args)
-    people = list_image_folder(args.data_dir)
-    vectors, _ = embed_dataset(pipe, args.data_dir, people, args.cache_dir, progress=not args.quiet)
-    t = calibrate_threshold(embedded_photos(people, vectors), far=args.far, k=args.k, seeds=args.seeds)
-    print(json.dumps({"by_support": {str(s): round(v, 4) for s, v in t.items()}, "far": args.far,
-                      "k": args.k, "seeds": args.seeds}))
+    gallery, _, _ = _photos(args, pipe)
+    ok = gallery.ok
+    labels = np.empty(len(ok), dtype=object)
+    for person, idx in gallery.people.items():
+        labels[idx] = person
+    cal = measure(gallery.embeddings[ok], labels[ok], seed=args.seed)
+    cal.source.update({"data": Path(args.data_dir).name, "identities_side": args.identities,
+                       "val_fraction": args.val_fraction, "split_seed": args.split_seed,
+                       "split_rule": "sha256(seed:name) < val_fraction -> val (models/identities.py)",
+                       "encoder": pipe.encoder.metadata.name, "encoder_hash": pipe.encoder.content_hash})
+    preview = {}
+    for k in (10, 50, 500, 5000):
+        op = operating_point(cal, args.far, {1: k})
+        preview[str(k)] = {"per_person_rate": op.per_person_rate, "thresholds": op.thresholds,
+                           "expected_recognition": op.expected_recognition}
+    out = {"calibration": cal.to_dict(), "preview_at_far": args.far, "preview_one_photo_each": preview}
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out["calibration"], indent=1) + "\n")
+    print(json.dumps({"source": cal.source, "preview_at_far": args.far, "preview_one_photo_each": preview},
+                     indent=2))
     return 0
 
 
@@ -207,10 +264,17 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=None, help="default: the encoder's calibrated one")
     p.set_defaults(func=cmd_compare)
 
-    def with_protocol(p):
+    def with_protocol(p, k_many: bool = False):
         p.add_argument("data_dir", help="image folder: one sub-folder per person")
-        p.add_argument("--k", type=int, default=50, help="people enrolled per run (default: 50)")
+        if k_many:
+            p.add_argument("--k", type=int, nargs="+", default=[50],
+                           help="people enrolled per run; several values sweep the gallery size (default: 50)")
         p.add_argument("--seeds", type=int, default=5, help="runs, each a different draw (default: 5)")
+        p.add_argument("--identities", choices=("all", "train", "val"), default="all",
+                       help="which side of the identity split to use (default: all)")
+        p.add_argument("--val-fraction", type=float, default=0.5,
+                       help="the split: a person is 'val' when sha256('<seed>:<name>') < this (default: 0.5)")
+        p.add_argument("--split-seed", type=int, default=0, help="default: 0")
         p.add_argument("--cache-dir", default=".cache/faceshot-eval",
                        help="embeddings cached per encoder and dataset (default: .cache/faceshot-eval)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -218,17 +282,28 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
 
     p = with_protocol(with_encoder(sub.add_parser(
         "eval-openset", help="the open-set company protocol",
-        description="Example: faceshot eval-openset ../shared/data/lfw-dev --k 50 --shots 1 2 --json report.json")))
+        description="Example: faceshot eval-openset ../shared/data/lfw-dev --identities val --k 10 50 200 500 1000 "
+                    "--shots 1 --compare-fixed --plot far_vs_k.png")), k_many=True)
     p.add_argument("--shots", type=int, nargs="+", default=[1, 2], help="photos per enrolled person (default: 1 2)")
-    p.add_argument("--threshold", type=float, default=None, help="default: the encoder's calibrated one")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="one fixed threshold (default: the service's own decision for each gallery)")
+    p.add_argument("--target-far", type=float, default=0.01,
+                   help="the stranger-accept rate the gallery-aware decision holds (default: 0.01)")
+    p.add_argument("--calibration", default=None,
+                   help="distance distributions from `faceshot calibrate --out` (default: the encoder's)")
+    p.add_argument("--compare-fixed", action="store_true",
+                   help="with several --k: also measure the checkpoint's fixed thresholds")
     p.add_argument("--json", default=None, help="write the full report here")
     p.add_argument("--plot", default=None, help="draw DIR against FAR into this PNG")
     p.set_defaults(func=cmd_eval_openset)
 
     p = with_protocol(with_encoder(sub.add_parser(
-        "calibrate", help="threshold accepting a given FAR of strangers",
-        description="Example: faceshot calibrate ../shared/data/lfw-dev --far 0.01")))
-    p.add_argument("--far", type=float, default=0.01, help="fraction of strangers accepted (default: 0.01)")
+        "calibrate", help="impostor and genuine distance distributions, for gallery-aware thresholds",
+        description="Example: faceshot calibrate ../shared/data/lfw-dev --identities train --out calibration.json")))
+    p.add_argument("--far", type=float, default=0.01,
+                   help="the target the printed preview of thresholds is for (default: 0.01)")
+    p.add_argument("--seed", type=int, default=0, help="which photos make the multi-photo prototypes (default: 0)")
+    p.add_argument("--out", default=None, help="write the distributions here (JSON)")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("fetch-weights", help="download pretrained facenet weights once into the cache",

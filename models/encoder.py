@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 
 import numpy as np
 import torch
 
 from .architectures import build
+from .calibration import Calibration
 from .checkpoint import EncoderCheckpoint, EncoderMetadata
 from .device import pick_device
 from .errors import CheckpointError
@@ -58,7 +60,14 @@ class Encoder:
         return float(self.metadata.threshold.distance)
 
     def threshold_for(self, n_support: int) -> float:
+        """The checkpoint's fixed threshold (calibrated for one gallery size); the service's is gallery-aware."""
         return self.metadata.threshold.for_support(n_support)
+
+    @cached_property
+    def calibration(self) -> Calibration | None:
+        """The impostor and genuine distributions, when the checkpoint carries them."""
+        raw = self.metadata.calibration
+        return Calibration.from_dict(raw) if raw else None
 
     @property
     def content_hash(self) -> str:
@@ -78,6 +87,7 @@ class Encoder:
             "device": str(self.device),
             "fp16": self.fp16,
             "flip_average": m.flip_average,
+            "calibrated_distributions": m.calibration is not None,
         }
 
     # Work ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ Embeddings come in precomputed, so seeds and shot counts cost nothing extra.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,15 +63,22 @@ class Split:
 
 
 def make_split(g: EmbeddedPhotos, k: int, max_shots: int, seed: int) -> Split:
+    """K enrolled people (those with a further photo to query first; past them, people enrolled without
+    one, who still count as gallery members), their support photos and queries, and every other person's
+    photos as strangers."""
     rng = np.random.default_rng(seed)
     names = sorted(g.people)
-    eligible = [
-        p for p in names
-        if len(g.people[p]) >= max_shots + 1 and int(g.ok[g.people[p]].sum()) >= max_shots
-    ]
-    if len(eligible) < k:
-        raise ValueError(f"only {len(eligible)} people have {max_shots + 1}+ photos; K={k} is too many")
-    known = sorted(rng.choice(eligible, size=k, replace=False).tolist())
+    enrollable = [p for p in names if int(g.ok[g.people[p]].sum()) >= max_shots]
+    queried = [p for p in enrollable if len(g.people[p]) >= max_shots + 1]
+    if len(enrollable) < k + 1:
+        raise ValueError(f"only {len(enrollable)} people have {max_shots} photos with a face: K={k} leaves no "
+                         "stranger")
+    if len(queried) >= k:
+        known = rng.choice(queried, size=k, replace=False).tolist()
+    else:
+        silent = [p for p in enrollable if p not in set(queried)]
+        known = queried + rng.choice(silent, size=k - len(queried), replace=False).tolist()
+    known = sorted(known)
     support, queries = {}, []
     for label, person in enumerate(known):
         photos = list(rng.permutation(g.people[person]))
@@ -155,6 +163,7 @@ def evaluate_split(
     out.update(
         known_named=named,
         strangers_rejected=rejected,
+        stranger_accept_rate=1.0 - rejected,
         balanced_accuracy=(named + rejected) / 2,
         threshold=float(threshold),
     )
@@ -168,19 +177,23 @@ def run_protocol(
     k: int = 50,
     shots: tuple[int, ...] = (1, 2),
     seeds: int = 5,
-    threshold: float | dict[int, float],
+    threshold: float | dict[int, float] | Callable[[int, int], float],
     aggregate: str = "prototype",
     normalize: bool = True,
 ) -> dict:
     """Per shot count: every seed's figures and their mean and std.
 
-    ``threshold`` may map the shot count to its own threshold (see ``Threshold.by_support``).
+    ``threshold`` may map the shot count to its own threshold (see ``Threshold.by_support``), or be a
+    function of (K, S): the service's gallery-aware decision (``models.operating_point``).
     """
     results: dict = {}
     for seed in range(seeds):
         split = make_split(g, k, max(shots), seed)
         for s in shots:
-            t = threshold[s] if isinstance(threshold, dict) else threshold
+            if callable(threshold):
+                t = threshold(k, s)
+            else:
+                t = threshold[s] if isinstance(threshold, dict) else threshold
             r = evaluate_split(g, split, s, t, aggregate=aggregate, normalize=normalize)
             results.setdefault(s, []).append(r)
     summary = {}

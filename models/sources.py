@@ -50,6 +50,11 @@ def _asset(name: str) -> dict:
     return json.loads(resources.files("models").joinpath("assets", name).read_text())
 
 
+def _asset_or_none(name: str) -> dict | None:
+    path = resources.files("models").joinpath("assets", name)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def dlib_checkpoint(dlib_dir: Path | None = None) -> EncoderCheckpoint:
     """dlib's ResNet with the alignment template and threshold calibrated for it (models/assets)."""
     from .dlib_resnet import load_dlib_resnet
@@ -69,6 +74,7 @@ def dlib_checkpoint(dlib_dir: Path | None = None) -> EncoderCheckpoint:
         data=asset.get("data", {}),
         flip_average=asset.get("flip_average", False),
         content_hash=content_hash(state),
+        calibration=_asset_or_none("dlib_resnet_v1_calibration.json"),
     )
     return EncoderCheckpoint(meta, state)
 

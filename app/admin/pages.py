@@ -230,8 +230,7 @@ def try_page(request: Request, _s: Admin):
 def _settings_page(request: Request, service, status_code: int = 200, **extra):
     info = service.model_info()  # what GET /api/v1/model says, from the same place
     return render(request, "settings.html", status_code, section="settings", encoder=info.encoder,
-                  threshold=info.threshold, by_support=info.threshold_by_support,
-                  threshold_source=info.threshold_source, counts=info.gallery, store_images=info.store_images,
+                  op=info.operating_point, counts=info.gallery, store_images=info.store_images,
                   keys=keys.list_keys(service.sessions), signed_in_by=request.state.admin.by, **extra)
 
 

@@ -42,7 +42,9 @@ class Settings(ModelSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None  # default: sqlite:///<data_dir>/faceshot.db
     admin_key: SecretStr | None = None  # first admin key (24+ characters); generated into <data_dir>/admin_key if unset
-    threshold: float | None = None  # overrides the encoder's calibrated distance threshold
+    threshold: float | None = None  # one fixed distance threshold for everyone, instead of target_far's
+    # the fraction of strangers' faces that may be named as someone, whatever the gallery's size
+    target_far: float = Field(0.01, gt=0, lt=1)
     store_images: bool = True  # keep enrollment photos (needed to re-embed with a new encoder)
     max_upload_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 40_000_000

@@ -22,12 +22,13 @@ import torch
 
 from ..device import pick_device
 from ..errors import TrainingError
+from ..identities import split_identities
 from ..openset import EmbeddedPhotos, run_protocol
 from .backbones import EncoderBackbone
 from .base import FewShotClassifier
 from .config import TrainConfig
 from .datasets.face_chips import chip_folder
-from .datasets.image_folder import ImageFolderDataset, split_identities
+from .datasets.image_folder import ImageFolderDataset
 from .datasets.omniglot import LakeRun, load_lake_runs
 from .datasets.tensor_images import TensorImageDataset
 from .samplers import EpisodeSampler, split_episode

@@ -11,24 +11,31 @@ Calibration is the service's open-set decision simulated by
 enrolled with 1 (and 2) photos, every other validation person is a stranger, and
 the threshold per number of enrolment photos is the largest distance to the
 nearest prototype that accepts at most ``far`` of the strangers (mean over seeds).
+The same validation identities give the impostor and genuine distance distributions
+(:func:`models.calibration.measure`) the service turns into gallery-aware thresholds.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ..calibration import measure
 from ..checkpoint import EncoderCheckpoint, Threshold
 from ..errors import TrainingError
+from ..identities import split_identities
 from ..openset import calibrate_threshold
 from .backbones import EncoderBackbone
 from .datasets.face_chips import chip_folder
-from .datasets.image_folder import ImageFolderDataset, split_identities
+from .datasets.image_folder import ImageFolderDataset
 from .datasets.tensor_images import TensorImageDataset
 from .evaluate import embed_chips, gallery_of
+
+log = logging.getLogger(__name__)
 
 
 def calibrate(
@@ -80,6 +87,13 @@ def export_encoder(
     calibration = calibration.to(device)
     embeddings, labels = embed_chips(backbone, calibration)
     threshold, details = calibrate(embeddings, labels, calibration.base_class_names, far, enrolled=enrolled)
+    try:  # what makes the service's threshold gallery-aware
+        distributions = measure(embeddings, labels)
+        distributions.source["calibrated_on"] = calibrated_on
+    except TrainingError as exc:  # too few validation identities: the fixed thresholds alone
+        log.warning("no distance distributions in the export (%s): the service will use its fixed thresholds",
+                    exc.message)
+        distributions = None
     threshold.calibrated_on = (
         f"{calibrated_on}: {details['identities']} people, {details['photos']} photos; open-set protocol K={enrolled}, "
         f"{details['seeds']} seeds: mean threshold accepting {far:g} of strangers, per number of enrolment photos"
@@ -87,6 +101,7 @@ def export_encoder(
     metadata = copy.deepcopy(backbone.metadata)
     metadata.name = name or f"{metadata.name}-finetuned"
     metadata.threshold = threshold
+    metadata.calibration = distributions.to_dict() if distributions else None
     metadata.recipe = {**(recipe or {}), "calibration": details}
     metadata.data = data_summary or {}
     state = {k: v.detach().cpu().float().contiguous() for k, v in backbone.encoder.state_dict().items()}

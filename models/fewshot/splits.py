@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoint import EncoderMetadata
+from ..identities import split_identities
 from .config import TrainConfig
 from .datasets.face_chips import chip_folder
-from .datasets.image_folder import ImageFolderDataset, split_identities
+from .datasets.image_folder import ImageFolderDataset
 from .datasets.omniglot import load_omniglot, split_omniglot
 from .datasets.tensor_images import TensorImageDataset
 

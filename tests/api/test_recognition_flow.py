@@ -29,13 +29,15 @@ def test_enroll_identify_known_and_stranger(client, photos):
     assert [c["person"]["id"] for c in face["candidates"]] == [emma["person"]["id"], blake["person"]["id"]]
     assert known["encoder"]["name"] == "dlib-resnet-v1" and known["took_ms"] > 0
 
-    stranger = identify(client, photos["Yasar_Yakis"][0])
+    # (Yasar Yakis is 0.343 from Robert Blake: at two people enrolled the 1% target admits that much, so the
+    # stranger here is one far from both)
+    stranger = identify(client, photos["Hipolito_Mejia"][0])
     assert stranger["faces"][0]["person"] is None
     assert stranger["faces"][0]["distance"] > stranger["faces"][0]["threshold"]
     assert stranger["faces"][0]["candidates"]  # the nearest people are still shown
 
     # an explicit, very loose threshold names the stranger: the override is honoured
-    loose = identify(client, photos["Yasar_Yakis"][0], threshold="1.5")
+    loose = identify(client, photos["Hipolito_Mejia"][0], threshold="1.5")
     assert loose["faces"][0]["person"] is not None
 
 

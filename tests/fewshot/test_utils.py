@@ -1,8 +1,8 @@
 import torch
 
-from models.fewshot.datasets.image_folder import split_identities
 from models.fewshot.datasets.omniglot import split_omniglot
 from models.fewshot.utils import compute_prototypes, mean_confidence_interval, relabel, squared_euclidean_distances
+from models.identities import split_identities
 
 
 def test_prototypes_are_class_means():

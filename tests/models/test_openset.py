@@ -64,3 +64,23 @@ def test_cli_eval_openset_on_fixture_photos(lfw_dir, tmp_path, capsys):
               "--cache-dir", str(tmp_path / "cache"), "--json", str(out), "--quiet"])
     again = json.loads(out.read_text())
     assert again["results"] == report["results"]
+
+
+def test_cli_sweeps_gallery_sizes_at_the_services_decision(lfw_dir, tmp_path, capsys):
+    out, plot = tmp_path / "sweep.json", tmp_path / "far_vs_k.png"
+    code = cli_main(["eval-openset", str(lfw_dir), "--k", "2", "4", "8", "--shots", "1", "--seeds", "2",
+                     "--compare-fixed", "--device", "cpu", "--cache-dir", str(tmp_path / "cache"), "--quiet",
+                     "--json", str(out), "--plot", str(plot)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    rows = {(r["decision"], r["K"]): r for r in report["sweep"]}
+    assert report["decision"] == "gallery" and report["target_far"] == 0.01
+    # the gallery-aware threshold tightens with K; the fixed one does not move
+    t = [rows[("gallery", k)]["mean"]["threshold"] for k in (2, 4, 8)]
+    assert t[0] > t[1] > t[2]
+    assert len({rows[("fixed", k)]["mean"]["threshold"] for k in (2, 4, 8)}) == 1
+    assert plot.stat().st_size > 10_000 and "strangers accepted" in capsys.readouterr().out
+    # one side of the identity split only
+    cli_main(["eval-openset", str(lfw_dir), "--identities", "val", "--k", "2", "--shots", "1", "--seeds", "1",
+              "--device", "cpu", "--cache-dir", str(tmp_path / "cache"), "--quiet", "--json", str(out)])
+    assert json.loads(out.read_text())["identities"]["people"] < len([d for d in lfw_dir.iterdir() if d.is_dir()])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -71,18 +70,3 @@ def _read_rgb(path: Path) -> np.ndarray:
         return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def split_identities(names: Sequence[str], val_fraction: float, seed: int = 0) -> tuple[list[str], list[str]]:
-    """Identity-disjoint (train, validation) split by a seeded hash rule.
-
-    A name goes to validation when the first 8 bytes of sha256("<seed>:<name>"),
-    read as a fraction of 2**64, fall below ``val_fraction``. Each identity's side
-    depends on its own name and the seed only, so adding or removing people never
-    moves anyone else across the split.
-    """
-
-    def u(name: str) -> float:
-        return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "big") / 2**64
-
-    train = [n for n in names if u(n) >= val_fraction]
-    val = [n for n in names if u(n) < val_fraction]
-    return train, val

@@ -1,0 +1,270 @@
+"""How likely a stranger's face, and an enrolled person's own photo, is to fall within distance d of one prototype.
+
+Per shot count (a prototype of 1, 2, or 3 and more photos) the checkpoint carries two
+distributions measured on identities no evaluation reports on:
+
+* impostor: P(distance(stranger photo, someone else's prototype) <= d), from every
+  photo against every other identity's prototypes — millions of pairs — with the far
+  tail (below what the pairs can resolve) fitted, down to 1e-9;
+* genuine: P(distance(a person's photo, their own prototype of other photos) <= d).
+
+Each is stored as quantile knots: distances at log10-spaced probabilities, so turning
+a per-person false-match rate into a threshold (and back) is one interpolation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import TrainingError
+
+SHOT_CLASSES = (1, 2, 3)  # 3 stands for "3 or more photos"
+LOG10_P_MIN = -9.0
+KNOT_STEP = 0.05  # in log10 p
+MIN_TAIL_COUNT = 25  # below this many pairs the empirical quantile is noise: the fitted tail takes over
+TAIL_FIT_DECADES = 2.0  # the tail model is fitted on this many decades of p above the empirical limit
+
+
+def shot_class(n_support: int) -> int:
+    """The calibrated class of a prototype made of ``n_support`` photos."""
+    return max(1, min(int(n_support), SHOT_CLASSES[-1]))
+
+
+@dataclass
+class DistanceDistribution:
+    """P(distance <= d) as monotone knots (log10 p, d); ``pairs``: how many distances it was measured on."""
+
+    log10_p: list[float]
+    distance: list[float]
+    pairs: int = 0
+
+    def quantile(self, p: float) -> float:
+        """The distance d with P(distance <= d) = p."""
+        lp = np.log10(np.clip(p, 10**LOG10_P_MIN, 1.0))
+        return float(np.interp(lp, self.log10_p, self.distance))
+
+    def cdf(self, d: float) -> float:
+        """P(distance <= d)."""
+        if d <= self.distance[0]:
+            return 10 ** self.log10_p[0] if d == self.distance[0] else 0.0
+        return float(10 ** np.interp(d, self.distance, self.log10_p))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"log10_p": [round(v, 4) for v in self.log10_p], "distance": [round(v, 6) for v in self.distance],
+                "pairs": self.pairs}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> DistanceDistribution:
+        lp, d = [float(v) for v in raw["log10_p"]], [float(v) for v in raw["distance"]]
+        if len(lp) != len(d) or len(lp) < 2 or np.any(np.diff(lp) <= 0) or np.any(np.diff(d) < 0):
+            raise ValueError("a distance distribution needs matching, increasing log10_p and distance knots")
+        return cls(lp, d, int(raw.get("pairs", 0)))
+
+
+@dataclass
+class GalleryModel:
+    """How many independent people a gallery of K behaves like, for strangers: K_eff = K ** beta.
+
+    Under independence a stranger passes a gallery of K with 1 - (1 - p)^K. Real strangers
+    are not independent across people (one who looks like an enrolled person tends to look
+    like others too), so fewer pass: K_eff < K. ``beta`` is fitted per shot class and target
+    rate by simulating galleries drawn from the calibration identities (:func:`fit_gallery_model`);
+    ``beta = 1`` is plain independence.
+    """
+
+    log10_alpha: list[float]  # the targets beta was fitted at
+    beta: dict[int, list[float]]  # shot class -> beta at each target
+    fitted_on: dict[str, Any] = field(default_factory=dict)
+
+    def exponent(self, shot: int, alpha: float) -> float:
+        return float(np.interp(np.log10(alpha), self.log10_alpha, self.beta[shot_class(shot)]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "effective_gallery_size_power", "log10_alpha": self.log10_alpha,
+                "beta": {str(s): b for s, b in self.beta.items()}, "fitted_on": self.fitted_on}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> GalleryModel:
+        if raw.get("kind") != "effective_gallery_size_power":
+            raise ValueError(f"unknown gallery model {raw.get('kind')!r}")
+        beta = {int(s): [float(v) for v in b] for s, b in raw["beta"].items()}
+        if set(beta) != set(SHOT_CLASSES) or any(len(b) != len(raw["log10_alpha"]) for b in beta.values()):
+            raise ValueError("the gallery model needs one beta per target for every shot class")
+        return cls([float(v) for v in raw["log10_alpha"]], beta, dict(raw.get("fitted_on", {})))
+
+
+INDEPENDENT = GalleryModel([-2.0], {s: [1.0] for s in SHOT_CLASSES}, {"kind": "independence"})
+
+
+@dataclass
+class Calibration:
+    """The impostor and genuine distributions per shot class, the gallery model, and where they were measured."""
+
+    impostor: dict[int, DistanceDistribution]
+    genuine: dict[int, DistanceDistribution]
+    source: dict[str, Any] = field(default_factory=dict)
+    gallery: GalleryModel = field(default_factory=lambda: INDEPENDENT)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"impostor": {str(s): d.to_dict() for s, d in self.impostor.items()},
+                "genuine": {str(s): d.to_dict() for s, d in self.genuine.items()},
+                "gallery_model": self.gallery.to_dict(), "source": self.source}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Calibration:
+        impostor = {int(s): DistanceDistribution.from_dict(d) for s, d in raw["impostor"].items()}
+        genuine = {int(s): DistanceDistribution.from_dict(d) for s, d in raw["genuine"].items()}
+        if set(impostor) != set(SHOT_CLASSES) or set(genuine) != set(SHOT_CLASSES):
+            raise ValueError(f"a calibration needs impostor and genuine distributions for shot classes {SHOT_CLASSES}")
+        gallery = GalleryModel.from_dict(raw["gallery_model"]) if raw.get("gallery_model") else INDEPENDENT
+        return cls(impostor, genuine, dict(raw.get("source", {})), gallery)
+
+
+# -- measuring ------------------------------------------------------------------------------------
+def knots_from_samples(samples: np.ndarray, *, fit_tail: bool) -> DistanceDistribution:
+    """Quantile knots of measured distances; below ``MIN_TAIL_COUNT`` pairs, a fitted tail (when ``fit_tail``).
+
+    The tail model: in the decades just above the empirical limit, the distance is close
+    to linear in log10 p (the lower tail of a distance between unit vectors decays like
+    a Gaussian's, whose log-probability is near-linear over a few decades); the line fitted
+    there carries the quantiles down to 1e-9, never past distance 0.
+    """
+    d = np.sort(np.asarray(samples, np.float64))
+    n = len(d)
+    if n < 2 * MIN_TAIL_COUNT:
+        raise TrainingError(f"only {n} distances: too few identities and photos to calibrate on",
+                            {"distances": n, "least": 2 * MIN_TAIL_COUNT})
+    limit = np.log10(MIN_TAIL_COUNT / n)
+    grid = np.round(np.arange(LOG10_P_MIN, 0.0 + KNOT_STEP / 2, KNOT_STEP), 4)
+    measured = grid[grid >= limit]
+    q = np.quantile(d, 10**measured, method="linear")
+    if not fit_tail:
+        start = measured
+        dist = q
+    else:
+        window = measured <= limit + TAIL_FIT_DECADES
+        slope, intercept = np.polyfit(measured[window], q[window], 1)
+        tail_lp = grid[grid < limit]
+        tail = np.minimum(np.maximum(slope * tail_lp + intercept, 0.0), q[0])
+        start, dist = np.concatenate([tail_lp, measured]), np.concatenate([tail, q])
+    dist = np.maximum.accumulate(dist)  # monotone, whatever the noise
+    return DistanceDistribution([float(v) for v in start], [float(v) for v in dist], n)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _prototypes(unit: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray:
+    return _unit(np.stack([unit[list(g)].mean(axis=0) for g in groups]))
+
+
+FIT_ALPHAS = (0.003, 0.01, 0.03)
+FIT_KS = (10, 20, 50, 100, 200, 400, 700)
+
+
+def fit_gallery_model(unit: np.ndarray, photo_owner: np.ndarray, impostor: dict[int, DistanceDistribution], *,
+                      seed: int = 0, reps: int = 30, alphas=FIT_ALPHAS, ks=FIT_KS, per_person: int = 2) -> GalleryModel:
+    """Simulate galleries of K calibration people (S photos each) against the others' photos (``per_person`` each).
+
+    For each target alpha and K: the threshold t_K that lets alpha of the strangers through,
+    the per-person rate p = F_S(t_K), and K_eff = log(1 - alpha) / log(1 - p); beta is the
+    least-squares slope of log K_eff on log K through the origin, kept in [0.7, 1]. K only
+    up to half the calibration people, so that enough strangers remain; shot classes with
+    too few people for three sizes take the class below's beta.
+    """
+    rng = np.random.default_rng(seed)
+    people = [np.flatnonzero(photo_owner == o) for o in range(photo_owner.max() + 1)]
+    beta: dict[int, list[float]] = {}
+    used: dict[str, list[int]] = {}
+    for s in SHOT_CLASSES:
+        able = [o for o, idx in enumerate(people) if len(idx) >= s]
+        sizes = [k for k in ks if k <= len(people) // 2 and k <= len(able)]
+        if len(sizes) < 3:
+            beta[s] = list(beta[s - 1]) if s > 1 else [1.0] * len(alphas)
+            continue
+        mins: dict[int, np.ndarray] = {}
+        for k in sizes:
+            found = []
+            for _ in range(reps):
+                gallery = rng.choice(able, size=k, replace=False)
+                protos = _prototypes(unit, [rng.choice(people[o], size=s, replace=False) for o in gallery])
+                strangers = np.concatenate([_per_person(people[o], per_person, rng)
+                                            for o in np.setdiff1d(np.arange(len(people)), gallery)])
+                cos = unit[strangers] @ protos.T
+                found.append(np.sqrt(np.maximum(2.0 - 2.0 * cos.max(axis=1), 0.0)))
+            mins[k] = np.concatenate(found)
+        per_alpha = []
+        for alpha in alphas:
+            logk, logkeff = [], []
+            for k in sizes:
+                p = impostor[s].cdf(float(np.quantile(mins[k], alpha)))
+                if 0 < p < 1:
+                    logk.append(np.log(k))
+                    logkeff.append(np.log(np.log(1 - alpha) / np.log(1 - p)))
+            b = float(np.dot(logk, logkeff) / np.dot(logk, logk)) if logk else 1.0
+            per_alpha.append(round(min(1.0, max(0.7, b)), 4))
+        beta[s] = per_alpha
+        used[str(s)] = sizes
+    return GalleryModel([round(float(np.log10(a)), 4) for a in alphas], beta,
+                        {"reps": reps, "k": used, "seed": seed})
+
+
+def _per_person(idx: np.ndarray, n: int, rng) -> np.ndarray:
+    return idx if len(idx) <= n else rng.choice(idx, size=n, replace=False)
+
+
+def measure(embeddings: np.ndarray, labels: np.ndarray, *, seed: int = 0, per_person: int = 2,
+            block: int = 1024, gallery_model: bool = True) -> Calibration:
+    """Impostor and genuine distributions per shot class from photos of known identity (``labels``).
+
+    Identities count alike, as they do in a gallery and among strangers: at most
+    ``per_person`` photos of each person stand in as strangers, and each person gives at
+    most ``per_person`` prototypes (otherwise one person with 500 photos would make most of
+    the pairs). Impostor pairs: every prototype against every stranger photo of the other
+    identities. Genuine pairs: every prototype against its person's other photos (at most
+    ``2 * per_person`` of them).
+    """
+    rng = np.random.default_rng(seed)
+    unit = _unit(np.asarray(embeddings, np.float32))
+    _, photo_owner = np.unique(np.asarray(labels), return_inverse=True)
+    by_person = [np.flatnonzero(photo_owner == o) for o in range(photo_owner.max() + 1)]
+    strangers = np.sort(np.concatenate([_per_person(idx, per_person, rng) for idx in by_person]))
+    impostor, genuine = {}, {}
+    for s in SHOT_CLASSES:
+        groups: list[tuple[int, ...]] = []
+        owners: list[int] = []
+        for person, idx in enumerate(by_person):
+            if len(idx) < s:
+                continue
+            if s == 1:
+                picks = {(int(i),) for i in _per_person(idx, per_person, rng)}
+            else:
+                picks = {tuple(sorted(rng.choice(idx, size=s, replace=False).tolist())) for _ in range(per_person)}
+            groups += sorted(picks)
+            owners += [person] * len(picks)
+        protos = _prototypes(unit, groups)
+        owner_of = np.array(owners)
+        imp_parts, gen_parts = [], []
+        for start in range(0, len(protos), block):
+            p = protos[start:start + block]
+            dist = np.sqrt(np.maximum(2.0 - 2.0 * (p @ unit[strangers].T), 0.0))
+            imp_parts.append(dist[owner_of[start:start + block, None] != photo_owner[strangers][None, :]])
+            for row, g in enumerate(groups[start:start + block]):
+                rest = np.setdiff1d(by_person[owner_of[start + row]], g)
+                if len(rest):
+                    rest = _per_person(rest, 2 * per_person, rng)
+                    gen_parts.append(np.sqrt(np.maximum(2.0 - 2.0 * (unit[rest] @ p[row]), 0.0)))
+        impostor[s] = knots_from_samples(np.concatenate(imp_parts), fit_tail=True)
+        genuine[s] = knots_from_samples(np.concatenate(gen_parts), fit_tail=False)
+    source = {"photos": int(len(photo_owner)), "identities": len(by_person), "seed": seed,
+              "per_person": per_person, "stranger_photos": int(len(strangers)),
+              "impostor_pairs": {str(s): impostor[s].pairs for s in SHOT_CLASSES},
+              "genuine_pairs": {str(s): genuine[s].pairs for s in SHOT_CLASSES}}
+    model = (fit_gallery_model(unit, photo_owner, impostor, seed=seed, per_person=per_person) if gallery_model
+             else INDEPENDENT)
+    return Calibration(impostor, genuine, source, model)
