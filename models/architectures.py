@@ -23,13 +23,28 @@ def _inception_resnet_v1() -> nn.Module:
     return InceptionResnetV1(pretrained=None, classify=False)
 
 
-ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
+def _tfjs_graph(config: dict) -> nn.Module:
+    from .importers.tfjs_graph import TfjsGraphNet
+
+    return TfjsGraphNet(config)
+
+
+def _onnx(config: dict) -> nn.Module:
+    from .importers.onnx_model import OnnxNet
+
+    return OnnxNet(config)
+
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "dlib_resnet_v1": _dlib_resnet,
     "inception_resnet_v1": _inception_resnet_v1,
+    "tfjs_graph": _tfjs_graph,  # a TF.js graph model, interpreted in torch (models/importers/tfjs_graph.py)
+    "onnx": _onnx,  # an ONNX model run by ONNX Runtime (models/importers/onnx_model.py)
 }
 
 
-def build(name: str) -> nn.Module:
+def build(name: str, config: dict | None = None) -> nn.Module:
+    """The network ``name`` names; ``config`` (a checkpoint's ``architecture_config``) for those that need one."""
     from .errors import CheckpointError
 
     try:
@@ -38,4 +53,8 @@ def build(name: str) -> nn.Module:
         raise CheckpointError(
             f"Unknown encoder architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}."
         ) from None
-    return factory()
+    return factory(config) if name in CONFIGURED else factory()
+
+
+# architectures built from their checkpoint's architecture_config (e.g. an interpreted graph)
+CONFIGURED: set[str] = {"tfjs_graph", "onnx"}

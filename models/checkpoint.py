@@ -63,6 +63,13 @@ class EncoderMetadata:
     # Impostor and genuine distance distributions per shot class (models.calibration): what lets the service
     # hold a gallery of any size to a target stranger-accept rate. None: only the fixed thresholds above.
     calibration: dict[str, Any] | None = None
+    # How a face becomes the network's input (models.crops): warped onto ``alignment_template``
+    # ({"kind": "template"}), or the detector's box grown by ``margin`` pixels a side and stretched to
+    # input_size ({"kind": "box", "margin": 22}), as networks trained on box crops (FaceNet, HSE faceres) expect.
+    crop: dict[str, Any] = field(default_factory=lambda: {"kind": "template"})
+    channel_order: str = "rgb"  # "bgr": the network was trained on OpenCV/Caffe-ordered pixels
+    # What the architecture needs beyond weights (an interpreted graph's nodes, say); empty for fixed networks.
+    architecture_config: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +88,10 @@ class EncoderMetadata:
             raise CheckpointError("alignment_template must hold five (x, y) points.")
         if len(meta.normalization.get("mean", [])) != 3 or len(meta.normalization.get("std", [])) != 3:
             raise CheckpointError("normalization must give a mean and std for R, G and B.")
+        if meta.crop.get("kind") not in ("template", "box"):
+            raise CheckpointError(f"Unknown crop rule {meta.crop!r}: 'template' or 'box'.")
+        if meta.channel_order not in ("rgb", "bgr"):
+            raise CheckpointError(f"channel_order must be 'rgb' or 'bgr', not {meta.channel_order!r}.")
         if meta.calibration is not None:
             from .calibration import Calibration
 

@@ -32,7 +32,7 @@ class Encoder:
         self.device = pick_device(device)
         self.fp16 = fp16 and self.device.type == "cuda"
         self.batch_size = batch_size
-        model = build(self.metadata.architecture)
+        model = build(self.metadata.architecture, self.metadata.architecture_config)
         missing, unexpected = model.load_state_dict(checkpoint.state_dict, strict=False)
         if missing:
             raise CheckpointError(f"Checkpoint lacks weights for {missing[:5]}…", {"missing": missing})
@@ -91,7 +91,18 @@ class Encoder:
         }
 
     # Work ------------------------------------------------------------------------------
+    def chips(self, image: np.ndarray, faces) -> np.ndarray:
+        """This encoder's input chips of ``faces`` (``DetectedFace``s), by its checkpoint's crop rule."""
+        from .crops import face_chips
+
+        return face_chips(image, faces, self.metadata.crop, self.template, self.input_size)
+
+    def embed_faces(self, image: np.ndarray, faces) -> np.ndarray:
+        """(N, D) embeddings of ``faces`` in ``image``: crop, then embed."""
+        return self.embed(self.chips(image, faces))
+
     def embed(self, chips: np.ndarray | torch.Tensor) -> np.ndarray:
+        """(N, D) unit embeddings of (N, S, S, 3) uint8 RGB chips."""
         n = len(chips)
         if n == 0:
             return np.zeros((0, self.metadata.embedding_size), dtype=np.float32)
@@ -101,6 +112,8 @@ class Encoder:
                 batch = chips[start : start + self.batch_size]
                 x = torch.as_tensor(np.ascontiguousarray(batch)) if isinstance(batch, np.ndarray) else batch
                 x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+                if self.metadata.channel_order == "bgr":
+                    x = x.flip(1)
                 x = (x - self._mean) / self._std
                 if self.fp16:
                     x = x.half()

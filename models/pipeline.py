@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .alignment import align_faces
 from .detection import DetectedFace, FaceDetector
 from .encoder import Encoder
 from .errors import FaceNotFoundInBox, MultipleFaces, NoFace
@@ -64,13 +63,18 @@ class FacePipeline:
     def cache_key(self) -> str:
         """Changes whenever an embedding of the same photo could change."""
         d = self.detector
-        raw = json.dumps([self.encoder.content_hash, self.encoder.metadata.alignment_template,
-                          self.encoder.input_size, self.encoder.metadata.flip_average, d.min_face_size, d.max_side,
-                          d.min_side, d.min_score])
+        m = self.encoder.metadata
+        parts = [self.encoder.content_hash, m.alignment_template, self.encoder.input_size, m.flip_average,
+                 d.min_face_size, d.max_side, d.min_side, d.min_score]
+        if m.crop != {"kind": "template"} or m.channel_order != "rgb":  # (the default adds nothing: old caches hold)
+            parts += [m.crop, m.channel_order]
+        raw = json.dumps(parts)
         return f"{self.encoder.content_hash}-{hashlib.sha1(raw.encode()).hexdigest()[:8]}"
 
-    def align(self, image: np.ndarray, faces: list[DetectedFace]) -> np.ndarray:
-        return align_faces(image, [f.landmarks for f in faces], self.encoder.template, self.encoder.input_size)
+    def align(self, image: np.ndarray, faces: list[DetectedFace]):
+        """The encoder's input chips (template warp or box crop, as its checkpoint says; one set per member of an
+        ensemble)."""
+        return self.encoder.chips(image, faces)
 
     def embed_faces(self, image: np.ndarray, faces: list[DetectedFace],
                     timings: Timings | None = None) -> list[EmbeddedFace]:
