@@ -247,13 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_defaults(args) -> None:
     """What no flag said about the encoder comes from the settings (FACESHOT_ENCODER, _DEVICE, _MODEL_CACHE...)."""
-    if not hasattr(args, "encoder"):
-        return
     from .core.config import ModelSettings
 
     model = ModelSettings()
     # the service's commands hand their flags to Settings; training commands tell --encoder from --checkpoint
-    if args.command in PIPELINE_COMMANDS:
+    if args.command in PIPELINE_COMMANDS and hasattr(args, "encoder"):
         args.encoder = args.encoder or model.encoder
         if getattr(args, "device", None) is None:
             args.device = None if model.device == "auto" else model.device

