@@ -67,6 +67,17 @@ def _service(settings, **kwargs):
         raise StartRefused(str(exc)) from None
 
 
+def _weights_present(settings) -> None:
+    """The encoder's weights (every member's) are on this machine, or a refusal naming the fetch command."""
+    from models.errors import CheckpointError, WeightsUnavailable
+    from models.sources import check_weights
+
+    try:
+        check_weights(settings.encoder, settings.weight_sources())
+    except (CheckpointError, WeightsUnavailable) as exc:
+        raise StartRefused(f"FACESHOT_ENCODER={settings.encoder}: {exc}") from None
+
+
 def _apply_overrides(args) -> None:
     """Command-line flags become the same FACESHOT_* variables the workers read."""
     for flag, env in (("data_dir", "FACESHOT_DATA_DIR"), ("database_url", "FACESHOT_DATABASE_URL"),
@@ -104,6 +115,7 @@ def cmd_serve(args) -> int:
     _apply_overrides(args)
     os.environ["FACESHOT_WORKERS"] = str(args.workers)
     settings = _settings()
+    _weights_present(settings)
     # Schema, binding and first admin key once, before the workers start, so they never race for them.
     db, where = _prepared(settings)
     db.close()

@@ -1,6 +1,7 @@
 """Encoder and pipeline speed on this machine's accelerator (or CPU).
 
-Embedding throughput of aligned chips at batch 1, 8 and 64 (fp32 and fp16),
+Embedding throughput of aligned chips at batch 1, 8, 64 and 256 (fp32 and fp16) of any encoder
+the service can run, ensembles included (each member gets chips of its own input size),
 and median end-to-end latency of one photo (decode + detect + align + embed).
 
     python bench/gpu_encoder.py --photos DIR_OF_JPEGS [--device cuda] [--json out.json]
@@ -16,10 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.encoder import Encoder
 from models.imageio import load_image
 from models.pipeline import FacePipeline
-from models.sources import resolve_checkpoint
+from models.sources import load_encoder
 
 
 def sync(device):
@@ -27,25 +27,33 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+def random_chips(enc, batch: int):
+    """Chips of the encoder's input size on its device; an ensemble takes one set per member."""
+    if hasattr(enc, "members"):
+        return [random_chips(m, batch) for m in enc.members]
+    size = enc.input_size
+    return torch.randint(0, 255, (batch, size, size, 3), dtype=torch.uint8, device=enc.device)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--photos", required=True)
     ap.add_argument("--device", default=None)
-    ap.add_argument("--encoder", default="dlib")
+    ap.add_argument("--encoder", default="dlib", help="any FACESHOT_ENCODER value, ensembles included")
     ap.add_argument("--json", default=None)
     ap.add_argument("--seconds", type=float, default=3.0, help="time budget per measurement")
     args = ap.parse_args()
 
     report: dict = {"torch": torch.__version__}
-    ckpt = resolve_checkpoint(args.encoder)
     for fp16 in (False, True):
-        enc = Encoder(ckpt, args.device, fp16=fp16, batch_size=1024)
+        enc = load_encoder(args.encoder, args.device, fp16=fp16)
+        for network in getattr(enc, "members", [enc]):
+            network.batch_size = 1024  # measure the batch asked for, not the service's chunking
         if fp16 and enc.device.type != "cuda":
             continue
         report["device"] = str(enc.device) + (f" ({torch.cuda.get_device_name()})" if enc.device.type == "cuda" else "")
-        size = enc.input_size
         for batch in (1, 8, 64, 256):
-            chips = torch.randint(0, 255, (batch, size, size, 3), dtype=torch.uint8, device=enc.device)
+            chips = random_chips(enc, batch)
             for _ in range(5):
                 enc.embed(chips)
             sync(enc.device)
@@ -61,7 +69,7 @@ def main() -> None:
                 "median_ms": round(med * 1000, 3),
                 "faces_per_s": round(batch / med, 1),
             }
-    pipe = FacePipeline(Encoder(ckpt, args.device))
+    pipe = FacePipeline(load_encoder(args.encoder, args.device))
     files = sorted(Path(args.photos).rglob("*.jpg"))[:200]
     images = [p.read_bytes() for p in files]
     for data in images[:5]:

@@ -14,16 +14,21 @@ and the CLI, never here) names one of:
   published upstream: opt-in, fetched by the user), imported once into the cache likewise;
 * an ensemble: a manifest path (``.json``) or a name of one shipped in ``models/assets``
   (``ensemble_<name>.json``, e.g. ``dlib+facenet-20180408``), see :mod:`models.ensemble`;
-* a path to a checkpoint written by faceshot's own training (``.pt``).
+* a path to a checkpoint written by faceshot's own training (``.pt``);
+* any of these that crops onto a template, at another scale: ``SPEC@zoom=Z`` (Z > 1: a tighter crop). A
+  second scale is worth its cost as an ensemble member (``dlib+dlib@zoom=1.15``, see bench/test_time_choices.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .checkpoint import EncoderCheckpoint, EncoderMetadata, Threshold, content_hash
@@ -152,6 +157,10 @@ IMPORTED = {
 
 def imported_checkpoint(name: str, sources: WeightSources) -> EncoderCheckpoint:
     """A converted checkpoint from the cache, or a refusal naming both ways to get it."""
+    return EncoderCheckpoint.load(_imported_path(name, sources))
+
+
+def _imported_path(name: str, sources: WeightSources) -> Path:
     fname, _, origin, local = IMPORTED[name]
     path = Path(sources.cache_dir) / fname
     if not path.is_file():
@@ -159,7 +168,30 @@ def imported_checkpoint(name: str, sources: WeightSources) -> EncoderCheckpoint:
             f"{name} is not in {sources.cache_dir}. Fetch and convert it once from {origin} with "
             f"`faceshot fetch-weights {name}` (online), or convert a local copy with "
             f"`faceshot fetch-weights {name} --from /path/to/{local}`.", {"encoder": name, "path": str(path)})
-    return EncoderCheckpoint.load(path)
+    return path
+
+
+def check_weights(spec: str | None, sources: WeightSources | None = None) -> None:
+    """Refuse (WeightsUnavailable, CheckpointError) a spec whose weights are not on this machine, without
+    building a network: ``faceshot serve`` asks before its workers start, so a missing member is one clear
+    message and not a traceback in every worker. (facenet-pytorch's releases may still be downloaded later.)"""
+    spec = spec or DEFAULT_ENCODER
+    sources = sources or WeightSources()
+    scaled = ZOOMED.match(spec)
+    if scaled:
+        return check_weights(scaled["base"], sources)
+    manifest_path = ensemble_manifest(spec)
+    if manifest_path is not None:
+        from .ensemble import read_manifest
+
+        for member in read_manifest(manifest_path)["members"]:
+            check_weights(member["encoder"], sources)
+    elif spec in IMPORTED:
+        _imported_path(spec, sources)
+    elif spec in ("dlib", "dlib-resnet-v1"):
+        dlib_model_path(directory=sources.dlib_dir)
+    elif not spec.startswith("facenet-") and not Path(spec).expanduser().is_file():
+        resolve_checkpoint(spec, sources)  # the refusal that names every encoder
 
 
 def fetch_imported(name: str, sources: WeightSources, local: Path | None = None) -> EncoderCheckpoint:
@@ -209,10 +241,33 @@ def resolve_checkpoint(spec: str | None = None, sources: WeightSources | None = 
     )
 
 
+ZOOMED = re.compile(r"^(?P<base>.+)@zoom=(?P<zoom>\d+(\.\d+)?)$")
+
+
+def zoomed(encoder, zoom: float):
+    """``encoder`` cropping onto its template scaled by ``zoom`` about the chip's centre: another input, so
+    another name and content hash (embeddings of one scale are never compared with another's)."""
+    meta = encoder.metadata
+    if meta.crop.get("kind", "template") != "template":
+        raise CheckpointError(f"{meta.name} crops from the detector's box; @zoom applies to template crops.")
+    if not 0.5 <= zoom <= 2.0:
+        raise CheckpointError(f"zoom {zoom} is outside 0.5..2.", {"zoom": zoom})
+    t = np.asarray(meta.alignment_template, dtype=np.float64)
+    centre = meta.input_size / 2
+    suffix = f"@zoom={zoom:g}"
+    encoder.metadata = replace(
+        meta, name=meta.name + suffix, alignment_template=((t - centre) * zoom + centre).tolist(),
+        content_hash=hashlib.sha256((meta.content_hash + suffix).encode()).hexdigest()[:16])
+    return encoder
+
+
 def load_encoder(spec: str | None = None, device: str | None = None, *, fp16: bool = False,
                  sources: WeightSources | None = None):
     from .encoder import Encoder
 
+    scaled = ZOOMED.match(spec or "")
+    if scaled:
+        return zoomed(load_encoder(scaled["base"], device, fp16=fp16, sources=sources), float(scaled["zoom"]))
     manifest_path = ensemble_manifest(spec or DEFAULT_ENCODER)
     if manifest_path is not None:
         from .ensemble import EnsembleEncoder, read_manifest

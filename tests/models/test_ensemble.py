@@ -118,3 +118,19 @@ def test_the_service_serves_an_ensemble_and_decides_as_the_evaluation_does(make_
     assert faceshot(["eval-openset", str(lfw_dir), "--encoder", spec, "--k", "3", "--shots", "1", "--seeds", "1",
                      "--device", "cpu", "--quiet", "--cache-dir", str(tmp_path / "cache")]) == 0
     assert "test-fusion" in capsys.readouterr().out
+
+
+def test_a_second_crop_scale_is_another_encoder_with_a_tighter_crop(photos, box_member):
+    """``SPEC@zoom=Z`` (the two-scale member of bench/test_time_choices.py): same weights, other input, own hash."""
+    base, zoom = load_encoder("dlib", "cpu"), load_encoder("dlib@zoom=1.15", "cpu")
+    assert zoom.content_hash != base.content_hash and zoom.metadata.name.endswith("@zoom=1.15")
+    image = load_image(photos["Emma_Watson"][0].read_bytes())
+    faces = FacePipeline(base).detect(image)
+    eyes = lambda enc: np.linalg.norm(enc.template[1] - enc.template[0])  # noqa: E731
+    assert eyes(zoom) == pytest.approx(1.15 * eyes(base))  # the face fills more of the chip
+    a, b = base.embed(base.chips(image, faces))[0], zoom.embed(zoom.chips(image, faces))[0]
+    assert 0.0 < np.linalg.norm(a - b) < 0.4  # the same person, seen closer
+    with pytest.raises(CheckpointError, match="template"):
+        load_encoder(f"{box_member}@zoom=1.15", "cpu")
+    with pytest.raises(CheckpointError, match="outside"):
+        load_encoder("dlib@zoom=3", "cpu")
