@@ -1,9 +1,10 @@
-"""The face pipeline as a request runs it: decoding within a timeout, then one forward pass at a time.
+"""The face pipeline as a request runs it: decoding within a timeout, then a bounded number of forward passes.
 
-The worker's cores are shared by every request, so detection and embedding run under
-one lock; decoding runs in a small pool of its own so a request can give up on a
-pathological file after ``decode_timeout_s`` (byte and pixel limits, checked before
-decoding, bound how long an abandoned decode keeps its thread).
+The worker's cores are shared by every request: detection and embedding run for at most
+``inference_slots`` requests at once (its cores over its torch threads, see app/threads.py).
+Decoding runs in a small pool of its own so a request can give up on a pathological file
+after ``decode_timeout_s`` (byte and pixel limits, checked before decoding, bound how long an
+abandoned decode keeps its thread).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class Inference:
     def __init__(self, settings: Settings, pipeline: FacePipeline):
         self.settings = settings
         self.pipeline = pipeline
-        self._lock = threading.Lock()  # one forward pass at a time: the cores are shared
+        # forward passes at once (a semaphore of slots; one slot is a lock)
+        self._lock = threading.BoundedSemaphore(settings.effective_inference_slots())
         self._decoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
 
     def decode(self, data: bytes) -> np.ndarray:

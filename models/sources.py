@@ -50,11 +50,13 @@ DEFAULT_CACHE_DIR = Path.home() / ".cache" / "faceshot"
 @dataclass(frozen=True)
 class WeightSources:
     """Where weights are looked for: a cache for downloads (FACESHOT_MODEL_CACHE), whether downloading is
-    allowed (FACESHOT_OFFLINE), and a folder of dlib's model files (FACESHOT_DLIB_MODEL_DIR)."""
+    allowed (FACESHOT_OFFLINE), and a folder of dlib's model files (FACESHOT_DLIB_MODEL_DIR); and what runs them
+    (FACESHOT_ENCODER_RUNTIME: auto, torch or onnx; see :class:`models.encoder.Encoder`)."""
 
     cache_dir: Path = DEFAULT_CACHE_DIR
     offline: bool = False
     dlib_dir: Path | None = None
+    runtime: str = "auto"
 
 
 def _asset(name: str) -> dict:
@@ -275,4 +277,5 @@ def load_encoder(spec: str | None = None, device: str | None = None, *, fp16: bo
         manifest = read_manifest(manifest_path)
         members = [load_encoder(m["encoder"], device, fp16=fp16, sources=sources) for m in manifest["members"]]
         return EnsembleEncoder(manifest, members)
-    return Encoder(resolve_checkpoint(spec, sources), device=device, fp16=fp16)
+    return Encoder(resolve_checkpoint(spec, sources), device=device, fp16=fp16,
+                   runtime=(sources or WeightSources()).runtime)

@@ -208,6 +208,31 @@ def _dry_run(config: dict[str, Any], state: dict[str, torch.Tensor], n: int) -> 
         return net(torch.rand(n, 3, size, size, generator=gen) * 2 - 1).numpy()
 
 
+def onnx_twin(model: nn.Module, input_size: int, *, opset: int = OPSET, tolerance: float = 1e-5) -> OnnxNet:
+    """``model`` (an eval-mode CPU torch encoder taking normalised (N, 3, S, S) batches) exported and loaded into an
+    :class:`OnnxNet`, refused unless it computes what ``model`` does (within ``tolerance``, on a batch of 3)."""
+    _onnxruntime()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():  # the exporter's deprecation notice and the tracer's shape warnings
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 3, input_size, input_size),), buf, dynamo=False,
+                          opset_version=opset, input_names=["input"], output_names=["embedding"],
+                          do_constant_folding=True, dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}})
+    data = buf.getvalue()
+    config = {"input_name": "input", "output_name": "embedding", "layout": "NCHW", "input_size": input_size,
+              "input_dtype": "float32", "batch": None, "model_bytes": len(data), "opset": {"ai.onnx": opset},
+              "session": default_session_options()}
+    net = OnnxNet(config)
+    net.load_state_dict(_state(data))
+    check = torch.rand(3, 3, input_size, input_size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.inference_mode():
+        diff = float((model(check) - net(check)).abs().max())
+    if diff > tolerance:
+        raise CheckpointError(f"The ONNX export differs from the torch network by {diff:.2e}.")
+    net.config, net.max_abs_diff = config, diff
+    return net
+
+
 def export_dlib_onnx(path: str | Path | None = None, *, dlib_dir: Path | None = None, opset: int = OPSET,
                      onnx_path: str | Path | None = None) -> EncoderCheckpoint:
     """Our PyTorch port of dlib's ResNet as an ``onnx`` checkpoint ("dlib-resnet-v1-onnx"), saved to ``path``.
@@ -225,35 +250,15 @@ def export_dlib_onnx(path: str | Path | None = None, *, dlib_dir: Path | None = 
     from ..architectures import build
     from ..sources import dlib_checkpoint
 
-    _onnxruntime()
     torch_ckpt = dlib_checkpoint(dlib_dir)
     meta = torch_ckpt.metadata
     model = build(meta.architecture)
     model.load_state_dict(torch_ckpt.state_dict)
     model.eval()
-    size = meta.input_size
-    buf = io.BytesIO()
-    with warnings.catch_warnings():  # the exporter's deprecation notice and the tracer's shape warnings
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, 3, size, size),), buf, dynamo=False, opset_version=opset,
-                          input_names=["input"], output_names=["embedding"], do_constant_folding=True,
-                          dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}})
-    data = buf.getvalue()
-    config = {"input_name": "input", "output_name": "embedding", "layout": "NCHW", "input_size": size,
-              "input_dtype": "float32", "batch": None, "model_bytes": len(data), "opset": {"ai.onnx": opset},
-              "session": default_session_options()}
+    net = onnx_twin(model, meta.input_size, opset=opset, tolerance=1e-4)
+    config, diff = net.config, net.max_abs_diff
+    data = net.onnx_model.numpy().tobytes()
     state = _state(data)
-    # refuse an export that does not compute what the port computes (any batch size, here 3)
-    check = torch.rand(3, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    with torch.inference_mode():
-        want = model(check).numpy()
-    net = OnnxNet(config)
-    net.load_state_dict(state)
-    with torch.inference_mode():
-        got = net(check).numpy()
-    diff = float(np.abs(want - got).max())
-    if diff > 1e-4:
-        raise CheckpointError(f"The ONNX export of dlib's ResNet differs from the port by {diff:.2e}.")
     recipe = {**meta.recipe, "runtime": f"ONNX Runtime (CPU), opset {opset}",
               "exported_from": {"encoder": meta.name, "content_hash": meta.content_hash,
                                 "torch": str(torch.__version__), "max_abs_diff_at_export": diff}}

@@ -38,3 +38,60 @@ def test_coarse_then_exact_search_gives_the_exact_answer():
         assert np.allclose([m.distance for m in a], [d for _, d in expected], atol=1e-3)
         assert np.allclose([m.distance for m in a], [m.distance for m in b], atol=1e-3)
     assert not any(m.person_id in set(people[:40:3]) for matches in got_coarse for m in matches)
+
+
+def test_writes_in_place_free_rows_and_compaction_keep_the_exact_answers():
+    """Upserts overwrite a row, removals free one for the next person, many removals compact: O(1) writes
+    (issue 15) that must answer as a fresh build of the same people does."""
+    rng = np.random.default_rng(1)
+    dim, n = 16, 300
+    g = Gallery(dim, use_gpu=False, coarse_from=10**9)
+    people = [f"p{i}" for i in range(n)]
+    g.process_support_set(rng.standard_normal((n, dim)).astype(np.float32), people, {p: p for p in people})
+    model = {p: v for p, v in g.snapshot().items()}
+    rows_before = g._exact.ntotal
+    for step in range(400):  # a random mix of re-enrolments, new people and removals
+        action = rng.integers(3)
+        if action == 0 and model:
+            p = sorted(model)[rng.integers(len(model))]
+            shots = int(rng.integers(1, 4))
+            emb = rng.standard_normal((shots, dim)).astype(np.float32)
+            g.upsert(p, p.upper(), emb)
+            model[p] = (p.upper(), shots, normalise(normalise(emb).mean(0)))
+        elif action == 1:
+            p = f"new{step}"
+            emb = rng.standard_normal((1, dim)).astype(np.float32)
+            g.upsert(p, p, emb)
+            model[p] = (p, 1, normalise(emb[0]))
+        elif model:
+            p = sorted(model)[rng.integers(len(model))]
+            g.remove(p)
+            del model[p]
+    assert len(g) == len(model) and g._exact.ntotal <= rows_before + 150  # freed rows were reused or compacted
+    snap = g.snapshot()
+    assert set(snap) == set(model)
+    for p, (name, shots, proto) in model.items():
+        assert snap[p][:2] == (name, shots) and np.allclose(snap[p][2], proto, atol=1e-6)
+    fresh = Gallery(dim, use_gpu=False, coarse_from=10**9)
+    fresh.process_support_set(np.stack([v for _, _, v in model.values()]), list(model),
+                              {p: m[0] for p, m in model.items()})
+    queries = rng.standard_normal((50, dim)).astype(np.float32)
+    for a, b in zip(g.forward(queries, k=5), fresh.forward(queries, k=5)):
+        assert [(m.person_id, m.name) for m in a] == [(m.person_id, m.name) for m in b]
+        assert np.allclose([m.distance for m in a], [m.distance for m in b], atol=1e-5)
+    counts = {1: 0, 2: 0, 3: 0}
+    for _, shots, _ in model.values():
+        counts[min(shots, 3)] += 1
+    assert g.composition() == counts
+
+
+def test_a_freed_row_is_never_a_candidate_even_when_fewer_people_than_k_remain():
+    g = Gallery(4, use_gpu=False)
+    g.process_support_set(np.eye(4, dtype=np.float32), ["a", "b", "c", "d"], {p: p for p in "abcd"})
+    g.remove("b")
+    g.remove("c")
+    answer = g.forward(np.array([0, 1, 0, 0], np.float32), k=5)[0]
+    assert [m.person_id for m in answer] == ["a", "d"] or [m.person_id for m in answer] == ["d", "a"]
+    g.upsert("e", "e", np.array([[0, 1, 0, 0]], np.float32))  # takes a freed row
+    assert g.forward(np.array([0, 1, 0, 0], np.float32), k=1)[0][0].person_id == "e"
+    assert g._exact.ntotal == 4

@@ -92,7 +92,9 @@ def dlib_onnx(tmp_path_factory):
 def test_exported_dlib_matches_torch_dlib_on_real_faces(dlib_onnx, photos, pipeline):
     """Same chips in, same embeddings out: max |diff| <= 1e-5 over every face of the LFW fixtures (measured
     3.1e-7 on 31 faces, flip averaging on, one thread)."""
-    torch_encoder = pipeline.encoder
+    from models.sources import dlib_checkpoint
+
+    torch_encoder = Encoder(dlib_checkpoint(), "cpu", runtime="torch")
     onnx_encoder = Encoder(dlib_onnx, "cpu")
     chips = []
     for files in photos.values():
@@ -108,6 +110,24 @@ def test_exported_dlib_matches_torch_dlib_on_real_faces(dlib_onnx, photos, pipel
     assert np.abs(ours - theirs).max() <= 1e-5
     # one chip at a time (the service's usual batch) too
     assert np.abs(onnx_encoder.embed(chips[:1]) - theirs[:1]).max() <= 1e-5
+
+
+def test_on_a_cpu_dlib_runs_on_onnx_runtime_with_the_same_hash_and_embeddings(photos, pipeline):
+    """Issue 15: the default encoder on a CPU is the same weights under ONNX Runtime (FACESHOT_ENCODER_RUNTIME=auto):
+    max |diff| <= 1e-5 against torch on the fixture faces, and the same content hash, so stored embeddings stay."""
+    from models.sources import WeightSources, dlib_checkpoint, load_encoder
+
+    served = load_encoder("dlib", "cpu")
+    reference = load_encoder("dlib", "cpu", sources=WeightSources(runtime="torch"))
+    assert served.runtime == "onnx" and reference.runtime == "torch"
+    assert served.content_hash == reference.content_hash == dlib_checkpoint().metadata.content_hash
+    images = [load_image(files[0]) for files in photos.values()]
+    chips = np.concatenate([served.chips(image, pipeline.detect(image)) for image in images])
+    assert len(chips) >= 8
+    assert np.abs(served.embed(chips) - reference.embed(chips)).max() <= 1e-5
+    assert np.abs(served.embed(chips[:1]) - reference.embed(chips[:1])).max() <= 1e-5
+    with pytest.raises(CheckpointError, match="runtime"):
+        Encoder(dlib_checkpoint(), "cpu", runtime="tensorrt")
 
 
 def test_exported_dlib_keeps_dlibs_metadata_but_not_its_hash(dlib_onnx, pipeline):

@@ -31,3 +31,15 @@ def test_evaluation_and_service_build_the_same_prototypes_and_distances():
         answers = service.forward(emb[queries], k=1)
         assert [a[0].person_id for a in answers] == [split.known[b] for b in best]
         np.testing.assert_allclose([a[0].distance for a in answers], dist, atol=1e-5)
+
+
+def test_the_vectorised_build_is_the_rule():
+    from models.prototypes import prototypes, prototypes_by_label
+
+    rng = np.random.default_rng(3)
+    emb = rng.normal(size=(40, 8)).astype(np.float32) * rng.uniform(0.5, 3, size=(40, 1))
+    labels = [f"p{int(i)}" for i in rng.integers(0, 9, size=40)]
+    people, protos, counts = prototypes_by_label(emb, labels)
+    groups = [[i for i, lab in enumerate(labels) if lab == p] for p in people]
+    np.testing.assert_allclose(protos, prototypes(emb, groups), atol=1e-6)
+    assert counts.tolist() == [len(g) for g in groups]
