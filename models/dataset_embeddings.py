@@ -81,7 +81,7 @@ _DET_WIDTH = 17
 
 def detect_dataset(pipeline: FacePipeline, root: Path, files: list[str], cache_dir, progress: bool) -> _NpzTable:
     d = pipeline.detector
-    key = hashlib.sha1(json.dumps([d.min_face_size, d.max_side, d.min_side, d.min_score]).encode()).hexdigest()[:8]
+    key = hashlib.sha1(json.dumps(d.cache_parts()).encode()).hexdigest()[:8]
     table = _NpzTable(cache_file(Path(cache_dir), root, "detections", key) if cache_dir else None, _DET_WIDTH)
 
     def detect(rel: str) -> np.ndarray:

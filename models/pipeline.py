@@ -65,7 +65,7 @@ class FacePipeline:
         d = self.detector
         m = self.encoder.metadata
         parts = [self.encoder.content_hash, m.alignment_template, self.encoder.input_size, m.flip_average,
-                 d.min_face_size, d.max_side, d.min_side, d.min_score]
+                 *d.cache_parts()]
         if m.crop != {"kind": "template"} or m.channel_order != "rgb":  # (the default adds nothing: old caches hold)
             parts += [m.crop, m.channel_order]
         raw = json.dumps(parts)

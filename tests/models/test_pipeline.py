@@ -110,3 +110,23 @@ def test_cli_reports_bad_input_as_typed_error(tmp_path, capsys):
     assert cli_main(["embed", str(bad), "--device", "cpu"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["images"][0]["error"]["code"] == "invalid_image"
+
+
+def test_detection_with_opencvs_resize_finds_the_same_faces_and_leaves_the_library_alone(photos):
+    """Issue 15: the pyramid and crop resizes by OpenCV (the default) move landmarks a little, never the face found;
+    the library's own resize is still what facenet-pytorch's module holds, and "torch" reproduces MTCNN.detect."""
+    import facenet_pytorch.models.utils.detect_face as library
+
+    from models.detection import FaceDetector
+
+    before = library.imresample
+    fast, reference = FaceDetector("cpu"), FaceDetector("cpu", pyramid_resize="torch")
+    assert fast.pyramid_resize == "opencv" and fast.cache_parts() != reference.cache_parts()
+    for files in photos.values():
+        image = load_image(files[0])
+        a, b = fast.detect(image), reference.detect(image)
+        assert len(a) == len(b) >= 1
+        assert np.abs(a[0].landmarks - b[0].landmarks).max() < 0.1 * b[0].width
+        _, _, points = reference._mtcnn.detect(image, landmarks=True)  # the library's own run: one of its faces
+        assert min(np.abs(np.asarray(p, float) - b[0].landmarks).max() for p in points) < 1e-4
+    assert library.imresample is before
