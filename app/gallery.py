@@ -15,6 +15,14 @@ prototypes are 51 MB read per query, ~3-5 ms on a 2-core host). From
 asked for, and those are re-ranked with the exact float32 prototypes, so the
 answer is the exact one unless more than ``RERANK_EXTRA`` people tie within
 ~1e-4 of the k-th (``bench/faiss_index_choice.py`` measures the codes).
+
+From ``fast_from`` people (200,000) that pass is itself too slow (27 ms at 10^6 on one core,
+compute-bound for every scalar quantizer), so 4-bit PQ fast-scan codes (16 bytes a person for
+128-d) name ``k + FAST_EXTRA`` candidates in ~1 ms, re-ranked exactly together with every row
+written since the codes were made. The codes are made in a background thread after a build
+(~2 s at 10^6) and remade when many rows have gone stale; until then the fp16 pass answers.
+A candidate the codes miss can only be replaced by a farther person: a stranger may then be
+rejected, never named (``bench/gallery_scale.py`` checks that genuine queries find their person).
 """
 
 from __future__ import annotations
@@ -93,10 +101,13 @@ class Gallery:
 
     RERANK_EXTRA = 16
     MAX_FREE = 64
+    FAST_EXTRA = 64  # fast-scan candidates beyond k that are re-ranked exactly
+    FAST_CHUNK = 65_536
 
-    def __init__(self, dim: int, *, use_gpu: bool = True, coarse_from: int = 20_000):
+    def __init__(self, dim: int, *, use_gpu: bool = True, coarse_from: int = 20_000, fast_from: int = 200_000):
         self.dim = dim
         self.coarse_from = coarse_from
+        self.fast_from = fast_from
         self.version = -1  # the database gallery version this copy reflects
         self._lock = threading.RLock()
         self._gpu = _gpu_resources() if use_gpu else None
@@ -112,6 +123,15 @@ class Gallery:
         self._coarse = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
         self._null_code = self._coarse.sa_encode(np.zeros((1, dim), np.float32))[0]
         self._search_index = None  # GPU copy, rebuilt lazily after writes
+        # From ``fast_from`` people on a CPU: 4-bit PQ fast-scan codes (16 bytes a person) name candidates, which
+        # are re-ranked exactly with the rows written since the codes were made (see _fast_candidates).
+        self._fast = None
+        self._fast_rows = 0  # rows [0, _fast_rows) have codes in _fast
+        self._stale: set[int] = set()  # rows written since their code was made
+        self._encoding_writes: set[int] | None = None  # rows written while new codes are being made
+        self._fast_generation = 0
+        self.fast_ready = threading.Event()  # set once searches use the fast-scan codes (or never will)
+        self.fast_ready.set()
         if self._gpu is not None:
             log.info("gallery index on the GPU (faiss sees %d)", faiss.get_num_gpus())
 
@@ -136,6 +156,7 @@ class Gallery:
     def _put(self, proto: np.ndarray) -> int:
         if self._free:
             row = self._free.pop()
+            self._written(row)
             self._vectors()[row] = proto
             self._codes()[row] = self._coarse.sa_encode(proto[None])[0]
         else:
@@ -147,7 +168,17 @@ class Gallery:
             self._counts.append(0)
         return row
 
+    def _written(self, row: int) -> None:
+        """A row's values changed: its fast-scan code (if any) no longer stands for it."""
+        if self._fast is not None:
+            self._stale.add(row)
+            if len(self._stale) > max(4096, self._exact.ntotal // 100) and self._encoding_writes is None:
+                self._start_encoding()
+        if self._encoding_writes is not None:
+            self._encoding_writes.add(row)
+
     def _release(self, row: int) -> None:
+        self._written(row)
         self._vectors()[row] = 0.0
         self._codes()[row] = self._null_code
         self._ids[row] = self._names[row] = None
@@ -169,6 +200,70 @@ class Gallery:
             self._coarse.add(protos)
         self._ids, self._names, self._counts = list(ids), list(names), list(counts)
         self._row_of = dict(zip(self._ids, range(len(self._ids))))
+        self._fast, self._fast_rows, self._stale, self._encoding_writes = None, 0, set(), None  # rows renumbered
+        self._fast_generation += 1
+        self.fast_ready.set()
+        if self._gpu is None and len(protos) >= self.fast_from and self.dim % 4 == 0:
+            self._start_encoding()
+
+    # fast-scan codes --------------------------------------------------------------------
+    def _start_encoding(self) -> None:
+        """Make fast-scan codes of every row in the background (~2 s at 10^6): searches meanwhile use the index
+        they had (the exact fp16 pass, or the previous codes plus their stale rows)."""
+        self._fast_generation += 1
+        self._encoding_writes = set()
+        if self._fast is None:
+            self.fast_ready.clear()
+        threading.Thread(target=self._encode, args=(self._fast_generation,), name="gallery-fast-scan",
+                         daemon=True).start()
+
+    def _encode(self, generation: int) -> None:
+        try:
+            with self._lock:
+                if generation != self._fast_generation:
+                    return
+                n = self._exact.ntotal
+                sample = np.random.default_rng(0).choice(n, min(n, self.FAST_CHUNK), replace=False)
+                training = self._vectors()[np.sort(sample)].copy()
+            index = faiss.IndexPQFastScan(self.dim, self.dim // 4, 4, faiss.METRIC_INNER_PRODUCT)
+            index.train(training)  # outside the lock: searches and writes go on
+            for start in range(0, n, self.FAST_CHUNK):
+                with self._lock:
+                    if generation != self._fast_generation:
+                        return
+                    chunk = self._vectors()[start : min(n, start + self.FAST_CHUNK)].copy()
+                index.add(chunk)
+            with self._lock:
+                if generation != self._fast_generation:
+                    return
+                # every row written since encoding began is stale, whichever chunk it was in
+                self._fast, self._fast_rows, self._stale = index, n, self._encoding_writes
+                self._encoding_writes = None
+                self.fast_ready.set()
+        except Exception:  # the exact pass keeps answering; a failed encode only costs speed
+            log.exception("making the gallery's fast-scan codes failed; searches stay exact and slower")
+            with self._lock:
+                if generation == self._fast_generation:
+                    self._encoding_writes = None
+                    self.fast_ready.set()
+
+    def _fast_candidates(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The codes' best ``k + FAST_EXTRA``, plus every row written or added since they were made, re-ranked by
+        their exact float32 similarities. A person the codes miss is only ever replaced by a farther one, so a
+        miss can make a stranger rejected, never a stranger named."""
+        wide = min(self._fast.ntotal, k + self.FAST_EXTRA)
+        _, candidates = _search(self._fast, queries, wide)
+        extra = np.concatenate([np.fromiter(self._stale, np.int64, len(self._stale)),
+                                np.arange(self._fast_rows, self._exact.ntotal, dtype=np.int64)])
+        vectors = self._vectors()
+        sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        rows = np.full((len(queries), k), -1, dtype=np.int64)
+        for i, (query, found) in enumerate(zip(queries, candidates)):
+            found = np.unique(np.concatenate([found[found >= 0], extra]))
+            exact = vectors[found] @ query
+            best = np.argsort(-exact, kind="stable")[:k]
+            sims[i, : len(best)], rows[i, : len(best)] = exact[best], found[best]
+        return sims, rows
 
     def _compact(self) -> None:
         rows = sorted(self._row_of.values())
@@ -200,6 +295,7 @@ class Gallery:
                 self._row_of[person_id] = row
             else:  # in place: the same row, new values
                 self._by_class[shot_class(self._counts[row])] -= 1
+                self._written(row)
                 self._vectors()[row] = proto
                 self._codes()[row] = self._coarse.sa_encode(proto[None])[0]
             self._ids[row], self._names[row], self._counts[row] = person_id, name, len(embeddings)
@@ -279,7 +375,9 @@ class Gallery:
             return out
 
     def _matches(self, queries: np.ndarray, wanted: int, k: int) -> list[list[Match]]:
-        if self._gpu is None and len(self._row_of) >= self.coarse_from:
+        if self._gpu is None and self._fast is not None:
+            sims, rows = self._fast_candidates(queries, k)
+        elif self._gpu is None and len(self._row_of) >= self.coarse_from:
             sims, rows = self._coarse_then_exact(queries, k)
         else:
             sims, rows = _search(self._index(), queries, k)

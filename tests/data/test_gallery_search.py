@@ -95,3 +95,28 @@ def test_a_freed_row_is_never_a_candidate_even_when_fewer_people_than_k_remain()
     g.upsert("e", "e", np.array([[0, 1, 0, 0]], np.float32))  # takes a freed row
     assert g.forward(np.array([0, 1, 0, 0], np.float32), k=1)[0][0].person_id == "e"
     assert g._exact.ntotal == 4
+
+
+def test_fast_scan_codes_find_genuine_matches_exactly_and_follow_writes():
+    """Issue 15: from ``fast_from`` people, PQ fast-scan codes name candidates that are re-ranked exactly, with every
+    row written since the codes were made; the codes are made in the background, and writes never wait for them."""
+    rng = np.random.default_rng(2)
+    dim, n = 16, 3000
+    vectors = normalise(rng.standard_normal((n, dim)))
+    people = [f"p{i}" for i in range(n)]
+    g = Gallery(dim, use_gpu=False, coarse_from=10**9, fast_from=1000)
+    g.process_support_set(vectors, people, {p: p for p in people})
+    assert g.fast_ready.wait(60) and g._fast is not None  # an event, not a sleep
+    g.upsert("p5", "P5", vectors[7:8] * -1)  # in place: the row's code is now wrong, the row is stale
+    g.upsert("late", "LATE", vectors[11:12] + 0.01)  # appended after the codes
+    g.remove("p9")
+    protos = {p: v for p, v in zip(people, vectors) if p not in ("p5", "p9")}
+    protos["p5"], protos["late"] = normalise(-vectors[7]), normalise(vectors[11] + 0.01)
+    probes = list(range(0, n, 37)) + [7, 9, 11]
+    noisy = normalise(vectors[probes] + 0.05 * rng.standard_normal((len(probes), dim)))
+    noisy = np.concatenate([noisy, normalise(-vectors[7:8])])  # someone looking like p5's new prototype
+    for q, answer in zip(noisy, g.forward(noisy, k=3)):
+        expected = brute_force(protos, q, 3)
+        assert answer[0].person_id == expected[0][0]
+        assert abs(answer[0].distance - expected[0][1]) < 1e-3
+        assert all(m.person_id != "p9" for m in answer)
