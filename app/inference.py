@@ -58,6 +58,13 @@ class Inference:
         self.pipeline = pipeline
         # forward passes at once (a semaphore of slots; one slot is a lock)
         self._lock = threading.BoundedSemaphore(settings.effective_inference_slots())
+        on_gpu = getattr(getattr(pipeline.encoder, "device", None), "type", "cpu") == "cuda"
+        self.batcher = None
+        if settings.micro_batch == "on" or (settings.micro_batch == "auto" and on_gpu):
+            from .batching import EmbedBatcher
+
+            self.batcher = EmbedBatcher(pipeline.encoder, wait_ms=settings.micro_batch_wait_ms,
+                                        max_faces=settings.micro_batch_max_faces)
         self._decoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
 
     def decode(self, data: bytes) -> np.ndarray:
@@ -82,13 +89,21 @@ class Inference:
 
     def close(self) -> None:
         self._decoder.shutdown(wait=False, cancel_futures=True)
+        if self.batcher is not None:
+            self.batcher.close()
+
+    def _embed_faces(self, image, faces, timings):
+        return self.pipeline.embed_faces(image, faces, timings, embed=self.batcher.embed if self.batcher else None)
 
     def analyze(self, data: bytes):
         """The decoded image and every face in it, embedded (largest first)."""
         image = self.decode(data)
         timings = Timings()
         with self._lock:
-            faces = self.pipeline.analyze(image, timings)
+            t0 = time.perf_counter()
+            faces = self.pipeline.detect(image)
+            timings.detect_ms = (time.perf_counter() - t0) * 1000
+            faces = self._embed_faces(image, faces, timings)
         observe_stages(timings.detect_ms, timings.align_ms, timings.embed_ms)
         return image, faces
 
@@ -108,7 +123,7 @@ class Inference:
             faces = self.pipeline.detect(image)
             timings.detect_ms = (time.perf_counter() - t0) * 1000
             face = select_enrollment_face(faces, tuple(box) if box else None)
-            embedded = self.pipeline.embed_faces(image, [face], timings)[0]
+            embedded = self._embed_faces(image, [face], timings)[0]
         observe_stages(timings.detect_ms, timings.align_ms, timings.embed_ms)
         return PreparedFace(embedding=embedded.embedding, box=[round(float(v), 1) for v in face.box],
                             det_score=float(face.score), quality=face.quality, image_bytes=data,

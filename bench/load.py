@@ -58,18 +58,15 @@ def percentiles(ms: list[float]) -> dict:
     return {k: round(float(np.percentile(a, q)), 1) for k, q in (("p50", 50), ("p95", 95), ("p99", 99))}
 
 
-def start(server: Server, torch_threads: int | None) -> float:
-    """Start the server for load: rate limits off (they are tested in tests/api/test_security.py), all cores."""
-    threads = str(torch_threads or os.cpu_count() or 1)
-    return server.start(
-        timeout=180,
-        env={
-            "FACESHOT_RATE_LIMIT": "",
-            "FACESHOT_AUTH_FAILURE_LIMIT": "",
-            "FACESHOT_TORCH_THREADS": threads,
-            "OMP_NUM_THREADS": threads,
-        },
-    )
+def start(server: Server, torch_threads: int | None, micro_batch: str | None = None) -> float:
+    """Start the server for load: rate limits off (they are tested in tests/api/test_security.py); threads, slots
+    and micro-batching are the service's defaults unless given."""
+    env = {"FACESHOT_RATE_LIMIT": "", "FACESHOT_AUTH_FAILURE_LIMIT": ""}
+    if torch_threads:
+        env["FACESHOT_TORCH_THREADS"] = env["OMP_NUM_THREADS"] = str(torch_threads)
+    if micro_batch:
+        env["FACESHOT_MICRO_BATCH"] = micro_batch
+    return server.start(timeout=180, env=env)
 
 
 def real_people(photos: Path) -> list[tuple[str, list[Path]]]:
@@ -241,7 +238,8 @@ def load_run(args, size: int) -> dict:
         report["synthetic"] = insert_synthetic(data, size - args.real_people)
     server = Server(data)
     try:
-        report["startup_s"] = round(start(server, args.torch_threads), 1)
+        report["startup_s"] = round(start(server, args.torch_threads, args.micro_batch), 1)
+        report["micro_batch"] = args.micro_batch or "default (auto: on with CUDA)"
         t0 = time.monotonic()
         enrolled, refused = enroll_real(server.url, people, args.real_people)
         report["real_people"] = len(enrolled)
@@ -447,6 +445,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=60, help="identify requests per level (at least 4 per client)")
     ap.add_argument("--level-time", type=float, default=120, help="seconds at most per level")
     ap.add_argument("--torch-threads", type=int, default=None, help="FACESHOT_TORCH_THREADS for the server")
+    ap.add_argument("--micro-batch", choices=("auto", "on", "off"), default=None, help="FACESHOT_MICRO_BATCH")
     ap.add_argument("--kill-restart", action="store_true")
     ap.add_argument("--kr-people", type=int, default=40)
     ap.add_argument("--kr-enrollers", type=int, default=2)

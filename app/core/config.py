@@ -54,6 +54,10 @@ class Settings(ModelSettings):
     torch_threads: int | None = Field(None, ge=1, le=256)  # per forward pass; default 1 (app/threads.py)
     # photos a worker runs through the face pipeline at once; default: the cores it may use / torch threads
     inference_slots: int | None = Field(None, ge=1, le=64)
+    # concurrent requests' faces embedded in one forward pass (app/batching.py); auto: on a GPU only
+    micro_batch: Literal["auto", "on", "off"] = "auto"
+    micro_batch_wait_ms: float = Field(3.0, ge=0, le=50)  # how long the first face waits for company
+    micro_batch_max_faces: int = Field(64, ge=1, le=1024)
     workers: int = 1
     gallery_sync_interval_s: float = 0.0  # 0: check for other processes' writes before every search
     near_duplicate_distance: float = 0.12
