@@ -102,7 +102,8 @@ class Gallery:
     RERANK_EXTRA = 16
     MAX_FREE = 64
     FAST_EXTRA = 64  # fast-scan candidates beyond k that are re-ranked exactly
-    FAST_CHUNK = 65_536
+    FAST_TRAIN = 65_536  # rows the codebooks are trained on
+    FAST_CHUNK = 16_384  # rows encoded per hold of the lock (a write waits at most ~10 ms at 10^6)
 
     def __init__(self, dim: int, *, use_gpu: bool = True, coarse_from: int = 20_000, fast_from: int = 200_000):
         self.dim = dim
@@ -223,7 +224,7 @@ class Gallery:
                 if generation != self._fast_generation:
                     return
                 n = self._exact.ntotal
-                sample = np.random.default_rng(0).choice(n, min(n, self.FAST_CHUNK), replace=False)
+                sample = np.random.default_rng(0).choice(n, min(n, self.FAST_TRAIN), replace=False)
                 training = self._vectors()[np.sort(sample)].copy()
             index = faiss.IndexPQFastScan(self.dim, self.dim // 4, 4, faiss.METRIC_INNER_PRODUCT)
             index.train(training)  # outside the lock: searches and writes go on
