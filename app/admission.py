@@ -1,6 +1,6 @@
 """A bounded queue in front of the face pipeline: past its length a request is refused at once, not kept waiting.
 
-One worker runs one forward pass at a time; every request beyond that waits. Unbounded,
+A worker runs a few forward passes at once (its inference slots); every request beyond them waits. Unbounded,
 160 waiting identifies made each answer take seconds and held a thread each. Bounded, the
 request over the limit gets 503 ``overloaded`` with a ``Retry-After`` estimated from how
 long recent photos took, before a byte of its body is read.
