@@ -37,8 +37,13 @@ def _settings():
     """The settings from the environment, or a refusal that names the bad ones."""
     from pydantic import ValidationError
 
-    from .core.config import Settings
+    from .core.config import Settings, unknown_settings
 
+    unknown = unknown_settings(os.environ)
+    if unknown:  # a misspelled setting would otherwise be ignored in silence
+        raise StartRefused("unknown settings: " + "; ".join(
+            f"{name}" + (f" (did you mean {near}?)" if near else "") for name, near in unknown)
+            + ". The settings are listed in the README's Configuration table.")
     try:
         return Settings()
     except ValidationError as exc:

@@ -120,6 +120,29 @@ class Settings(ModelSettings):
         return slots_per_worker(self.workers, self.effective_torch_threads(), self.inference_slots)
 
 
+# FACESHOT_* names read outside Settings: by `faceshot serve` (app/cli.py), the image's build (docker/), run.sh and
+# the test and bench harnesses. Anything else with the prefix is a mistake an operator would want to hear about.
+OTHER_NAMES = frozenset({
+    "FACESHOT_HOST", "FACESHOT_PORT", "FACESHOT_WORKERS", "FACESHOT_TORCH_SPEC", "FACESHOT_VARIANT",
+    "FACESHOT_PIP_EXTRAS", "FACESHOT_FETCH_FACENET", "FACESHOT_PUBLISH", "FACESHOT_TEST_POSTGRES_URL",
+    "FACESHOT_TFJS_DIR", "FACESHOT_DATA", "FACESHOT_FACE_CHIPS",
+})
+
+
+def known_names() -> frozenset[str]:
+    own = {f"FACESHOT_{name.upper()}" for name, f in Settings.model_fields.items() if f.validation_alias is None}
+    return frozenset(own) | OTHER_NAMES
+
+
+def unknown_settings(environ) -> list[tuple[str, str | None]]:
+    """``FACESHOT_*`` variables nothing reads, each with the closest name that is read (or None)."""
+    import difflib
+
+    known = sorted(known_names())
+    return [(name, next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.75)), None))
+            for name in sorted(environ) if name.startswith("FACESHOT_") and name not in known]
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()

@@ -55,3 +55,44 @@ def test_photos_are_not_kept_when_store_images_is_off(make_client, tmp_path, pho
     # recognition does not need the photos: the embeddings are in the database
     found = client.post("/api/v1/identify", files=[upload(photos["Emma_Watson"][2])]).json()["faces"][0]
     assert found["person"]["name"] == "Emma Watson"
+
+
+def test_a_misspelled_setting_stops_the_start_and_names_the_right_one(tmp_path):
+    """Issue 16, point 3: FACESHOT_TRESHOLD=0.4 used to be ignored in silence; now `serve` refuses with the
+    closest name, before it creates anything."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from app.core.config import known_names, unknown_settings
+
+    env = {**os.environ, "FACESHOT_DATA_DIR": str(tmp_path / "data"), "FACESHOT_TRESHOLD": "0.4",
+           "FACESHOT_WIBBLE": "1"}
+    run = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--port", "1"], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 1
+    assert "FACESHOT_TRESHOLD (did you mean FACESHOT_THRESHOLD?)" in run.stderr and "FACESHOT_WIBBLE" in run.stderr
+    assert not (tmp_path / "data").exists()
+    assert unknown_settings({"FACESHOT_THRESHOLD": "0.4", "FACESHOT_HOST": "0.0.0.0", "PATH": "/bin"}) == []
+    # every name the code, the image and the scripts read is known (so none of them is ever refused)
+    root = Path(__file__).resolve().parents[2]
+    read = set()
+    for path in [*root.glob("app/**/*.py"), *root.glob("models/**/*.py"), *root.glob("docker/*"),
+                 root / "docker-compose.yml", root / "run.sh"]:
+        if path.is_file():
+            read |= set(re.findall(r"FACESHOT_[A-Z0-9_]+[A-Z0-9]", path.read_text(errors="ignore")))
+    assert read <= known_names(), sorted(read - known_names())
+
+
+def test_the_readme_lists_every_setting_the_service_reads():
+    import re
+    from pathlib import Path
+
+    from app.core.config import OTHER_NAMES, known_names
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    listed = set(re.findall(r"`(FACESHOT_[A-Z0-9_]+)`", readme))
+    assert known_names() - OTHER_NAMES - {"FACESHOT_CRASH_AT"} <= listed, sorted(known_names() - listed)
+    assert OTHER_NAMES <= listed
