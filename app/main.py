@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from .admin import mount_admin
 from .api.gate import BodyGuard
@@ -62,7 +63,9 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
         worker_exiting(limits.prometheus_multiproc_dir)
 
     limits = settings or get_settings()
-    app = FastAPI(
+    # FastAPIOffline: FastAPI with /docs and /redoc whose scripts and styles come from the fastapi-offline package
+    # (mounted at /static-offline-docs), so the API's own documentation renders without internet
+    app = FastAPIOffline(
         title="faceshot",
         version="0.1.0",
         description="Enroll people with one or two photos; identify anyone as one of them or unknown.",
