@@ -248,7 +248,8 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
 
     p = common(sub.add_parser("admin-key", help="create a new admin API key and print it (shown once)",
                               description="Example: faceshot admin-key --name 'second admin'"))
-    p.add_argument("--name", default="admin (faceshot admin-key)", help="a name to tell the key apart")
+    p.add_argument("--name", default="admin (faceshot admin-key)",
+                   help="a name to tell the key apart (default: %(default)s)")
     p.set_defaults(func=cmd_admin_key)
 
 

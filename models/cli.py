@@ -373,7 +373,8 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
         description="Example: faceshot fuse ../shared/data/lfw-dev --members dlib facenet-20180408 "
                     "--identities train --out dlib+facenet.json"))
     p.add_argument("--members", nargs="+", required=True, help="member encoder specs, the first weighted 1")
-    p.add_argument("--k", type=int, default=50, help="people enrolled in the protocol the weights are fitted on")
+    p.add_argument("--k", type=int, default=50,
+                   help="people enrolled in the protocol the weights are fitted on (default: 50)")
     p.add_argument("--name", default=None, help="the ensemble's name (default: the members joined by '+')")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: auto)")
     p.add_argument("--out", required=True, help="where to write the manifest (FACESHOT_ENCODER=<it> serves it)")

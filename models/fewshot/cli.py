@@ -189,14 +189,18 @@ def cmd_prepare_faces(args: argparse.Namespace) -> int:
 
 def add_training_commands(subparsers) -> None:
     """Register ``train``, ``evaluate``, ``export`` and ``prepare-faces`` on an argparse sub-parser set."""
-    p = subparsers.add_parser("train", help="meta-train a few-shot method (Omniglot or faces)")
+    p = subparsers.add_parser(
+        "train", help="meta-train a few-shot method (Omniglot or faces)",
+        description="Example: faceshot train --dataset omniglot --data ../shared/data/omniglot --method protonet "
+                    "--ways 5 --shots 1 --epochs 2 --out-dir runs/protonet")
     p.add_argument("--config", help="JSON file of training settings (flags override it; default: none)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines (default: show them)")
     _add_config_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = subparsers.add_parser(
-        "evaluate", help="N-way K-shot accuracy with 95%% intervals, Lake's one-shot runs, open-set figures"
+        "evaluate", help="N-way K-shot accuracy with 95%% intervals, Lake's one-shot runs, open-set figures",
+        description="Example: faceshot evaluate --encoder dlib --data cache/chips --ways 5 --shots 1 --enrolled 50",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="a training checkpoint (last.pt / best.pt)")
@@ -239,7 +243,9 @@ def add_training_commands(subparsers) -> None:
     p.set_defaults(func=cmd_evaluate)
 
     p = subparsers.add_parser(
-        "export", help="write a service encoder checkpoint with a threshold calibrated on validation identities"
+        "export", help="write a service encoder checkpoint with a threshold calibrated on validation identities",
+        description="Example: faceshot export --checkpoint runs/contrastive-last/last.pt --far 0.01 "
+                    "--out runs/contrastive-last/encoder.pt",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="a face training checkpoint")
@@ -262,7 +268,8 @@ def add_training_commands(subparsers) -> None:
     p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser(
-        "prepare-faces", help="detect + align every photo of an image folder once into a chip cache (resumable)"
+        "prepare-faces", help="detect + align every photo of an image folder once into a chip cache (resumable)",
+        description="Example: faceshot prepare-faces ../shared/data/lfw-dev --cache-dir cache/chips --encoder dlib",
     )
     p.add_argument("source", help="photo folder, one sub-folder per person")
     p.add_argument("--cache-dir", required=True, help="where the aligned chips go (and are found again on a rerun)")

@@ -34,6 +34,28 @@ def test_help_answers_in_well_under_a_second(command):
     assert elapsed < 1.0, f"{' '.join(argv[1:])} took {elapsed:.2f} s"
 
 
+def test_every_subcommand_has_an_example_and_every_flag_its_help_and_default():
+    """Issue 16, point 11: help text for every argument, its default where it has one, one example a command."""
+    import argparse
+
+    from app.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(COMMANDS) <= set(sub.choices)
+    problems = []
+    for name, parser in sub.choices.items():
+        if "Example" not in (parser.description or ""):
+            problems.append(f"{name}: no example")
+        for action in parser._actions:
+            if action.dest == "help":
+                continue
+            if not action.help:
+                problems.append(f"{name} {action.dest}: no help")
+            elif action.option_strings and action.default not in (None, False) and "default" not in action.help:
+                problems.append(f"{name} {action.option_strings[0]}: default {action.default!r} not said")
+    assert problems == []
+
+
 def test_errors_have_one_format_and_exit_status(tmp_path, capsys):
     from app.cli import main
 
