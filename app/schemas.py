@@ -30,13 +30,19 @@ Metadata = Annotated[dict[str, Any], AfterValidator(_metadata),
                      Field(description=f"a JSON object stored with the person (at most {MAX_METADATA_BYTES} bytes)")]
 
 
-class PersonCreate(BaseModel):
+class _Strict(BaseModel):
+    """A request body that refuses fields it does not have: `{"nmae": ...}` is a 422, not a 200 that did nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PersonCreate(_Strict):
     name: str = Field(min_length=1, max_length=200)
     external_id: str | None = Field(default=None, max_length=200)
     metadata: Metadata = Field(default_factory=dict)
 
 
-class PersonUpdate(BaseModel):
+class PersonUpdate(_Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     external_id: str | None = Field(default=None, max_length=200)
     metadata: Metadata | None = None
@@ -85,7 +91,7 @@ class EnrollOut(BaseModel):
     warnings: list[dict[str, Any]]
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(_Strict):
     name: str = Field(min_length=1, max_length=200)
     role: str = Field(pattern="^(admin|recognition)$")
 

@@ -150,3 +150,15 @@ def test_keys_and_roles(client, photos):
     assert client.delete(f"/api/v1/keys/{key_id}").json()["revoked_at"] is not None
     assert_error(client.post("/api/v1/identify", files=[upload(photos["Emma_Watson"][0])], headers=camera),
                  401, "unauthorized")
+
+
+def test_an_unknown_field_is_refused_not_ignored(client):
+    """Issue 16, point 8: PATCH {"nmae": ...} answered 200 and changed nothing; now 422 naming the field."""
+    pid = client.post("/api/v1/people", json={"name": "Emma"}).json()["id"]
+    r = client.patch(f"/api/v1/people/{pid}", json={"nmae": "Emma Watson"})
+    assert_error(r, 422, "validation_error")
+    assert "nmae" in r.text
+    assert client.get(f"/api/v1/people/{pid}").json()["name"] == "Emma"
+    assert_error(client.post("/api/v1/people", json={"name": "X", "externalid": "E-1"}), 422, "validation_error")
+    assert_error(client.post("/api/v1/keys", json={"name": "cam", "role": "recognition", "scope": "all"}), 422,
+                 "validation_error")
