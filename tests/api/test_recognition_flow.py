@@ -120,7 +120,10 @@ def test_enrollment_warnings(client, photos):
     enroll(client, "Emma Watson", photos["Emma_Watson"][:2])
     # the same person enrolled again under another name looks like someone already enrolled
     again = enroll(client, "E. Watson", photos["Emma_Watson"][2:3])
-    assert any(w["code"] == "looks_like_other_person" for w in again["warnings"])
+    looks = [w for w in again["warnings"] if w["code"] == "looks_like_other_person"]
+    assert looks and looks[0]["person"]["name"] == "Emma Watson"
+    # a first photo has no other photos of its person to be compared with: no "distance_to_own": 0.0 (issue 16, 8)
+    assert "distance_to_own" not in looks[0]
     # the exact same photo twice is a near-duplicate
     dup = enroll(client, "Wen Jiabao", [photos["Wen_Jiabao"][0], photos["Wen_Jiabao"][0]])
     assert any(w["code"] == "near_duplicate" for w in dup["warnings"])

@@ -233,7 +233,7 @@
       const list = h('ul', { class: 'notice warn', id: 'check-warnings' });
       for (const w of res.warnings) {
         let text = `Photo ${w.image_index + 1}: ${w.message}`;
-        if (w.code === 'looks_like_other_person') text += ` (distance ${fmt(w.distance)}; to this person's own photos ${fmt(w.distance_to_own)})`;
+        if (w.code === 'looks_like_other_person') text += ` (distance ${fmt(w.distance)}` + (w.distance_to_own == null ? ')' : `; to this person's other photos ${fmt(w.distance_to_own)})`);
         list.append(h('li', { text }));
       }
       warnings.append(list);
