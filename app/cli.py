@@ -178,7 +178,7 @@ def cmd_import(args) -> int:
                "skipped_existing": len(skipped), "refused_photos": refused,
                "warnings": [e for e in enrolled if e["warnings"]]}
     print(json.dumps(summary, indent=2))
-    return 0 if enrolled or not folders else 1
+    return 0 if enrolled or skipped or not folders else 1
 
 
 def cmd_reembed(args) -> int:
@@ -237,7 +237,9 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
                               description="Example: faceshot import path/to/people --max-photos 2"))
     p.add_argument("dir", help="a folder with one sub-folder of photos per person")
     p.add_argument("--max-photos", type=int, default=2, help="photos per person to enroll (default: 2)")
-    p.add_argument("--skip-existing", action="store_true", help="skip folders whose name is already enrolled")
+    p.add_argument("--skip-existing", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip folders whose name is already enrolled, so a second run adds only the new ones "
+                        "(default: on; --no-skip-existing enrolls them again as further people)")
     p.set_defaults(func=cmd_import)
 
     p = common(sub.add_parser("reembed", help="after an encoder change: re-make every embedding from the kept photos",

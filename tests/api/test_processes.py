@@ -96,6 +96,11 @@ def test_serve_generates_the_admin_key_once_and_import_enrolls_a_folder(tmp_path
     summary = json.loads(out.stdout)
     assert summary["enrolled_people"] == 3 and summary["enrolled_photos"] == 6
     assert [r["code"] for r in summary["refused_photos"]] == ["invalid_image"]
+    # a second run adds nobody twice, says so, and succeeds (issue 16, point 8: it enrolled all three again)
+    again = subprocess.run([FACESHOT, "import", str(folder), "--max-photos", "3"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert (json.loads(again.stdout)["enrolled_people"], json.loads(again.stdout)["skipped_existing"]) == (0, 3)
 
     key_file = data / "admin_key"
     key = key_file.read_text().strip()
