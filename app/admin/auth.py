@@ -96,6 +96,8 @@ class AdminRoute(GatedRoute):
     (JSON endpoints, form posts) answers 401 in the service's error shape.
     """
 
+    refuse_unknown_query = False  # pages read `next` and `done` from the query themselves
+
     def get_route_handler(self):
         handler = super().get_route_handler()
 

@@ -92,18 +92,41 @@ def _check_parameters(request: Request) -> None:
                 raise ValidationFailed(f"The {where} parameter `{name}` {problem}.", {"field": name})
 
 
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def _check_query_names(request: Request, known: set[str]) -> None:
+    """A query parameter the operation does not take is refused, not ignored: `identify?threshold=0.3` looked like
+    it set the threshold and did nothing."""
+    for name in request.query_params:
+        if name not in known:
+            takes = ", ".join(f"`{n}`" for n in sorted(known)) or "none"
+            raise ValidationFailed(f"This operation has no query parameter `{name}` (it takes: {takes}).",
+                                   {"field": name, "where": "query"})
+
+
 class GatedRoute(APIRoute):
-    """An API route whose cheap refusals (text, queue, credentials) come before its body is read."""
+    """An API route whose cheap refusals (text, unknown query names, queue, credentials) come before its body is
+    read."""
+
+    refuse_unknown_query = True  # the API's operations; the admin pages read `next` and `done` themselves
 
     def get_route_handler(self):
         handler = super().get_route_handler()
         checks = _early_checks(self.dependant)
+        query_names = _query_names(self.dependant) if self.refuse_unknown_query else None
         takes_form = self.body_field is not None and isinstance(self.body_field.field_info, params.Form)
         max_files = _file_limit(self.dependant)
 
         async def route(request: Request):
             try:
                 _check_parameters(request)
+                if query_names is not None:
+                    _check_query_names(request, query_names)
                 for check in checks:
                     await check(request)
                 if takes_form:

@@ -162,3 +162,12 @@ def test_an_unknown_field_is_refused_not_ignored(client):
     assert_error(client.post("/api/v1/people", json={"name": "X", "externalid": "E-1"}), 422, "validation_error")
     assert_error(client.post("/api/v1/keys", json={"name": "cam", "role": "recognition", "scope": "all"}), 422,
                  "validation_error")
+
+
+def test_an_unknown_query_parameter_is_refused_not_ignored(client, photos):
+    """Issue 16, point 8: identify?threshold=0.3 answered 200 at the service's own threshold."""
+    r = client.post("/api/v1/identify?threshold=0.3", files=[upload(photos["Emma_Watson"][0])])
+    assert_error(r, 422, "validation_error")
+    assert "threshold" in r.text
+    assert client.get("/api/v1/people?limit=5").status_code == 200  # the ones an operation takes still work
+    assert_error(client.get("/api/v1/people?limt=5"), 422, "validation_error")

@@ -68,7 +68,8 @@ def test_request_id_is_echoed_or_generated(client):
 def test_access_logs_are_json_with_the_request_id_and_no_secrets(client, photos, caplog):
     caplog.set_level(logging.INFO, logger="faceshot.access")
     photo = photos["Emma_Watson"][0]
-    client.post("/api/v1/identify?top_k=2", files=[upload(photo)], headers={"X-Request-ID": "log-test-1"})
+    client.post("/api/v1/identify", files=[upload(photo)], headers={"X-Request-ID": "log-test-1"})
+    client.get("/api/v1/people?limit=2&search=Emma%20Secret", headers={"X-Request-ID": "log-test-2"})
     records = [r for r in caplog.records if r.name == "faceshot.access"]
     assert records
     formatter = JsonFormatter()
@@ -76,9 +77,11 @@ def test_access_logs_are_json_with_the_request_id_and_no_secrets(client, photos,
     entry = next(e for e in lines if e.get("route") == "/api/v1/identify")
     assert entry["request_id"] == "log-test-1" and entry["level"] == "info" and entry["pid"] > 0
     assert entry["status"] == 200 and entry["method"] == "POST" and entry["duration_ms"] > 0
-    assert entry["path"] == "/api/v1/identify"  # no query string
+    assert entry["path"] == "/api/v1/identify"
+    listed = next(e for e in lines if e.get("request_id") == "log-test-2")
+    assert listed["status"] == 200 and listed["path"] == "/api/v1/people"  # no query string
     text = "\n".join(formatter.format(r) for r in caplog.records)
-    assert ADMIN not in text and "top_k" not in text
+    assert ADMIN not in text and "Emma Secret" not in text and "limit=2" not in text
     assert photo.read_bytes()[:64].hex() not in text
 
 
