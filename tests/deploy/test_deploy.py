@@ -257,3 +257,17 @@ def test_env_example_lists_every_setting_and_is_what_compose_reads(compose_cmd, 
                          env={k: v for k, v in env.items() if k != "POSTGRES_PASSWORD"}, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_cpu_host_needs_no_file_edits(compose_cmd, tmp_path):
+    """Issue 16, point 2: the CPU override builds torch's CPU wheel, runs on the CPU and drops the GPU reservation
+    (the README said to delete the `deploy:` block by hand)."""
+    cmd, env = compose_cmd
+    (tmp_path / ".env").write_text("POSTGRES_PASSWORD=pw-test\n")
+    out = subprocess.run([*cmd, "-f", str(ROOT / "docker-compose.cpu.yml"), "--project-directory", str(tmp_path),
+                          "config", "--format", "json"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    api = json.loads(out.stdout)["services"]["api"]
+    assert "deploy" not in api or not api["deploy"].get("resources")
+    assert api["environment"]["FACESHOT_DEVICE"] == "cpu" and api["build"]["args"]["VARIANT"] == "cpu"
