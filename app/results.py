@@ -33,6 +33,7 @@ class Candidate:
     person: PersonRef | None  # None: not shown to this caller (a recognition key, the candidate not the match)
     distance: float
     similarity: float
+    match: bool = False  # the person the face is named as (at most one candidate a face)
 
 
 @dataclass

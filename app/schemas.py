@@ -129,13 +129,17 @@ class FaceBoxOut(_FromResult):
 class CandidateOut(_FromResult):
     person: PersonRefOut | None = Field(description="null when this caller may not see who it is")
     distance: float
-    similarity: float
+    similarity: float = Field(description="raw cosine (1 - distance²/2), not a probability: strangers often score "
+                                          "0.8-0.9; decide by `match`, never by a cut-off on this")
+    match: bool = Field(description="true for the candidate the face is named as (at most one a face), at the "
+                                    "calibrated threshold the face's `threshold` states")
 
 
 class IdentifiedFaceOut(FaceBoxOut):
     person: PersonRefOut | None = Field(description="the person named, or null: unknown")
     distance: float | None = Field(description="Euclidean distance (0-2) to the nearest person's prototype")
-    similarity: float | None = Field(description="cosine similarity, 1 - distance²/2")
+    similarity: float | None = Field(description="cosine similarity, 1 - distance²/2 (not a probability: see "
+                                                 "`person` and the candidates' `match`)")
     threshold: float | None = Field(description="the distance a face must be within to be named")
     stranger_accept_rate: float | None = Field(
         description="the fraction of strangers' faces this gallery names as someone at the thresholds applied")

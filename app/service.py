@@ -342,7 +342,9 @@ class FaceService:
                 similarity=round(best.similarity, 4) if best else None,
                 threshold=round(used, 4) if used is not None else None,
                 stranger_accept_rate=info.stranger_accept_rate if used is not None else None,
-                candidates=[Candidate(p, round(m.distance, 4), round(m.similarity, 4)) for p, m in zip(shown, matches)],
+                candidates=[Candidate(p, round(m.distance, 4), round(m.similarity, 4),
+                                      match=person is not None and i == 0)  # only the nearest is ever named
+                            for i, (p, m) in enumerate(zip(shown, matches))],
             ))
         return IdentifyResult(faces=out, took_ms=round((time.perf_counter() - t0) * 1000, 1),
                               encoder=self.pipeline.encoder.describe(), operating_point=info)

@@ -27,6 +27,8 @@ def test_enroll_identify_known_and_stranger(client, photos):
     assert abs(face["similarity"] - (1 - face["distance"] ** 2 / 2)) < 1e-3
     assert len(face["box"]) == 4 and len(face["landmarks"]) == 5 and face["det_score"] > 0.9
     assert [c["person"]["id"] for c in face["candidates"]] == [emma["person"]["id"], blake["person"]["id"]]
+    # a ported client decides by `match`, never by a similarity cut-off (issue 16, point 6)
+    assert [c["match"] for c in face["candidates"]] == [True, False]
     assert known["encoder"]["name"] == "dlib-resnet-v1" and known["took_ms"] > 0
 
     # (Yasar Yakis is 0.343 from Robert Blake: at two people enrolled the 1% target admits that much, so the
@@ -35,6 +37,9 @@ def test_enroll_identify_known_and_stranger(client, photos):
     assert stranger["faces"][0]["person"] is None
     assert stranger["faces"][0]["distance"] > stranger["faces"][0]["threshold"]
     assert stranger["faces"][0]["candidates"]  # the nearest people are still shown
+    # ... none of them a match, though a stranger's cosine is high (a CompreFace-style "> 0.5" would accept it)
+    assert not any(c["match"] for c in stranger["faces"][0]["candidates"])
+    assert stranger["faces"][0]["candidates"][0]["similarity"] > 0.5
 
     # an explicit, very loose threshold names the stranger: the override is honoured
     loose = identify(client, photos["Hipolito_Mejia"][0], threshold="1.5")
