@@ -255,11 +255,16 @@ class Gallery:
         _, candidates = _search(self._fast, queries, wide)
         extra = np.concatenate([np.fromiter(self._stale, np.int64, len(self._stale)),
                                 np.arange(self._fast_rows, self._exact.ntotal, dtype=np.int64)])
+        return self._rerank(queries, [np.unique(np.concatenate([found[found >= 0], extra])) for found in candidates],
+                            k)
+
+    def _rerank(self, queries: np.ndarray, candidates, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each query's candidate rows ranked by their exact float32 similarities: the best ``k`` (similarities, rows;
+        -inf / -1 where fewer)."""
         vectors = self._vectors()
         sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
         rows = np.full((len(queries), k), -1, dtype=np.int64)
         for i, (query, found) in enumerate(zip(queries, candidates)):
-            found = np.unique(np.concatenate([found[found >= 0], extra]))
             exact = vectors[found] @ query
             best = np.argsort(-exact, kind="stable")[:k]
             sims[i, : len(best)], rows[i, : len(best)] = exact[best], found[best]
@@ -349,15 +354,7 @@ class Gallery:
         """Candidates from the fp16 codes, ranked by their exact float32 similarities."""
         wide = min(self._coarse.ntotal, k + self.RERANK_EXTRA)
         _, candidates = _search(self._coarse, queries, wide)
-        sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
-        rows = np.full((len(queries), k), -1, dtype=np.int64)
-        vectors = self._vectors()
-        for i, (query, found) in enumerate(zip(queries, candidates)):
-            found = found[found >= 0]
-            exact = vectors[found] @ query
-            best = np.argsort(-exact, kind="stable")[:k]
-            sims[i, : len(best)], rows[i, : len(best)] = exact[best], found[best]
-        return sims, rows
+        return self._rerank(queries, [found[found >= 0] for found in candidates], k)
 
     def forward(self, queries: np.ndarray, k: int = 5) -> list[list[Match]]:
         """For each query embedding, up to ``k`` nearest people, nearest first."""

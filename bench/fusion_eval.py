@@ -35,15 +35,8 @@ from models.pipeline import FacePipeline  # noqa: E402
 KEYS = ("dir@far=0.01", "balanced_accuracy", "known_named", "stranger_accept_rate", "rank1")
 
 
-def labels_of(g: EmbeddedPhotos) -> np.ndarray:
-    labels = np.empty(len(g.ok), dtype=object)
-    for person, idx in g.people.items():
-        labels[idx] = person
-    return labels
-
-
 def evaluate(train: EmbeddedPhotos, val: EmbeddedPhotos, seeds: int) -> dict:
-    cal = measure(train.embeddings[train.ok], labels_of(train)[train.ok])
+    cal = measure(train.embeddings[train.ok], train.labels()[train.ok])
     summary = run_protocol(val, k=50, shots=(1, 2), seeds=seeds, threshold=gallery_aware(cal, 0.01))
     return {f"S={s}": {k: [round(summary[s]["mean"][k], 4), round(summary[s]["std"][k], 4)] for k in KEYS}
             for s in (1, 2)}

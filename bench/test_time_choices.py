@@ -36,15 +36,8 @@ from models.pipeline import FacePipeline  # noqa: E402
 from models.prototypes import normalise  # noqa: E402
 
 
-def labels_of(g: EmbeddedPhotos) -> np.ndarray:
-    labels = np.empty(len(g.ok), dtype=object)
-    for person, idx in g.people.items():
-        labels[idx] = person
-    return labels
-
-
 def evaluate(train: EmbeddedPhotos, val: EmbeddedPhotos, seeds: int) -> dict:
-    cal = measure(train.embeddings[train.ok], labels_of(train)[train.ok])
+    cal = measure(train.embeddings[train.ok], train.labels()[train.ok])
     summary = run_protocol(val, k=50, shots=(1, 2), seeds=seeds, threshold=gallery_aware(cal, 0.01))
     return {f"S={s}": {k: round(summary[s]["mean"][k], 4) for k in
                        ("dir@far=0.01", "balanced_accuracy", "known_named", "stranger_accept_rate")}
@@ -98,7 +91,7 @@ def main() -> int:
     files = [f for fs in people.values() for f in fs]
     det = detect_dataset(pipe, Path(args.data), files, args.cache_dir, False)
     train, val = split(people, base, names_train, names_val)
-    cal = measure(train.embeddings[train.ok], labels_of(train)[train.ok])
+    cal = measure(train.embeddings[train.ok], train.labels()[train.ok])
     files_val = [f for p in sorted(val.people) for f in sorted(people[p])]  # embedded_photos' row order
     score = np.array([float(det.rows[f][2]) for f in files_val])
     boxes = np.array([det.rows[f][3:7] for f in files_val])

@@ -208,10 +208,7 @@ def cmd_calibrate(args) -> int:
     pipe = _pipeline(args)
     gallery, _, _ = _photos(args, pipe)
     ok = gallery.ok
-    labels = np.empty(len(ok), dtype=object)
-    for person, idx in gallery.people.items():
-        labels[idx] = person
-    cal = measure(gallery.embeddings[ok], labels[ok], seed=args.seed)
+    cal = measure(gallery.embeddings[ok], gallery.labels()[ok], seed=args.seed)
     cal.source.update({"data": Path(args.data_dir).name, "identities_side": args.identities,
                        "val_fraction": args.val_fraction, "split_seed": args.split_seed,
                        "split_rule": "sha256(seed:name) < val_fraction -> val (models/identities.py)",

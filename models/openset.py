@@ -38,6 +38,13 @@ class EmbeddedPhotos:
     embeddings: np.ndarray  # (N, D); rows of failed photos are zero
     ok: np.ndarray  # (N,) bool: a face was found
 
+    def labels(self) -> np.ndarray:
+        """(N,) the person of each row: what calibration and fusion measure distances by."""
+        labels = np.empty(len(self.ok), dtype=object)
+        for person, idx in self.people.items():
+            labels[idx] = person
+        return labels
+
 
 def embedded_photos(files_by_person: dict[str, list[str]], vectors: dict[str, np.ndarray | None]) -> EmbeddedPhotos:
     people: dict[str, list[int]] = {}

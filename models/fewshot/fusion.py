@@ -54,10 +54,7 @@ def fused_manifest(name: str, members: Sequence[Any], weights: Sequence[float], 
                    g: EmbeddedPhotos, *, source: dict[str, Any]) -> dict[str, Any]:
     """The manifest of an ensemble: members by spec and hash, the weights, one calibration measured on ``g``."""
     fused = fuse(parts, weights)
-    labels = np.empty(len(g.ok), dtype=object)
-    for person, idx in g.people.items():
-        labels[idx] = person
-    cal = measure(fused[g.ok], labels[g.ok])
+    cal = measure(fused[g.ok], g.labels()[g.ok])
     cal.source.update(source)
     from ..operating_point import operating_point
 
