@@ -29,6 +29,8 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from models.prototypes import normalise  # noqa: E402
+
 
 def load_reference(commit: str):
     source = subprocess.run(["git", "show", f"{commit}:app/gallery.py"], cwd=ROOT, check=True,
@@ -45,10 +47,6 @@ def load_reference(commit: str):
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-def normalised(v: np.ndarray) -> np.ndarray:
-    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
 def ms(fn, reps: int) -> list[float]:
@@ -83,7 +81,7 @@ def measure(module, n: int, vectors: np.ndarray, queries: np.ndarray, rng) -> di
     # a genuine query (a prototype plus noise, distance ~0.3) must find its person
     touched = {(i * 7919) % n for i in range(100)} | {(i * 104729 + 1) % n for i in range(100)}
     probe = np.array([i for i in rng.choice(n, 300, replace=False) if i not in touched][:100])
-    noisy = vectors[probe] * 0.95 + 0.31 * normalised(rng.standard_normal((100, vectors.shape[1])))
+    noisy = vectors[probe] * 0.95 + 0.31 * normalise(rng.standard_normal((100, vectors.shape[1])))
     found = sum(bool(m) and m[0].person_id == f"p{i}" for i, m in zip(probe, (g.forward(x, k=1)[0] for x in noisy)))
     return {"build_s": round(build, 3), "rss_growth_mb": round(memory, 1),
             "upsert_ms_p50": round(float(np.median(upsert)), 3), "upsert_ms_max": round(max(upsert), 2),

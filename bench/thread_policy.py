@@ -23,7 +23,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,26 +35,22 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.testing.server import FACESHOT, free_port, wait_ready  # noqa: E402
-
-ADMIN = "bench-admin-key-0123456789abcdef"
-HEADERS = {"X-API-Key": ADMIN}
+from app.testing.server import HEADERS, Server  # noqa: E402
 
 
 def policy_env(policy: str, workers: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY",
-                                                             "FACESHOT_TORCH_THREADS", "MKL_NUM_THREADS")}
-    env.pop("FACESHOT_INFERENCE_SLOTS", None)
+    """The server's environment for a policy, over the harness's (one OpenMP and torch thread by default)."""
     cores = max(1, (os.cpu_count() or 1) // workers)
+    env = {"FACESHOT_RATE_LIMIT": ""}
     if policy == "old":
-        env["FACESHOT_TORCH_THREADS"] = str(cores)
-        env["OMP_WAIT_POLICY"] = ""  # quiet_openmp leaves a set value alone; libgomp treats "" as unset
+        env.update(FACESHOT_TORCH_THREADS=str(cores), OMP_NUM_THREADS=str(cores),
+                   OMP_WAIT_POLICY="")  # quiet_openmp leaves a set value alone; libgomp treats "" as unset
     elif policy == "passive":
-        env["FACESHOT_TORCH_THREADS"], env["FACESHOT_INFERENCE_SLOTS"] = str(cores), "1"
+        env.update(FACESHOT_TORCH_THREADS=str(cores), OMP_NUM_THREADS=str(cores), FACESHOT_INFERENCE_SLOTS="1")
     elif policy == "t1s1":
-        env["FACESHOT_TORCH_THREADS"], env["FACESHOT_INFERENCE_SLOTS"] = "1", "1"
+        env.update(FACESHOT_TORCH_THREADS="1", FACESHOT_INFERENCE_SLOTS="1")
     elif policy == "t1sN":
-        env["FACESHOT_TORCH_THREADS"], env["FACESHOT_INFERENCE_SLOTS"] = "1", str(cores)
+        env.update(FACESHOT_TORCH_THREADS="1", FACESHOT_INFERENCE_SLOTS=str(cores))
     return env
 
 
@@ -64,16 +59,15 @@ def spin(stop) -> None:
         pass
 
 
-class Server:
+class PolicyServer:
+    """A fresh `faceshot serve` (app/testing/server.py) under one policy, with the same people enrolled."""
+
     def __init__(self, policy: str, workers: int, photos: list[Path]):
-        self.policy, self.port = policy, free_port()
-        env = {**policy_env(policy, workers), "FACESHOT_DATA_DIR": tempfile.mkdtemp(prefix="faceshot-threads-"),
-               "FACESHOT_ADMIN_KEY": ADMIN, "FACESHOT_RATE_LIMIT": ""}
-        self.proc = subprocess.Popen([FACESHOT, "serve", "--port", str(self.port), "--workers", str(workers),
-                                      "--log-level", "warning"], cwd=ROOT, env=env)
-        wait_ready(self.proc, self.port, timeout=180)
-        self.url = f"http://127.0.0.1:{self.port}/api/v1"
-        self.client = httpx.Client(headers=HEADERS, timeout=60)
+        self.policy = policy
+        self.server = Server(Path(tempfile.mkdtemp(prefix="faceshot-threads-")) / "data", workers=workers)
+        self.server.start(timeout=180, env=policy_env(policy, workers))
+        self.url = self.server.url
+        self.client = self.server.client()
         for i, p in enumerate(photos):
             r = self.client.post(f"{self.url}/enroll", data={"name": f"p{i}"},
                                  files=[("images", (p.name, p.read_bytes()))])
@@ -87,11 +81,10 @@ class Server:
 
     def close(self) -> None:
         self.client.close()
-        self.proc.terminate()
-        self.proc.wait(timeout=60)
+        self.server.stop()
 
 
-def concurrent(server: Server, probes: list[bytes], n: int, clients: int = 4) -> float:
+def concurrent(server: PolicyServer, probes: list[bytes], n: int, clients: int = 4) -> float:
     """Requests per second with ``clients`` threads each sending ``n // clients`` identifies."""
     def run(c):
         with httpx.Client(headers=HEADERS, timeout=120) as client:
@@ -117,7 +110,7 @@ def main() -> int:
     enroll, probes = files[::2][:8], [f.read_bytes() for f in files[1::2][:8]]
     report = {"cores": os.cpu_count(), "results": []}
     for workers in args.workers:
-        servers = [Server(p, workers, enroll) for p in args.policies]
+        servers = [PolicyServer(p, workers, enroll) for p in args.policies]
         try:
             for s in servers:  # warm-up: every worker's first forward passes allocate
                 for data in probes * workers:
