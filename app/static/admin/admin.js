@@ -51,7 +51,8 @@
 
   function drawBox(st, box, label, cls) {
     const [x1, y1, x2, y2] = box;
-    const stroke = Math.max(2, st.w / 160), font = Math.max(12, st.w / 22);
+    // the label's size follows the face (a group photo's labels must not run into each other)
+    const stroke = Math.max(2, st.w / 160), font = Math.max(st.w / 70, Math.min(st.w / 22, (x2 - x1) * 0.3));
     const g = s('g', { class: `box ${cls}` });
     g.append(s('rect', { x: x1, y: y1, width: x2 - x1, height: y2 - y1, 'stroke-width': stroke }));
     if (label) {
