@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from models.imageio import load_image
-from models.pipeline import FacePipeline, Timings, select_enrollment_face
+from models.pipeline import FacePipeline, Timings, select_one_face
 
 from .core.config import Settings
 from .errors import DecodeTimeout, Overloaded, ValidationFailed
@@ -114,17 +114,24 @@ class Inference:
             faces = self.pipeline.detect(image)
         return image, faces
 
-    def prepare(self, data: bytes, box: list[float] | None = None) -> PreparedFace:
-        """An enrollment photo's one face (the only or dominant one, or the one in ``box``), embedded."""
+    def one_face(self, data: bytes, box: list[float] | None = None):
+        """The decoded image and its one face, embedded: the only or dominant one, or the one in ``box``
+        (:func:`models.pipeline.select_one_face`, the rule of every operation about one face)."""
         image = self.decode(data)
         timings = Timings()
         with self._lock:
             t0 = time.perf_counter()
             faces = self.pipeline.detect(image)
             timings.detect_ms = (time.perf_counter() - t0) * 1000
-            face = select_enrollment_face(faces, tuple(box) if box else None)
+            face = select_one_face(faces, tuple(box) if box else None)
             embedded = self._embed_faces(image, [face], timings)[0]
         observe_stages(timings.detect_ms, timings.align_ms, timings.embed_ms)
+        return image, embedded
+
+    def prepare(self, data: bytes, box: list[float] | None = None) -> PreparedFace:
+        """An enrollment photo's one face, embedded, with the bytes it will be stored as."""
+        _, embedded = self.one_face(data, box)
+        face = embedded.face
         return PreparedFace(embedding=embedded.embedding, box=[round(float(v), 1) for v in face.box],
                             det_score=float(face.score), quality=face.quality, image_bytes=data,
                             image_type=image_type(data))

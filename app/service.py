@@ -349,8 +349,9 @@ class FaceService:
         return IdentifyResult(faces=out, took_ms=round((time.perf_counter() - t0) * 1000, 1),
                               encoder=self.pipeline.encoder.describe(), operating_point=info)
 
-    def verify(self, data: bytes, person_id: str, threshold: float | None = None) -> VerifyResult:
-        """Is the largest face in the photo this person?"""
+    def verify(self, data: bytes, person_id: str, threshold: float | None = None,
+               box: list[float] | None = None) -> VerifyResult:
+        """Is the photo's one face (the only or dominant one, or the one in ``box``) this person?"""
         self.sync(force=True)
         with self.sessions() as session:
             person = crud.get_person(session, person_id=person_id)
@@ -358,10 +359,7 @@ class FaceService:
             name = person.name
         if not embs:
             raise NoFace("This person has no enrolled face to verify against.", {"person_id": person_id})
-        _, faces = self.inference.analyze(data)
-        if not faces:
-            raise NoFace("No face was found in the image.")
-        face = faces[0]  # largest
+        _, face = self.inference.one_face(data, box)
         distance = float(np.linalg.norm(face.embedding - prototype(np.stack(embs))))
         used = self.threshold_for(len(embs), threshold)  # as identify would hold this person now
         rate = one_to_one_rate(self.pipeline.encoder.calibration, len(embs), used)

@@ -46,14 +46,21 @@ def cmd_embed(args) -> int:
 
 def cmd_compare(args) -> int:
     from .imageio import load_image
-    from .pipeline import centre_weighted_face
+    from .pipeline import select_one_face
 
     pipe = _pipeline(args)
-    vectors = []
-    for path in (args.a, args.b):
+    vectors, boxes = [], []
+    for which, path, box in (("a", args.a, args.box_a), ("b", args.b, args.box_b)):
         image = load_image(path)
-        face = centre_weighted_face(pipe.detect(image), image.shape)
+        try:  # the API's rule: the only or dominant face, or the one --box-a/--box-b names
+            face = select_one_face(pipe.detect(image), box)
+        except FaceshotError as exc:
+            faces = exc.details.get("faces")
+            hint = (" Faces: " + "; ".join(",".join(f"{v:g}" for v in f["box"]) for f in faces)
+                    + f". Say which with --box-{which} x1,y1,x2,y2.") if faces else ""
+            raise type(exc)(f"{path}: {exc.message}{hint}", exc.details) from None
         vectors.append(pipe.embed_faces(image, [face])[0].embedding)
+        boxes.append([round(float(v), 1) for v in face.box])
     distance = float(np.linalg.norm(vectors[0] - vectors[1]))
     threshold = args.threshold if args.threshold is not None else pipe.encoder.threshold_for(1)
     result = {
@@ -61,6 +68,8 @@ def cmd_compare(args) -> int:
         "similarity": round(1 - distance**2 / 2, 4),
         "threshold": threshold,
         "same_person": distance <= threshold,
+        "box_a": boxes[0],
+        "box_b": boxes[1],
         "encoder": pipe.encoder.metadata.name,
     }
     print(json.dumps(result, indent=2))
@@ -299,6 +308,16 @@ def cmd_fetch_weights(args) -> int:
     return 0
 
 
+def _box(text: str) -> tuple[float, float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.strip("[] ").split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or values[2] <= values[0] or values[3] <= values[1]:
+        raise argparse.ArgumentTypeError("a box is x1,y1,x2,y2 with x2 > x1 and y2 > y1")
+    return values  # type: ignore[return-value]
+
+
 def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``embed``, ``compare``, ``eval-openset``, ``calibrate`` and ``fetch-weights``."""
     def with_encoder(p):
@@ -316,10 +335,14 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compact", action="store_true", help="one line of JSON")
     p.set_defaults(func=cmd_embed)
 
-    p = with_encoder(sub.add_parser("compare", help="distance between the main faces of two photos",
-                                    description="Example: faceshot compare a.jpg b.jpg"))
+    p = with_encoder(sub.add_parser("compare", help="distance between the faces of two photos",
+                                    description="Each photo's one face is used: the only one, the largest when "
+                                    "it is twice the next, or the one --box-a/--box-b names (several similar faces "
+                                    "are refused with their boxes). Example: faceshot compare a.jpg b.jpg"))
     p.add_argument("a", help="first photo")
     p.add_argument("b", help="second photo")
+    p.add_argument("--box-a", type=_box, default=None, help="x1,y1,x2,y2 of the face to use in a (default: none)")
+    p.add_argument("--box-b", type=_box, default=None, help="x1,y1,x2,y2 of the face to use in b (default: none)")
     p.add_argument("--threshold", type=float, default=None, help="default: the encoder's calibrated one")
     p.set_defaults(func=cmd_compare)
 

@@ -103,10 +103,12 @@ class FacePipeline:
 
 def centre_weighted_face(faces: list[DetectedFace], image_shape: tuple[int, ...],
                          centre_weight: float = 2.0) -> DetectedFace:
-    """The face a photo is *of*: large and near the centre (facenet-pytorch's rule).
+    """The face a *dataset* photo is of: large and near the centre (facenet-pytorch's rule).
 
-    Largest-only selection picks a bystander's face in a few percent of news
-    photos; penalising distance from the centre fixes most of those.
+    For labelled datasets (LFW, CelebA) read in bulk by evaluation and training, where no one
+    can say which face: largest-only selection picks a bystander's face in a few percent of
+    news photos; penalising distance from the centre fixes most of those. What a user sends
+    goes through :func:`select_one_face` instead, which refuses rather than guesses.
     """
     if not faces:
         raise NoFace("No face was found in the image.")
@@ -120,13 +122,17 @@ def centre_weighted_face(faces: list[DetectedFace], image_shape: tuple[int, ...]
     return max(faces, key=score)
 
 
-def select_enrollment_face(
+def select_one_face(
     faces: list[DetectedFace],
     box: tuple[float, float, float, float] | None = None,
     *,
     dominance: float = 2.0,
 ) -> DetectedFace:
-    """The one face an enrollment photo is of, or a typed refusal.
+    """The one face a photo is meant to show, or a typed refusal: the rule of every operation about one face.
+
+    Enroll, add photos, verify and compare use it (the API, the admin page and the CLI alike);
+    operations about every face (identify, detect, embed) answer for each face instead, and for
+    a photo without one with an empty list.
 
     With ``box`` the face overlapping it most is taken (IoU >= 0.3). Otherwise
     a lone face is taken, or the largest when its area is at least

@@ -10,7 +10,7 @@ import pytest
 from app.cli import main as cli_main
 from models.errors import MultipleFaces, NoFace
 from models.imageio import load_image
-from models.pipeline import centre_weighted_face, select_enrollment_face
+from models.pipeline import centre_weighted_face, select_one_face
 
 
 def embed_main(pipeline, path):
@@ -53,7 +53,7 @@ def test_no_face_in_a_plain_picture(pipeline):
     image = np.dstack([gradient] * 3)
     assert pipeline.analyze(image) == []
     with pytest.raises(NoFace):
-        select_enrollment_face(pipeline.detect(image))
+        select_one_face(pipeline.detect(image))
 
 
 def test_huge_and_tiny_photos_map_boxes_back(pipeline, photos):
@@ -82,10 +82,10 @@ def test_two_faces_of_equal_size_are_ambiguous_for_enrollment(pipeline, photos):
     faces = pipeline.detect(np.hstack([a, b]))
     assert len(faces) == 2
     with pytest.raises(MultipleFaces) as e:
-        select_enrollment_face(faces)
+        select_one_face(faces)
     assert len(e.value.details["faces"]) == 2
     # the caller picks one by its box
-    chosen = select_enrollment_face(faces, box=tuple(faces[1].box))
+    chosen = select_one_face(faces, box=tuple(faces[1].box))
     assert chosen is faces[1]
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 
 from ...schemas import DetectOut, IdentifyOut, VerifyOut, error_responses
-from ..deps import InferenceSlot, RecognitionKey, ServiceDep, read_upload
+from ..deps import InferenceSlot, RecognitionKey, ServiceDep, parse_box, read_upload
 from ..gate import GatedRoute
 
 router = APIRouter(tags=["recognition"], route_class=GatedRoute)
@@ -16,7 +16,9 @@ PHOTO_ERRORS = (400, 401, 408, 413, 422, 429, 503)
 
 @router.post("/identify", response_model=IdentifyOut, responses=error_responses(*PHOTO_ERRORS),
              summary="Name every face in a photo, or say it is unknown (largest face first)",
-             description="Candidates are named for admin keys; for recognition keys only when "
+             description="Every face is answered for; a photo without a face is 200 with `faces: []` (a camera "
+                         "frame with nobody in it is not an error). "
+                         "Candidates are named for admin keys; for recognition keys only when "
                          "FACESHOT_RECOGNITION_SEES_CANDIDATES=true (otherwise a non-matching candidate has "
                          "`person: null` and only its distance).")
 def identify(
@@ -33,7 +35,10 @@ def identify(
 
 
 @router.post("/verify", response_model=VerifyOut, responses=error_responses(*PHOTO_ERRORS, 404),
-             summary="Is the main face in this photo the given person?")
+             summary="Is the face in this photo the given person?",
+             description="The photo's one face is used: the only face, or the largest when it is at least twice "
+                         "the area of the next, or the one `box` names. Several faces of similar size are refused "
+                         "(422 `multiple_faces`, every box in `details.faces`); no face is 422 `no_face`.")
 def verify(
     service: ServiceDep,
     _key: RecognitionKey,
@@ -41,8 +46,10 @@ def verify(
     image: Annotated[UploadFile, File(description="the photo")],
     person_id: Annotated[str, Form(min_length=1, description="the enrolled person to compare with")],
     threshold: Annotated[float | None, Form(gt=0, le=2, description="a distance threshold for this request")] = None,
+    box: Annotated[str | None, Form(description="x1,y1,x2,y2 of the face to use, when a photo has several")] = None,
 ):
-    return service.verify(read_upload(image, service.settings.max_upload_bytes), person_id, threshold)
+    return service.verify(read_upload(image, service.settings.max_upload_bytes), person_id, threshold,
+                          parse_box(box))
 
 
 @router.post("/detect", response_model=DetectOut, responses=error_responses(*PHOTO_ERRORS),
