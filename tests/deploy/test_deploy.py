@@ -67,6 +67,8 @@ def test_compose_file_parses_with_gpu_database_and_restarts(compose_cmd):
     proxy = config["services"]["proxy"]
     assert "ports" not in api and proxy["ports"][0]["published"] == "8000"
     assert proxy["volumes"][0]["source"].endswith("docker/nginx.conf")
+    assert proxy["volumes"][1]["source"].endswith("docker/nginx") and proxy["volumes"][1]["target"] == \
+        "/etc/nginx/faceshot"
 
 
 def test_every_setting_in_env_reaches_the_api_and_the_database_password_is_required(compose_cmd, tmp_path):
@@ -87,21 +89,67 @@ def test_every_setting_in_env_reaches_the_api_and_the_database_password_is_requi
     assert api["FACESHOT_DATABASE_URL"] == "postgresql+psycopg://faceshot:s3cret-for-the-test@db:5432/faceshot"
 
 
-def test_the_proxy_times_out_slow_clients_and_streams_bodies_unbuffered():
-    conf = (ROOT / "docker" / "nginx.conf").read_text()
-    directives = dict(re.findall(r"^\s*([a-z_]+)\s+([^;{]+);", conf, re.M))
+def _nginx_checks(conf_name: str, tmp_path: Path, certs: Path | None = None) -> None:
+    """Where Debian's nginx is installed: the file (with its includes) is one nginx accepts (upstream name aside)."""
+    nginx = shutil.which("nginx")
+    if not nginx:
+        return
+    shared = tmp_path / "faceshot"
+    shared.mkdir(exist_ok=True)
+    for part in (ROOT / "docker" / "nginx").iterdir():
+        (shared / part.name).write_text(part.read_text().replace("server api:8000;", "server 127.0.0.1:8000;"))
+    conf = (ROOT / "docker" / conf_name).read_text().replace("/etc/nginx/faceshot", str(shared))
+    if certs is not None:
+        conf = conf.replace("/etc/nginx/certs", str(certs))
+    path = tmp_path / conf_name
+    path.write_text(conf)
+    out = subprocess.run([nginx, "-t", "-c", str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+
+
+def test_the_proxy_times_out_slow_clients_and_streams_bodies_unbuffered(tmp_path):
+    conf = (ROOT / "docker" / "nginx" / "proxy.conf").read_text()
+    locations = (ROOT / "docker" / "nginx" / "locations.conf").read_text()
+    directives = dict(re.findall(r"^\s*([a-z_]+)\s+([^;{]+);", conf + locations, re.M))
     assert directives["client_header_timeout"] == "10s" and directives["client_body_timeout"] == "30s"
     assert directives["proxy_request_buffering"] == "off"  # no anonymous body spooled to the proxy's disk
     assert directives["client_max_body_size"] == "160m" and "limit_conn" in directives
-    assert re.search(r"location = /metrics \{\s*return 404;", conf)
-    nginx = shutil.which("nginx")
-    if nginx:  # Debian's nginx, where installed: the file is one nginx accepts (upstream name aside)
-        checked = conf.replace("server api:8000;", "server 127.0.0.1:8000;")
-        path = ROOT / "artifacts" / "nginx-test.conf"
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(checked)
-        out = subprocess.run([nginx, "-t", "-c", str(path)], capture_output=True, text=True, timeout=30)
-        assert out.returncode == 0, out.stderr
+    assert re.search(r"location = /metrics \{\s*return 404;", locations)
+    for name in ("nginx.conf", "nginx-tls.conf"):  # both serve the same shared settings and locations
+        text = (ROOT / "docker" / name).read_text()
+        assert "include /etc/nginx/faceshot/proxy.conf;" in text
+        assert text.count("include /etc/nginx/faceshot/locations.conf;") == 1
+    _nginx_checks("nginx.conf", tmp_path)
+
+
+def test_tls_override_serves_https_redirects_http_and_marks_the_cookie_secure(compose_cmd, tmp_path):
+    """Issue 16, point 2: TLS in front of the API without editing a file: an override and a certificate folder."""
+    cmd, env = compose_cmd
+    tls = [*cmd, "-f", str(ROOT / "docker-compose.tls.yml"), "--project-directory", str(tmp_path), "config",
+           "--format", "json"]
+    env = {k: v for k, v in env.items() if not k.startswith("FACESHOT_")}
+    (tmp_path / ".env").write_text("POSTGRES_PASSWORD=pw-test\n")
+    refused = subprocess.run(tls, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "FACESHOT_TLS_DIR" in refused.stderr
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    (tmp_path / ".env").write_text(f"POSTGRES_PASSWORD=pw-test\nFACESHOT_TLS_DIR={certs}\n")
+    out = subprocess.run(tls, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    services = json.loads(out.stdout)["services"]
+    proxy, api = services["proxy"], services["api"]
+    assert sorted((p["published"], p["target"]) for p in proxy["ports"]) == [("443", 8443), ("80", 8080)]
+    mounts = {v["target"]: v["source"] for v in proxy["volumes"]}
+    assert mounts["/etc/nginx/nginx.conf"].endswith("docker/nginx-tls.conf") and mounts["/etc/nginx/certs"] == str(
+        certs)
+    assert api["environment"]["FACESHOT_ADMIN_COOKIE_SECURE"] == "true" and "ports" not in api
+    openssl = shutil.which("openssl")
+    if openssl:  # a self-signed certificate, so nginx -t can load the TLS server too
+        subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-keyout", str(certs / "privkey.pem"),
+                        "-out", str(certs / "fullchain.pem")],
+                       check=True, capture_output=True, timeout=60)
+        _nginx_checks("nginx-tls.conf", tmp_path, certs)
 
 
 def test_dockerfile_passes_hadolint():
