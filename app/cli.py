@@ -2,7 +2,7 @@
 
 ``faceshot = "app.cli:main"``. The groups come from ``models/cli.py`` (embed, compare,
 eval-openset, calibrate, fetch-weights), ``models/fewshot/cli.py`` (train, evaluate,
-export, prepare-faces) and this module (serve, import, reembed, admin-key). Every
+export-encoder, prepare-faces) and this module (serve, import, export, reembed, admin-key). Every
 error is printed as ``faceshot: <code>: <message>`` with exit status 1 (2: bad usage).
 Heavy modules (torch) are imported by the commands, not here, so ``--help`` is quick.
 """
@@ -145,8 +145,14 @@ def cmd_serve(args) -> int:
 
 
 def cmd_import(args) -> int:
-    """Enroll one person per sub-folder, through the same code path as POST /enroll."""
+    """Enroll one person per sub-folder, through the same code path as POST /enroll (or read an export)."""
     from tqdm import tqdm
+
+    if (args.dir is None) == (args.from_export is None):
+        print("faceshot: usage: import takes a folder of people or --from-export FILE, one of them", file=sys.stderr)
+        return 2
+    if args.from_export is not None:
+        return _import_export(args)
 
     from models.dataset_embeddings import list_image_folder
     from models.errors import FaceshotError
@@ -183,6 +189,37 @@ def cmd_import(args) -> int:
     return 0 if enrolled or skipped or not folders else 1
 
 
+def _import_export(args) -> int:
+    from dataclasses import asdict
+
+    from .transfer import import_export
+
+    _apply_overrides(args)
+    service = _service(_settings())
+    summary = import_export(service, Path(args.from_export))
+    print(json.dumps(asdict(summary), indent=2))
+    if summary.refused:
+        print(f"faceshot: {len(summary.refused)} person(s) could not be imported (see above); the others were.",
+              file=sys.stderr)
+    return 1 if summary.refused and not summary.imported_people else 0
+
+
+def cmd_export(args) -> int:
+    """The whole gallery into one file another faceshot can import."""
+    from .transfer import export_gallery
+
+    _apply_overrides(args)
+    service = _service(_settings(), check_encoder=False)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        print(f"faceshot: {out} exists; choose another name or pass --force", file=sys.stderr)
+        return 1
+    manifest = export_gallery(service, out, photos=args.photos)
+    print(json.dumps({"file": str(out), "bytes": out.stat().st_size, **manifest["counts"],
+                      "encoder": manifest["encoder"]["name"]}, indent=2))
+    return 0
+
+
 def cmd_reembed(args) -> int:
     """Re-make every stored embedding with the configured encoder, from the kept photos."""
     from tqdm import tqdm
@@ -215,7 +252,7 @@ def cmd_admin_key(args) -> int:
 
 
 def add_service_commands(sub: argparse._SubParsersAction) -> None:
-    """Register ``serve``, ``import``, ``reembed`` and ``admin-key``."""
+    """Register ``serve``, ``import``, ``export``, ``reembed`` and ``admin-key``."""
     def common(p):
         p.add_argument("--data-dir", default=None, help="default: $FACESHOT_DATA_DIR or ./data")
         p.add_argument("--database-url", default=None, help="default: $FACESHOT_DATABASE_URL or SQLite under "
@@ -236,13 +273,28 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_serve)
 
     p = common(sub.add_parser("import", help="enroll a folder of people (one sub-folder each)",
-                              description="Example: faceshot import path/to/people --max-photos 2"))
-    p.add_argument("dir", help="a folder with one sub-folder of photos per person")
+                              description="Example: faceshot import path/to/people --max-photos 2 "
+                                          "(or: faceshot import --from-export gallery.tar)"))
+    p.add_argument("dir", nargs="?", default=None, help="a folder with one sub-folder of photos per person "
+                   "(default: none; give it or --from-export)")
+    p.add_argument("--from-export", metavar="FILE", default=None,
+                   help="instead of a folder: a file from faceshot export; people already here (same id or "
+                        "external id) are skipped (default: none)")
     p.add_argument("--max-photos", type=int, default=2, help="photos per person to enroll (default: 2)")
     p.add_argument("--skip-existing", action=argparse.BooleanOptionalAction, default=True,
                    help="skip folders whose name is already enrolled, so a second run adds only the new ones "
                         "(default: on; --no-skip-existing enrolls them again as further people)")
     p.set_defaults(func=cmd_import)
+
+    p = common(sub.add_parser("export", help="write the gallery (people, external ids, metadata, photos, "
+                              "embeddings) to one file, for faceshot import --from-export on another host",
+                              description="Example: faceshot export gallery.tar"))
+    p.add_argument("out", help="the file to write (a tar)")
+    p.add_argument("--photos", action=argparse.BooleanOptionalAction, default=True,
+                   help="include the kept photos (default: on; without them the gallery cannot be re-embedded "
+                        "for another encoder)")
+    p.add_argument("--force", action="store_true", help="replace an existing file (default: refuse)")
+    p.set_defaults(func=cmd_export)
 
     p = common(sub.add_parser("reembed", help="after an encoder change: re-make every embedding from the kept photos",
                               description="Example: FACESHOT_ENCODER=new.pt faceshot reembed (service stopped)"))

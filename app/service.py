@@ -222,6 +222,31 @@ class FaceService:
 
         return self.gallery_sync.write(work, touched={person_id}, new_photos=[n for _, n in names if n])
 
+    def restore_person(self, person_id: str, name: str, external_id: str | None, metadata: dict | None,
+                       created_at, faces: list[tuple[str, PreparedFace, Any]]) -> EnrollResult:
+        """A person from an export (:mod:`app.transfer`) with their own ids and dates, all or nothing.
+
+        No enrollment warnings: the person was enrolled (and warned about) where the export was made.
+        """
+        name = clean_name(name)
+        prepared = [p for _, p, _ in faces]
+        names = [(face_id, self.photos.file_name(face_id) if self.settings.store_images and p.image_bytes else None)
+                 for face_id, p, _ in faces]
+
+        def work(session):
+            person = Person(id=person_id, name=name, external_id=external_id, meta=metadata or {})
+            if created_at is not None:
+                person.created_at = created_at
+            session.add(person)
+            session.flush()
+            stored = self._store_faces(session, person, prepared, names)
+            for face, (_, _, when) in zip(stored, faces):
+                if when is not None:
+                    face.created_at = when
+            return EnrollResult(person, stored)
+
+        return self.gallery_sync.write(work, touched={person_id}, new_photos=[n for _, n in names if n])
+
     def add_faces(self, person_id: str, prepared: list[PreparedFace]) -> EnrollResult:
         """More photos for a person, all or nothing."""
         self.sync(force=True)

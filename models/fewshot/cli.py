@@ -1,4 +1,4 @@
-"""``faceshot train | evaluate | export | prepare-faces``: the offline training commands' arguments and output.
+"""``faceshot train | evaluate | export-encoder | prepare-faces``: the offline training commands' arguments and output.
 
 ``add_training_commands(subparsers)`` registers the commands on the ``faceshot``
 entry point; ``python -m models.fewshot.cli ...`` runs them on their own.
@@ -150,7 +150,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             sources=getattr(args, "sources", None),
         )
     else:
-        raise TrainingError("export needs --checkpoint, or --encoder with --data")
+        raise TrainingError("export-encoder needs --checkpoint, or --encoder with --data")
     meta = ckpt.metadata
     report = {
         "path": args.out,
@@ -188,7 +188,7 @@ def cmd_prepare_faces(args: argparse.Namespace) -> int:
 
 
 def add_training_commands(subparsers) -> None:
-    """Register ``train``, ``evaluate``, ``export`` and ``prepare-faces`` on an argparse sub-parser set."""
+    """Register ``train``, ``evaluate``, ``export-encoder`` and ``prepare-faces`` on an argparse sub-parser set."""
     p = subparsers.add_parser(
         "train", help="meta-train a few-shot method (Omniglot or faces)",
         description="Example: faceshot train --dataset omniglot --data ../shared/data/omniglot --method protonet "
@@ -243,9 +243,9 @@ def add_training_commands(subparsers) -> None:
     p.set_defaults(func=cmd_evaluate)
 
     p = subparsers.add_parser(
-        "export", help="write a service encoder checkpoint with a threshold calibrated on validation identities",
-        description="Example: faceshot export --checkpoint runs/contrastive-last/last.pt --far 0.01 "
-                    "--out runs/contrastive-last/encoder.pt",
+        "export-encoder", help="write a service encoder checkpoint with a threshold calibrated on validation "
+        "identities", description="Example: faceshot export-encoder --checkpoint runs/contrastive-last/last.pt "
+                                  "--far 0.01 --out runs/contrastive-last/encoder.pt",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="a face training checkpoint")
