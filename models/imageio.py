@@ -26,6 +26,11 @@ DEFAULT_MAX_PIXELS = 40_000_000
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
+def size_text(n: int) -> str:
+    """A size as people read it (15 MB, 23.4 MB; MB = 2**20 bytes, as the limits are set)."""
+    return f"{n / 2**20:.3g} MB" if n >= 2**20 / 10 else f"{n / 2**10:.3g} KB"
+
+
 def load_image(
     source: bytes | bytearray | memoryview | str | Path,
     *,
@@ -38,7 +43,7 @@ def load_image(
         raise InvalidImage("The file is empty.", {"bytes": 0})
     if len(data) > max_bytes:
         raise ImageTooLarge(
-            f"The file is {len(data)} bytes; the limit is {max_bytes}.",
+            f"The file is {size_text(len(data))}; the limit is {size_text(max_bytes)}.",
             {"bytes": len(data), "max_bytes": max_bytes},
         )
     try:
@@ -77,7 +82,7 @@ def _read_bytes(source, max_bytes: int) -> bytes:
         size = path.stat().st_size
         if size > max_bytes:
             raise ImageTooLarge(
-                f"{path} is {size} bytes; the limit is {max_bytes}.",
+                f"{path} is {size_text(size)}; the limit is {size_text(max_bytes)}.",
                 {"bytes": size, "max_bytes": max_bytes},
             )
         return path.read_bytes()

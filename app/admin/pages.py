@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hmac
 import io
+import json
 import math
 import secrets
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from PIL import Image
@@ -17,8 +18,9 @@ from PIL import Image
 from models.errors import FaceshotError
 
 from .. import keys
-from ..api.deps import InferenceSlot, ServiceDep, client_address, read_upload
+from ..api.deps import ServiceDep, client_address
 from ..errors import Forbidden, Unauthorized
+from ..inputs import parse_metadata
 from .auth import Admin, AdminRoute, AdminWrite, safe_next, signer
 from .session import COOKIE, LOGIN_COOKIE
 
@@ -32,9 +34,10 @@ DONE = {
     "enrolled": "Enrolled. Check below that the photos are right, then try it.",
     "renamed": "Name saved.",
     "face_deleted": "Photo deleted.",
-    "faces_added": "Photo added.",
+    "faces_added": "Photos added.",
     "person_deleted": "Person deleted.",
     "key_revoked": "Key revoked.",
+    "details_saved": "Details saved.",
     "signed_out": "You are signed out.",
 }
 
@@ -42,6 +45,7 @@ DONE = {
 def render(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
     session = getattr(request.state, "admin", None)
     context.setdefault("done", DONE.get(request.query_params.get("done", "")))
+    context.setdefault("max_upload", request.app.state.service.settings.max_upload_bytes)
     return TEMPLATES.TemplateResponse(request, name, {"csrf": session.csrf if session else None, **context},
                                       status_code=status_code)
 
@@ -49,6 +53,7 @@ def render(request: Request, name: str, status_code: int = 200, **context) -> HT
 def person_view(service, person) -> dict:
     return {
         "id": person.id, "name": person.name, "external_id": person.external_id,
+        "metadata": json.dumps(person.meta, indent=2, ensure_ascii=False) if person.meta else "",
         "faces": [{"id": f.id, "has_image": f.image_file is not None, "box": f.box,
                    "det_score": round(f.det_score, 3), "created_at": f.created_at} for f in person.faces],
         "created_at": person.created_at,
@@ -143,34 +148,19 @@ def person_page(request: Request, service: ServiceDep, _s: Admin, person_id: str
                   store_images=service.settings.store_images)
 
 
-@router.post("/people/{person_id}/rename")
-def rename(request: Request, service: ServiceDep, _s: AdminWrite, person_id: str,
-           name: Annotated[str, Form()] = ""):
+@router.post("/people/{person_id}/details")
+def save_details(request: Request, service: ServiceDep, _s: AdminWrite, person_id: str,
+                 name: Annotated[str, Form()] = "", external_id: Annotated[str, Form()] = "",
+                 metadata: Annotated[str, Form()] = ""):
+    """Name, external id and metadata as the form shows them (an empty external id or metadata clears it)."""
     try:
-        service.update_person(person_id, name, None, None, {"name"})
+        meta = parse_metadata(metadata) if metadata.strip() else {}
+        service.update_person(person_id, name, external_id.strip() or None, meta, {"name", "external_id", "metadata"})
     except FaceshotError as exc:
-        return render(request, "person.html", 422, person=person_view(service, service.get_person(person_id)),
+        return render(request, "person.html", exc.status if exc.status < 500 else 422,
+                      person=person_view(service, service.get_person(person_id)),
                       error=exc.message, section="people", store_images=service.settings.store_images)
-    return RedirectResponse(f"/admin/people/{person_id}?done=renamed", status_code=303)
-
-
-@router.post("/people/{person_id}/faces")
-def add_photos(request: Request, service: ServiceDep, _s: AdminWrite, _slot: InferenceSlot, person_id: str,
-               images: Annotated[list[UploadFile], File()]):
-    service.get_person(person_id)
-    warnings: list[dict] = []
-    try:
-        data = [read_upload(f, service.settings.max_upload_bytes) for f in images if f.filename]
-        result = service.add_faces(person_id, service.prepare_many(data))
-        warnings = result.warnings
-    except FaceshotError as exc:
-        return render(request, "person.html", 422, person=person_view(service, service.get_person(person_id)),
-                      error=exc.message, section="people", store_images=service.settings.store_images)
-    if not warnings:
-        return RedirectResponse(f"/admin/people/{person_id}?done=faces_added", status_code=303)
-    return render(request, "person.html", person=person_view(service, service.get_person(person_id)),
-                  warnings=warnings, done=DONE["faces_added"], section="people",
-                  store_images=service.settings.store_images)
+    return RedirectResponse(f"/admin/people/{person_id}?done=details_saved", status_code=303)
 
 
 @router.post("/people/{person_id}/faces/{face_id}/delete")
@@ -234,19 +224,34 @@ def _settings_page(request: Request, service, status_code: int = 200, **extra):
                   keys=keys.list_keys(service.sessions), signed_in_by=request.state.admin.by, **extra)
 
 
+NEW_KEY_COOKIE = "faceshot_new_key"
+
+
 @router.get("/settings")
-def settings_page(request: Request, service: ServiceDep, _s: Admin):
-    return _settings_page(request, service)
+def settings_page(request: Request, service: ServiceDep, session: Admin):
+    new_key = signer(request).read_flash(request.cookies.get(NEW_KEY_COOKIE), session.sid)
+    response = _settings_page(request, service, new_key=new_key)
+    response.headers["Cache-Control"] = "no-store"  # it may show a new key's secret, once
+    if NEW_KEY_COOKIE in request.cookies:
+        args = signer(request).cookie_args()
+        response.delete_cookie(NEW_KEY_COOKIE, path="/admin/settings", httponly=True, samesite="strict",
+                               secure=args["secure"])
+    return response
 
 
 @router.post("/keys")
-def create_key(request: Request, service: ServiceDep, _s: AdminWrite, name: Annotated[str, Form()] = "",
+def create_key(request: Request, service: ServiceDep, session: AdminWrite, name: Annotated[str, Form()] = "",
                role: Annotated[str, Form()] = "recognition"):
+    """Create, then redirect (a reload must not create another key); the secret is shown once by the GET."""
     try:
         key, secret = keys.create_key(service.sessions, name[:200], role)
     except FaceshotError as exc:
         return _settings_page(request, service, 422, error=exc.message)
-    return _settings_page(request, service, 201, new_key={"name": key.name, "role": key.role, "secret": secret})
+    response = RedirectResponse("/admin/settings", status_code=303)
+    flash = signer(request).flash({"name": key.name, "role": key.role, "secret": secret}, session.sid, ttl_s=120)
+    response.set_cookie(NEW_KEY_COOKIE, flash, **{**signer(request).cookie_args(max_age=120),
+                                                  "path": "/admin/settings"})
+    return response
 
 
 @router.post("/keys/{key_id}/revoke")

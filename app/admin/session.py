@@ -133,6 +133,26 @@ class SessionSigner:
                     return None
         return AdminSession(sid, expires, by, self.csrf_for(sid))
 
+    def flash(self, data: dict, sid: str, ttl_s: int) -> str:
+        """A value handed from a POST to the GET it redirects to: signed, for this sign-in only, short-lived."""
+        payload = _b64(json.dumps({"sid": sid, "exp": int(time.time()) + ttl_s, "data": data},
+                                  separators=(",", ":")).encode())
+        return f"{payload}.{self._mac('flash', payload)}"
+
+    def read_flash(self, cookie: str | None, sid: str) -> dict | None:
+        if not cookie or "." not in cookie:
+            return None
+        payload, mac = cookie.rsplit(".", 1)
+        if not hmac.compare_digest(mac, self._mac("flash", payload)):
+            return None
+        try:
+            value = json.loads(_unb64(payload))
+        except ValueError:
+            return None
+        if value.get("sid") != sid or value.get("exp", 0) < time.time():
+            return None
+        return value.get("data")
+
     def check_csrf(self, session: AdminSession, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(token, session.csrf)
 

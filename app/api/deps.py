@@ -14,6 +14,7 @@ from fastapi import Depends, Request, Security, UploadFile
 from fastapi.security import APIKeyHeader
 
 from models.errors import ImageTooLarge, InvalidImage
+from models.imageio import size_text
 
 from ..admission import Slot
 from ..errors import Unauthorized, ValidationFailed
@@ -107,7 +108,7 @@ def read_upload(upload: UploadFile, limit: int) -> bytes:
     """The upload's bytes, refusing more than ``limit`` without reading them all."""
     data = upload.file.read(limit + 1)
     if len(data) > limit:
-        raise ImageTooLarge(f"The upload is over the limit of {limit} bytes.", {"max_bytes": limit,
+        raise ImageTooLarge(f"The photo is over the limit of {size_text(limit)}.", {"max_bytes": limit,
                                                                                   "filename": upload.filename})
     if not data:
         raise InvalidImage("The uploaded file is empty.", {"filename": upload.filename})

@@ -21,6 +21,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from models.imageio import size_text
+
 from ..errors import InvalidMultipart, TooManyImages, ValidationFailed, error_response
 from ..inference import MAX_FACES_PER_ENROLL
 from ..inputs import strict_json, text_problem
@@ -193,7 +195,7 @@ class BodyGuard:
         limit = self.upload_bytes if multipart else self.other_bytes
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await error_response(413, "request_too_large", f"The request body is over the limit of {limit} bytes.",
+            await error_response(413, "request_too_large", f"The request body is over the limit of {size_text(limit)}.",
                                  {"max_bytes": limit})(scope, receive, send)
             return
         received, more = 0, True
@@ -211,7 +213,7 @@ class BodyGuard:
                 received += len(message.get("body", b""))
                 if received > limit:
                     more = False
-                    raise HTTPException(413, f"The request body is over the limit of {limit} bytes.")
+                    raise HTTPException(413, f"The request body is over the limit of {size_text(limit)}.")
             return message
 
         await self.app(scope, guarded_receive, send)

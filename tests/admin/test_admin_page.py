@@ -122,7 +122,7 @@ def test_enroll_identify_manage_sign_out(page, server, photos):
     expect(page.locator(".notice.ok")).to_have_text("Photo deleted.")
     expect(page.locator(".faces > li")).to_have_count(1)
     page.get_by_label("Name", exact=True).fill("Emma C. Watson")
-    page.get_by_role("button", name="Save name").click()
+    page.get_by_role("button", name="Save details").click()
     expect(page.get_by_role("heading", name="Emma C. Watson", level=1)).to_be_visible()
     check_labels(page)
     page.get_by_role("link", name="Delete Emma C. Watson…").click()

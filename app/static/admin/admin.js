@@ -138,20 +138,35 @@
     return hints;
   }
 
-  function enrollPage() {
+  const MAX_UPLOAD = Number(document.body.dataset.maxUpload || 0);
+  const mb = (n) => (n >= 104858 ? `${Number((n / 1048576).toPrecision(3))} MB` : `${Number((n / 1024).toPrecision(3))} KB`);
+
+  // Enroll a new person (the Enroll page) or add photos to one (a person's page): the same previews,
+  // face choice, size check and warnings; `personId` set means adding.
+  function photoForm(form, personId) {
     const MAX = 2;
-    const form = document.getElementById('enroll-form');
     const nameInput = document.getElementById('enroll-name');
     const previews = document.getElementById('previews');
     const warnings = document.getElementById('warnings');
     const save = document.getElementById('enroll-save');
+    const why = document.getElementById('save-why');
     const say = sayIn(document.getElementById('enroll-status'));
     const photos = [];
     let serial = 0, checkSerial = 0, busy = false;
 
     const ready = () => photos.length > 0 && photos.every((p) => p.faces && p.chosen != null);
-    const update = () => { save.disabled = busy || !ready() || !nameInput.value.trim(); };
-    nameInput.addEventListener('input', update);
+    function blocker() {
+      if (busy) return 'Saving…';
+      if (!personId && !nameInput.value.trim()) return 'Enter a name to save.';
+      if (!photos.length) return 'Add a photo (upload, drop or camera) to save.';
+      if (photos.some((p) => !p.faces)) return 'Checking the photos…';
+      if (photos.some((p) => !p.faces.length)) return 'Remove the photo with no face to save.';
+      if (photos.some((p) => p.chosen == null)) return 'Choose the face in each photo to save.';
+      return '';
+    }
+    const update = () => { const reason = blocker(); save.disabled = reason !== ''; why.textContent = reason; };
+    if (nameInput) nameInput.addEventListener('input', update);
+    update();
 
     async function render(p) {
       // Hold the photo's place synchronously so cards stay in order while images decode.
@@ -219,6 +234,7 @@
       const fd = new FormData();
       photos.forEach((p) => fd.append('images', p.file));
       boxes().forEach((b) => fd.append('boxes', b));
+      if (personId) fd.append('person_id', personId);
       warnings.append(h('p', { class: 'status', text: 'Comparing with the people already enrolled…' }));
       let res;
       try { res = await post('/admin/api/check', fd); } catch (e) {
@@ -232,16 +248,51 @@
         return;
       }
       const list = h('ul', { class: 'notice warn', id: 'check-warnings' });
+      const offered = new Set();
       for (const w of res.warnings) {
         let text = `Photo ${w.image_index + 1}: ${w.message}`;
         if (w.code === 'looks_like_other_person') text += ` (distance ${fmt(w.distance)}` + (w.distance_to_own == null ? ')' : `; to this person's other photos ${fmt(w.distance_to_own)})`);
-        list.append(h('li', { text }));
+        const item = h('li', { text });
+        // The likely mistake: a new "person" who is already enrolled. Offer to add the photos to them instead.
+        if (w.code === 'looks_like_other_person' && !personId && w.person && !offered.has(w.person.id)) {
+          offered.add(w.person.id);
+          item.append(' ', h('button', { type: 'button', class: 'small', text: `Add ${photos.length > 1 ? 'these photos' : 'this photo'} to ${w.person.name} instead`,
+            onclick: () => addTo(w.person.id) }));
+        }
+        list.append(item);
       }
       warnings.append(list);
     }
 
+    function photoData() {
+      const fd = new FormData();
+      photos.forEach((p) => fd.append('images', p.file));
+      boxes().forEach((b) => fd.append('boxes', b));
+      return fd;
+    }
+
+    async function send(url, fd) {
+      busy = true;
+      update();
+      say('Saving…');
+      try {
+        const res = await post(url, fd);
+        window.location.assign(res.url);
+      } catch (err) {
+        say(err.message, 'bad');
+        busy = false;
+        update();
+      }
+    }
+
+    const addTo = (id) => send(`/admin/api/people/${encodeURIComponent(id)}/faces`, photoData());
+
     async function add(file) {
       if (photos.length >= MAX) { say('Two photos are enough; remove one to use another.', 'warn'); return; }
+      if (MAX_UPLOAD && file.size > MAX_UPLOAD) {  // refused here, before any of it is sent
+        say(`${file.name || 'That photo'} is ${mb(file.size)}; the limit is ${mb(MAX_UPLOAD)}. Use a smaller photo.`, 'bad');
+        return;
+      }
       say('');
       const p = { id: ++serial, file, url: URL.createObjectURL(file), faces: null, chosen: null };
       photos.push(p);
@@ -271,23 +322,22 @@
 
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
-      if (!nameInput.value.trim()) { say('Enter the person\'s name.', 'bad'); nameInput.focus(); return; }
-      if (!ready()) { say('Add a photo, and choose the face in each.', 'bad'); return; }
-      busy = true;
-      update();
-      say('Saving…');
-      const fd = new FormData();
+      const reason = blocker();
+      if (reason) { say(reason, 'bad'); if (nameInput && !nameInput.value.trim()) nameInput.focus(); return; }
+      if (personId) { send(`/admin/api/people/${encodeURIComponent(personId)}/faces`, photoData()); return; }
+      const fd = photoData();
       fd.append('name', nameInput.value.trim());
-      photos.forEach((p) => fd.append('images', p.file));
-      boxes().forEach((b) => fd.append('boxes', b));
-      try {
-        const res = await post('/admin/api/enroll', fd);
-        window.location.assign(res.url);
-      } catch (err) {
-        say(err.message, 'bad');
-        busy = false;
-        update();
+      const external = document.getElementById('enroll-external-id').value.trim();
+      const meta = document.getElementById('enroll-metadata').value.trim();
+      if (external) fd.append('external_id', external);
+      if (meta) {
+        try { if (typeof JSON.parse(meta) !== 'object' || Array.isArray(JSON.parse(meta))) throw new Error(); } catch (_) {
+          say('Metadata must be a JSON object, e.g. {"team": "reception"}.', 'bad');
+          return;
+        }
+        fd.append('metadata', meta);
       }
+      send('/admin/api/enroll', fd);
     });
   }
 
@@ -344,6 +394,7 @@
   }
 
   const page = document.body.dataset.page;
-  if (page === 'enroll') enrollPage();
+  if (page === 'enroll') photoForm(document.getElementById('enroll-form'), null);
+  if (page === 'person') photoForm(document.getElementById('add-form'), document.getElementById('add-form').dataset.personId);
   if (page === 'try') tryPage();
 })();
