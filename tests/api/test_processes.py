@@ -110,6 +110,11 @@ def test_serve_generates_the_admin_key_once_and_import_enrolls_a_folder(tmp_path
     servers.append(proc)
     wait_ready(proc, port)
     assert key_file.read_text().strip() == key  # written once, never replaced
+    # what the first start prints (issue 16, point 5): where the key is, and the admin and docs URLs
+    printed = [proc.stdout.readline() for _ in range(2)]
+    assert printed[0].strip() == f"faceshot: the admin API key is in {key_file}"
+    base = f"http://127.0.0.1:{port}"
+    assert printed[1].strip() == f"faceshot: serving {base} (admin page {base}/admin, API docs {base}/docs)"
     r = httpx.post(f"http://127.0.0.1:{port}/api/v1/identify", headers={"X-API-Key": key},
                    files={"image": ("q.jpg", photos["Wen_Jiabao"][2].read_bytes())}, timeout=30)
     assert r.status_code == 200 and r.json()["faces"][0]["person"]["name"] == "Wen Jiabao"
