@@ -50,6 +50,13 @@ class ServiceUnavailable(FaceshotError):
     status = 503
 
 
+class EncoderMismatch(FaceshotError):
+    """An embedding made by another encoder (or of another size): comparing it would be silently wrong."""
+
+    code = "encoder_mismatch"
+    status = 422
+
+
 class DecodeTimeout(FaceshotError):
     """Decoding took longer than the configured limit (a pathological or hostile file)."""
 

@@ -80,6 +80,31 @@ class VerifyResult:
 
 
 @dataclass
+class CompareResult:
+    match: bool
+    distance: float
+    similarity: float
+    threshold: float
+    threshold_source: str  # FACESHOT_TARGET_FAR (one comparison), FACESHOT_THRESHOLD, request, encoder checkpoint
+    stranger_accept_rate: float | None  # a stranger's photo passing at this threshold (one comparison)
+    face_a: FaceBox
+    face_b: FaceBox | None  # None: b was an embedding
+    encoder: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EmbeddedFaceResult(FaceBox):
+    embedding: list[float] = field(default_factory=list)
+
+
+@dataclass
+class EmbedResult:
+    faces: list[EmbeddedFaceResult]
+    encoder: dict[str, Any]
+    took_ms: float
+
+
+@dataclass
 class ImageSize:
     width: int
     height: int

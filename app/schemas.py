@@ -136,6 +136,10 @@ class CandidateOut(_FromResult):
 
 
 class IdentifiedFaceOut(FaceBoxOut):
+    box: list[float] | None = Field(description="x1, y1, x2, y2 in the photo's pixels; null when an embedding was "
+                                                "sent instead of a photo")
+    landmarks: list[list[float]] | None = Field(description="five (x, y) points; null for an embedding")
+    det_score: float | None = Field(description="the detector's confidence, 0-1; null for an embedding")
     person: PersonRefOut | None = Field(description="the person named, or null: unknown")
     distance: float | None = Field(description="Euclidean distance (0-2) to the nearest person's prototype")
     similarity: float | None = Field(description="cosine similarity, 1 - distance²/2 (not a probability: see "
@@ -175,6 +179,31 @@ class VerifyOut(_FromResult):
     face: FaceBoxOut
     stranger_accept_rate: float | None = Field(
         description="the chance a stranger's photo passes as this person (one comparison)")
+
+
+class CompareOut(_FromResult):
+    match: bool = Field(description="the two faces are one person, at `threshold`")
+    distance: float = Field(description="Euclidean distance (0-2) between the two faces' embeddings")
+    similarity: float = Field(description="raw cosine (1 - distance²/2), not a probability: decide by `match`")
+    threshold: float = Field(description="the distance a pair must be within to match")
+    threshold_source: str = Field(description="FACESHOT_TARGET_FAR (held for one comparison), FACESHOT_THRESHOLD, "
+                                              "request or encoder checkpoint")
+    stranger_accept_rate: float | None = Field(
+        description="the chance two photos of different people match at this threshold (the FAR it stands for)")
+    face_a: FaceBoxOut = Field(description="the face used in image_a")
+    face_b: FaceBoxOut | None = Field(description="the face used in image_b; null when embedding_b was sent")
+    encoder: dict[str, Any]
+
+
+class EmbeddedFaceOut(FaceBoxOut):
+    embedding: list[float] = Field(description="L2-normalised; send it to identify, compare or enroll with "
+                                               "`encoder_hash`")
+
+
+class EmbedOut(_FromResult):
+    faces: list[EmbeddedFaceOut] = Field(description="every face in the photo, largest first")
+    encoder: dict[str, Any] = Field(description="name, content_hash (send it with an embedding), embedding_size...")
+    took_ms: float
 
 
 class ImageSizeOut(_FromResult):
@@ -224,7 +253,8 @@ ERROR_STATUSES = {
     408: "request_timeout: the body stopped arriving",
     409: "conflict",
     413: "image_too_large, request_too_large",
-    422: "validation_error, no_face, multiple_faces, no_face_in_box, too_many_images, decode_timeout",
+    422: "validation_error, no_face, multiple_faces, no_face_in_box, too_many_images, decode_timeout, "
+         "encoder_mismatch",
     429: "rate_limited (with Retry-After)",
     503: "unavailable, overloaded (with Retry-After), storage_unavailable",
     507: "storage_unavailable: the disk is full",

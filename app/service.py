@@ -25,8 +25,9 @@ from . import crud
 from .admission import InferenceQueue
 from .core.config import Settings
 from .core.db import Database
+from .embeddings import check_embedding
 from .enrollment_checks import enrollment_warnings
-from .errors import NotFound
+from .errors import NotFound, ValidationFailed
 from .gallery import Gallery, Match
 from .gallery_sync import GallerySync
 from .inference import MAX_FACES_PER_ENROLL, Inference, PreparedFace
@@ -37,7 +38,10 @@ from .photos import PhotoStore
 from .reembed import reembed
 from .results import (
     Candidate,
+    CompareResult,
     DetectResult,
+    EmbeddedFaceResult,
+    EmbedResult,
     FaceBox,
     GalleryInfo,
     IdentifiedFace,
@@ -190,7 +194,8 @@ class FaceService:
     def _photo_names(self, prepared: list[PreparedFace]) -> list[tuple[str, str | None]]:
         """A new face id for each prepared photo, with the name its photo will be stored under (if kept)."""
         ids = [new_id() for _ in prepared]
-        return [(i, self.photos.file_name(i) if self.settings.store_images else None) for i in ids]
+        return [(i, self.photos.file_name(i) if self.settings.store_images and p.image_bytes is not None else None)
+                for i, p in zip(ids, prepared)]
 
     def _store_faces(self, session, person: Person, prepared: list[PreparedFace],
                      names: list[tuple[str, str | None]]) -> list[Face]:
@@ -342,15 +347,20 @@ class FaceService:
         threshold = op.threshold_for(best.n_support)
         return (best if best.distance <= threshold else None), threshold
 
-    def identify(self, data: bytes, top_k: int = 3, threshold: float | None = None,
-                 reveal_candidates: bool = True) -> IdentifyResult:
-        """Every face named or unknown, largest first. ``reveal_candidates=False`` (a recognition key, by default)
-        keeps the distances of the nearest people but not who they are, unless the candidate is the face's match."""
+    def identify(self, data: bytes | None, top_k: int = 3, threshold: float | None = None,
+                 reveal_candidates: bool = True, embedding: np.ndarray | None = None) -> IdentifyResult:
+        """Every face named or unknown, largest first (or the one ``embedding`` a client sent instead of a photo).
+        ``reveal_candidates=False`` (a recognition key, by default) keeps the distances of the nearest people but
+        not who they are, unless the candidate is the face's match."""
         t0 = time.perf_counter()
         self.sync()
-        _, faces = self.inference.analyze(data)
+        if embedding is not None:
+            faces, vectors = [None], [embedding]
+        else:
+            _, faces = self.inference.analyze(data)
+            vectors = [f.embedding for f in faces]
         t_search = time.perf_counter()
-        results = self.gallery.forward(np.stack([f.embedding for f in faces]), k=top_k) if faces else []
+        results = self.gallery.forward(np.stack(vectors), k=top_k) if faces else []
         observe_stages(search_s=time.perf_counter() - t_search)
         op = self.operating_point(threshold)
         info = self._operating_info(op)
@@ -360,8 +370,10 @@ class FaceService:
             best = matches[0] if matches else None
             shown = [PersonRef(m.person_id, m.name) if reveal_candidates or (person and m.person_id == person.person_id)
                      else None for m in matches]
+            where = vars(FaceBox.of(f.face)) if f is not None else {"box": None, "landmarks": None,
+                                                                    "det_score": None, "quality": {}}
             out.append(IdentifiedFace(
-                **vars(FaceBox.of(f.face)),
+                **where,
                 person=PersonRef(person.person_id, person.name) if person else None,
                 distance=round(best.distance, 4) if best else None,
                 similarity=round(best.similarity, 4) if best else None,
@@ -392,6 +404,61 @@ class FaceService:
                             similarity=round(1 - distance**2 / 2, 4), threshold=round(used, 4),
                             person=PersonRef(person_id, name), face=FaceBox.of(face.face),
                             stranger_accept_rate=None if rate is None else round(rate, 8))
+
+    def client_embedding(self, value, encoder_hash: str | None, field: str = "embedding") -> np.ndarray:
+        """A vector a client sent, accepted only from this service's encoder (:mod:`app.embeddings`)."""
+        encoder = self.pipeline.encoder
+        return check_embedding(value, encoder_hash, expected_hash=encoder.content_hash,
+                               size=encoder.metadata.embedding_size, field=field)
+
+    def prepared_from_embeddings(self, values: list, encoder_hash: str | None) -> list[PreparedFace]:
+        """Enrollment faces from embeddings alone (an edge device that never uploads photos): no photo is kept,
+        so ``reembed`` cannot re-make them and says so."""
+        if not values:
+            raise ValidationFailed("At least one embedding is needed.", {"field": "embeddings"})
+        if len(values) > MAX_FACES_PER_ENROLL:
+            raise ValidationFailed(f"At most {MAX_FACES_PER_ENROLL} embeddings per request.", {"field": "embeddings"})
+        return [PreparedFace(embedding=self.client_embedding(v, encoder_hash, "embeddings"), box=[], det_score=0.0,
+                             quality={}, image_bytes=None, image_type=None) for v in values]
+
+    def compare(self, data_a: bytes, data_b: bytes | None = None, embedding_b: np.ndarray | None = None,
+                box_a: list[float] | None = None, box_b: list[float] | None = None,
+                threshold: float | None = None) -> CompareResult:
+        """Are the faces of two photos (or a photo and an embedding) one person, held to one comparison's FAR?
+
+        The threshold is the request's, FACESHOT_THRESHOLD, or the distance at which the encoder's one-photo
+        stranger distribution reaches FACESHOT_TARGET_FAR: a pair is one comparison, not a gallery search.
+        """
+        _, face_a = self.inference.one_face(data_a, box_a)
+        face_b = None
+        if embedding_b is None:
+            _, face_b = self.inference.one_face(data_b, box_b)
+            embedding_b = face_b.embedding
+        distance = float(np.linalg.norm(face_a.embedding - embedding_b))
+        cal = self.pipeline.encoder.calibration
+        if threshold is not None or self.settings.threshold is not None:
+            used, source = ((threshold, "request") if threshold is not None
+                            else (self.settings.threshold, "FACESHOT_THRESHOLD"))
+        elif cal is not None:
+            used, source = cal.impostor[1].quantile(self.settings.target_far), "FACESHOT_TARGET_FAR"
+        else:
+            used, source = self.pipeline.encoder.threshold_for(1), "encoder checkpoint"
+        rate = one_to_one_rate(cal, 1, used)
+        return CompareResult(match=distance <= used, distance=round(distance, 4),
+                             similarity=round(1 - distance**2 / 2, 4), threshold=round(float(used), 4),
+                             threshold_source=source, stranger_accept_rate=None if rate is None else round(rate, 8),
+                             face_a=FaceBox.of(face_a.face), face_b=FaceBox.of(face_b.face) if face_b else None,
+                             encoder=self.pipeline.encoder.describe())
+
+    def embed(self, data: bytes) -> EmbedResult:
+        """Every face's embedding, with the encoder that made them (its hash comes back with each use)."""
+        t0 = time.perf_counter()
+        _, faces = self.inference.analyze(data)
+        return EmbedResult(faces=[EmbeddedFaceResult(**vars(FaceBox.of(f.face)),
+                                                     embedding=[round(float(v), 7) for v in f.embedding])
+                                  for f in faces],
+                           encoder=self.pipeline.encoder.describe(),
+                           took_ms=round((time.perf_counter() - t0) * 1000, 1))
 
     def detect(self, data: bytes) -> DetectResult:
         """Faces, landmarks and quality hints; no identification."""

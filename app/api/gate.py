@@ -12,6 +12,10 @@ error shape.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import io
+import json
 import typing
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,8 +23,11 @@ from typing import Any
 from fastapi import Request, UploadFile, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from starlette.datastructures import FormData, Headers
+from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.exceptions import HTTPException
 
+from models.errors import ImageTooLarge, InvalidImage
 from models.imageio import size_text
 
 from ..errors import InvalidMultipart, TooManyImages, ValidationFailed, error_response
@@ -30,6 +37,8 @@ from ..inputs import strict_json, text_problem
 MAX_FORM_FIELDS = 32
 MAX_FORM_FIELD_BYTES = 64 * 1024
 JSON_BODY_LIMIT = 64 * 1024  # every JSON body the API takes is a few fields and at most 16 KB of metadata
+BODY_LIMIT = "faceshot.body_limit"  # scope keys: the byte limit in force for this request's body,
+PHOTO_JSON_LIMIT = "faceshot.photo_json_limit"  # and the one a photo operation's JSON body may use
 
 EarlyCheck = Callable[[Request], Awaitable[Any]]
 
@@ -75,6 +84,139 @@ def _file_limit(dependant: Dependant) -> int:
     return count
 
 
+def _form_fields(dependant: Dependant) -> dict[str, str]:
+    """The route's form fields by name: ``file``, ``files`` (a list of photos), ``texts`` (a repeated field) or
+    ``text``."""
+    kinds = {}
+    for field in dependant.body_params:
+        annotation = field.field_info.annotation
+        args = (annotation, *typing.get_args(annotation))
+        if any(typing.get_origin(a) is list and UploadFile in typing.get_args(a) for a in args):
+            kinds[field.alias] = "files"
+        elif UploadFile in args:
+            kinds[field.alias] = "file"
+        elif any(typing.get_origin(a) is list for a in args):
+            kinds[field.alias] = "texts"
+        else:
+            kinds[field.alias] = "text"
+    return kinds
+
+
+def _photo_bytes(value: Any, field: str, max_bytes: int) -> bytes:
+    """A photo sent in JSON: base64 (standard or URL-safe alphabet, padding optional), a data-URL prefix allowed.
+
+    The size is checked on the text before decoding, so an oversized photo costs no memory twice.
+    """
+    if not isinstance(value, str):
+        raise ValidationFailed(f"`{field}` must be a base64 string (or a list of them, for `images`).",
+                               {"field": field})
+    text = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
+    text = "".join(text.split())  # line breaks, as some encoders write them
+    if len(text) * 3 // 4 > max_bytes:
+        raise ImageTooLarge(f"The photo is over the limit of {size_text(max_bytes)}.", {"max_bytes": max_bytes,
+                                                                                         "field": field})
+    text = text.replace("-", "+").replace("_", "/")
+    try:
+        data = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidImage(f"`{field}` is not valid base64.", {"field": field}) from None
+    if not data:
+        raise InvalidImage("The file is empty.", {"field": field, "bytes": 0})
+    return data
+
+
+def _form_value(value: Any, field: str) -> str:
+    """A JSON field as the text its form field would carry (numbers, booleans; metadata and boxes as JSON)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    if field == "box" and isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    raise ValidationFailed(f"`{field}` has a value of the wrong type.", {"field": field})
+
+
+def form_from_json(data: Any, fields: dict[str, str], max_files: int, max_bytes: int) -> FormData:
+    """A JSON body for a photo operation as the multipart form it stands for, so both take one path.
+
+    ``{"image": "<base64>", "top_k": 5}`` is the form ``image=<file>, top_k=5``; ``images`` takes a list;
+    CompreFace's ``file`` names the operation's photo field. An unknown field is refused, not ignored.
+    """
+    if not isinstance(data, dict):
+        raise ValidationFailed("The JSON body must be an object.", {"field": "body"})
+    photo_fields = [n for n, k in fields.items() if k in ("file", "files")]
+    items: list[tuple[str, Any]] = []
+    for name, value in data.items():
+        if name == "file" and "file" not in fields and len(photo_fields) == 1:
+            name = photo_fields[0]  # a client written for CompreFace
+        kind = fields.get(name)
+        if kind is None:
+            takes = ", ".join(f"`{n}`" for n in fields)
+            raise ValidationFailed(f"This operation has no field `{name}` (it takes: {takes}).", {"field": name})
+        if value is None:
+            continue
+        if kind in ("file", "files"):
+            values = value if kind == "files" and isinstance(value, list) else [value]
+            if len(values) > max_files:
+                raise TooManyImages(f"At most {max_files} photos per request.", {"max_files": max_files})
+            for i, v in enumerate(values):
+                photo = _photo_bytes(v, name, max_bytes)
+                items.append((name, StarletteUpload(io.BytesIO(photo), size=len(photo), filename=f"{name}-{i}",
+                                                    headers=Headers({"content-type": "application/octet-stream"}))))
+        elif kind == "texts":
+            for v in value if isinstance(value, list) and name != "box" else [value]:
+                items.append((name, _form_value(v, name)))
+        else:
+            items.append((name, _form_value(value, name)))
+    return FormData(items)
+
+
+PHOTO_SCHEMA = {"type": "string", "format": "byte",
+                "description": "the photo, base64 (a `data:image/...;base64,` prefix is accepted)"}
+EXAMPLE_PHOTO = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsL..."
+
+
+def json_body_schema(dependant: Dependant, fields: dict[str, str]) -> dict:
+    """The OpenAPI media type of a photo operation's JSON body: its form's fields, photos as base64."""
+    properties, required, example = {}, [], {}
+    for field in dependant.body_params:
+        name, kind, info = field.alias, fields[field.alias], field.field_info
+        args = (info.annotation, *typing.get_args(info.annotation))
+        first_photo = not any(fields.get(n) in ("file", "files") for n in example)
+        if kind == "file":
+            schema = dict(PHOTO_SCHEMA)
+            if first_photo:
+                example[name] = EXAMPLE_PHOTO
+        elif kind == "files":
+            schema = {"type": "array", "items": PHOTO_SCHEMA, "maxItems": MAX_FACES_PER_ENROLL,
+                      "description": "the photos, base64"}
+            if first_photo:
+                example[name] = [EXAMPLE_PHOTO]
+        elif kind == "texts":
+            schema = {"type": "array", "items": {"type": "string"}}
+        elif int in args:
+            schema = {"type": "integer"}
+        elif float in args:
+            schema = {"type": "number"}
+        elif name == "metadata":
+            schema = {"type": "object", "description": "a JSON object stored with the person"}
+        elif name in ("box", "box_a", "box_b"):
+            schema = {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4,
+                      "description": "x1,y1,x2,y2 of the face to use"}
+        else:
+            schema = {"type": "string"}
+        if info.description and "description" not in schema:
+            schema["description"] = info.description
+        properties[name] = schema
+        if info.is_required():
+            required.append(name)
+            example.setdefault(name, "Ada Lovelace" if name == "name" else "…")
+    return {"schema": {"type": "object", "properties": properties, "required": required,
+                       "additionalProperties": False}, "example": example}
+
+
 def _refusal_for(exc: HTTPException) -> Exception:
     """The multipart parser's 400s, as errors with codes of their own."""
     detail = str(exc.detail)
@@ -111,6 +253,17 @@ def _check_query_names(request: Request, known: set[str]) -> None:
                                    {"field": name, "where": "query"})
 
 
+def _is_json(request: Request) -> bool:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return ctype == "application/json" or ctype.endswith("+json")
+
+
+def _check_form_text(form: FormData) -> None:
+    for name, value in form.multi_items():
+        if isinstance(value, str) and (problem := text_problem(value)):
+            raise ValidationFailed(f"The form field `{name}` {problem}.", {"field": name})
+
+
 class GatedRoute(APIRoute):
     """An API route whose cheap refusals (text, unknown query names, queue, credentials) come before its body is
     read."""
@@ -123,6 +276,11 @@ class GatedRoute(APIRoute):
         query_names = _query_names(self.dependant) if self.refuse_unknown_query else None
         takes_form = self.body_field is not None and isinstance(self.body_field.field_info, params.Form)
         max_files = _file_limit(self.dependant)
+        fields = _form_fields(self.dependant) if takes_form else {}
+        self.takes_photos = any(k in ("file", "files") for k in fields.values())
+        if self.takes_photos:  # the JSON twin of the multipart body, in the OpenAPI document
+            self.openapi_extra = {**(self.openapi_extra or {}), "requestBody": {"content": {
+                "application/json": json_body_schema(self.dependant, fields)}}}
 
         async def route(request: Request):
             try:
@@ -131,8 +289,10 @@ class GatedRoute(APIRoute):
                     _check_query_names(request, query_names)
                 for check in checks:
                     await check(request)
-                if takes_form:
-                    await self._read_form(request, max_files)
+                if takes_form and self.takes_photos and _is_json(request):
+                    await self._read_json_form(request, fields, max_files)
+                elif takes_form:
+                    await self._read_form(request, max_files, fields)
                 elif request.method in ("POST", "PUT", "PATCH") and self.body_field is not None:
                     await self._check_json(request)
                 return await handler(request)
@@ -144,7 +304,7 @@ class GatedRoute(APIRoute):
         return route
 
     @staticmethod
-    async def _read_form(request: Request, max_files: int) -> None:
+    async def _read_form(request: Request, max_files: int, fields: dict[str, str]) -> None:
         try:
             form = await request.form(max_files=max_files, max_fields=MAX_FORM_FIELDS,
                                       max_part_size=MAX_FORM_FIELD_BYTES)
@@ -152,9 +312,25 @@ class GatedRoute(APIRoute):
             if exc.status_code != 400:
                 raise  # the body limit (413) and the body timeout (408) keep their own codes
             raise _refusal_for(exc) from None
-        for name, value in form.multi_items():
-            if isinstance(value, str) and (problem := text_problem(value)):
-                raise ValidationFailed(f"The form field `{name}` {problem}.", {"field": name})
+        _check_form_text(form)
+        photo_fields = [n for n, k in fields.items() if k in ("file", "files")]
+        if "file" in form and "file" not in fields and len(photo_fields) == 1:  # a client written for CompreFace
+            request._form = FormData([(photo_fields[0] if n == "file" else n, v) for n, v in form.multi_items()])
+
+    @staticmethod
+    async def _read_json_form(request: Request, fields: dict[str, str], max_files: int) -> None:
+        """A JSON body with base64 photos, turned into the form the route reads (same limits, same checks)."""
+        if PHOTO_JSON_LIMIT in request.scope:
+            request.scope[BODY_LIMIT] = request.scope[PHOTO_JSON_LIMIT]
+        body = await request.body()
+        try:
+            data = strict_json(body)
+        except (ValueError, RecursionError) as exc:
+            raise ValidationFailed(f"The JSON body cannot be accepted: {exc}", {"field": "body"}) from None
+        max_bytes = request.app.state.service.settings.max_upload_bytes
+        form = form_from_json(data, fields, max_files, max_bytes)
+        _check_form_text(form)
+        request._form = form  # what FastAPI's form parsing returns for this request
 
     @staticmethod
     async def _check_json(request: Request) -> None:
@@ -174,7 +350,8 @@ class BodyGuard:
     """Every request body within a byte limit and a time limit, counted on the bytes as they stream in.
 
     Chunked bodies have no Content-Length to check, so the count is what is enforced: a
-    multipart body may carry the most photos one request takes, any other body
+    multipart body (or a JSON body of a photo operation, in base64) may carry the most photos one
+    request takes, any other body
     :data:`JSON_BODY_LIMIT`; past it the request is answered 413 ``request_too_large``. A body
     that stops arriving for ``timeout_s`` is answered 408 ``request_timeout`` (a stalled client
     would otherwise hold its connection as long as it liked). Written here rather than taken
@@ -185,16 +362,21 @@ class BodyGuard:
 
     def __init__(self, app, upload_bytes: int, timeout_s: float, other_bytes: int = JSON_BODY_LIMIT):
         self.app, self.upload_bytes, self.other_bytes, self.timeout_s = app, upload_bytes, other_bytes, timeout_s
+        self.json_photo_bytes = upload_bytes * 4 // 3  # base64 is 4/3 of the photos it carries
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/")
+        ctype = headers.get(b"content-type", b"").lower()
+        multipart = ctype.startswith(b"multipart/")
         limit = self.upload_bytes if multipart else self.other_bytes
+        # A JSON body may carry base64 photos where the route takes photos: the route raises the limit
+        # (GatedRoute, before it reads the body); until then, and on every other route, the small one holds.
+        scope[PHOTO_JSON_LIMIT] = self.json_photo_bytes
         declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isdigit() and int(declared) > (self.json_photo_bytes if b"json" in ctype else limit):
             await error_response(413, "request_too_large", f"The request body is over the limit of {size_text(limit)}.",
                                  {"max_bytes": limit})(scope, receive, send)
             return
@@ -211,9 +393,10 @@ class BodyGuard:
             if message["type"] == "http.request":
                 more = message.get("more_body", False)
                 received += len(message.get("body", b""))
-                if received > limit:
+                allowed = scope.get(BODY_LIMIT, limit)
+                if received > allowed:
                     more = False
-                    raise HTTPException(413, f"The request body is over the limit of {size_text(limit)}.")
+                    raise HTTPException(413, f"The request body is over the limit of {size_text(allowed)}.")
             return message
 
         await self.app(scope, guarded_receive, send)

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
+from ...embeddings import parse_embeddings
+from ...errors import ValidationFailed
 from ...inputs import parse_metadata
 from ...schemas import EnrollOut, FaceOut, PeoplePage, PersonCreate, PersonOut, PersonUpdate, error_responses
 from ...service import EnrollResult
@@ -15,6 +17,9 @@ from ..gate import GatedRoute
 # every route here: an admin key, a person that may not exist, a body that may be refused
 router = APIRouter(tags=["people"], route_class=GatedRoute, responses=error_responses(401, 403, 404, 422, 429, 503))
 PHOTO_ERRORS = error_responses(400, 408, 409, 413, 507)
+
+EMBEDDINGS_HELP = ("instead of photos: a JSON array of embeddings made by this service's encoder (POST /embed), "
+                   "for devices that never upload photos; no photo is kept, so `faceshot reembed` cannot re-make them")
 
 
 def enroll_out(service, result: EnrollResult) -> EnrollOut:
@@ -35,12 +40,23 @@ def enroll(
     external_id: Annotated[str | None, Form(max_length=200)] = None,
     metadata: Annotated[str | None, Form(description="a JSON object stored with the person")] = None,
     box: Annotated[str | None, Form(description="x1,y1,x2,y2 of the face to use, when a photo has several")] = None,
+    embeddings: Annotated[str | None, Form(description=EMBEDDINGS_HELP)] = None,
+    encoder_hash: Annotated[str | None, Form(max_length=64, description="with `embeddings`: the encoder that "
+                                                                        "made them")] = None,
 ):
-    uploads = collect_uploads(images, image)
-    data = [read_upload(f, service.settings.max_upload_bytes) for f in uploads]
-    prepared = service.prepare_many(data, parse_box(box))
-    return enroll_out(service, service.enroll(name, prepared, external_id=external_id,
-                                              metadata=parse_metadata(metadata)))
+    meta = parse_metadata(metadata)
+    prepared = _prepared(service, images, image, box, embeddings, encoder_hash)
+    return enroll_out(service, service.enroll(name, prepared, external_id=external_id, metadata=meta))
+
+
+def _prepared(service, images, image, box, embeddings, encoder_hash):
+    """Photos, or embeddings instead of photos (one or the other)."""
+    if embeddings is not None:
+        if images or image:
+            raise ValidationFailed("Send photos or `embeddings`, not both.", {"field": "embeddings"})
+        return service.prepared_from_embeddings(parse_embeddings(embeddings, "embeddings"), encoder_hash)
+    data = [read_upload(f, service.settings.max_upload_bytes) for f in collect_uploads(images, image)]
+    return service.prepare_many(data, parse_box(box))
 
 
 @router.post("/people", status_code=status.HTTP_201_CREATED, response_model=PersonOut,
@@ -90,11 +106,13 @@ def add_faces(
     person_id: str,
     images: Annotated[list[UploadFile] | None, File()] = None,
     image: Annotated[UploadFile | None, File(description="a single photo (instead of `images`)")] = None,
-    box: Annotated[str | None, Form()] = None,
+    box: Annotated[str | None, Form(description="x1,y1,x2,y2 of the face to use, when a photo has several")] = None,
+    embeddings: Annotated[str | None, Form(description=EMBEDDINGS_HELP)] = None,
+    encoder_hash: Annotated[str | None, Form(max_length=64, description="with `embeddings`: the encoder that "
+                                                                        "made them")] = None,
 ):
     service.get_person(person_id)  # 404 before any work on the photos
-    data = [read_upload(f, service.settings.max_upload_bytes) for f in collect_uploads(images, image)]
-    prepared = service.prepare_many(data, parse_box(box))
+    prepared = _prepared(service, images, image, box, embeddings, encoder_hash)
     return enroll_out(service, service.add_faces(person_id, prepared))
 
 

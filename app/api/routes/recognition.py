@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from ...schemas import DetectOut, IdentifyOut, VerifyOut, error_responses
+from ...embeddings import parse_embeddings
+from ...errors import ValidationFailed
+from ...schemas import CompareOut, DetectOut, EmbedOut, IdentifyOut, VerifyOut, error_responses
 from ..deps import InferenceSlot, RecognitionKey, ServiceDep, parse_box, read_upload
 from ..gate import GatedRoute
 
@@ -25,13 +27,67 @@ def identify(
     service: ServiceDep,
     key: RecognitionKey,
     _slot: InferenceSlot,
-    image: Annotated[UploadFile, File(description="the photo")],
+    image: Annotated[UploadFile | None, File(description="the photo")] = None,
     top_k: Annotated[int, Form(ge=1, le=50, description="nearest people listed per face")] = 3,
     threshold: Annotated[float | None, Form(gt=0, le=2, description="a distance threshold for this request")] = None,
+    embedding: Annotated[str | None, Form(description="instead of a photo: an embedding from POST /embed "
+                                                      "(a JSON array), with `encoder_hash`")] = None,
+    encoder_hash: Annotated[str | None, Form(max_length=64, description="with `embedding`: the content hash of "
+                                                                        "the encoder that made it")] = None,
 ):
     reveal = key.role == "admin" or service.settings.recognition_sees_candidates
-    return service.identify(read_upload(image, service.settings.max_upload_bytes), top_k, threshold,
-                            reveal_candidates=reveal)
+    vector = _one_of(service, image, embedding, encoder_hash, "image")
+    data = read_upload(image, service.settings.max_upload_bytes) if vector is None else None
+    return service.identify(data, top_k, threshold, reveal_candidates=reveal, embedding=vector)
+
+
+def _one_of(service, image, embedding, encoder_hash, photo_field: str):
+    """The client's embedding (checked against this encoder), or None when a photo was sent: one of the two."""
+    if (image is None) == (embedding is None):
+        raise ValidationFailed(f"Send a photo as `{photo_field}` or an embedding as `embedding{photo_field[5:]}`, "
+                               "one of the two.", {"field": photo_field})
+    if embedding is None:
+        return None
+    values = parse_embeddings(embedding, "embedding")
+    if len(values) != 1:
+        raise ValidationFailed("Send one embedding.", {"field": "embedding"})
+    return service.client_embedding(values[0], encoder_hash)
+
+
+@router.post("/compare", response_model=CompareOut, responses=error_responses(*PHOTO_ERRORS),
+             summary="Are the faces of two photos (or a photo and an embedding) one person?",
+             description="Each photo's one face is used (the only one, the largest when twice the next, or the one "
+                         "`box_a`/`box_b` names; several similar faces: 422 `multiple_faces`). The pair is one "
+                         "comparison: `threshold` holds strangers to FACESHOT_TARGET_FAR per comparison "
+                         "(`stranger_accept_rate` says what it stands for), unless FACESHOT_THRESHOLD or a "
+                         "request `threshold` fixes it.")
+def compare(
+    service: ServiceDep,
+    _key: RecognitionKey,
+    _slot: InferenceSlot,
+    image_a: Annotated[UploadFile, File(description="the first photo")],
+    image_b: Annotated[UploadFile | None, File(description="the second photo")] = None,
+    box_a: Annotated[str | None, Form(description="x1,y1,x2,y2 of the face to use in image_a")] = None,
+    box_b: Annotated[str | None, Form(description="x1,y1,x2,y2 of the face to use in image_b")] = None,
+    embedding_b: Annotated[str | None, Form(description="instead of image_b: an embedding from POST /embed "
+                                                        "(a JSON array), with `encoder_hash`")] = None,
+    encoder_hash: Annotated[str | None, Form(max_length=64, description="with `embedding_b`")] = None,
+    threshold: Annotated[float | None, Form(gt=0, le=2, description="a distance threshold for this request")] = None,
+):
+    vector = _one_of(service, image_b, embedding_b, encoder_hash, "image_b")
+    limit = service.settings.max_upload_bytes
+    return service.compare(read_upload(image_a, limit), read_upload(image_b, limit) if vector is None else None,
+                           vector, parse_box(box_a), parse_box(box_b), threshold)
+
+
+@router.post("/embed", response_model=EmbedOut, responses=error_responses(*PHOTO_ERRORS),
+             summary="Every face's embedding, with the encoder's name and content hash",
+             description="Send an embedding back to identify, compare or enroll with `encoder_hash`; one made by "
+                         "another encoder (or of another size) is refused with 422 `encoder_mismatch`. A photo "
+                         "without a face is 200 with `faces: []`.")
+def embed(service: ServiceDep, _key: RecognitionKey, _slot: InferenceSlot,
+          image: Annotated[UploadFile, File(description="the photo")]):
+    return service.embed(read_upload(image, service.settings.max_upload_bytes))
 
 
 @router.post("/verify", response_model=VerifyOut, responses=error_responses(*PHOTO_ERRORS, 404),
