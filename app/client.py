@@ -1,0 +1,246 @@
+"""A typed Python client for faceshot's REST API, sync (:class:`FaceshotClient`) and async
+(:class:`AsyncFaceshotClient`), on httpx.
+
+    from app.client import FaceshotClient
+    with FaceshotClient("http://127.0.0.1:8000", api_key="fs_...") as fs:
+        fs.enroll("Ada Lovelace", ["ada1.jpg", "ada2.jpg"])
+        face = fs.identify("door.jpg").faces[0]
+        print(face.person.name if face.person else "unknown", face.distance)
+
+Results are the server's own response models (:mod:`app.schemas`), so they match the OpenAPI
+document by construction. Every refusal is raised as :class:`FaceshotAPIError` with the
+server's ``code``, ``message`` and ``details`` (and the HTTP status). A photo is a path, bytes
+or a binary file object. Each operation is described once (:class:`_Calls`); the two clients
+differ only in how they send it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+from pydantic import TypeAdapter
+
+from .schemas import (
+    CompareOut,
+    DetectOut,
+    EmbedOut,
+    EnrollOut,
+    FaceOut,
+    IdentifyOut,
+    KeyCreated,
+    KeyOut,
+    ModelOut,
+    PeoplePage,
+    PersonOut,
+    VerifyOut,
+)
+
+Photo = str | PathLike | bytes | IO[bytes]
+API = "/api/v1"
+
+
+class FaceshotAPIError(Exception):
+    """A refusal from the server, in its one error shape."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None):
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message, self.details = status, code, message, details or {}
+
+
+def _photo(photo: Photo, name: str) -> tuple[str, bytes, str]:
+    if isinstance(photo, (bytes, bytearray, memoryview)):
+        return (name, bytes(photo), "application/octet-stream")
+    if isinstance(photo, (str, PathLike)):
+        path = Path(photo)
+        return (path.name, path.read_bytes(), "application/octet-stream")
+    return (getattr(photo, "name", name), photo.read(), "application/octet-stream")
+
+
+def _box(box) -> str | None:
+    return None if box is None else ",".join(str(float(v)) for v in box)
+
+
+def _form(**values) -> dict[str, str]:
+    """Form fields without the ones left out (None); lists and objects as JSON."""
+    out = {}
+    for k, v in values.items():
+        if v is None:
+            continue
+        out[k] = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+    return out
+
+
+@dataclass
+class _Call:
+    """One HTTP request and how to read its answer."""
+
+    method: str
+    path: str
+    out: Any = None  # a pydantic model (or TypeAdapter) for the JSON answer; None: no body; bytes: raw
+    params: dict | None = None
+    data: dict | None = None
+    files: list | None = None
+    json: Any = None
+    ok: tuple[int, ...] = field(default=(200, 201, 204))
+
+    def parse(self, response: httpx.Response):
+        if response.status_code not in self.ok:
+            try:
+                error = response.json()["error"]
+                raise FaceshotAPIError(response.status_code, error["code"], error["message"], error.get("details"))
+            except (ValueError, KeyError, TypeError):
+                raise FaceshotAPIError(response.status_code, "http_error", response.text[:500]) from None
+        if self.out is None:
+            return None
+        if self.out is bytes:
+            return response.content
+        if isinstance(self.out, TypeAdapter):
+            return self.out.validate_python(response.json())
+        return self.out.model_validate(response.json())
+
+
+_FACES = TypeAdapter(list[FaceOut])
+_KEYS = TypeAdapter(list[KeyOut])
+_ANY = TypeAdapter(dict[str, Any])
+
+
+class _Calls:
+    """Every operation once; ``self._send`` (sync or async) carries it out."""
+
+    def _send(self, call: _Call):  # pragma: no cover - each client has its own
+        raise NotImplementedError
+
+    # -- enrollment and people ---------------------------------------------------------------
+    def enroll(self, name: str, photos: list[Photo] | None = None, *, external_id: str | None = None,
+               metadata: dict | None = None, box=None, embeddings: list[list[float]] | None = None,
+               encoder_hash: str | None = None) -> EnrollOut:
+        """A new person from 1-2 photos (or embeddings from :meth:`embed`), all or nothing."""
+        files = [("images", _photo(p, f"photo-{i}")) for i, p in enumerate(photos or [])]
+        return self._send(_Call("POST", "/enroll", EnrollOut, files=files or None, data=_form(
+            name=name, external_id=external_id, metadata=metadata, box=_box(box), embeddings=embeddings,
+            encoder_hash=encoder_hash)))
+
+    def add_faces(self, person_id: str, photos: list[Photo] | None = None, *, box=None,
+                  embeddings: list[list[float]] | None = None, encoder_hash: str | None = None) -> EnrollOut:
+        files = [("images", _photo(p, f"photo-{i}")) for i, p in enumerate(photos or [])]
+        return self._send(_Call("POST", f"/people/{person_id}/faces", EnrollOut, files=files or None,
+                                data=_form(box=_box(box), embeddings=embeddings, encoder_hash=encoder_hash)))
+
+    def create_person(self, name: str, *, external_id: str | None = None, metadata: dict | None = None) -> PersonOut:
+        body = {"name": name, "external_id": external_id, "metadata": metadata or {}}
+        return self._send(_Call("POST", "/people", PersonOut, json=body))
+
+    def list_people(self, search: str | None = None, *, limit: int = 50, offset: int = 0) -> PeoplePage:
+        params = {"limit": limit, "offset": offset, **({"search": search} if search else {})}
+        return self._send(_Call("GET", "/people", PeoplePage, params=params))
+
+    def get_person(self, person_id: str) -> PersonOut:
+        return self._send(_Call("GET", f"/people/{person_id}", PersonOut))
+
+    def update_person(self, person_id: str, **changes) -> PersonOut:
+        """``name=``, ``external_id=``, ``metadata=``: the ones given change (None clears external_id)."""
+        return self._send(_Call("PATCH", f"/people/{person_id}", PersonOut, json=changes))
+
+    def delete_person(self, person_id: str) -> None:
+        return self._send(_Call("DELETE", f"/people/{person_id}"))
+
+    def list_faces(self, person_id: str) -> list[FaceOut]:
+        return self._send(_Call("GET", f"/people/{person_id}/faces", _FACES))
+
+    def delete_face(self, person_id: str, face_id: str) -> None:
+        return self._send(_Call("DELETE", f"/people/{person_id}/faces/{face_id}"))
+
+    def face_image(self, person_id: str, face_id: str) -> bytes:
+        return self._send(_Call("GET", f"/people/{person_id}/faces/{face_id}/image", bytes))
+
+    # -- recognition -------------------------------------------------------------------------
+    def identify(self, photo: Photo | None = None, *, top_k: int = 3, threshold: float | None = None,
+                 embedding: list[float] | None = None, encoder_hash: str | None = None) -> IdentifyOut:
+        """Every face named or unknown (or the one ``embedding``, with ``encoder_hash``)."""
+        files = [("image", _photo(photo, "photo"))] if photo is not None else None
+        return self._send(_Call("POST", "/identify", IdentifyOut, files=files, data=_form(
+            top_k=top_k, threshold=threshold, embedding=embedding, encoder_hash=encoder_hash)))
+
+    def verify(self, photo: Photo, person_id: str, *, box=None, threshold: float | None = None) -> VerifyOut:
+        return self._send(_Call("POST", "/verify", VerifyOut, files=[("image", _photo(photo, "photo"))],
+                                data=_form(person_id=person_id, box=_box(box), threshold=threshold)))
+
+    def compare(self, photo_a: Photo, photo_b: Photo | None = None, *, box_a=None, box_b=None,
+                embedding_b: list[float] | None = None, encoder_hash: str | None = None,
+                threshold: float | None = None) -> CompareOut:
+        files = [("image_a", _photo(photo_a, "a"))] + ([("image_b", _photo(photo_b, "b"))] if photo_b is not None
+                                                       else [])
+        return self._send(_Call("POST", "/compare", CompareOut, files=files, data=_form(
+            box_a=_box(box_a), box_b=_box(box_b), embedding_b=embedding_b, encoder_hash=encoder_hash,
+            threshold=threshold)))
+
+    def embed(self, photo: Photo) -> EmbedOut:
+        return self._send(_Call("POST", "/embed", EmbedOut, files=[("image", _photo(photo, "photo"))]))
+
+    def detect(self, photo: Photo) -> DetectOut:
+        return self._send(_Call("POST", "/detect", DetectOut, files=[("image", _photo(photo, "photo"))]))
+
+    # -- the service -------------------------------------------------------------------------
+    def model(self) -> ModelOut:
+        return self._send(_Call("GET", "/model", ModelOut))
+
+    def ready(self) -> dict[str, Any]:
+        return self._send(_Call("GET", "/ready", _ANY, ok=(200, 503)))
+
+    def list_keys(self) -> list[KeyOut]:
+        return self._send(_Call("GET", "/keys", _KEYS))
+
+    def create_key(self, name: str, role: str = "recognition") -> KeyCreated:
+        return self._send(_Call("POST", "/keys", KeyCreated, json={"name": name, "role": role}))
+
+    def revoke_key(self, key_id: str) -> KeyOut:
+        return self._send(_Call("DELETE", f"/keys/{key_id}", KeyOut))
+
+
+def _request_args(call: _Call) -> dict[str, Any]:
+    return {"params": call.params, "data": call.data, "files": call.files, "json": call.json}
+
+
+class FaceshotClient(_Calls):
+    """Blocking client. ``transport``: an httpx transport (e.g. ``httpx.ASGITransport`` in tests)."""
+
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 60.0, transport=None):
+        self._http = httpx.Client(base_url=base_url.rstrip("/") + API, headers={"X-API-Key": api_key},
+                                  timeout=timeout, transport=transport)
+
+    def _send(self, call: _Call):
+        return call.parse(self._http.request(call.method, call.path, **_request_args(call)))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> FaceshotClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class AsyncFaceshotClient(_Calls):
+    """The same operations as :class:`FaceshotClient`, each awaited: ``await fs.identify("door.jpg")``."""
+
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 60.0, transport=None):
+        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/") + API, headers={"X-API-Key": api_key},
+                                       timeout=timeout, transport=transport)
+
+    async def _send(self, call: _Call):
+        return call.parse(await self._http.request(call.method, call.path, **_request_args(call)))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncFaceshotClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()

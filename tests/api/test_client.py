@@ -1,0 +1,87 @@
+"""The Python client (app/client.py), sync and async, against a real `faceshot serve`: every method, no mocks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.client import AsyncFaceshotClient, FaceshotAPIError, FaceshotClient
+from app.testing.server import ADMIN, Server
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    server = Server(tmp_path_factory.mktemp("client") / "data")
+    server.start()
+    yield f"http://127.0.0.1:{server.port}"
+    server.stop()
+
+
+@pytest.mark.slow  # starts a server process
+def test_every_sync_method_against_the_server(served, photos):
+    emma, wen = photos["Emma_Watson"], photos["Wen_Jiabao"]
+    with FaceshotClient(served, ADMIN) as fs:
+        enrolled = fs.enroll("Emma Watson", [emma[0], emma[1].read_bytes()], external_id="hr-1",
+                             metadata={"team": "film"})
+        person = enrolled.person
+        assert (person.name, person.external_id, person.face_count) == ("Emma Watson", "hr-1", 2)
+        assert fs.get_person(person.id).metadata == {"team": "film"}
+        assert [p.name for p in fs.list_people("emma").items] == ["Emma Watson"]
+        assert fs.update_person(person.id, name="Emma C. Watson").name == "Emma C. Watson"
+
+        face = fs.identify(emma[2]).faces[0]
+        assert face.person.id == person.id and face.candidates[0].match is True
+        assert fs.verify(emma[2], person.id).match is True
+        assert fs.compare(emma[0], wen[0]).match is False
+        assert len(fs.detect(open(emma[2], "rb")).faces) == 1
+
+        embedded = fs.embed(wen[0])
+        vector, encoder_hash = embedded.faces[0].embedding, embedded.encoder["content_hash"]
+        assert fs.compare(wen[1], embedding_b=vector, encoder_hash=encoder_hash).match is True
+        other = fs.enroll("Wen Jiabao", embeddings=[vector], encoder_hash=encoder_hash).person
+        assert fs.identify(embedding=vector, encoder_hash=encoder_hash).faces[0].person.id == other.id
+        added = fs.add_faces(other.id, [wen[1]])
+        assert len(added.faces) == 1
+        faces = fs.list_faces(other.id)
+        assert [f.has_image for f in faces] == [False, True]
+        assert fs.face_image(other.id, faces[1].id) == wen[1].read_bytes()
+        fs.delete_face(other.id, faces[0].id)
+        assert len(fs.list_faces(other.id)) == 1
+
+        bare = fs.create_person("No Photo Yet", metadata={"desk": 3})
+        assert bare.face_count == 0
+        fs.delete_person(bare.id)
+        with pytest.raises(FaceshotAPIError) as refused:
+            fs.get_person(bare.id)
+        assert (refused.value.status, refused.value.code) == (404, "not_found")
+        with pytest.raises(FaceshotAPIError) as refused:
+            fs.identify(embedding=vector, encoder_hash="0" * 64)
+        assert refused.value.code == "encoder_mismatch" and refused.value.details["expected"] == encoder_hash
+
+        assert fs.model().gallery.people == 2 and fs.ready()["ready"] is True
+        key = fs.create_key("door", "recognition")
+        assert key.key.startswith("fs_") and any(k.id == key.id for k in fs.list_keys())
+        with FaceshotClient(served, key.key) as door:
+            assert door.identify(emma[2]).faces[0].person.name == "Emma C. Watson"
+            with pytest.raises(FaceshotAPIError) as refused:
+                door.list_people()
+            assert (refused.value.status, refused.value.code) == (403, "forbidden")
+        assert fs.revoke_key(key.id).revoked_at is not None
+
+
+@pytest.mark.slow
+def test_the_async_client_gives_the_same_answers(served, photos):
+    probe = photos["Emma_Watson"][2]
+
+    async def run():
+        async with AsyncFaceshotClient(served, ADMIN) as fs:
+            answers = await asyncio.gather(fs.identify(probe), fs.identify(probe.read_bytes()))
+            with pytest.raises(FaceshotAPIError) as refused:
+                await fs.enroll("Nobody", [b"not a photo"])
+            return answers, refused.value.code
+
+    (a, b), code = asyncio.run(run())
+    assert a.faces[0].distance == b.faces[0].distance and code == "invalid_image"
+    with FaceshotClient(served, ADMIN) as fs:
+        assert fs.identify(probe).faces[0].distance == a.faces[0].distance
