@@ -39,3 +39,58 @@ def test_what_the_server_sends_matches_the_documented_models(client, photos):
     ErrorOut.model_validate(client.post("/api/v1/identify").json())  # 422: no image
     IdentifyOut.model_validate(client.post("/api/v1/identify", files=[upload(photos["Emma_Watson"][0])]).json())
     ModelOut.model_validate(client.get("/api/v1/model").json())
+
+
+def test_every_operation_is_described_with_its_refusals_and_photo_operations_take_json(client):
+    """Issue 17, point 5: a document worth generating a client from."""
+    spec = client.get("/openapi.json").json()
+    problems = []
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            name = f"{method.upper()} {path}"
+            if not op.get("summary") or not op.get("description"):
+                problems.append(f"{name}: summary and description")
+            statuses = set(op["responses"])
+            if path not in ("/api/v1/health", "/api/v1/ready") and not {"401", "429", "503"} <= statuses:
+                problems.append(f"{name}: 401/429/503 not documented ({sorted(statuses)})")
+            if ("parameters" in op or "requestBody" in op) and "422" not in statuses:
+                problems.append(f"{name}: takes input but documents no 422")
+            for param in op.get("parameters", []):
+                if param["in"] == "query" and not param.get("description") and not param["schema"].get("description"):
+                    problems.append(f"{name}: query parameter {param['name']} undescribed")
+            content = op.get("requestBody", {}).get("content", {})
+            if "multipart/form-data" in content:  # a photo operation: its JSON twin, with an example
+                twin = content.get("application/json")
+                if not twin or not twin.get("example"):
+                    problems.append(f"{name}: no JSON body with an example beside the multipart one")
+    assert problems == []
+
+
+def test_a_client_generated_from_the_document_builds_and_reads_real_answers(client, photos, tmp_path):
+    """datamodel-code-generator (the test extra) turns the document into pydantic models that import and validate
+    what the server sends."""
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    document, out = tmp_path / "openapi.json", tmp_path / "generated.py"
+    document.write_text(json.dumps(client.get("/openapi.json").json()))
+    codegen = Path(sys.executable).parent / "datamodel-codegen"
+    run = subprocess.run([str(codegen), "--input", str(document), "--input-file-type", "openapi", "--output",
+                          str(out), "--output-model-type", "pydantic_v2.BaseModel", "--formatters", "isort"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    spec = importlib.util.spec_from_file_location("generated_faceshot_models", out)
+    generated = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = generated  # its models name each other lazily, through the module
+    try:
+        spec.loader.exec_module(generated)
+    finally:
+        sys.modules.pop(spec.name, None)
+    answer = client.post("/api/v1/identify", files=[upload(photos["Emma_Watson"][0])]).json()
+    assert generated.IdentifyOut.model_validate(answer).faces[0].box == answer["faces"][0]["box"]
+    generated.ErrorOut.model_validate(client.post("/api/v1/identify").json())
+    generated.CompareOut.model_validate(client.post("/api/v1/compare", files=[
+        upload(photos["Emma_Watson"][0], "image_a"), upload(photos["Emma_Watson"][1], "image_b")]).json())

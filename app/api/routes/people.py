@@ -44,6 +44,9 @@ def enroll(
     encoder_hash: Annotated[str | None, Form(max_length=64, description="with `embeddings`: the encoder that "
                                                                         "made them")] = None,
 ):
+    """A person from one or two photos (or embeddings from POST /embed): every photo is checked and the person
+    is stored with all of them, or nothing is stored. Warnings (not refusals) say when a photo looks like
+    someone already enrolled or repeats one. Multipart, or JSON with base64 photos."""
     meta = parse_metadata(metadata)
     prepared = _prepared(service, images, image, box, embeddings, encoder_hash)
     return enroll_out(service, service.enroll(name, prepared, external_id=external_id, metadata=meta))
@@ -62,6 +65,7 @@ def _prepared(service, images, image, box, embeddings, encoder_hash):
 @router.post("/people", status_code=status.HTTP_201_CREATED, response_model=PersonOut,
              responses=error_responses(409, 413))
 def create_person(service: ServiceDep, _key: AdminKey, body: PersonCreate):
+    """A person without photos yet (add them with POST /people/{id}/faces); `external_id` must be unique."""
     person = service.create_person(body.name, body.external_id, body.metadata)
     return PersonOut.of(service.get_person(person.id))
 
@@ -70,21 +74,26 @@ def create_person(service: ServiceDep, _key: AdminKey, body: PersonCreate):
 def list_people(
     service: ServiceDep,
     _key: AdminKey,
-    search: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # bounded: databases store 32/64-bit integers
+    search: Annotated[str | None, Query(description="part of a name or external id")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="people per page")] = 50,
+    # bounded: databases store 32/64-bit integers
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="people to skip (limit × page)")] = 0,
 ):
+    """People by name, a page at a time; `search` matches the name or external id (literally, case-insensitive)."""
     people, total = service.list_people(search, limit, offset)
     return PeoplePage(items=[PersonOut.of(p) for p in people], total=total, limit=limit, offset=offset)
 
 
 @router.get("/people/{person_id}", response_model=PersonOut)
 def get_person(service: ServiceDep, _key: AdminKey, person_id: str):
+    """One person with their face count and metadata."""
     return PersonOut.of(service.get_person(person_id))
 
 
 @router.patch("/people/{person_id}", response_model=PersonOut, responses=error_responses(409, 413))
 def update_person(service: ServiceDep, _key: AdminKey, person_id: str, body: PersonUpdate):
+    """Change the fields sent: `name`, `external_id` (null clears it), `metadata` (replaced whole). An unknown
+    field is refused (422)."""
     service.update_person(person_id, body.name, body.external_id, body.metadata, body.model_fields_set)
     return PersonOut.of(service.get_person(person_id))
 
@@ -92,6 +101,8 @@ def update_person(service: ServiceDep, _key: AdminKey, person_id: str, body: Per
 @router.delete("/people/{person_id}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Delete a person with their faces, embeddings and stored photos")
 def delete_person(service: ServiceDep, _key: AdminKey, person_id: str):
+    """The person with their faces, embeddings and stored photos; the gallery forgets them at once (every
+    worker)."""
     service.delete_person(person_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -111,6 +122,7 @@ def add_faces(
     encoder_hash: Annotated[str | None, Form(max_length=64, description="with `embeddings`: the encoder that "
                                                                         "made them")] = None,
 ):
+    """More photos (or embeddings) for a person, all or nothing, with the same checks and warnings as enroll."""
     service.get_person(person_id)  # 404 before any work on the photos
     prepared = _prepared(service, images, image, box, embeddings, encoder_hash)
     return enroll_out(service, service.add_faces(person_id, prepared))
@@ -118,11 +130,13 @@ def add_faces(
 
 @router.get("/people/{person_id}/faces", response_model=list[FaceOut])
 def list_faces(service: ServiceDep, _key: AdminKey, person_id: str):
+    """A person's support faces: box, detector score, the encoder that embedded them, whether the photo is kept."""
     return [FaceOut.of(f) for f in service.get_person(person_id).faces]
 
 
 @router.delete("/people/{person_id}/faces/{face_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_face(service: ServiceDep, _key: AdminKey, person_id: str, face_id: str):
+    """One support face, its embedding and its stored photo."""
     service.delete_face(person_id, face_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -130,5 +144,6 @@ def delete_face(service: ServiceDep, _key: AdminKey, person_id: str, face_id: st
 @router.get("/people/{person_id}/faces/{face_id}/image", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})
 def face_image(service: ServiceDep, _key: AdminKey, person_id: str, face_id: str):
+    """A support face's stored photo, as it was uploaded (404 when photos are not kept)."""
     data, media_type = service.face_image(person_id, face_id)
     return Response(content=data, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})

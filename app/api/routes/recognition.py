@@ -112,4 +112,6 @@ def verify(
              summary="Faces, landmarks and quality hints; no identification")
 def detect(service: ServiceDep, _key: RecognitionKey, _slot: InferenceSlot,
            image: Annotated[UploadFile, File(description="the photo")]):
+    """Every face's box, landmarks and quality hints (too small, blurry, low confidence), largest first; no
+    identification. A photo without a face is 200 with `faces: []`."""
     return service.detect(read_upload(image, service.settings.max_upload_bytes))

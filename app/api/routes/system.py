@@ -17,11 +17,14 @@ router = APIRouter(tags=["system"], route_class=GatedRoute)
 @router.get("/model", response_model=ModelOut, responses=error_responses(401, 429, 503),
             summary="The encoder, the thresholds that apply, the gallery's size")
 def model(service: ServiceDep, _key: RecognitionKey):
+    """The encoder, the thresholds in force (by number of enrollment photos) and the stranger-accept rate they
+    stand for at this gallery's size."""
     return service.model_info()
 
 
 @router.get("/health")
 async def health():
+    """Liveness: answered on the event loop, never queued behind photos; no key."""
     # async: answered on the event loop, never behind requests waiting for the thread pool
     return {"status": "ok"}
 
@@ -52,16 +55,19 @@ KEY_ERRORS = error_responses(401, 403, 422, 429, 503)
 
 @router.get("/keys", response_model=list[KeyOut], responses=KEY_ERRORS)
 def list_keys(service: ServiceDep, _key: AdminKey):
+    """Every API key (secrets are never shown again; only their first characters)."""
     return [_key_out(k) for k in keys.list_keys(service.sessions)]
 
 
 @router.post("/keys", response_model=KeyCreated, status_code=status.HTTP_201_CREATED,
              responses={**KEY_ERRORS, **error_responses(413)})
 def create_key(service: ServiceDep, _key: AdminKey, body: KeyCreate):
+    """A new key for a role (admin or recognition); its secret is in the answer, shown this once."""
     key, secret = keys.create_key(service.sessions, body.name, body.role)
     return KeyCreated(**_key_out(key).model_dump(), key=secret)
 
 
 @router.delete("/keys/{key_id}", response_model=KeyOut, responses={**KEY_ERRORS, **error_responses(404, 409)})
 def revoke_key(service: ServiceDep, _key: AdminKey, key_id: str):
+    """Revoke a key: it stops working at once. The last admin key cannot be revoked."""
     return _key_out(keys.revoke_key(service.sessions, key_id))
