@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from .inputs import MAX_METADATA_BYTES, check_metadata
 from .models import Face, Person
+from .openapi_examples import EXAMPLES
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -49,6 +50,7 @@ class PersonUpdate(_Strict):
 
 
 class FaceOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["FaceOut"]]})
     id: str
     person_id: str
     box: list[float]
@@ -64,6 +66,7 @@ class FaceOut(BaseModel):
 
 
 class PersonOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["PersonOut"]]})
     id: str
     name: str
     external_id: str | None
@@ -79,6 +82,7 @@ class PersonOut(BaseModel):
 
 
 class PeoplePage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["PeoplePage"]]})
     items: list[PersonOut]
     total: int
     limit: int
@@ -86,6 +90,7 @@ class PeoplePage(BaseModel):
 
 
 class EnrollOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["EnrollOut"]]})
     person: PersonOut
     faces: list[FaceOut]
     warnings: list[dict[str, Any]]
@@ -97,6 +102,7 @@ class KeyCreate(_Strict):
 
 
 class KeyOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["KeyOut"]]})
     id: str
     name: str
     role: str
@@ -106,6 +112,7 @@ class KeyOut(BaseModel):
 
 
 class KeyCreated(KeyOut):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["KeyCreated"]]})
     key: str = Field(description="The secret; shown this once, stored only as a hash")
 
 
@@ -164,6 +171,7 @@ class OperatingPointOut(_FromResult):
 
 
 class IdentifyOut(_FromResult):
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [EXAMPLES["IdentifyOut"]]})
     faces: list[IdentifiedFaceOut] = Field(description="every face in the photo, largest first")
     took_ms: float
     encoder: dict[str, Any]
@@ -171,6 +179,7 @@ class IdentifyOut(_FromResult):
 
 
 class VerifyOut(_FromResult):
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [EXAMPLES["VerifyOut"]]})
     match: bool
     distance: float
     similarity: float
@@ -182,6 +191,7 @@ class VerifyOut(_FromResult):
 
 
 class CompareOut(_FromResult):
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [EXAMPLES["CompareOut"]]})
     match: bool = Field(description="the two faces are one person, at `threshold`")
     distance: float = Field(description="Euclidean distance (0-2) between the two faces' embeddings")
     similarity: float = Field(description="raw cosine (1 - distance²/2), not a probability: decide by `match`")
@@ -201,6 +211,7 @@ class EmbeddedFaceOut(FaceBoxOut):
 
 
 class EmbedOut(_FromResult):
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [EXAMPLES["EmbedOut"]]})
     faces: list[EmbeddedFaceOut] = Field(description="every face in the photo, largest first")
     encoder: dict[str, Any] = Field(description="name, content_hash (send it with an embedding), embedding_size...")
     took_ms: float
@@ -212,6 +223,7 @@ class ImageSizeOut(_FromResult):
 
 
 class DetectOut(_FromResult):
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [EXAMPLES["DetectOut"]]})
     faces: list[FaceBoxOut]
     image: ImageSizeOut
     took_ms: float
@@ -225,6 +237,7 @@ class GalleryInfoOut(_FromResult):
 
 
 class ModelOut(_FromResult):
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [EXAMPLES["ModelOut"]]})
     encoder: dict[str, Any]
     threshold: float = Field(description="the threshold for a person enrolled with one photo")
     threshold_by_support: dict[str, float] | None = Field(description="per number of enrollment photos")
@@ -242,6 +255,7 @@ class ErrorBody(BaseModel):
 
 
 class ErrorOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ErrorOut"]]})
     error: ErrorBody
 
 

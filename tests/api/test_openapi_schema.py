@@ -94,3 +94,24 @@ def test_a_client_generated_from_the_document_builds_and_reads_real_answers(clie
     generated.ErrorOut.model_validate(client.post("/api/v1/identify").json())
     generated.CompareOut.model_validate(client.post("/api/v1/compare", files=[
         upload(photos["Emma_Watson"][0], "image_a"), upload(photos["Emma_Watson"][1], "image_b")]).json())
+
+
+def test_every_answer_has_an_example_that_its_own_model_accepts(client):
+    import app.schemas as schemas
+    from app.openapi_examples import EXAMPLES
+
+    for name, example in EXAMPLES.items():
+        getattr(schemas, name).model_validate(example)  # an example cannot drift from the model it documents
+    spec = client.get("/openapi.json").json()
+    missing = []
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            for status, response in op["responses"].items():
+                media = response.get("content", {}).get("application/json")
+                if not status.startswith("2") or media is None or path in ("/api/v1/health", "/api/v1/ready"):
+                    continue
+                schema = resolve(spec, media["schema"])
+                items = resolve(spec, schema.get("items", {})) if schema.get("type") == "array" else {}
+                if not (media.get("example") or schema.get("examples") or items.get("examples")):
+                    missing.append(f"{method.upper()} {path} {status}")
+    assert missing == []

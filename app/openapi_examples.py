@@ -1,0 +1,57 @@
+"""Example answers for the OpenAPI document (one per response model), shaped as the server sends them.
+
+Kept apart from app/schemas.py so the models stay readable; tests/api/test_openapi_schema.py checks
+that every example validates against its own model, so an example cannot drift from the API.
+"""
+
+from __future__ import annotations
+
+PERSON_ID = "9f1c2a7e5b4d4c0e8a6f3b2d1c0e9f8a"
+FACE_ID = "3b2d1c0e9f8a9f1c2a7e5b4d4c0e8a6f"
+KEY_ID = "0e8a6f3b2d1c0e9f8a9f1c2a7e5b4d4c"
+WHEN = "2026-12-02T09:30:00Z"
+BOX = {"box": [88.4, 71.2, 162.9, 167.5], "landmarks": [[108.1, 109.4], [143.2, 108.7], [126.0, 128.3],
+                                                        [111.5, 147.9], [140.8, 147.2]],
+       "det_score": 0.9998, "quality": {"face_size": 74.5, "sharpness": 312.4, "eye_distance": 35.1,
+                                        "too_small": False, "blurry": False, "low_confidence": False}}
+ENCODER = {"name": "dlib", "architecture": "dlib_resnet_v1", "embedding_size": 128, "device": "cpu",
+           "content_hash": "5f0e0a0c2d8b6f2e9f1a7c3d4b5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70"}
+OPERATING_POINT = {"source": "FACESHOT_TARGET_FAR", "target_far": 0.01, "gallery_size": 50,
+                   "thresholds": {"1": 0.3908, "2": 0.4213, "3": 0.4402}, "stranger_accept_rate": 0.01,
+                   "per_person_rate": 0.000212, "expected_recognition": {"1": 0.88, "2": 0.95, "3": 0.97},
+                   "warnings": []}
+PERSON = {"id": PERSON_ID, "name": "Ada Lovelace", "external_id": "hr-1815", "metadata": {"team": "analytics"},
+          "face_count": 2, "created_at": WHEN, "updated_at": WHEN}
+FACE = {"id": FACE_ID, "person_id": PERSON_ID, "box": BOX["box"], "det_score": 0.9998,
+        "encoder_hash": ENCODER["content_hash"], "has_image": True, "created_at": WHEN}
+KEY = {"id": KEY_ID, "name": "front door camera", "role": "recognition", "prefix": "fs_k3Jd9", "created_at": WHEN,
+       "revoked_at": None}
+
+EXAMPLES = {
+    "PersonOut": PERSON,
+    "PeoplePage": {"items": [PERSON], "total": 1, "limit": 50, "offset": 0},
+    "FaceOut": FACE,
+    "EnrollOut": {"person": PERSON, "faces": [FACE, {**FACE, "id": "8a6f3b2d1c0e9f8a9f1c2a7e5b4d4c0e"}],
+                  "warnings": []},
+    "KeyOut": KEY,
+    "KeyCreated": {**KEY, "key": "fs_k3Jd9Qm2xV7pL0aZrT5yWc8nB4hE1uGf"},
+    "IdentifyOut": {"faces": [{**BOX, "person": {"id": PERSON_ID, "name": "Ada Lovelace"}, "distance": 0.2137,
+                               "similarity": 0.9772, "threshold": 0.4213, "stranger_accept_rate": 0.01,
+                               "candidates": [{"person": {"id": PERSON_ID, "name": "Ada Lovelace"},
+                                               "distance": 0.2137, "similarity": 0.9772, "match": True}]}],
+                    "took_ms": 96.4, "encoder": ENCODER, "operating_point": OPERATING_POINT},
+    "VerifyOut": {"match": True, "distance": 0.2137, "similarity": 0.9772, "threshold": 0.4213,
+                  "person": {"id": PERSON_ID, "name": "Ada Lovelace"}, "face": BOX, "stranger_accept_rate": 0.000212},
+    "CompareOut": {"match": False, "distance": 0.8123, "similarity": 0.6701, "threshold": 0.4871,
+                   "threshold_source": "FACESHOT_TARGET_FAR", "stranger_accept_rate": 0.01, "face_a": BOX,
+                   "face_b": BOX, "encoder": ENCODER},
+    "EmbedOut": {"faces": [{**BOX, "embedding": [-0.0912, 0.1377, 0.0441, 0.0023]}],
+                 "encoder": ENCODER, "took_ms": 88.0},
+    "DetectOut": {"faces": [BOX], "image": {"width": 250, "height": 250}, "took_ms": 41.7},
+    "ModelOut": {"encoder": ENCODER, "threshold": 0.3908, "threshold_by_support": OPERATING_POINT["thresholds"],
+                 "threshold_source": "FACESHOT_TARGET_FAR",
+                 "gallery": {"people": 50, "faces": 100, "indexed_people": 50, "index_device": "cpu"},
+                 "store_images": True, "operating_point": OPERATING_POINT},
+    "ErrorOut": {"error": {"code": "multiple_faces", "message": "The image holds 2 faces of similar size; say which "
+                           "one with `box`.", "details": {"faces": [BOX, BOX], "image_index": 0}}},
+}
