@@ -2,7 +2,7 @@
 
 ``faceshot = "app.cli:main"``. The groups come from ``models/cli.py`` (embed, compare,
 eval-openset, calibrate, fetch-weights), ``models/fewshot/cli.py`` (train, evaluate,
-export-encoder, prepare-faces) and this module (serve, import, export, reembed, admin-key). Every
+export-encoder, prepare-faces) and this module (serve, import, export, watch, reembed, admin-key). Every
 error is printed as ``faceshot: <code>: <message>`` with exit status 1 (2: bad usage).
 Heavy modules (torch) are imported by the commands, not here, so ``--help`` is quick.
 """
@@ -220,6 +220,36 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_watch(args) -> int:
+    """Recognition events from a stream, webcam or file: printed as JSON lines and stored (here or on a server)."""
+    from .watch import LocalRecognizer, RemoteRecognizer, parse_start, watch
+
+    if args.server:
+        key = args.key or os.environ.get("FACESHOT_WATCH_KEY")
+        if not key:
+            print("faceshot: --server needs --key (or FACESHOT_WATCH_KEY): a recognition key", file=sys.stderr)
+            return 2
+        recognizer, service = RemoteRecognizer(args.server, key, send_faces=args.send_faces), None
+    else:
+        _apply_overrides(args)
+        service = _service(_settings())
+        recognizer = LocalRecognizer(service)
+    try:
+        count = watch(args.video, recognizer, name=args.source, fps=args.fps, start=parse_start(args.start),
+                      reconnect=not args.no_reconnect,
+                      on_event=lambda e: print(json.dumps(e, default=str), flush=True))
+    except KeyboardInterrupt:
+        return 0
+    except FileNotFoundError as exc:
+        print(f"faceshot: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if service is not None:
+            service.close()
+    print(f"faceshot: {count} event(s) from {args.video}", file=sys.stderr)
+    return 0
+
+
 def cmd_reembed(args) -> int:
     """Re-make every stored embedding with the configured encoder, from the kept photos."""
     from tqdm import tqdm
@@ -252,7 +282,7 @@ def cmd_admin_key(args) -> int:
 
 
 def add_service_commands(sub: argparse._SubParsersAction) -> None:
-    """Register ``serve``, ``import``, ``export``, ``reembed`` and ``admin-key``."""
+    """Register ``serve``, ``import``, ``export``, ``watch``, ``reembed`` and ``admin-key``."""
     def common(p):
         p.add_argument("--data-dir", default=None, help="default: $FACESHOT_DATA_DIR or ./data")
         p.add_argument("--database-url", default=None, help="default: $FACESHOT_DATABASE_URL or SQLite under "
@@ -295,6 +325,22 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
                         "for another encoder)")
     p.add_argument("--force", action="store_true", help="replace an existing file (default: refuse)")
     p.set_defaults(func=cmd_export)
+
+    p = common(sub.add_parser("watch", help="recognise people passing a camera: one event per person, as JSON lines",
+                              description="Reads an RTSP/HTTP stream, a webcam (0, /dev/video0) or a video file, "
+                              "follows faces across frames and records one event per person passing, decided on "
+                              "their best frames. Example: faceshot watch rtsp://cam.local/stream --source door-1"))
+    p.add_argument("video", help="rtsp://..., http://..., a webcam index or device, or a video file")
+    p.add_argument("--source", default="camera", help="the camera's name in the events (default: camera)")
+    p.add_argument("--fps", type=float, default=5.0, help="frames analysed per second (default: 5)")
+    p.add_argument("--server", default=None, help="a faceshot server's URL: it does the work and stores the events "
+                                                  "(default: none, in-process on the data directory)")
+    p.add_argument("--key", default=None, help="with --server: a recognition key (default: $FACESHOT_WATCH_KEY)")
+    p.add_argument("--send-faces", action="store_true", help="with --server: send a face crop with each event (kept "
+                                                             "only if the server keeps them; default: off)")
+    p.add_argument("--start", default=None, help="a video file's start time, ISO 8601 (default: now)")
+    p.add_argument("--no-reconnect", action="store_true", help="stop when a stream drops (default: reconnect)")
+    p.set_defaults(func=cmd_watch)
 
     p = common(sub.add_parser("reembed", help="after an encoder change: re-make every embedding from the kept photos",
                               description="Example: FACESHOT_ENCODER=new.pt faceshot reembed (service stopped)"))

@@ -27,9 +27,12 @@ from pydantic import TypeAdapter
 
 from .schemas import (
     CompareOut,
+    DeliveryOut,
     DetectOut,
     EmbedOut,
     EnrollOut,
+    EventOut,
+    EventsPage,
     FaceOut,
     IdentifyOut,
     KeyCreated,
@@ -37,7 +40,10 @@ from .schemas import (
     ModelOut,
     PeoplePage,
     PersonOut,
+    PresenceOut,
     VerifyOut,
+    WebhookCreated,
+    WebhookOut,
 )
 
 Photo = str | PathLike | bytes | IO[bytes]
@@ -107,6 +113,8 @@ class _Call:
 _FACES = TypeAdapter(list[FaceOut])
 _KEYS = TypeAdapter(list[KeyOut])
 _ANY = TypeAdapter(dict[str, Any])
+_WEBHOOKS = TypeAdapter(list[WebhookOut])
+_DELIVERIES = TypeAdapter(list[DeliveryOut])
 
 
 class _Calls:
@@ -184,6 +192,35 @@ class _Calls:
 
     def detect(self, photo: Photo) -> DetectOut:
         return self._send(_Call("POST", "/detect", DetectOut, files=[("image", _photo(photo, "photo"))]))
+
+    # -- events and webhooks -----------------------------------------------------------------
+    def post_event(self, event: dict) -> EventOut:
+        """One recognition event, as ``faceshot watch --server`` sends it (see EventIn)."""
+        return self._send(_Call("POST", "/events", EventOut, json=event))
+
+    def list_events(self, *, person_id: str | None = None, source: str | None = None, since: str | None = None,
+                    until: str | None = None, unknown: bool | None = None, limit: int = 100,
+                    offset: int = 0) -> EventsPage:
+        params = {k: v for k, v in {"person_id": person_id, "source": source, "since": since, "until": until,
+                                    "unknown": None if unknown is None else str(unknown).lower(),
+                                    "limit": limit, "offset": offset}.items() if v is not None}
+        return self._send(_Call("GET", "/events", EventsPage, params=params))
+
+    def presence(self, since: str, until: str | None = None, *, source: str | None = None) -> PresenceOut:
+        params = {k: v for k, v in {"since": since, "until": until, "source": source}.items() if v is not None}
+        return self._send(_Call("GET", "/presence", PresenceOut, params=params))
+
+    def create_webhook(self, url: str) -> WebhookCreated:
+        return self._send(_Call("POST", "/webhooks", WebhookCreated, json={"url": url}))
+
+    def list_webhooks(self) -> list[WebhookOut]:
+        return self._send(_Call("GET", "/webhooks", _WEBHOOKS))
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        return self._send(_Call("DELETE", f"/webhooks/{webhook_id}"))
+
+    def deliveries(self, webhook_id: str) -> list[DeliveryOut]:
+        return self._send(_Call("GET", f"/webhooks/{webhook_id}/deliveries", _DELIVERIES))
 
     # -- the service -------------------------------------------------------------------------
     def model(self) -> ModelOut:

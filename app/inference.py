@@ -97,7 +97,10 @@ class Inference:
 
     def analyze(self, data: bytes):
         """The decoded image and every face in it, embedded (largest first)."""
-        image = self.decode(data)
+        return self.analyze_image(self.decode(data))
+
+    def analyze_image(self, image: np.ndarray):
+        """An already decoded RGB image (a video frame) and every face in it, embedded (largest first)."""
         timings = Timings()
         with self._lock:
             t0 = time.perf_counter()

@@ -12,7 +12,7 @@ from fastapi_offline import FastAPIOffline
 
 from .admin import mount_admin
 from .api.gate import BodyGuard
-from .api.routes import people, recognition, system
+from .api.routes import events, people, recognition, system
 from .core.config import Settings, get_settings
 from .errors import install_error_handlers
 from .inference import MAX_FACES_PER_ENROLL
@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.service = build_service(settings or get_settings(), pipeline)
+        app.state.service.events.purge_expired()
+        app.state.service.webhooks.start()
         yield
         app.state.service.close()
         worker_exiting(limits.prometheus_multiproc_dir)
@@ -72,7 +74,7 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (people.router, recognition.router, system.router):
+    for router in (people.router, recognition.router, system.router, events.router):
         app.include_router(router, prefix=API_PREFIX)
     mount_admin(app)
     app.state.limiter = RateLimiter(limits.rate_limit, limits.auth_failure_limit, limits.rate_limit_storage)

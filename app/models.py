@@ -127,3 +127,56 @@ class AdminSignIn(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class RecognitionEvent(Base):
+    """One person passing a camera (one track, decided on its best frames): who, or unknown, where and when.
+
+    ``person_name`` is the name at the time, so the log reads the same after a rename or a delete
+    (``person_id`` is cleared then). ``face_crop`` only when FACESHOT_EVENT_FACES=true (unknown faces
+    only with FACESHOT_EVENT_UNKNOWN_FACES=true as well); rows older than FACESHOT_EVENT_RETENTION_DAYS go.
+    """
+
+    __tablename__ = "recognition_events"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    source: Mapped[str] = mapped_column(String(100), index=True)
+    person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), nullable=True,
+                                                  index=True)
+    person_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    distance: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    box: Mapped[list] = mapped_column(JSON, default=list)
+    quality: Mapped[dict] = mapped_column(JSON, default=dict)
+    frames: Mapped[int] = mapped_column(Integer, default=1)  # frames the face was tracked over
+    duration_s: Mapped[float] = mapped_column(Float, default=0.0)  # first to last frame of the track
+    face_crop: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # JPEG, when configured
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Webhook(Base):
+    """A URL every recognition event is POSTed to, signed with its own secret."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event to one webhook: pending until the receiver answers 2xx, retried with backoff, then failed."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("recognition_events.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(10), default="pending", index=True)  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

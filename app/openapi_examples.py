@@ -27,6 +27,13 @@ FACE = {"id": FACE_ID, "person_id": PERSON_ID, "box": BOX["box"], "det_score": 0
 KEY = {"id": KEY_ID, "name": "front door camera", "role": "recognition", "prefix": "fs_k3Jd9", "created_at": WHEN,
        "revoked_at": None}
 
+EVENT = {"id": "6f3b2d1c0e9f8a9f1c2a7e5b4d4c0e8a", "time": WHEN, "source": "door-1",
+         "person": {"id": PERSON_ID, "name": "Ada Lovelace"}, "distance": 0.2412, "threshold": 0.4213,
+         "box": BOX["box"], "quality": {"score": 0.82, "face_size": 74.5}, "frames": 14, "duration_s": 2.6,
+         "face_url": None}
+WEBHOOK = {"id": "1c0e9f8a9f1c2a7e5b4d4c0e8a6f3b2d", "url": "https://hr.example.com/faceshot", "created_at": WHEN,
+           "deliveries": {"pending": 0, "delivered": 41, "failed": 1}}
+
 EXAMPLES = {
     "PersonOut": PERSON,
     "PeoplePage": {"items": [PERSON], "total": 1, "limit": 50, "offset": 0},
@@ -52,6 +59,17 @@ EXAMPLES = {
                  "threshold_source": "FACESHOT_TARGET_FAR",
                  "gallery": {"people": 50, "faces": 100, "indexed_people": 50, "index_device": "cpu"},
                  "store_images": True, "operating_point": OPERATING_POINT},
+    "EventOut": EVENT,
+    "EventsPage": {"items": [EVENT], "total": 1, "limit": 100, "offset": 0},
+    "PresenceOut": {"since": "2026-12-02", "until": "2026-12-02", "rows": [
+        {"day": "2026-12-02", "person": {"id": PERSON_ID, "name": "Ada Lovelace"}, "first_seen": WHEN,
+         "last_seen": "2026-12-02T17:41:09Z", "events": 4, "sources": ["door-1"]}]},
+    "WebhookOut": WEBHOOK,
+    "WebhookCreated": {**WEBHOOK, "deliveries": {"pending": 0, "delivered": 0, "failed": 0},
+                       "secret": "whsec_2bT9xQ7mL0aZrK5yWc8nB4hE1uGfJd3s"},
+    "DeliveryOut": {"id": "e9f8a9f1c2a7e5b4d4c0e8a6f3b2d1c0", "event_id": EVENT["id"], "state": "delivered",
+                    "attempts": 1, "next_attempt_at": WHEN, "last_status": 204, "last_error": None,
+                    "delivered_at": WHEN},
     "ErrorOut": {"error": {"code": "multiple_faces", "message": "The image holds 2 faces of similar size; say which "
                            "one with `box`.", "details": {"faces": [BOX, BOX], "image_index": 0}}},
 }

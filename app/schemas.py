@@ -247,6 +247,91 @@ class ModelOut(_FromResult):
     operating_point: OperatingPointOut | None
 
 
+# -- recognition events and webhooks --------------------------------------------------------------------------
+class EventIn(_Strict):
+    """What a watcher reports for one tracked face (``faceshot watch --server`` sends it)."""
+
+    time: datetime | None = Field(default=None, description="when the face was seen (default: now), UTC")
+    source: str = Field(min_length=1, max_length=100, description="the camera, e.g. door-1")
+    person_id: str | None = Field(default=None, max_length=32, description="who it was; null: unknown")
+    distance: float | None = Field(default=None, ge=0, le=2)
+    threshold: float | None = Field(default=None, ge=0, le=2)
+    box: list[float] = Field(default_factory=list, max_length=4)
+    quality: dict[str, float | bool | None] = Field(default_factory=dict, max_length=16)
+    frames: int = Field(default=1, ge=1, le=100_000)
+    duration_s: float = Field(default=0.0, ge=0, le=86_400)
+    face: str | None = Field(default=None, max_length=48_000, description="a small JPEG crop, base64; kept only "
+                                                                          "when FACESHOT_EVENT_FACES is on")
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["EventOut"]]})
+    id: str
+    time: UtcDatetime
+    source: str
+    person: dict[str, Any] | None = Field(description="{id, name} at the time; id null once deleted; null: unknown")
+    distance: float | None
+    threshold: float | None
+    box: list[float]
+    quality: dict[str, Any]
+    frames: int
+    duration_s: float
+    face_url: str | None = Field(description="the kept face crop, when there is one")
+
+
+class EventsPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["EventsPage"]]})
+    items: list[EventOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class PresenceRow(BaseModel):
+    day: str
+    person: dict[str, Any]
+    first_seen: UtcDatetime
+    last_seen: UtcDatetime
+    events: int
+    sources: list[str]
+
+
+class PresenceOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["PresenceOut"]]})
+    since: str
+    until: str
+    rows: list[PresenceRow] = Field(description="per day (UTC) and person: first and last seen")
+
+
+class WebhookIn(_Strict):
+    url: str = Field(min_length=1, max_length=2000, description="http(s) URL that receives each event")
+
+
+class WebhookOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["WebhookOut"]]})
+    id: str
+    url: str
+    created_at: UtcDatetime
+    deliveries: dict[str, int] = Field(description="how many are pending, delivered, failed")
+
+
+class WebhookCreated(WebhookOut):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["WebhookCreated"]]})
+    secret: str = Field(description="signs every delivery (X-Faceshot-Signature); shown this once")
+
+
+class DeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [EXAMPLES["DeliveryOut"]]})
+    id: str
+    event_id: str
+    state: str = Field(description="pending, delivered or failed")
+    attempts: int
+    next_attempt_at: UtcDatetime
+    last_status: int | None
+    last_error: str | None
+    delivered_at: UtcDatetime | None
+
+
 # -- the one error shape ------------------------------------------------------------------------------
 class ErrorBody(BaseModel):
     code: str = Field(description="stable and machine-readable, e.g. no_face, image_too_large, unauthorized")

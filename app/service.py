@@ -28,6 +28,7 @@ from .core.db import Database
 from .embeddings import check_embedding
 from .enrollment_checks import enrollment_warnings
 from .errors import NotFound, ValidationFailed
+from .events import EventLog, NewEvent
 from .gallery import Gallery, Match
 from .gallery_sync import GallerySync
 from .inference import MAX_FACES_PER_ENROLL, Inference, PreparedFace
@@ -52,6 +53,7 @@ from .results import (
     PersonRef,
     VerifyResult,
 )
+from .webhooks import Webhooks
 
 __all__ = ["MAX_FACES_PER_ENROLL", "EnrollResult", "FaceService", "PreparedFace"]
 log = logging.getLogger(__name__)
@@ -76,9 +78,13 @@ class FaceService:
                                         settings.gallery_sync_interval_s, settings.crash_at)
         self.inference = Inference(settings, pipeline)
         self.queue = InferenceQueue(settings.inference_queue)
+        self.events = EventLog(settings, self.sessions) if db is not None else None
+        self.webhooks = Webhooks(settings, self.sessions) if db is not None else None
         self._operating: tuple[tuple, OperatingPoint] | None = None  # (gallery composition, its operating point)
 
     def close(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.stop()
         self.inference.close()
         if self.db is not None:
             self.db.close()
@@ -459,6 +465,12 @@ class FaceService:
                                   for f in faces],
                            encoder=self.pipeline.encoder.describe(),
                            took_ms=round((time.perf_counter() - t0) * 1000, 1))
+
+    def record_event(self, new: NewEvent):
+        """One recognition event into the log, queued for every webhook (sent by the webhook thread)."""
+        event = self.events.record(new)
+        self.webhooks.wake()
+        return event
 
     def detect(self, data: bytes) -> DetectResult:
         """Faces, landmarks and quality hints; no identification."""

@@ -73,6 +73,12 @@ class Settings(ModelSettings):
     body_timeout_s: float = Field(30.0, gt=0)  # longest wait for the next piece of a request body; beyond: 408
     limit_concurrency: int = Field(256, ge=1)  # connections per worker (uvicorn); beyond: 503
     recognition_sees_candidates: bool = False  # recognition keys see the names of candidates that did not match
+    # recognition events (faceshot watch, POST /events): privacy by default, no face kept unless asked
+    event_faces: bool = False  # keep a crop of the face with each event of an enrolled person
+    event_unknown_faces: bool = False  # and with unknown faces' events too (needs event_faces)
+    event_retention_days: float = Field(30.0, gt=0)  # events older than this are deleted, crops with them
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60)  # per delivery attempt
+    webhook_max_attempts: int = Field(8, ge=1, le=30)  # then the delivery is marked failed
     crash_at: str | None = None  # tests only: SIGKILL at this point of a write (app/faults.py)
     # prometheus-client's own variable: set by `faceshot serve` for several workers
     prometheus_multiproc_dir: str | None = Field(None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
@@ -125,7 +131,7 @@ class Settings(ModelSettings):
 OTHER_NAMES = frozenset({
     "FACESHOT_HOST", "FACESHOT_PORT", "FACESHOT_WORKERS", "FACESHOT_TORCH_SPEC", "FACESHOT_VARIANT",
     "FACESHOT_PIP_EXTRAS", "FACESHOT_FETCH_FACENET", "FACESHOT_PUBLISH", "FACESHOT_PUBLISH_TLS", "FACESHOT_TLS_DIR",
-    "FACESHOT_TEST_POSTGRES_URL",
+    "FACESHOT_TEST_POSTGRES_URL", "FACESHOT_WATCH_KEY",
     "FACESHOT_TFJS_DIR", "FACESHOT_DATA", "FACESHOT_FACE_CHIPS",
 })
 

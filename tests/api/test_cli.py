@@ -11,7 +11,7 @@ import pytest
 
 FACESHOT = str(Path(sys.executable).parent / "faceshot")
 COMMANDS = ["serve", "import", "reembed", "admin-key", "embed", "compare", "eval-openset", "calibrate",
-            "fetch-weights", "train", "evaluate", "export-encoder", "prepare-faces", "export"]
+            "fetch-weights", "train", "evaluate", "export-encoder", "prepare-faces", "export", "watch"]
 
 
 def test_the_parser_holds_every_group_and_imports_no_torch():

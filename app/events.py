@@ -1,0 +1,168 @@
+"""Recognition events: the log of who passed which camera when, its queries, retention and the attendance sheet.
+
+An event is written by ``faceshot watch`` (in-process, or through ``POST /api/v1/events``) once
+per tracked face. Privacy by default: a face crop is kept only when FACESHOT_EVENT_FACES is on,
+and an unknown face's only when FACESHOT_EVENT_UNKNOWN_FACES is on too; events older than
+FACESHOT_EVENT_RETENTION_DAYS are deleted (at start, hourly, and as events arrive). Each new
+event is queued for every webhook in the same transaction (:mod:`app.webhooks`), so a delivery
+is never lost between the two.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import sessionmaker
+
+from .core.config import Settings
+from .errors import NotFound, ValidationFailed
+from .models import Person, RecognitionEvent, Webhook, WebhookDelivery, new_id
+
+CSV_FIELDS = ("id", "time", "source", "person_id", "person_name", "distance", "threshold", "frames", "duration_s")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+@dataclass
+class NewEvent:
+    """What a watcher saw: one track's decision."""
+
+    time: datetime
+    source: str
+    person_id: str | None
+    distance: float | None
+    threshold: float | None
+    box: list[float]
+    quality: dict
+    frames: int = 1
+    duration_s: float = 0.0
+    face_crop: bytes | None = None
+
+
+def event_dict(e: RecognitionEvent, *, with_crop_url: bool = True) -> dict:
+    """An event as the API, the webhooks and the CSV export show it (the crop by URL, never inline)."""
+    return {"id": e.id, "time": _utc(e.time).isoformat(), "source": e.source,
+            "person": {"id": e.person_id, "name": e.person_name} if e.person_name is not None else None,
+            "distance": e.distance, "threshold": e.threshold, "box": e.box, "quality": e.quality,
+            "frames": e.frames, "duration_s": e.duration_s,
+            "face_url": f"/api/v1/events/{e.id}/face" if (with_crop_url and e.face_crop) else None}
+
+
+class EventLog:
+    def __init__(self, settings: Settings, sessions: sessionmaker):
+        self.settings, self.sessions = settings, sessions
+        self._last_purge: datetime | None = None
+
+    # -- writing -------------------------------------------------------------------------------
+    def record(self, new: NewEvent) -> RecognitionEvent:
+        """Store one event (its crop only as configured) and queue it for every webhook, in one transaction."""
+        if not new.source or len(new.source) > 100:
+            raise ValidationFailed("source must be 1-100 characters.", {"field": "source"})
+        crop = new.face_crop if self._keeps_crop(new.person_id is not None) else None
+        with self.sessions.begin() as session:
+            name = None
+            if new.person_id is not None:
+                person = session.get(Person, new.person_id)
+                if person is None:
+                    raise NotFound(f"No person with id {new.person_id}.", {"person_id": new.person_id})
+                name = person.name
+            event = RecognitionEvent(id=new_id(), time=_utc(new.time), source=new.source, person_id=new.person_id,
+                                     person_name=name, distance=new.distance, threshold=new.threshold,
+                                     box=list(new.box), quality=dict(new.quality), frames=new.frames,
+                                     duration_s=new.duration_s, face_crop=crop)
+            session.add(event)
+            session.flush()
+            for hook_id in session.scalars(select(Webhook.id)):
+                session.add(WebhookDelivery(webhook_id=hook_id, event_id=event.id))
+            session.expunge(event)
+        self.purge_expired(at_most_hourly=True)
+        return event
+
+    def _keeps_crop(self, known: bool) -> bool:
+        return self.settings.event_faces and (known or self.settings.event_unknown_faces)
+
+    def purge_expired(self, *, at_most_hourly: bool = False) -> int:
+        """Delete events past retention (their crops and deliveries with them); returns how many."""
+        now = datetime.now(timezone.utc)
+        if at_most_hourly and self._last_purge and now - self._last_purge < timedelta(hours=1):
+            return 0
+        self._last_purge = now
+        cutoff = now - timedelta(days=self.settings.event_retention_days)
+        with self.sessions.begin() as session:
+            doomed = select(RecognitionEvent.id).where(RecognitionEvent.time < cutoff)
+            session.execute(delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(doomed)))
+            return session.execute(delete(RecognitionEvent).where(RecognitionEvent.time < cutoff)).rowcount or 0
+
+    # -- reading -------------------------------------------------------------------------------
+    @staticmethod
+    def _filtered(q, person_id, source, since, until, unknown):
+        if person_id:
+            q = q.where(RecognitionEvent.person_id == person_id)
+        if source:
+            q = q.where(RecognitionEvent.source == source)
+        if since:
+            q = q.where(RecognitionEvent.time >= _utc(since))
+        if until:
+            q = q.where(RecognitionEvent.time < _utc(until))
+        if unknown is not None:
+            known = RecognitionEvent.person_name
+            q = q.where(known.is_(None) if unknown else known.is_not(None))
+        return q
+
+    def list(self, *, person_id=None, source=None, since=None, until=None, unknown=None, limit=100, offset=0):
+        """A page of events, newest first, and how many match."""
+        with self.sessions() as session:
+            q = self._filtered(select(RecognitionEvent), person_id, source, since, until, unknown)
+            total = session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+            rows = session.scalars(q.order_by(RecognitionEvent.time.desc(), RecognitionEvent.id)
+                                   .limit(limit).offset(offset)).all()
+            return list(rows), int(total)
+
+    def csv(self, **filters) -> str:
+        """Every matching event as CSV, oldest first (a spreadsheet reads a day top to bottom)."""
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(CSV_FIELDS)
+        with self.sessions() as session:
+            q = self._filtered(select(RecognitionEvent), **filters).order_by(RecognitionEvent.time)
+            for e in session.scalars(q):
+                writer.writerow([e.id, _utc(e.time).isoformat(), e.source, e.person_id or "",
+                                 e.person_name or "unknown", e.distance, e.threshold, e.frames, e.duration_s])
+        return out.getvalue()
+
+    def presence(self, since: date, until: date, source: str | None = None) -> list[dict]:
+        """The attendance sheet: per day (UTC) and enrolled person, when they were first and last seen."""
+        start = datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
+        end = datetime(until.year, until.month, until.day, tzinfo=timezone.utc) + timedelta(days=1)
+        if end - start > timedelta(days=366):
+            raise ValidationFailed("A presence sheet covers at most 366 days.", {"field": "until"})
+        sheet: dict[tuple, dict] = {}
+        with self.sessions() as session:
+            q = self._filtered(select(RecognitionEvent), None, source, start, end, False).order_by(
+                RecognitionEvent.time)
+            for e in session.scalars(q):
+                when = _utc(e.time)
+                key = (when.date().isoformat(), e.person_id or e.person_name)
+                row = sheet.setdefault(key, {"day": key[0], "person": {"id": e.person_id, "name": e.person_name},
+                                             "first_seen": when.isoformat(), "last_seen": when.isoformat(),
+                                             "events": 0, "sources": []})
+                row["last_seen"] = when.isoformat()
+                row["events"] += 1
+                if e.source not in row["sources"]:
+                    row["sources"].append(e.source)
+        return sorted(sheet.values(), key=lambda r: (r["day"], r["first_seen"]))
+
+    def face(self, event_id: str) -> bytes:
+        with self.sessions() as session:
+            event = session.get(RecognitionEvent, event_id)
+            if event is None:
+                raise NotFound(f"No event with id {event_id}.", {"event_id": event_id})
+            if event.face_crop is None:
+                raise NotFound("No face was kept with this event (FACESHOT_EVENT_FACES).", {"event_id": event_id})
+            return event.face_crop

@@ -1,0 +1,208 @@
+"""``faceshot watch SOURCE``: a camera stream, webcam or video file in, one recognition event per person passing out.
+
+Frames are read with OpenCV (already a dependency of the detector; its wheels carry FFmpeg, so
+RTSP, HTTP streams, webcams and files all open the same way, and PyAV would be a second FFmpeg),
+sampled at ``fps``, and their faces followed by :class:`app.tracking.FaceTracker`. When a track
+closes, its best frames decide who it was, against the gallery and its calibrated threshold,
+and one event is recorded: in-process (:class:`LocalRecognizer`, the service's own database) or
+through a faceshot server (:class:`RemoteRecognizer`: ``/embed`` per frame, ``/identify`` with the
+track's embedding, ``POST /events``). A stream that drops is reopened with backoff; a file ends.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+from .events import NewEvent
+from .tracking import FaceTracker, Observation, Track, quality_score
+
+log = logging.getLogger(__name__)
+CROP_SIZE = 160
+
+
+@dataclass
+class Decision:
+    person_id: str | None
+    name: str | None
+    distance: float | None
+    threshold: float | None
+
+
+def _crop(image: np.ndarray, box) -> np.ndarray:
+    """A square crop around the face, at most CROP_SIZE pixels a side (what an event may keep)."""
+    from PIL import Image
+
+    x1, y1, x2, y2 = (float(v) for v in box)
+    cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) * 1.4
+    h, w = image.shape[:2]
+    a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    c, d = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+    crop = Image.fromarray(image[b:d, a:c])
+    crop.thumbnail((CROP_SIZE, CROP_SIZE))
+    return np.asarray(crop)
+
+
+def jpeg(image: np.ndarray, quality: int = 85) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+class LocalRecognizer:
+    """The pipeline, gallery and event log of this process (a service built on the data directory)."""
+
+    def __init__(self, service):
+        self.service = service
+        self.keeps_crops = service.settings.event_faces
+
+    def observe(self, image: np.ndarray, t: float) -> list[Observation]:
+        _, faces = self.service.inference.analyze_image(image)
+        return [Observation(t, f.face.box.copy(), f.embedding, quality_score(f.face), dict(f.face.quality),
+                            _crop(image, f.face.box) if self.keeps_crops else None) for f in faces]
+
+    def decide(self, embedding: np.ndarray) -> Decision:
+        face = self.service.identify(None, top_k=1, embedding=embedding).faces[0]
+        return Decision(face.person.id if face.person else None, face.person.name if face.person else None,
+                        face.distance, face.threshold)
+
+    def record(self, event: NewEvent) -> dict:
+        """The event stored, as the API shows it (the same JSON as a server's, for the output)."""
+        from .events import event_dict
+        from .schemas import EventOut
+
+        return EventOut.model_validate(event_dict(self.service.record_event(event))).model_dump(mode="json")
+
+
+class RemoteRecognizer:
+    """A faceshot server does the work: ``url`` and a recognition key (app/client.py)."""
+
+    def __init__(self, url: str, key: str, send_faces: bool = False):
+        from .client import FaceshotClient
+
+        self.client = FaceshotClient(url, key)
+        self.keeps_crops = send_faces
+        self.encoder_hash: str | None = None
+
+    def observe(self, image: np.ndarray, t: float) -> list[Observation]:
+        answer = self.client.embed(jpeg(image, 92))
+        self.encoder_hash = answer.encoder["content_hash"]
+        out = []
+        for f in answer.faces:
+            face = _Detected(np.asarray(f.box), f.det_score, np.asarray(f.landmarks), f.quality)
+            out.append(Observation(t, face.box, np.asarray(f.embedding, dtype=np.float32), quality_score(face),
+                                   dict(f.quality), _crop(image, f.box) if self.keeps_crops else None))
+        return out
+
+    def decide(self, embedding: np.ndarray) -> Decision:
+        face = self.client.identify(embedding=[float(v) for v in embedding], encoder_hash=self.encoder_hash,
+                                    top_k=1).faces[0]
+        return Decision(face.person.id if face.person else None, face.person.name if face.person else None,
+                        face.distance, face.threshold)
+
+    def record(self, event: NewEvent) -> dict:
+        body = {"time": event.time.isoformat(), "source": event.source, "person_id": event.person_id,
+                "distance": event.distance, "threshold": event.threshold, "box": event.box,
+                "quality": event.quality, "frames": event.frames, "duration_s": event.duration_s,
+                "face": base64.b64encode(event.face_crop).decode() if event.face_crop else None}
+        return self.client.post_event(body).model_dump(mode="json")
+
+
+@dataclass
+class _Detected:  # what quality_score reads, from an /embed answer
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray
+    quality: dict
+
+
+def _is_stream(source: str) -> bool:
+    return source.isdigit() or "://" in source or source.startswith("/dev/")
+
+
+def frames(source: str, fps: float, *, reconnect: bool = True, stop: threading.Event | None = None,
+           max_backoff_s: float = 30.0) -> Iterator[tuple[float, np.ndarray]]:
+    """(seconds since the start, RGB frame) at most ``fps`` times a second; a dropped stream is reopened.
+
+    A file's time is its own (frame timestamps), so a file is processed as fast as the CPU allows and
+    its events carry the times at which things happened in it; a stream's time is the wall clock's.
+    """
+    import cv2
+
+    stop = stop or threading.Event()
+    live = _is_stream(source)
+    opened_at, backoff, last = time.monotonic(), 1.0, -1e9
+    while not stop.is_set():
+        cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
+        if not cap.isOpened():
+            cap.release()
+            if not live:
+                raise FileNotFoundError(f"cannot open {source} as a video")
+            log.warning("cannot open %s; retrying in %.0f s", source, backoff)
+            stop.wait(backoff)
+            backoff = min(max_backoff_s, backoff * 2)
+            continue
+        backoff = 1.0
+        while not stop.is_set():
+            if not cap.grab():  # cheap: decoded only when kept
+                break
+            t = (time.monotonic() - opened_at) if live else cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            if t - last < 1.0 / fps - 1e-6:
+                continue
+            ok, bgr = cap.retrieve()
+            if not ok:
+                break
+            last = t
+            yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        cap.release()
+        if not live or not reconnect:
+            return
+        log.warning("%s stopped sending frames; reconnecting", source)
+
+
+def watch(source: str, recognizer, *, name: str, fps: float = 5.0, start: datetime | None = None,
+          tracker: FaceTracker | None = None, on_event: Callable[[dict], None] = lambda e: None,
+          stop: threading.Event | None = None, reconnect: bool = True) -> int:
+    """Run until the file ends (or ``stop``); returns how many events were recorded."""
+    tracker = tracker or FaceTracker()
+    start = start or datetime.now(timezone.utc)
+    count = 0
+
+    def close(tracks: list[Track]) -> None:
+        nonlocal count
+        for track in sorted(tracks, key=lambda tr: tr.first.time):
+            decision = recognizer.decide(track.embedding())
+            best = track.best(1)[0]
+            crop = best.crop if best.crop is not None and recognizer.keeps_crops else None
+            event = NewEvent(time=start + timedelta(seconds=track.first.time), source=name,
+                             person_id=decision.person_id, distance=decision.distance, threshold=decision.threshold,
+                             box=[round(float(v), 1) for v in best.box],
+                             quality={"score": round(best.quality, 3), **{k: v for k, v in best.details.items()
+                                                                          if isinstance(v, (int, float, bool))}},
+                             frames=len(track.observations),
+                             duration_s=round(track.last.time - track.first.time, 2),
+                             face_crop=jpeg(crop) if crop is not None else None)
+            on_event(recognizer.record(event))
+            count += 1
+
+    for t, image in frames(source, fps, reconnect=reconnect, stop=stop):
+        close(tracker.update(t, recognizer.observe(image, t)))
+    close(tracker.flush())
+    return count
+
+
+def parse_start(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

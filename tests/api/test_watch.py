@@ -1,0 +1,185 @@
+"""faceshot watch on a video of the office door: one event per person passing, in-process and through the server;
+webhooks that get each event once, signed, through a receiver's failures; retention."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.cli import main
+from app.events import NewEvent
+from app.testing.server import Server
+
+from .conftest import upload
+
+FPS = 10
+START = datetime(2026, 12, 2, 8, 0, tzinfo=timezone.utc)
+# who is on screen, from when to when (seconds into the clip); nobody in between
+SCENES = [("Emma_Watson", 0.6, 2.1), ("Wen_Jiabao", 2.7, 4.2), ("Yasar_Yakis", 4.8, 6.3)]
+LENGTH_S = 7.0
+
+
+def make_clip(photos, path):
+    """A 640x480 MJPEG clip: two enrolled people and a stranger, each on screen for 1.5 s, an empty hall between."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (640, 480))
+    hall = np.full((480, 640, 3), (96, 90, 84), np.uint8)
+    faces = {who: np.asarray(Image.open(photos[who][-1]).convert("RGB").resize((300, 300))) for who, *_ in SCENES}
+    for i in range(int(LENGTH_S * FPS)):
+        t, frame = i / FPS, hall.copy()
+        for who, a, b in SCENES:
+            if a <= t < b:
+                x = 120 + int((t - a) * 40)  # walking slowly across
+                frame[90:390, x:x + 300] = faces[who]
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def _check_events(events):
+    names = [e["person"]["name"] if e["person"] else None for e in events]
+    assert names == ["Emma Watson", "Wen Jiabao", None], names
+    for event, (_, a, _) in zip(events, SCENES):
+        seen = datetime.fromisoformat(event["time"])
+        assert abs((seen - START).total_seconds() - a) <= 0.25, (event["time"], a)
+        assert event["source"] == "door-1" and event["frames"] >= 5
+
+
+class Receiver:
+    """A local webhook receiver; ``fail_first`` answers 503 that many times before it recovers."""
+
+    def __init__(self, fail_first: int = 0):
+        self.received, self.fail_first, self.lock = [], fail_first, threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with outer.lock:
+                    failing = outer.fail_first > 0
+                    outer.fail_first -= failing
+                    outer.received.append({"headers": dict(self.headers), "body": body, "ok": not failing})
+                self.send_response(503 if failing else 204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def accepted(self):
+        with self.lock:
+            return [r for r in self.received if r["ok"]]
+
+
+@pytest.mark.slow  # a video through the face pipeline twice, and a server process
+def test_watch_gives_one_event_per_person_in_process_and_through_the_server(photos, make_client, tmp_path, capsys,
+                                                                             monkeypatch):
+    clip = make_clip(photos, tmp_path / "door.avi")
+    for name in ("FACESHOT_DATA_DIR", "FACESHOT_DATABASE_URL"):
+        monkeypatch.setenv(name, "unset-by-the-test")
+        monkeypatch.delenv(name)
+
+    # in-process, on a data directory with two people enrolled
+    data = tmp_path / "local"
+    client = make_client(data)
+    for who in ("Emma_Watson", "Wen_Jiabao"):
+        r = client.post("/api/v1/enroll", data={"name": who.replace("_", " ")},
+                        files=[upload(p, "images") for p in photos[who][:2]])
+        assert r.status_code == 201
+    client.__exit__(None, None, None)  # the CLI opens the data directory itself
+    assert main(["watch", str(clip), "--source", "door-1", "--start", START.isoformat(), "--data-dir",
+                 str(data)]) == 0
+    local = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    _check_events(local)
+
+    # through a server, with two webhooks: one healthy, one that fails twice and recovers
+    (tmp_path / "remote").mkdir()
+    server = Server(tmp_path / "remote" / "data")
+    server.start()
+    try:
+        http = server.client()
+        for who in ("Emma_Watson", "Wen_Jiabao"):
+            assert http.post("/enroll", data={"name": who.replace("_", " ")},
+                             files=[upload(p, "images") for p in photos[who][:2]]).status_code == 201
+        healthy, flaky = Receiver(), Receiver(fail_first=2)
+        secrets = {}
+        for receiver in (healthy, flaky):
+            hook = http.post("/webhooks", json={"url": receiver.url}).json()
+            secrets[receiver] = hook["secret"]
+        key = http.post("/keys", json={"name": "door-1 watcher", "role": "recognition"}).json()["key"]
+        base = f"http://127.0.0.1:{server.port}"
+        assert main(["watch", str(clip), "--source", "door-1", "--start", START.isoformat(), "--server", base,
+                     "--key", key]) == 0
+        remote = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        _check_events(remote)
+        assert [e["time"] for e in remote] == [e["time"] for e in local]
+        stored = http.get("/events", params={"source": "door-1"}).json()
+        assert stored["total"] == 3
+
+        deadline = time.monotonic() + 60  # the flaky one retries after 1 s and 2 s
+        while (len(healthy.accepted()) < 3 or len(flaky.accepted()) < 3) and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling the receivers' state, not guessing a delay
+        for receiver in (healthy, flaky):
+            accepted = receiver.accepted()
+            events = [json.loads(r["body"])["event"]["id"] for r in accepted]
+            assert sorted(events) == sorted(e["id"] for e in remote)  # each event once
+            for r in receiver.received:  # every attempt signed, retries under the same delivery id
+                headers = {k.lower(): v for k, v in r["headers"].items()}
+                expected = "sha256=" + hmac.new(secrets[receiver].encode(), headers["x-faceshot-timestamp"].encode()
+                                                + b"." + r["body"], hashlib.sha256).hexdigest()
+                assert hmac.compare_digest(headers["x-faceshot-signature"], expected)
+        assert len(flaky.received) == 5 and len({r["headers"]["X-Faceshot-Delivery"] for r in flaky.received}) == 3
+        hooks = http.get("/webhooks").json()
+        assert all(h["deliveries"] == {"pending": 0, "delivered": 3, "failed": 0} for h in hooks)
+
+        day = START.date().isoformat()
+        sheet = http.get("/presence", params={"since": day}).json()["rows"]
+        assert [(r["person"]["name"], r["events"]) for r in sheet] == [("Emma Watson", 1), ("Wen Jiabao", 1)]
+        csv_text = http.get("/events.csv").text
+        assert csv_text.count("\n") == 4 and "unknown" in csv_text
+    finally:
+        server.stop()
+
+
+def test_events_past_retention_are_removed_and_faces_kept_only_when_configured(client, photos):
+    service = client.app.state.service
+    old = service.record_event(NewEvent(time=datetime.now(timezone.utc) - timedelta(days=31), source="door-1",
+                                        person_id=None, distance=0.7, threshold=0.4, box=[], quality={},
+                                        face_crop=b"\xff\xd8 a crop"))
+    recent = service.record_event(NewEvent(time=datetime.now(timezone.utc), source="door-1", person_id=None,
+                                           distance=0.7, threshold=0.4, box=[], quality={}, face_crop=b"\xff\xd8"))
+    assert old.face_crop is None and recent.face_crop is None  # FACESHOT_EVENT_FACES is off by default
+    assert service.events.purge_expired() == 1
+    ids = [e["id"] for e in client.get("/api/v1/events").json()["items"]]
+    assert ids == [recent.id]
+    r = client.get(f"/api/v1/events/{recent.id}/face")
+    assert r.status_code == 404
+
+
+def test_face_crops_follow_the_privacy_settings(make_client, tmp_path, photos):
+    kept = make_client(tmp_path / "kept", event_faces=True)
+    emma = kept.post("/api/v1/enroll", data={"name": "Emma"}, files=[upload(photos["Emma_Watson"][0], "images")])
+    person = emma.json()["person"]["id"]
+    crop = photos["Emma_Watson"][1].read_bytes()
+    body = {"source": "door-1", "person_id": person, "distance": 0.2, "threshold": 0.4,
+            "face": base64.b64encode(crop).decode()}
+    known = kept.post("/api/v1/events", json=body).json()
+    stranger = kept.post("/api/v1/events", json={**body, "person_id": None}).json()
+    assert known["face_url"] and kept.get(known["face_url"]).content == crop
+    assert stranger["face_url"] is None  # unknown faces need FACESHOT_EVENT_UNKNOWN_FACES as well
+    r = kept.post("/api/v1/events", json={**body, "person_id": "0" * 32})
+    assert r.status_code == 404
