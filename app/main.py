@@ -58,8 +58,10 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.service = build_service(settings or get_settings(), pipeline)
-        app.state.service.events.purge_expired()
-        app.state.service.webhooks.start()
+        service = app.state.service
+        service.events.purge_expired()
+        # retention is enforced hourly by the worker's background thread, even when no event arrives
+        service.webhooks.start(housekeeping=lambda: service.events.purge_expired(at_most_hourly=True))
         yield
         app.state.service.close()
         worker_exiting(limits.prometheus_multiproc_dir)

@@ -54,6 +54,7 @@ class Webhooks:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._housekeeping = lambda: None
 
     # -- registration --------------------------------------------------------------------------
     def create(self, url: str) -> tuple[Webhook, str]:
@@ -95,7 +96,9 @@ class Webhooks:
                                         .order_by(WebhookDelivery.next_attempt_at.desc()).limit(limit)))
 
     # -- delivery ------------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, housekeeping=lambda: None) -> None:
+        """The worker's background thread: deliveries, and ``housekeeping`` (retention) between them."""
+        self._housekeeping = housekeeping
         self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
         self._thread.start()
 
@@ -114,6 +117,7 @@ class Webhooks:
             while not self._stop.is_set():
                 try:
                     sent = self.deliver_due(http)
+                    self._housekeeping()
                 except Exception:  # the database away for a moment: try again at the next poll
                     log.warning("webhook delivery pass failed", exc_info=True)
                     sent = 0

@@ -7,8 +7,10 @@ import io
 import json
 import math
 import secrets
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -20,6 +22,7 @@ from models.errors import FaceshotError
 from .. import keys
 from ..api.deps import ServiceDep, client_address
 from ..errors import Forbidden, Unauthorized
+from ..events import event_dict
 from ..inputs import parse_metadata
 from .auth import Admin, AdminRoute, AdminWrite, safe_next, signer
 from .session import COOKIE, LOGIN_COOKIE
@@ -38,6 +41,7 @@ DONE = {
     "person_deleted": "Person deleted.",
     "key_revoked": "Key revoked.",
     "details_saved": "Details saved.",
+    "webhook_removed": "Webhook removed.",
     "signed_out": "You are signed out.",
 }
 
@@ -214,6 +218,85 @@ def enroll_page(request: Request, _s: Admin):
 @router.get("/try")
 def try_page(request: Request, _s: Admin):
     return render(request, "try.html", section="try")
+
+
+@router.get("/live")
+def live_page(request: Request, _s: Admin):
+    return render(request, "live.html", section="live")
+
+
+# -- events and webhooks ------------------------------------------------------------------------
+def _event_filters(source: str, who: str, day: str) -> dict:
+    """The page's filters as EventLog's: a camera, known/unknown, one UTC day."""
+    since = until = None
+    if day:
+        try:
+            start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        except ValueError:
+            start = None
+        if start is not None:
+            since, until = start, start + timedelta(days=1)
+    return {"source": source.strip()[:100] or None, "since": since, "until": until,
+            "unknown": {"known": False, "unknown": True}.get(who)}
+
+
+def _events_page(request: Request, service, status_code: int = 200, **extra):
+    q = request.query_params
+    source, who, day = q.get("source", ""), q.get("who", ""), q.get("day", "")
+    rows, total = service.events.list(**_event_filters(source, who, day), limit=200)
+    settings = service.settings
+    return render(request, "events.html", status_code, section="events", events=[event_dict(e) for e in rows],
+                  total=total, hooks=service.webhooks.list(), filters={"source": source, "who": who, "day": day},
+                  query=urlencode({k: v for k, v in (("source", source), ("who", who), ("day", day)) if v}),
+                  keeps_faces=settings.event_faces, keeps_unknown=settings.event_unknown_faces,
+                  retention_days=settings.event_retention_days, **extra)
+
+
+NEW_HOOK_COOKIE = "faceshot_new_webhook"
+
+
+@router.get("/events")
+def events_page(request: Request, service: ServiceDep, session: Admin):
+    new_hook = signer(request).read_flash(request.cookies.get(NEW_HOOK_COOKIE), session.sid)
+    response = _events_page(request, service, new_hook=new_hook)
+    if NEW_HOOK_COOKIE in request.cookies:
+        response.headers["Cache-Control"] = "no-store"
+        response.delete_cookie(NEW_HOOK_COOKIE, path="/admin/events", httponly=True, samesite="strict",
+                               secure=signer(request).cookie_args()["secure"])
+    return response
+
+
+@router.get("/events.csv")
+def events_csv(request: Request, service: ServiceDep, _s: Admin):
+    q = request.query_params
+    text = service.events.csv(person_id=None, **_event_filters(q.get("source", ""), q.get("who", ""),
+                                                              q.get("day", "")))
+    return Response(text, media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="events.csv"'})
+
+
+@router.get("/events/{event_id}/face")
+def event_face(service: ServiceDep, _s: Admin, event_id: str):
+    return Response(service.events.face(event_id), media_type="image/jpeg", headers={"Cache-Control": "private"})
+
+
+@router.post("/webhooks")
+def add_webhook(request: Request, service: ServiceDep, session: AdminWrite, url: Annotated[str, Form()] = ""):
+    """Add, then redirect (a reload adds no second webhook); its secret is shown once by the GET."""
+    try:
+        hook, secret = service.webhooks.create(url.strip())
+    except FaceshotError as exc:
+        return _events_page(request, service, 422, error=exc.message)
+    response = RedirectResponse("/admin/events", status_code=303)
+    flash = signer(request).flash({"url": hook.url, "secret": secret}, session.sid, ttl_s=120)
+    response.set_cookie(NEW_HOOK_COOKIE, flash, **{**signer(request).cookie_args(max_age=120),
+                                                   "path": "/admin/events"})
+    return response
+
+
+@router.post("/webhooks/{webhook_id}/delete")
+def delete_webhook(service: ServiceDep, _s: AdminWrite, webhook_id: str):
+    service.webhooks.delete(webhook_id)
+    return RedirectResponse("/admin/events?done=webhook_removed", status_code=303)
 
 
 # -- settings and keys ----------------------------------------------------------------------------

@@ -393,8 +393,88 @@
     picker(document.querySelector('.picker'), identify, say);
   }
 
+  // -- live ----------------------------------------------------------------------------------------
+  // The camera recognised a few times a second: one frame at a time (the next is sent when the answer is back,
+  // so a slow CPU lowers the rate instead of queueing frames), boxes drawn over the video in its own pixels.
+  function livePage() {
+    const start = document.getElementById('live-start'), stopButton = document.getElementById('live-stop');
+    const video = document.getElementById('live-video'), svg = document.getElementById('live-overlay');
+    const stageNode = document.getElementById('live-stage'), list = document.getElementById('live-faces');
+    const say = sayIn(document.getElementById('live-status'));
+    const canvas = document.createElement('canvas');
+    let stream = null, running = false;
+
+    function draw(faces) {
+      svg.setAttribute('viewBox', `0 0 ${video.videoWidth} ${video.videoHeight}`);
+      svg.innerHTML = '';
+      list.innerHTML = '';
+      const st = { svg, w: video.videoWidth };
+      faces.forEach((f, i) => {
+        const name = f.person ? f.person.name : 'Unknown';
+        drawBox(st, f.box, name, f.person ? 'known' : 'unknown');
+        list.append(h('li', { class: f.person ? 'known' : 'unknown', 'data-face': i + 1 },
+          h('span', { class: 'decision', text: name }),
+          h('span', { class: 'meta', text: f.distance == null ? '' : ` distance ${fmt(f.distance)} (threshold ${fmt(f.threshold)})` })));
+      });
+    }
+
+    async function loop() {
+      let frames = 0;
+      const began = performance.now();
+      while (running) {
+        if (!video.videoWidth) { await new Promise((r) => setTimeout(r, 100)); continue; }
+        canvas.width = video.videoWidth;
+        canvas.height = video.videoHeight;
+        canvas.getContext('2d').drawImage(video, 0, 0);
+        const blob = await new Promise((r) => canvas.toBlob(r, 'image/jpeg', 0.85));
+        const fd = new FormData();
+        fd.append('image', new File([blob], 'frame.jpg', { type: 'image/jpeg' }));
+        try {
+          const res = await post('/admin/api/identify', fd);
+          if (!running) break;
+          draw(res.faces);
+          frames += 1;
+          const rate = frames / ((performance.now() - began) / 1000);
+          say(`${res.faces.length} face${res.faces.length === 1 ? '' : 's'} in view · ${rate.toFixed(1)} frames/s`, 'ok');
+        } catch (e) {
+          say(e.message, 'bad');
+          if (e.code === 'http_error' || /session/.test(e.message)) break;
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+    }
+
+    start.addEventListener('click', async () => {
+      if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+        say('This browser cannot use a camera here (the page must be served over HTTPS or from localhost).', 'bad');
+        return;
+      }
+      try {
+        stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 1280 }, height: { ideal: 720 } }, audio: false });
+      } catch (e) { say(`The camera could not be opened: ${e.message || e.name}.`, 'bad'); return; }
+      video.srcObject = stream;
+      stageNode.hidden = false;
+      start.disabled = true;
+      stopButton.disabled = false;
+      running = true;
+      say('Recognising…');
+      loop();
+    });
+    stopButton.addEventListener('click', () => {
+      running = false;
+      if (stream) stream.getTracks().forEach((t) => t.stop());
+      stream = null;
+      video.srcObject = null;
+      stageNode.hidden = true;
+      start.disabled = false;
+      stopButton.disabled = true;
+      say('Stopped.');
+    });
+  }
+
   const page = document.body.dataset.page;
   if (page === 'enroll') photoForm(document.getElementById('enroll-form'), null);
   if (page === 'person') photoForm(document.getElementById('add-form'), document.getElementById('add-form').dataset.personId);
   if (page === 'try') tryPage();
+  if (page === 'live') livePage();
 })();
