@@ -12,12 +12,11 @@ import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from app.cli import main
 from app.events import NewEvent
+from app.testing.clips import door_clip
 from app.testing.server import Server
 
 from .conftest import upload
@@ -30,21 +29,8 @@ LENGTH_S = 7.0
 
 
 def make_clip(photos, path):
-    """A 640x480 MJPEG clip: two enrolled people and a stranger, each on screen for 1.5 s, an empty hall between."""
-    import cv2
-
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (640, 480))
-    hall = np.full((480, 640, 3), (96, 90, 84), np.uint8)
-    faces = {who: np.asarray(Image.open(photos[who][-1]).convert("RGB").resize((300, 300))) for who, *_ in SCENES}
-    for i in range(int(LENGTH_S * FPS)):
-        t, frame = i / FPS, hall.copy()
-        for who, a, b in SCENES:
-            if a <= t < b:
-                x = 120 + int((t - a) * 40)  # walking slowly across
-                frame[90:390, x:x + 300] = faces[who]
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
+    """Two enrolled people and a stranger, each on screen for 1.5 s (a photo they were not enrolled with)."""
+    return door_clip([(photos[who][-1], a, b) for who, a, b in SCENES], path, fps=FPS, length_s=LENGTH_S)
 
 
 def _check_events(events):
