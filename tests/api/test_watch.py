@@ -169,3 +169,50 @@ def test_face_crops_follow_the_privacy_settings(make_client, tmp_path, photos):
     assert stranger["face_url"] is None  # unknown faces need FACESHOT_EVENT_UNKNOWN_FACES as well
     r = kept.post("/api/v1/events", json={**body, "person_id": "0" * 32})
     assert r.status_code == 404
+
+
+def test_a_stream_that_drops_is_reopened():
+    """An MJPEG-over-HTTP camera that closes the connection after 15 frames: frames keep coming, from a new one."""
+    import io
+
+    from PIL import Image
+
+    from app.watch import frames
+
+    connections = []
+
+    def jpeg(i):
+        out = io.BytesIO()
+        Image.new("RGB", (160, 120), (i * 10 % 255, 80, 80)).save(out, "JPEG")
+        return out.getvalue()
+
+    class Camera(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            connections.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for i in range(15):
+                data = jpeg(i)
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data)
+                                 + data + b"\r\n")
+                self.wfile.flush()
+                time.sleep(0.02)  # a camera's frame interval, not synchronisation
+
+        def log_message(self, *args):
+            pass
+
+    camera = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    threading.Thread(target=camera.serve_forever, daemon=True).start()
+    stop, got = threading.Event(), []
+    try:
+        for t, image in frames(f"http://127.0.0.1:{camera.server_address[1]}/stream", fps=1000, stop=stop,
+                               max_backoff_s=1):
+            got.append((t, image.shape))
+            if len(got) >= 25:
+                stop.set()
+    finally:
+        camera.shutdown()
+    assert len(got) == 25 and len(connections) >= 2
+    assert all(shape == (120, 160, 3) for _, shape in got)
+    assert [t for t, _ in got] == sorted(t for t, _ in got)  # a stream's time runs on across reconnections
