@@ -73,3 +73,13 @@ EXAMPLES = {
     "ErrorOut": {"error": {"code": "multiple_faces", "message": "The image holds 2 faces of similar size; say which "
                            "one with `box`.", "details": {"faces": [BOX, BOX], "image_index": 0}}},
 }
+
+# request bodies
+EXAMPLES.update({
+    "PersonCreate": {"name": "Ada Lovelace", "external_id": "hr-1815", "metadata": {"team": "analytics"}},
+    "PersonUpdate": {"name": "Ada King", "metadata": {"team": "analytics", "desk": 12}},
+    "KeyCreate": {"name": "front door camera", "role": "recognition"},
+    "EventIn": {"time": WHEN, "source": "door-1", "person_id": PERSON_ID, "distance": 0.2412, "threshold": 0.4213,
+                "box": BOX["box"], "quality": {"score": 0.82}, "frames": 14, "duration_s": 2.6},
+    "WebhookIn": {"url": "https://hr.example.com/faceshot"},
+})

@@ -38,12 +38,14 @@ class _Strict(BaseModel):
 
 
 class PersonCreate(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLES["PersonCreate"]]})
     name: str = Field(min_length=1, max_length=200)
     external_id: str | None = Field(default=None, max_length=200)
     metadata: Metadata = Field(default_factory=dict)
 
 
 class PersonUpdate(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLES["PersonUpdate"]]})
     name: str | None = Field(default=None, min_length=1, max_length=200)
     external_id: str | None = Field(default=None, max_length=200)
     metadata: Metadata | None = None
@@ -97,6 +99,7 @@ class EnrollOut(BaseModel):
 
 
 class KeyCreate(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLES["KeyCreate"]]})
     name: str = Field(min_length=1, max_length=200)
     role: str = Field(pattern="^(admin|recognition)$")
 
@@ -251,6 +254,7 @@ class ModelOut(_FromResult):
 class EventIn(_Strict):
     """What a watcher reports for one tracked face (``faceshot watch --server`` sends it)."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLES["EventIn"]]})
     time: datetime | None = Field(default=None, description="when the face was seen (default: now), UTC")
     source: str = Field(min_length=1, max_length=100, description="the camera, e.g. door-1")
     person_id: str | None = Field(default=None, max_length=32, description="who it was; null: unknown")
@@ -304,6 +308,7 @@ class PresenceOut(BaseModel):
 
 
 class WebhookIn(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLES["WebhookIn"]]})
     url: str = Field(min_length=1, max_length=2000, description="http(s) URL that receives each event")
 
 

@@ -59,6 +59,10 @@ def test_every_operation_is_described_with_its_refusals_and_photo_operations_tak
                 if param["in"] == "query" and not param.get("description") and not param["schema"].get("description"):
                     problems.append(f"{name}: query parameter {param['name']} undescribed")
             content = op.get("requestBody", {}).get("content", {})
+            if "application/json" in content and "multipart/form-data" not in content:  # a JSON body: its example
+                body = content["application/json"]
+                if not (body.get("example") or resolve(spec, body["schema"]).get("examples")):
+                    problems.append(f"{name}: the JSON body has no example")
             if "multipart/form-data" in content:  # a photo operation: its JSON twin, with an example
                 twin = content.get("application/json")
                 if not twin or not twin.get("example"):
