@@ -216,3 +216,35 @@ def test_a_stream_that_drops_is_reopened():
     assert len(got) == 25 and len(connections) >= 2
     assert all(shape == (120, 160, 3) for _, shape in got)
     assert [t for t, _ in got] == sorted(t for t, _ in got)  # a stream's time runs on across reconnections
+
+
+def test_two_workers_never_send_one_delivery_twice(make_client, tmp_path, database_url):
+    """Each worker runs a delivery thread on the same database: a delivery is claimed by one of them only."""
+    import httpx as http_client
+
+    from app.webhooks import Webhooks
+
+    receiver = Receiver()
+    client = make_client(tmp_path / "data", database_url=database_url)
+    service = client.app.state.service
+    service.webhooks.stop()  # this test drives the delivery passes itself
+    service.webhooks.create(receiver.url)
+    for i in range(30):
+        service.events.record(NewEvent(time=datetime.now(timezone.utc), source=f"door-{i}", person_id=None,
+                                       distance=0.8, threshold=0.4, box=[], quality={}))
+    workers = [Webhooks(service.settings, service.sessions) for _ in range(2)]
+    barrier = threading.Barrier(2)
+
+    def run(worker):
+        with http_client.Client(timeout=5) as http:
+            barrier.wait()
+            while worker.deliver_due(http):
+                pass
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    deliveries = [r["headers"]["X-Faceshot-Delivery"] for r in receiver.received]
+    assert len(deliveries) == 30 and len(set(deliveries)) == 30
