@@ -69,6 +69,20 @@ def test_every_sync_method_against_the_server(served, photos):
             assert (refused.value.status, refused.value.code) == (403, "forbidden")
         assert fs.revoke_key(key.id).revoked_at is not None
 
+        # events and webhooks, as a watcher and an HR system use them
+        hook = fs.create_webhook("http://127.0.0.1:9/unreachable")
+        assert hook.secret.startswith("whsec_") and [h.id for h in fs.list_webhooks()] == [hook.id]
+        event = fs.post_event({"source": "door-1", "person_id": person.id, "distance": 0.2, "threshold": 0.4,
+                               "time": "2026-12-02T08:00:00Z"})
+        assert event.person["name"] == "Emma C. Watson" and event.source == "door-1"
+        assert [e.id for e in fs.list_events(source="door-1", unknown=False).items] == [event.id]
+        assert fs.list_events(unknown=True).total == 0
+        rows = fs.presence("2026-12-02").rows
+        assert [(r.person["name"], r.events) for r in rows] == [("Emma C. Watson", 1)]
+        assert [d.event_id for d in fs.deliveries(hook.id)] == [event.id]
+        fs.delete_webhook(hook.id)
+        assert fs.list_webhooks() == []
+
 
 @pytest.mark.slow
 def test_the_async_client_gives_the_same_answers(served, photos):
