@@ -162,7 +162,11 @@ def cmd_import(args) -> int:
     folders = list_image_folder(args.dir)
     root = Path(args.dir)
     enrolled, refused, skipped = [], [], []
-    existing = {p.name for p in service.list_people(None, 1_000_000, 0)[0]} if args.skip_existing else set()
+    collection = args.collection or "default"
+    if collection != "default" and collection not in {c.name for c, _ in service.list_collections()}:
+        service.create_collection(collection)
+    existing = ({p.name for p in service.list_people(None, 1_000_000, 0, collection)[0]} if args.skip_existing
+                else set())
     for person, files in tqdm(folders.items(), desc="importing", unit="person"):
         name = person.replace("_", " ")
         if name in existing:
@@ -177,7 +181,7 @@ def cmd_import(args) -> int:
         if not prepared:
             continue
         try:
-            result = service.enroll(name, prepared)
+            result = service.enroll(name, prepared, collection=collection)
             enrolled.append({"name": name, "id": result.person.id, "photos": len(prepared),
                              "warnings": [w["code"] for w in result.warnings]})
         except FaceshotError as exc:
@@ -196,7 +200,7 @@ def _import_export(args) -> int:
 
     _apply_overrides(args)
     service = _service(_settings())
-    summary = import_export(service, Path(args.from_export))
+    summary = import_export(service, Path(args.from_export), collection=args.collection)
     print(json.dumps(asdict(summary), indent=2))
     if summary.refused:
         print(f"faceshot: {len(summary.refused)} person(s) could not be imported (see above); the others were.",
@@ -214,7 +218,7 @@ def cmd_export(args) -> int:
     if out.exists() and not args.force:
         print(f"faceshot: {out} exists; choose another name or pass --force", file=sys.stderr)
         return 1
-    manifest = export_gallery(service, out, photos=args.photos)
+    manifest = export_gallery(service, out, photos=args.photos, collection=args.collection)
     print(json.dumps({"file": str(out), "bytes": out.stat().st_size, **manifest["counts"],
                       "encoder": manifest["encoder"]["name"]}, indent=2))
     return 0
@@ -310,6 +314,8 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from-export", metavar="FILE", default=None,
                    help="instead of a folder: a file from faceshot export; people already here (same id or "
                         "external id) are skipped (default: none)")
+    p.add_argument("--collection", default=None, help="the collection to enroll into, made if missing (default: "
+                                                      "default; with --from-export: each person's own)")
     p.add_argument("--max-photos", type=int, default=2, help="photos per person to enroll (default: 2)")
     p.add_argument("--skip-existing", action=argparse.BooleanOptionalAction, default=True,
                    help="skip folders whose name is already enrolled, so a second run adds only the new ones "
@@ -324,6 +330,7 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
                    help="include the kept photos (default: on; without them the gallery cannot be re-embedded "
                         "for another encoder)")
     p.add_argument("--force", action="store_true", help="replace an existing file (default: refuse)")
+    p.add_argument("--collection", default=None, help="export this collection only (default: every collection)")
     p.set_defaults(func=cmd_export)
 
     p = common(sub.add_parser("watch", help="recognise people passing a camera: one event per person, as JSON lines",

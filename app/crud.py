@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from .errors import NotFound
 from .inputs import like_pattern
-from .models import Face, GalleryChange, GalleryState, Person
+from .models import Collection, Face, GalleryChange, GalleryState, Person
 
 CHUNK = 500  # ids per IN (...) list: well under every database's parameter limit
 
@@ -17,17 +17,22 @@ def gallery_version(session: Session) -> int:
     return session.execute(select(GalleryState.version).where(GalleryState.id == 1)).scalar_one()
 
 
-def get_person(session: Session, *, person_id: str) -> Person:
-    """The person with their faces, or NotFound."""
+def get_person(session: Session, *, person_id: str, collection: str | None = None) -> Person:
+    """The person with their faces, or NotFound (also when they are in another ``collection``: its callers are
+    not told whether a person exists elsewhere)."""
     person = session.get(Person, person_id, options=[selectinload(Person.faces)])
-    if person is None:
+    if person is None or (collection is not None and person.collection != collection):
         raise NotFound(f"No person with id {person_id}.", {"person_id": person_id})
     return person
 
 
-def list_people(session: Session, *, search: str | None, limit: int, offset: int) -> tuple[list[Person], int]:
-    """A page of people by name (``search`` matches name or external id, literally), and how many match."""
+def list_people(session: Session, *, search: str | None, limit: int, offset: int,
+                collection: str | None = None) -> tuple[list[Person], int]:
+    """A page of people by name (``search`` matches name or external id, literally), and how many match;
+    ``collection``: its people only."""
     q = select(Person)
+    if collection is not None:
+        q = q.where(Person.collection == collection)
     if search:
         like = like_pattern(search)
         q = q.where(or_(func.lower(Person.name).like(like, escape="\\"),
@@ -49,33 +54,36 @@ def face_photo(session: Session, *, person_id: str, face_id: str) -> tuple[str, 
     return face.image_file, face.image_type or "application/octet-stream"
 
 
-def counts(session: Session) -> tuple[int, int]:
-    """(people, faces) in the database."""
-    people = session.execute(select(func.count()).select_from(Person)).scalar_one()
-    faces = session.execute(select(func.count()).select_from(Face)).scalar_one()
-    return int(people), int(faces)
+def counts(session: Session, collection: str | None = None) -> tuple[int, int]:
+    """(people, faces) in the database, or in one collection."""
+    people_q, faces_q = select(func.count()).select_from(Person), select(func.count()).select_from(Face).join(Person)
+    if collection is not None:
+        people_q, faces_q = people_q.where(Person.collection == collection), faces_q.where(
+            Person.collection == collection)
+    return int(session.execute(people_q).scalar_one()), int(session.execute(faces_q).scalar_one())
 
 
 def all_support(session: Session, *, encoder_hash: str):
     """Every face's person, embedding and person name under ``encoder_hash`` (the gallery at start-up)."""
-    return session.execute(select(Face.person_id, Face.embedding, Person.name).join(Person)
+    return session.execute(select(Face.person_id, Face.embedding, Person.name, Person.collection).join(Person)
                            .where(Face.encoder_hash == encoder_hash)).all()
 
 
 def support_sets(session: Session, *, person_ids, encoder_hash: str,
-                 dim: int) -> dict[str, tuple[str, np.ndarray] | None]:
-    """Each person's name and (S, dim) support embeddings under ``encoder_hash`` (None: deleted)."""
+                 dim: int) -> dict[str, tuple[str, np.ndarray, str] | None]:
+    """Each person's name, (S, dim) support embeddings under ``encoder_hash`` and collection (None: deleted)."""
     person_ids = list(person_ids)
-    found: dict[str, tuple[str, list] | None] = dict.fromkeys(person_ids)
+    found: dict[str, tuple[str, list, str] | None] = dict.fromkeys(person_ids)
     for start in range(0, len(person_ids), CHUNK):
         chunk = person_ids[start:start + CHUNK]
-        for pid, name in session.execute(select(Person.id, Person.name).where(Person.id.in_(chunk))):
-            found[pid] = (name, [])
+        for pid, name, collection in session.execute(select(Person.id, Person.name, Person.collection)
+                                                     .where(Person.id.in_(chunk))):
+            found[pid] = (name, [], collection)
         for pid, emb in session.execute(select(Face.person_id, Face.embedding).where(
                 Face.person_id.in_(chunk), Face.encoder_hash == encoder_hash).order_by(Face.created_at)):
             if found.get(pid) is not None:
                 found[pid][1].append(np.frombuffer(emb, dtype="<f4"))
-    return {pid: None if v is None else (v[0], np.stack(v[1]) if v[1] else np.zeros((0, dim), np.float32))
+    return {pid: None if v is None else (v[0], np.stack(v[1]) if v[1] else np.zeros((0, dim), np.float32), v[2])
             for pid, v in found.items()}
 
 
@@ -95,3 +103,16 @@ def stale_faces(session: Session, *, encoder_hash: str):
     """(face id, person id, box, photo file) of every face another encoder embedded."""
     return session.execute(select(Face.id, Face.person_id, Face.box, Face.image_file)
                            .where(Face.encoder_hash != encoder_hash)).all()
+
+
+def get_collection(session: Session, name: str) -> Collection:
+    """The collection, or NotFound (SQLite keeps no foreign key to it: this is the check)."""
+    found = session.get(Collection, name)
+    if found is None:
+        raise NotFound(f"No collection named {name!r}.", {"collection": name})
+    return found
+
+
+def collections_with_counts(session: Session) -> list[tuple[Collection, int]]:
+    people = dict(session.execute(select(Person.collection, func.count()).group_by(Person.collection)).all())
+    return [(c, int(people.get(c.name, 0))) for c in session.scalars(select(Collection).order_by(Collection.name))]

@@ -389,3 +389,64 @@ class Gallery:
                 matches.append(Match(person, self._names[r], self._counts[r], d))
             out.append(matches[:wanted])
         return out
+
+
+class Galleries:
+    """One :class:`Gallery` per collection, and the one database gallery version they reflect together.
+
+    A person is in exactly one collection's index; a move is a removal from one and an upsert into
+    the other. Collections are created empty on first use, so a collection made by another worker
+    is searchable here as soon as its people arrive with a sync.
+    """
+
+    def __init__(self, dim: int, make=None):
+        self.dim = dim
+        self._make = make or (lambda: Gallery(dim))
+        self._by_name: dict[str, Gallery] = {}
+        self._where: dict[str, str] = {}  # person -> collection
+        self._lock = threading.Lock()
+        self.version = -1
+
+    def get(self, collection: str) -> Gallery:
+        with self._lock:
+            gallery = self._by_name.get(collection)
+            if gallery is None:
+                gallery = self._by_name[collection] = self._make()
+            return gallery
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def __len__(self) -> int:
+        return sum(len(g) for g in list(self._by_name.values()))
+
+    def load(self, embeddings: np.ndarray, labels: list[str], names: dict[str, str], collection_of: dict[str, str]):
+        """Every collection's index from scratch (rows grouped by their person's collection)."""
+        groups: dict[str, list[int]] = {}
+        for i, person in enumerate(labels):
+            groups.setdefault(collection_of[person], []).append(i)
+        with self._lock:
+            fresh = {name: self._make() for name in set(groups) | set(self._by_name)}
+        for name, gallery in fresh.items():
+            rows = groups.get(name, [])
+            gallery.process_support_set(embeddings[rows] if rows else np.zeros((0, self.dim), np.float32),
+                                        [labels[i] for i in rows], {labels[i]: names[labels[i]] for i in rows})
+        with self._lock:
+            self._by_name, self._where = fresh, dict(collection_of)
+
+    def upsert(self, person_id: str, collection: str, name: str, embeddings: np.ndarray) -> None:
+        before = self._where.get(person_id)
+        if before is not None and before != collection:
+            self.get(before).remove(person_id)
+        self.get(collection).upsert(person_id, name, embeddings)
+        self._where[person_id] = collection
+
+    def remove(self, person_id: str) -> None:
+        before = self._where.pop(person_id, None)
+        if before is not None:
+            self.get(before).remove(person_id)
+
+    def drop(self, collection: str) -> None:
+        with self._lock:
+            self._by_name.pop(collection, None)
+            self._where = {p: c for p, c in self._where.items() if c != collection}

@@ -13,7 +13,7 @@ import threading
 import time
 
 import numpy as np
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from models.errors import FaceshotError
@@ -22,8 +22,8 @@ from . import crud
 from .core.db import Database
 from .errors import Conflict, InsufficientStorage, ServiceUnavailable, StorageUnavailable
 from .faults import crash_point
-from .gallery import Gallery
-from .models import GalleryChange, GalleryState
+from .gallery import Galleries, Gallery
+from .models import DEFAULT_COLLECTION, GalleryChange, GalleryState, Person
 from .photos import PhotoStore
 
 
@@ -40,9 +40,9 @@ def database_error(exc: DBAPIError) -> FaceshotError:
 class GallerySync:
     """This process's gallery, kept in step with the database (writes here, catch-up with everyone else's)."""
 
-    def __init__(self, gallery: Gallery, db: Database | None, photos: PhotoStore, encoder_hash: str,
+    def __init__(self, galleries: Galleries, db: Database | None, photos: PhotoStore, encoder_hash: str,
                  sync_interval_s: float = 0.0, crash_at: str | None = None):
-        self.gallery, self.db, self.photos = gallery, db, photos
+        self.galleries, self.db, self.photos = galleries, db, photos
         self.encoder_hash, self.sync_interval_s, self.crash_at = encoder_hash, sync_interval_s, crash_at
         self._lock = threading.Lock()
         self._last_check = 0.0
@@ -51,25 +51,37 @@ class GallerySync:
     def sessions(self):
         return self.db.sessions
 
+    @property
+    def version(self) -> int:
+        return self.galleries.version
+
+    @property
+    def gallery(self) -> Gallery:
+        """The default collection's index (what a deployment without collections searches)."""
+        return self.galleries.get(DEFAULT_COLLECTION)
+
     def reload(self) -> None:
         """Rebuild the index from the database (start-up, or the version went where it cannot be followed)."""
         with self.sessions() as session:
             version = crud.gallery_version(session)
             rows = crud.all_support(session, encoder_hash=self.encoder_hash)
+            collection_of = dict(session.execute(select(Person.id, Person.collection)).all())
         # one buffer, one view: 10^6 rows without 10^6 small arrays
-        embeddings = np.frombuffer(b"".join(r.embedding for r in rows), dtype="<f4").reshape(-1, self.gallery.dim)
-        self.gallery.process_support_set(embeddings, [r.person_id for r in rows], {r.person_id: r.name for r in rows})
-        self.gallery.version = version
+        embeddings = np.frombuffer(b"".join(r.embedding for r in rows), dtype="<f4").reshape(-1, self.galleries.dim)
+        self.galleries.load(embeddings, [r.person_id for r in rows], {r.person_id: r.name for r in rows},
+                            {**collection_of, **{r.person_id: r.collection for r in rows}})
+        self.galleries.version = version
 
     def _support_sets(self, session, person_ids):
-        return crud.support_sets(session, person_ids=person_ids, encoder_hash=self.encoder_hash, dim=self.gallery.dim)
+        return crud.support_sets(session, person_ids=person_ids, encoder_hash=self.encoder_hash,
+                                 dim=self.galleries.dim)
 
-    def _apply(self, refreshed: dict[str, tuple[str, np.ndarray] | None]) -> None:
+    def _apply(self, refreshed: dict[str, tuple[str, np.ndarray, str] | None]) -> None:
         for person_id, value in refreshed.items():
             if value is None:
-                self.gallery.remove(person_id)
+                self.galleries.remove(person_id)
             else:
-                self.gallery.upsert(person_id, value[0], value[1])
+                self.galleries.upsert(person_id, value[2], value[0], value[1])
 
     def sync(self, force: bool = False) -> None:
         """Catch up with other processes' writes: refresh just the people they touched."""
@@ -81,7 +93,7 @@ class GallerySync:
             try:
                 with self.sessions() as session:
                     version = crud.gallery_version(session)
-                    local = self.gallery.version
+                    local = self.galleries.version
                     if version == local:
                         return
                     if local < 0 or version < local:  # never loaded, or the database was replaced
@@ -96,7 +108,7 @@ class GallerySync:
                 self.reload()
             else:
                 self._apply(refreshed)
-                self.gallery.version = version
+                self.galleries.version = version
 
     def write(self, work, touched: set[str] | None = None, new_photos: list[str] = ()):
         """Run ``work(session)`` in one transaction that bumps the gallery version, then update the index.
@@ -136,11 +148,11 @@ class GallerySync:
             raise
         with self._lock:
             # A sync that already read this version (or a later one) knows better than `refreshed`.
-            if self.gallery.version < new_version:
+            if self.galleries.version < new_version:
                 self._apply(refreshed)
                 # Versions written in between by other processes come with the next sync.
-                if self.gallery.version == new_version - 1:
-                    self.gallery.version = new_version
+                if self.galleries.version == new_version - 1:
+                    self.galleries.version = new_version
         return result
 
     def check_encoder_matches_stored(self) -> None:

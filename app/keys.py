@@ -14,7 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 from .core.config import Settings
 from .errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
-from .models import ApiKey
+from .models import ApiKey, Collection
 
 log = logging.getLogger(__name__)
 ROLES = ("admin", "recognition")
@@ -34,17 +34,25 @@ def display_prefix(secret: str) -> str:
     return secret[: min(8, len(secret) // 4)]
 
 
-def create_key(sessions: sessionmaker, name: str, role: str, secret: str | None = None) -> tuple[ApiKey, str]:
+def create_key(sessions: sessionmaker, name: str, role: str, secret: str | None = None,
+               collection: str | None = None) -> tuple[ApiKey, str]:
+    """A new key for ``role``, working in one ``collection`` (None: every collection)."""
     if role not in ROLES:
         raise ValidationFailed(f"role must be one of {ROLES}.", {"field": "role"})
     secret = secret or new_secret()
     with sessions.begin() as session:
-        key = ApiKey(name=name.strip() or role, role=role, prefix=display_prefix(secret), key_hash=hash_key(secret))
+        if collection is not None and session.get(Collection, collection) is None:
+            raise NotFound(f"No collection named {collection!r}.", {"collection": collection})
+        key = ApiKey(name=name.strip() or role, role=role, prefix=display_prefix(secret), key_hash=hash_key(secret),
+                     collection=collection)
         session.add(key)
     return key, secret
 
 
-def authenticate(sessions: sessionmaker, secret: str | None, need_admin: bool) -> ApiKey:
+def authenticate(sessions: sessionmaker, secret: str | None, need_admin: bool,
+                 collection: str | None = None) -> ApiKey:
+    """The key, refused unless it may work in ``collection`` (None: a deployment-wide operation, which a key
+    bound to one collection may not do)."""
     if not secret:
         raise Unauthorized("Send an API key in the X-API-Key header.")
     with sessions() as session:
@@ -53,6 +61,9 @@ def authenticate(sessions: sessionmaker, secret: str | None, need_admin: bool) -
         raise Unauthorized("The API key is not valid.")
     if need_admin and key.role != "admin":
         raise Forbidden("This needs an admin key; recognition keys may only identify, verify and detect.")
+    if key.collection is not None and key.collection != collection:
+        raise Forbidden(f"This key works in collection {key.collection!r} only.",
+                        {"key_collection": key.collection})
     return key
 
 
@@ -67,7 +78,7 @@ def revoke_key(sessions: sessionmaker, key_id: str) -> ApiKey:
         key = session.get(ApiKey, key_id)
         if key is None:
             raise NotFound(f"No API key with id {key_id}.", {"key_id": key_id})
-        if key.role == "admin" and key.revoked_at is None and active_admins <= 1:
+        if key.role == "admin" and key.collection is None and key.revoked_at is None and active_admins <= 1:
             raise Conflict("This is the last admin key; create another admin key before revoking it.",
                            {"key_id": key_id})
         key.revoked_at = key.revoked_at or datetime.now(timezone.utc)
@@ -82,7 +93,7 @@ def _lock_active_admins(session) -> int:
     on SQLite it takes the database's write lock before anything is read. A SELECT … FOR UPDATE
     is ignored by SQLite, which let two revocations of the last two admin keys both succeed.
     """
-    active = (ApiKey.role == "admin") & ApiKey.revoked_at.is_(None)
+    active = (ApiKey.role == "admin") & ApiKey.revoked_at.is_(None) & ApiKey.collection.is_(None)
     session.execute(update(ApiKey).where(active).values(role=ApiKey.role))
     return len(session.execute(select(ApiKey.id).where(active)).all())
 
@@ -90,7 +101,8 @@ def _lock_active_admins(session) -> int:
 def _has_active_admin(sessions: sessionmaker) -> bool:
     with sessions() as session:
         return session.execute(
-            select(ApiKey.id).where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None)).limit(1)).first() is not None
+            select(ApiKey.id).where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None),
+                                    ApiKey.collection.is_(None)).limit(1)).first() is not None
 
 
 def ensure_admin_key(settings: Settings, sessions: sessionmaker) -> str | None:

@@ -11,8 +11,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from .admin import mount_admin
+from .api.collection_paths import CollectionPaths, with_collection_paths
 from .api.gate import BodyGuard
-from .api.routes import events, people, recognition, system
+from .api.routes import collections, events, people, recognition, system
 from .core.config import Settings, get_settings
 from .errors import install_error_handlers
 from .inference import MAX_FACES_PER_ENROLL
@@ -50,7 +51,7 @@ def build_service(settings: Settings, pipeline=None, *, check_encoder: bool = Tr
         db.close()
         raise
     log.info("faceshot ready: encoder %s on %s, %d people indexed",
-             pipeline.encoder.metadata.name, pipeline.encoder.device, len(service.gallery))
+             pipeline.encoder.metadata.name, pipeline.encoder.device, len(service.galleries))
     return service
 
 
@@ -76,7 +77,7 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (people.router, recognition.router, system.router, events.router):
+    for router in (people.router, recognition.router, system.router, events.router, collections.router):
         app.include_router(router, prefix=API_PREFIX)
     mount_admin(app)
     app.state.limiter = RateLimiter(limits.rate_limit, limits.auth_failure_limit, limits.rate_limit_storage)
@@ -88,6 +89,16 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
     # room for the most photos one request may carry, plus form fields; other bodies are small
     app.add_middleware(BodyGuard, upload_bytes=limits.max_upload_bytes * MAX_FACES_PER_ENROLL + (1 << 20),
                        timeout_s=limits.body_timeout_s)
+    # /api/v1/collections/{name}/… onto today's routes, within that collection (before routing)
+    app.add_middleware(CollectionPaths)
+    openapi = app.openapi
+
+    def collection_openapi():
+        if app.openapi_schema is None:
+            app.openapi_schema = with_collection_paths(openapi())
+        return app.openapi_schema
+
+    app.openapi = collection_openapi
     # last, so outermost: refusals above are counted and carry a request id too
     install_observability(app, limits.prometheus_multiproc_dir)
     return app

@@ -22,10 +22,24 @@ class Base(DeclarativeBase):
     pass
 
 
+DEFAULT_COLLECTION = "default"
+
+
+class Collection(Base):
+    """A gallery of its own: its people, index and operating point; keys may be bound to one."""
+
+    __tablename__ = "collections"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Person(Base):
     __tablename__ = "people"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    collection: Mapped[str] = mapped_column(ForeignKey("collections.name"), index=True, default=DEFAULT_COLLECTION,
+                                            server_default=DEFAULT_COLLECTION)
     name: Mapped[str] = mapped_column(String(200), index=True)
     external_id: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
     meta: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
@@ -62,6 +76,8 @@ class ApiKey(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))  # admin | recognition
+    # the one collection it works in; None: every collection (keys made before collections, deployment admins)
+    collection: Mapped[str | None] = mapped_column(ForeignKey("collections.name", ondelete="CASCADE"), nullable=True)
     prefix: Mapped[str] = mapped_column(String(12))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

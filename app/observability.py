@@ -68,7 +68,7 @@ def observe_stages(detect_ms: float = 0.0, align_ms: float = 0.0, embed_ms: floa
 def _update_gauges(app: FastAPI) -> None:
     service = getattr(app.state, "service", None)
     if service is not None:
-        GALLERY_PEOPLE.set(len(service.gallery))
+        GALLERY_PEOPLE.set(len(service.galleries))
     try:
         import torch
 

@@ -99,6 +99,8 @@ class EnrollOut(BaseModel):
 
 
 class KeyCreate(_Strict):
+    collection: str | None = Field(default=None, max_length=64,
+                                   description="the one collection the key works in (default: every collection)")
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLES["KeyCreate"]]})
     name: str = Field(min_length=1, max_length=200)
     role: str = Field(pattern="^(admin|recognition)$")
@@ -112,6 +114,7 @@ class KeyOut(BaseModel):
     prefix: str
     created_at: UtcDatetime
     revoked_at: UtcDatetime | None
+    collection: str | None = Field(default=None, description="the one collection it works in; null: every one")
 
 
 class KeyCreated(KeyOut):
@@ -248,6 +251,21 @@ class ModelOut(_FromResult):
     gallery: GalleryInfoOut
     store_images: bool
     operating_point: OperatingPointOut | None
+
+
+# -- collections --------------------------------------------------------------------------------------------
+class CollectionIn(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "warehouse"}]})
+    name: str = Field(min_length=1, max_length=64, pattern="^[a-z0-9][a-z0-9_-]{0,63}$",
+                      description="lowercase letters, digits, - and _")
+
+
+class CollectionOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "warehouse", "created_at": "2026-12-02T09:30:00Z", "people": 50}]})
+    name: str
+    created_at: UtcDatetime
+    people: int
 
 
 # -- recognition events and webhooks --------------------------------------------------------------------------

@@ -9,11 +9,14 @@ stored photos (:mod:`app.photos`), re-embedding (:mod:`app.reembed`), the read-o
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.orm import selectinload
 
 from models.calibration import SHOT_CLASSES
 from models.errors import NoFace
@@ -27,13 +30,13 @@ from .core.config import Settings
 from .core.db import Database
 from .embeddings import check_embedding
 from .enrollment_checks import enrollment_warnings
-from .errors import NotFound, ValidationFailed
+from .errors import Conflict, NotFound, ValidationFailed
 from .events import EventLog, NewEvent
-from .gallery import Gallery, Match
+from .gallery import Galleries, Gallery, Match
 from .gallery_sync import GallerySync
 from .inference import MAX_FACES_PER_ENROLL, Inference, PreparedFace
 from .inputs import clean_name
-from .models import Face, Person, new_id
+from .models import DEFAULT_COLLECTION, ApiKey, Collection, Face, Person, new_id
 from .observability import observe_stages
 from .photos import PhotoStore
 from .reembed import reembed
@@ -55,6 +58,7 @@ from .results import (
 )
 from .webhooks import Webhooks
 
+COLLECTION_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 __all__ = ["MAX_FACES_PER_ENROLL", "EnrollResult", "FaceService", "PreparedFace"]
 log = logging.getLogger(__name__)
 
@@ -73,14 +77,20 @@ class FaceService:
         self.db = db
         self.sessions = db.sessions if db is not None else None
         self.photos = PhotoStore(settings.images_dir, self.sessions)
-        self.gallery = Gallery(pipeline.encoder.metadata.embedding_size)
-        self.gallery_sync = GallerySync(self.gallery, db, self.photos, pipeline.encoder.content_hash,
+        self.galleries = Galleries(pipeline.encoder.metadata.embedding_size)
+        self.gallery_sync = GallerySync(self.galleries, db, self.photos, pipeline.encoder.content_hash,
                                         settings.gallery_sync_interval_s, settings.crash_at)
         self.inference = Inference(settings, pipeline)
         self.queue = InferenceQueue(settings.inference_queue)
         self.events = EventLog(settings, self.sessions) if db is not None else None
         self.webhooks = Webhooks(settings, self.sessions) if db is not None else None
-        self._operating: tuple[tuple, OperatingPoint] | None = None  # (gallery composition, its operating point)
+        # per collection: (its gallery's composition, the operating point it gives)
+        self._operating: dict[str, tuple[tuple, OperatingPoint]] = {}
+
+    @property
+    def gallery(self) -> Gallery:
+        """The default collection's index."""
+        return self.galleries.get(DEFAULT_COLLECTION)
 
     def close(self) -> None:
         if self.webhooks is not None:
@@ -113,7 +123,7 @@ class FaceService:
                        progress=progress)
 
     # -- thresholds and the model ------------------------------------------------------------------
-    def operating_point(self, override: float | None = None) -> OperatingPoint:
+    def operating_point(self, override: float | None = None, collection: str = DEFAULT_COLLECTION) -> OperatingPoint:
         """The thresholds that apply now and the stranger-accept rate they stand for at this gallery's size.
 
         A per-request ``override`` or FACESHOT_THRESHOLD fixes one distance for everyone (and says what rate
@@ -121,7 +131,7 @@ class FaceService:
         recomputed whenever the gallery's composition (people per shot class) changes; an encoder without
         distance distributions falls back to its checkpoint's fixed thresholds.
         """
-        counts = self.gallery.composition()
+        counts = self.galleries.get(collection).composition()
         cal = self.pipeline.encoder.calibration
         if override is not None:
             return fixed_operating_point(cal, dict.fromkeys(SHOT_CLASSES, override), counts, "request")
@@ -132,14 +142,15 @@ class FaceService:
             fixed = {s: self.pipeline.encoder.threshold_for(s) for s in SHOT_CLASSES}
             return fixed_operating_point(None, fixed, counts, "encoder checkpoint")
         key = tuple(counts[s] for s in SHOT_CLASSES)
-        cached = self._operating
+        cached = self._operating.get(collection)
         if cached is None or cached[0] != key:
-            cached = self._operating = (key, operating_point(cal, self.settings.target_far, counts))
+            cached = self._operating[collection] = (key, operating_point(cal, self.settings.target_far, counts))
         return cached[1]
 
-    def threshold_for(self, n_support: int, override: float | None = None) -> float:
-        """The threshold a person with ``n_support`` photos is held to now."""
-        return self.operating_point(override).threshold_for(n_support)
+    def threshold_for(self, n_support: int, override: float | None = None,
+                      collection: str = DEFAULT_COLLECTION) -> float:
+        """The threshold a person with ``n_support`` photos is held to now (in their collection's gallery)."""
+        return self.operating_point(override, collection).threshold_for(n_support)
 
     @staticmethod
     def _operating_info(op: OperatingPoint) -> OperatingPointInfo:
@@ -151,24 +162,26 @@ class FaceService:
             per_person_rate=op.per_person_rate,
             expected_recognition={str(s): r for s, r in op.expected_recognition.items()}, warnings=op.warnings)
 
-    def model_info(self) -> ModelInfo:
-        """The encoder, the thresholds that win, and the gallery as of now (other workers' writes included)."""
+    def model_info(self, collection: str = DEFAULT_COLLECTION) -> ModelInfo:
+        """The encoder, the thresholds that win, and the collection's gallery as of now (other workers' writes
+        included)."""
         self.sync()
-        op = self.operating_point()
+        op = self.operating_point(None, collection)
         info = self._operating_info(op)
+        gallery = self.galleries.get(collection)
         with self.sessions() as session:
-            people, faces = crud.counts(session)
+            people, faces = crud.counts(session, collection)
         return ModelInfo(
             encoder=self.pipeline.encoder.describe(), threshold=round(op.threshold_for(1), 4),
             threshold_by_support=info.thresholds, threshold_source=info.source,
-            gallery=GalleryInfo(people=people, faces=faces, indexed_people=len(self.gallery),
-                                index_device=self.gallery.device),
+            gallery=GalleryInfo(people=people, faces=faces, indexed_people=len(gallery),
+                                index_device=gallery.device),
             store_images=self.settings.store_images, operating_point=info)
 
     def counts(self) -> dict:
         with self.sessions() as session:
             people, faces = crud.counts(session)
-        return {"people": people, "faces": faces, "indexed_people": len(self.gallery)}
+        return {"people": people, "faces": faces, "indexed_people": len(self.galleries)}
 
     def readiness(self) -> dict[str, Any]:
         """What /ready reports: the database reachable (and still its file); whether photos can be stored now."""
@@ -182,19 +195,22 @@ class FaceService:
         return {"checks": checks, "storage": {"writable": storage is None, "problem": storage}, "problems": problems}
 
     # -- enrollment and people ---------------------------------------------------------------------
-    def _existing(self, person_id: str | None) -> list[np.ndarray]:
+    def _existing(self, person_id: str | None, collection: str) -> list[np.ndarray]:
         if person_id is None:
             return []
         with self.sessions() as session:
-            return [f.vector for f in crud.get_person(session, person_id=person_id).faces]
+            return [f.vector for f in crud.get_person(session, person_id=person_id, collection=collection).faces]
 
-    def enrollment_warnings(self, prepared: list[PreparedFace], person_id: str | None = None) -> list[dict]:
+    def enrollment_warnings(self, prepared: list[PreparedFace], person_id: str | None = None,
+                            collection: str = DEFAULT_COLLECTION) -> list[dict]:
         """The warnings ``enroll`` (or ``add_faces`` to ``person_id``) would give, storing nothing."""
         self.sync(force=True)
-        return self._warnings(person_id, self._existing(person_id), prepared)
+        return self._warnings(person_id, self._existing(person_id, collection), prepared, collection)
 
-    def _warnings(self, person_id, existing, prepared) -> list[dict]:
-        return enrollment_warnings(self.gallery, person_id, existing, prepared, threshold_for=self.threshold_for,
+    def _warnings(self, person_id, existing, prepared, collection: str) -> list[dict]:
+        """Look-alikes and repeats within the collection (another collection's people are not this one's)."""
+        return enrollment_warnings(self.galleries.get(collection), person_id, existing, prepared,
+                                   threshold_for=lambda n: self.threshold_for(n, None, collection),
                                    near_duplicate_distance=self.settings.near_duplicate_distance)
 
     def _photo_names(self, prepared: list[PreparedFace]) -> list[tuple[str, str | None]]:
@@ -218,15 +234,17 @@ class FaceService:
         return faces
 
     def enroll(self, name: str, prepared: list[PreparedFace], external_id: str | None = None,
-               metadata: dict | None = None) -> EnrollResult:
+               metadata: dict | None = None, collection: str = DEFAULT_COLLECTION) -> EnrollResult:
         """A new person with their photos, all or nothing."""
         name = clean_name(name)
         self.sync(force=True)
-        warnings = self._warnings(None, [], prepared)
+        warnings = self._warnings(None, [], prepared, collection)
         person_id, names = new_id(), self._photo_names(prepared)
 
         def work(session):
-            person = Person(id=person_id, name=name, external_id=external_id, meta=metadata or {})
+            crud.get_collection(session, collection)
+            person = Person(id=person_id, name=name, external_id=external_id, meta=metadata or {},
+                            collection=collection)
             session.add(person)
             session.flush()
             return EnrollResult(person, self._store_faces(session, person, prepared, names), warnings)
@@ -234,7 +252,8 @@ class FaceService:
         return self.gallery_sync.write(work, touched={person_id}, new_photos=[n for _, n in names if n])
 
     def restore_person(self, person_id: str, name: str, external_id: str | None, metadata: dict | None,
-                       created_at, faces: list[tuple[str, PreparedFace, Any]]) -> EnrollResult:
+                       created_at, faces: list[tuple[str, PreparedFace, Any]],
+                       collection: str = DEFAULT_COLLECTION) -> EnrollResult:
         """A person from an export (:mod:`app.transfer`) with their own ids and dates, all or nothing.
 
         No enrollment warnings: the person was enrolled (and warned about) where the export was made.
@@ -245,7 +264,9 @@ class FaceService:
                  for face_id, p, _ in faces]
 
         def work(session):
-            person = Person(id=person_id, name=name, external_id=external_id, meta=metadata or {})
+            crud.get_collection(session, collection)
+            person = Person(id=person_id, name=name, external_id=external_id, meta=metadata or {},
+                            collection=collection)
             if created_at is not None:
                 person.created_at = created_at
             session.add(person)
@@ -258,23 +279,26 @@ class FaceService:
 
         return self.gallery_sync.write(work, touched={person_id}, new_photos=[n for _, n in names if n])
 
-    def add_faces(self, person_id: str, prepared: list[PreparedFace]) -> EnrollResult:
+    def add_faces(self, person_id: str, prepared: list[PreparedFace],
+                  collection: str = DEFAULT_COLLECTION) -> EnrollResult:
         """More photos for a person, all or nothing."""
         self.sync(force=True)
-        warnings = self._warnings(person_id, self._existing(person_id), prepared)
+        warnings = self._warnings(person_id, self._existing(person_id, collection), prepared, collection)
         names = self._photo_names(prepared)
 
         def work(session):
-            person = crud.get_person(session, person_id=person_id)
+            person = crud.get_person(session, person_id=person_id, collection=collection)
             return EnrollResult(person, self._store_faces(session, person, prepared, names), warnings)
 
         return self.gallery_sync.write(work, touched={person_id}, new_photos=[n for _, n in names if n])
 
-    def create_person(self, name: str, external_id: str | None = None, metadata: dict | None = None) -> Person:
+    def create_person(self, name: str, external_id: str | None = None, metadata: dict | None = None,
+                      collection: str = DEFAULT_COLLECTION) -> Person:
         name = clean_name(name)
 
         def work(session):
-            person = Person(name=name, external_id=external_id, meta=metadata or {})
+            crud.get_collection(session, collection)
+            person = Person(name=name, external_id=external_id, meta=metadata or {}, collection=collection)
             session.add(person)
             session.flush()
             return person
@@ -282,10 +306,10 @@ class FaceService:
         return self.gallery_sync.write(work)
 
     def update_person(self, person_id: str, name: str | None, external_id: str | None, metadata: dict | None,
-                      fields: set[str]) -> Person:
+                      fields: set[str], collection: str = DEFAULT_COLLECTION) -> Person:
         """Change the ``fields`` named (a field sent as null is cleared; one not sent is kept)."""
         def work(session):
-            person = crud.get_person(session, person_id=person_id)
+            person = crud.get_person(session, person_id=person_id, collection=collection)
             if "name" in fields:
                 person.name = clean_name(name)
             if "external_id" in fields:
@@ -297,12 +321,12 @@ class FaceService:
 
         return self.gallery_sync.write(work, touched={person_id})
 
-    def delete_person(self, person_id: str) -> None:
+    def delete_person(self, person_id: str, collection: str = DEFAULT_COLLECTION) -> None:
         """The person with their faces, embeddings and stored photos."""
         doomed: list[str] = []
 
         def work(session):
-            person = crud.get_person(session, person_id=person_id)
+            person = crud.get_person(session, person_id=person_id, collection=collection)
             doomed.extend(f.image_file for f in person.faces if f.image_file)
             self.photos.doom(session, doomed)
             session.delete(person)
@@ -310,10 +334,11 @@ class FaceService:
         self.gallery_sync.write(work, touched={person_id})
         self.photos.remove(doomed)
 
-    def delete_face(self, person_id: str, face_id: str) -> None:
+    def delete_face(self, person_id: str, face_id: str, collection: str = DEFAULT_COLLECTION) -> None:
         doomed: list[str] = []
 
         def work(session):
+            crud.get_person(session, person_id=person_id, collection=collection)
             face = session.get(Face, face_id)
             if face is None or face.person_id != person_id:
                 raise NotFound(f"Person {person_id} has no face {face_id}.", {"face_id": face_id})
@@ -327,22 +352,101 @@ class FaceService:
         self.gallery_sync.write(work, touched={person_id})
         self.photos.remove(doomed)
 
-    def get_person(self, person_id: str) -> Person:
+    def get_person(self, person_id: str, collection: str | None = DEFAULT_COLLECTION) -> Person:
+        """The person (None for ``collection``: in whichever collection they are)."""
         with self.sessions() as session:
-            return crud.get_person(session, person_id=person_id)
+            return crud.get_person(session, person_id=person_id, collection=collection)
 
-    def list_people(self, search: str | None, limit: int, offset: int) -> tuple[list[Person], int]:
+    def list_people(self, search: str | None, limit: int, offset: int,
+                    collection: str | None = DEFAULT_COLLECTION) -> tuple[list[Person], int]:
         with self.sessions() as session:
-            return crud.list_people(session, search=search, limit=limit, offset=offset)
+            return crud.list_people(session, search=search, limit=limit, offset=offset, collection=collection)
 
-    def face_image(self, person_id: str, face_id: str) -> tuple[bytes, str]:
+    def face_image(self, person_id: str, face_id: str, collection: str = DEFAULT_COLLECTION) -> tuple[bytes, str]:
         """A face's stored photo and its media type."""
         with self.sessions() as session:
+            crud.get_person(session, person_id=person_id, collection=collection)
             name, media_type = crud.face_photo(session, person_id=person_id, face_id=face_id)
         data = self.photos.read(name)
         if data is None:
             raise NotFound("This face's photo is missing from the data directory.", {"face_id": face_id})
         return data, media_type
+
+    # -- collections -------------------------------------------------------------------------------
+    def create_collection(self, name: str):
+        """A new, empty gallery (names: lowercase letters, digits, - and _; 1-64)."""
+        if not COLLECTION_NAME.fullmatch(name or ""):
+            raise ValidationFailed("A collection's name is 1-64 lowercase letters, digits, '-' or '_', starting with a "
+                                   "letter or digit.", {"field": "name"})
+
+        def work(session):
+            if session.get(Collection, name) is not None:
+                raise Conflict(f"A collection named {name!r} exists.", {"collection": name})
+            collection = Collection(name=name)
+            session.add(collection)
+            session.flush()
+            session.expunge(collection)
+            return collection
+
+        return self.gallery_sync.write(work)
+
+    def list_collections(self) -> list[tuple[Collection, int]]:
+        with self.sessions() as session:
+            return crud.collections_with_counts(session)
+
+    def check_collection(self, name: str) -> None:
+        with self.sessions() as session:
+            crud.get_collection(session, name)
+
+    def delete_collection(self, name: str) -> dict:
+        """The collection with exactly its people, faces, embeddings, photos, keys and index; not `default`."""
+        if name == DEFAULT_COLLECTION:
+            raise Conflict("The default collection cannot be deleted (today's routes are its own).",
+                           {"collection": name})
+        doomed: list[str] = []
+        touched: set[str] = set()
+        counts = {}
+
+        def work(session):
+            crud.get_collection(session, name)
+            people = session.scalars(select(Person).where(Person.collection == name)
+                                     .options(selectinload(Person.faces))).all()
+            touched.update(p.id for p in people)
+            doomed.extend(f.image_file for p in people for f in p.faces if f.image_file)
+            counts.update(people=len(people), faces=sum(len(p.faces) for p in people), photos=len(doomed))
+            self.photos.doom(session, doomed)
+            for person in people:
+                session.delete(person)
+            session.execute(delete(ApiKey).where(ApiKey.collection == name))
+            session.flush()
+            session.execute(delete(Collection).where(Collection.name == name))
+
+        self.gallery_sync.write(work, touched=touched)
+        self.photos.remove(doomed)
+        self.galleries.drop(name)
+        self._operating.pop(name, None)
+        return counts
+
+    def move_person(self, person_id: str, collection: str, to: str, *, copy: bool = False) -> Person:
+        """Into collection ``to``: moved (the same id), or copied (a new person with copies of the faces and
+        photos; the external id stays with the original, as it is unique)."""
+        if copy:
+            with self.sessions() as session:
+                source = crud.get_person(session, person_id=person_id, collection=collection)
+                prepared = [PreparedFace(embedding=f.vector, box=f.box, det_score=f.det_score, quality={},
+                                         image_bytes=self.photos.read(f.image_file) if f.image_file else None,
+                                         image_type=f.image_type) for f in source.faces]
+                name, meta = source.name, dict(source.meta or {})
+            return self.enroll(name, prepared, metadata=meta, collection=to).person
+
+        def work(session):
+            crud.get_collection(session, to)
+            person = crud.get_person(session, person_id=person_id, collection=collection)
+            person.collection = to
+            session.flush()
+            return person
+
+        return self.gallery_sync.write(work, touched={person_id})
 
     # -- recognition -------------------------------------------------------------------------------
     @staticmethod
@@ -354,7 +458,8 @@ class FaceService:
         return (best if best.distance <= threshold else None), threshold
 
     def identify(self, data: bytes | None, top_k: int = 3, threshold: float | None = None,
-                 reveal_candidates: bool = True, embedding: np.ndarray | None = None) -> IdentifyResult:
+                 reveal_candidates: bool = True, embedding: np.ndarray | None = None,
+                 collection: str = DEFAULT_COLLECTION) -> IdentifyResult:
         """Every face named or unknown, largest first (or the one ``embedding`` a client sent instead of a photo).
         ``reveal_candidates=False`` (a recognition key, by default) keeps the distances of the nearest people but
         not who they are, unless the candidate is the face's match."""
@@ -366,9 +471,9 @@ class FaceService:
             _, faces = self.inference.analyze(data)
             vectors = [f.embedding for f in faces]
         t_search = time.perf_counter()
-        results = self.gallery.forward(np.stack(vectors), k=top_k) if faces else []
+        results = self.galleries.get(collection).forward(np.stack(vectors), k=top_k) if faces else []
         observe_stages(search_s=time.perf_counter() - t_search)
-        op = self.operating_point(threshold)
+        op = self.operating_point(threshold, collection)
         info = self._operating_info(op)
         out = []
         for f, matches in zip(faces, results):
@@ -393,18 +498,18 @@ class FaceService:
                               encoder=self.pipeline.encoder.describe(), operating_point=info)
 
     def verify(self, data: bytes, person_id: str, threshold: float | None = None,
-               box: list[float] | None = None) -> VerifyResult:
+               box: list[float] | None = None, collection: str = DEFAULT_COLLECTION) -> VerifyResult:
         """Is the photo's one face (the only or dominant one, or the one in ``box``) this person?"""
         self.sync(force=True)
         with self.sessions() as session:
-            person = crud.get_person(session, person_id=person_id)
+            person = crud.get_person(session, person_id=person_id, collection=collection)
             embs = [f.vector for f in person.faces if f.encoder_hash == self.pipeline.encoder.content_hash]
             name = person.name
         if not embs:
             raise NoFace("This person has no enrolled face to verify against.", {"person_id": person_id})
         _, face = self.inference.one_face(data, box)
         distance = float(np.linalg.norm(face.embedding - prototype(np.stack(embs))))
-        used = self.threshold_for(len(embs), threshold)  # as identify would hold this person now
+        used = self.threshold_for(len(embs), threshold, collection)  # as identify would hold this person now
         rate = one_to_one_rate(self.pipeline.encoder.calibration, len(embs), used)
         return VerifyResult(match=distance <= used, distance=round(distance, 4),
                             similarity=round(1 - distance**2 / 2, 4), threshold=round(used, 4),

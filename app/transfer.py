@@ -35,7 +35,7 @@ from sqlalchemy.orm import selectinload
 
 from models.errors import FaceshotError
 
-from .errors import ValidationFailed
+from .errors import Conflict, ValidationFailed
 from .inference import PreparedFace
 from .models import Person
 from .schemas import Metadata, _Strict
@@ -69,6 +69,7 @@ class ExportedPerson(_Strict):
     external_id: str | None = Field(default=None, max_length=200)
     metadata: Metadata = Field(default_factory=dict)
     created_at: datetime | None = None
+    collection: str = Field(default="default", max_length=64, pattern="^[a-z0-9][a-z0-9_-]{0,63}$")
     faces: list[ExportedFace] = Field(max_length=1000)
 
 
@@ -101,11 +102,13 @@ def _person_record(person: Person, photos: dict[str, bytes | None]) -> dict:
                       "image_type": f.image_type if data is not None else None,
                       "created_at": f.created_at.isoformat() if f.created_at else None})
     return {"id": person.id, "name": person.name, "external_id": person.external_id, "metadata": person.meta or {},
-            "created_at": person.created_at.isoformat() if person.created_at else None, "faces": faces}
+            "created_at": person.created_at.isoformat() if person.created_at else None,
+            "collection": person.collection, "faces": faces}
 
 
-def export_gallery(service, out: Path, *, photos: bool = True, page: int = 500) -> dict:
-    """Write every person, face, embedding and (``photos``) kept photo to ``out``; the manifest is returned."""
+def export_gallery(service, out: Path, *, photos: bool = True, page: int = 500, collection: str | None = None) -> dict:
+    """Write every person (of ``collection``, or of every one), face, embedding and (``photos``) kept photo to
+    ``out``; the manifest is returned."""
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     counts = {"people": 0, "faces": 0, "photos": 0, "photos_missing": 0}
@@ -115,8 +118,11 @@ def export_gallery(service, out: Path, *, photos: bool = True, page: int = 500) 
             after = ""
             while True:  # by id, a page at a time: a write meanwhile neither repeats nor skips anyone else
                 with service.sessions() as session:
-                    people = session.scalars(select(Person).where(Person.id > after).order_by(Person.id)
-                                             .limit(page).options(selectinload(Person.faces))).all()
+                    q = select(Person).where(Person.id > after)
+                    if collection is not None:
+                        q = q.where(Person.collection == collection)
+                    people = session.scalars(q.order_by(Person.id).limit(page)
+                                             .options(selectinload(Person.faces))).all()
                 if not people:
                     break
                 after = people[-1].id
@@ -139,7 +145,7 @@ def export_gallery(service, out: Path, *, photos: bool = True, page: int = 500) 
                         "exported_at": datetime.now(timezone.utc).isoformat(),
                         "encoder": {"name": encoder.metadata.name, "content_hash": encoder.content_hash,
                                     "embedding_size": encoder.metadata.embedding_size},
-                        "counts": counts}
+                        "counts": counts, "collection": collection}
             _add(tar, MANIFEST, json.dumps(manifest, indent=2).encode())
         with open(partial, "rb") as fh:
             os.fsync(fh.fileno())
@@ -214,8 +220,9 @@ def _faces(service, tar, person: ExportedPerson, summary: ImportSummary):
     return out
 
 
-def import_export(service, path: Path) -> ImportSummary:
-    """Add every person of the export not already here (by id or external id), each all or nothing."""
+def import_export(service, path: Path, collection: str | None = None) -> ImportSummary:
+    """Add every person of the export not already here (by id or external id), each all or nothing, into their
+    own collection (made here if missing) or, with ``collection``, into that one."""
     summary = ImportSummary()
     try:
         tar = tarfile.open(path, "r:")
@@ -229,6 +236,7 @@ def import_export(service, path: Path) -> ImportSummary:
         with service.sessions() as session:
             ids = set(session.scalars(select(Person.id)))
             external = set(session.scalars(select(Person.external_id).where(Person.external_id.is_not(None))))
+        known_collections = {c.name for c, _ in service.list_collections()}
         for line_no, line in enumerate(raw.splitlines(), 1):
             if not line.strip():
                 continue
@@ -240,10 +248,17 @@ def import_export(service, path: Path) -> ImportSummary:
             if person.id in ids or (person.external_id and person.external_id in external):
                 summary.skipped_existing.append(person.external_id or person.id)
                 continue
+            target = collection or person.collection
             try:
+                if target not in known_collections:
+                    try:
+                        service.create_collection(target)
+                    except Conflict:
+                        pass
+                    known_collections.add(target)
                 faces = _faces(service, tar, person, summary)
                 service.restore_person(person.id, person.name, person.external_id, person.metadata,
-                                       person.created_at, faces)
+                                       person.created_at, faces, collection=target)
             except FaceshotError as exc:
                 summary.refused.append({"person": person.name, "id": person.id, "code": exc.code,
                                         "reason": exc.message})

@@ -104,7 +104,10 @@ def login(request: Request, service: ServiceDep, secret: Annotated[str, Form()] 
     else:
         try:
             by = keys.authenticate(service.sessions, secret, need_admin=True).id
-        except Forbidden:
+        except Forbidden as exc:
+            if "key_collection" in exc.details:  # the admin page manages the whole deployment
+                return _login_page(request, 403, f"{exc.message} The admin page needs a key of every collection.",
+                                   next)
             return _login_page(request, 403, "That is a recognition key; the admin page needs an admin key.", next)
         except Unauthorized:
             if braked:

@@ -19,7 +19,7 @@ from models.imageio import size_text
 from ..admission import Slot
 from ..errors import Unauthorized, ValidationFailed
 from ..keys import authenticate
-from ..models import ApiKey
+from ..models import DEFAULT_COLLECTION, ApiKey
 from ..service import FaceService
 from .gate import before_body
 
@@ -38,7 +38,11 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def checked_key(request: Request, service: FaceService, secret: str | None, need_admin: bool) -> ApiKey:
+COLLECTION_SCOPE = "faceshot.collection"  # set by CollectionPaths for /api/v1/collections/{name}/...
+
+
+def checked_key(request: Request, service: FaceService, secret: str | None, need_admin: bool,
+                collection: str | None = None) -> ApiKey:
     """Authenticate and count the request against its key's rate limit.
 
     Only failures count against the caller's address, and only they are refused once it has
@@ -48,12 +52,14 @@ def checked_key(request: Request, service: FaceService, secret: str | None, need
     limiter = request.app.state.limiter
     client = client_address(request)
     try:
-        key = authenticate(service.sessions, secret, need_admin=need_admin)
+        key = authenticate(service.sessions, secret, need_admin=need_admin, collection=collection)
     except Unauthorized:
         limiter.check_failures(client)
         limiter.record_failure(client)
         raise
     limiter.hit_key(key.id)
+    if collection is not None and collection != DEFAULT_COLLECTION:
+        service.check_collection(collection)  # after the key: no probing which collections exist without one
     return key
 
 
@@ -65,30 +71,62 @@ def _auth_threads(request: Request) -> anyio.CapacityLimiter:
     return state.auth_threads
 
 
-def _key_check(need_admin: bool):
+def _collection(request: Request, scoped: bool) -> str | None:
+    """The collection an operation works in: the path's, else `default`; None for deployment-wide ones."""
+    return request.scope.get(COLLECTION_SCOPE, DEFAULT_COLLECTION) if scoped else None
+
+
+def _key_check(need_admin: bool, scoped: bool = True):
     async def check(request: Request) -> None:
         secret = request.headers.get(API_KEY_HEADER)
+        collection = _collection(request, scoped)
+        request.state.collection = collection
         request.state.api_key = await anyio.to_thread.run_sync(
-            checked_key, request, get_service(request), secret, need_admin, limiter=_auth_threads(request))
+            checked_key, request, get_service(request), secret, need_admin, collection,
+            limiter=_auth_threads(request))
 
     return check
+
+
+def _key(request: Request, service: FaceService, key: str | None, need_admin: bool, scoped: bool) -> ApiKey:
+    checked = getattr(request.state, "api_key", None)
+    return checked if checked is not None else checked_key(request, service, key, need_admin,
+                                                           _collection(request, scoped))
 
 
 @before_body(_key_check(need_admin=False))
 def recognition_key(request: Request, service: ServiceDep,
                     key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
-    checked = getattr(request.state, "api_key", None)
-    return checked if checked is not None else checked_key(request, service, key, need_admin=False)
+    return _key(request, service, key, need_admin=False, scoped=True)
 
 
 @before_body(_key_check(need_admin=True))
 def admin_key(request: Request, service: ServiceDep, key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
-    checked = getattr(request.state, "api_key", None)
-    return checked if checked is not None else checked_key(request, service, key, need_admin=True)
+    return _key(request, service, key, need_admin=True, scoped=True)
 
 
-RecognitionKey = Annotated[ApiKey, Depends(recognition_key)]
+@before_body(_key_check(need_admin=False, scoped=False))
+def deployment_recognition_key(request: Request, service: ServiceDep,
+                               key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
+    return _key(request, service, key, need_admin=False, scoped=False)
+
+
+@before_body(_key_check(need_admin=True, scoped=False))
+def deployment_admin_key(request: Request, service: ServiceDep,
+                         key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
+    return _key(request, service, key, need_admin=True, scoped=False)
+
+
+def current_collection(request: Request) -> str:
+    """The collection the operation works in (the path's, or `default`), checked with the key before the body."""
+    return getattr(request.state, "collection", None) or _collection(request, True)
+
+
+RecognitionKey = Annotated[ApiKey, Depends(recognition_key)]  # within the operation's collection
 AdminKey = Annotated[ApiKey, Depends(admin_key)]
+DeploymentRecognitionKey = Annotated[ApiKey, Depends(deployment_recognition_key)]  # keys of every collection only
+DeploymentAdminKey = Annotated[ApiKey, Depends(deployment_admin_key)]
+CollectionDep = Annotated[str, Depends(current_collection)]
 
 
 async def _admit(request: Request) -> None:

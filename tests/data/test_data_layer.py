@@ -13,10 +13,10 @@ from tests.data.conftest import make_service
 
 def test_write_read_delete_and_reload(database_url, tmp_path, pipeline, prepared):
     service = make_service(database_url, tmp_path, pipeline)
-    v0 = service.gallery.version
+    v0 = service.galleries.version
     emma = service.enroll("Emma Watson", prepared["Emma_Watson"], external_id="E1", metadata={"team": "ops"})
     wen = service.enroll("Wen Jiabao", prepared["Wen_Jiabao"][:1])
-    assert service.gallery.version == v0 + 2 and len(service.gallery) == 2
+    assert service.galleries.version == v0 + 2 and len(service.gallery) == 2
 
     with service.sessions() as s:
         faces = s.query(Face).filter_by(person_id=emma.person.id).all()
@@ -48,10 +48,10 @@ def test_write_read_delete_and_reload(database_url, tmp_path, pipeline, prepared
 def test_failed_writes_change_nothing(database_url, tmp_path, pipeline, prepared):
     service = make_service(database_url, tmp_path, pipeline)
     service.enroll("Emma Watson", prepared["Emma_Watson"][:1], external_id="E1")
-    version, size = service.gallery.version, len(service.gallery)
+    version, size = service.galleries.version, len(service.gallery)
     with pytest.raises(Conflict):
         service.enroll("Someone Else", prepared["Wen_Jiabao"], external_id="E1")
-    assert (service.gallery.version, len(service.gallery)) == (version, size)
+    assert (service.galleries.version, len(service.gallery)) == (version, size)
     assert service.list_people(None, 10, 0)[1] == 1
     assert list((tmp_path / "data" / "images").glob("*")).__len__() == 1  # the refused photos were removed
 

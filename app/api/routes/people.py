@@ -11,7 +11,7 @@ from ...errors import ValidationFailed
 from ...inputs import parse_metadata
 from ...schemas import EnrollOut, FaceOut, PeoplePage, PersonCreate, PersonOut, PersonUpdate, error_responses
 from ...service import EnrollResult
-from ..deps import AdminKey, InferenceSlot, ServiceDep, collect_uploads, parse_box, read_upload
+from ..deps import AdminKey, CollectionDep, InferenceSlot, ServiceDep, collect_uploads, parse_box, read_upload
 from ..gate import GatedRoute
 
 # every route here: an admin key, a person that may not exist, a body that may be refused
@@ -23,7 +23,7 @@ EMBEDDINGS_HELP = ("instead of photos: a JSON array of embeddings made by this s
 
 
 def enroll_out(service, result: EnrollResult) -> EnrollOut:
-    person = service.get_person(result.person.id)
+    person = service.get_person(result.person.id, None)
     return EnrollOut(person=PersonOut.of(person), faces=[FaceOut.of(f) for f in result.faces],
                      warnings=result.warnings)
 
@@ -33,6 +33,7 @@ def enroll_out(service, result: EnrollResult) -> EnrollOut:
 def enroll(
     service: ServiceDep,
     _key: AdminKey,
+    collection: CollectionDep,
     _slot: InferenceSlot,
     name: Annotated[str, Form(min_length=1, max_length=200)],
     images: Annotated[list[UploadFile] | None, File(description="one or more photos of the person")] = None,
@@ -49,7 +50,8 @@ def enroll(
     someone already enrolled or repeats one. Multipart, or JSON with base64 photos."""
     meta = parse_metadata(metadata)
     prepared = _prepared(service, images, image, box, embeddings, encoder_hash)
-    return enroll_out(service, service.enroll(name, prepared, external_id=external_id, metadata=meta))
+    return enroll_out(service, service.enroll(name, prepared, external_id=external_id, metadata=meta,
+                                              collection=collection))
 
 
 def _prepared(service, images, image, box, embeddings, encoder_hash):
@@ -64,46 +66,48 @@ def _prepared(service, images, image, box, embeddings, encoder_hash):
 
 @router.post("/people", status_code=status.HTTP_201_CREATED, response_model=PersonOut,
              responses=error_responses(409, 413))
-def create_person(service: ServiceDep, _key: AdminKey, body: PersonCreate):
+def create_person(service: ServiceDep, _key: AdminKey, collection: CollectionDep, body: PersonCreate):
     """A person without photos yet (add them with POST /people/{id}/faces); `external_id` must be unique."""
-    person = service.create_person(body.name, body.external_id, body.metadata)
-    return PersonOut.of(service.get_person(person.id))
+    person = service.create_person(body.name, body.external_id, body.metadata, collection)
+    return PersonOut.of(service.get_person(person.id, collection))
 
 
 @router.get("/people", response_model=PeoplePage)
 def list_people(
     service: ServiceDep,
     _key: AdminKey,
+    collection: CollectionDep,
     search: Annotated[str | None, Query(description="part of a name or external id")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="people per page")] = 50,
     # bounded: databases store 32/64-bit integers
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="people to skip (limit × page)")] = 0,
 ):
     """People by name, a page at a time; `search` matches the name or external id (literally, case-insensitive)."""
-    people, total = service.list_people(search, limit, offset)
+    people, total = service.list_people(search, limit, offset, collection)
     return PeoplePage(items=[PersonOut.of(p) for p in people], total=total, limit=limit, offset=offset)
 
 
 @router.get("/people/{person_id}", response_model=PersonOut)
-def get_person(service: ServiceDep, _key: AdminKey, person_id: str):
+def get_person(service: ServiceDep, _key: AdminKey, collection: CollectionDep, person_id: str):
     """One person with their face count and metadata."""
-    return PersonOut.of(service.get_person(person_id))
+    return PersonOut.of(service.get_person(person_id, collection))
 
 
 @router.patch("/people/{person_id}", response_model=PersonOut, responses=error_responses(409, 413))
-def update_person(service: ServiceDep, _key: AdminKey, person_id: str, body: PersonUpdate):
+def update_person(service: ServiceDep, _key: AdminKey, collection: CollectionDep, person_id: str,
+                  body: PersonUpdate):
     """Change the fields sent: `name`, `external_id` (null clears it), `metadata` (replaced whole). An unknown
     field is refused (422)."""
-    service.update_person(person_id, body.name, body.external_id, body.metadata, body.model_fields_set)
-    return PersonOut.of(service.get_person(person_id))
+    service.update_person(person_id, body.name, body.external_id, body.metadata, body.model_fields_set, collection)
+    return PersonOut.of(service.get_person(person_id, collection))
 
 
 @router.delete("/people/{person_id}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Delete a person with their faces, embeddings and stored photos")
-def delete_person(service: ServiceDep, _key: AdminKey, person_id: str):
+def delete_person(service: ServiceDep, _key: AdminKey, collection: CollectionDep, person_id: str):
     """The person with their faces, embeddings and stored photos; the gallery forgets them at once (every
     worker)."""
-    service.delete_person(person_id)
+    service.delete_person(person_id, collection)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -113,6 +117,7 @@ def delete_person(service: ServiceDep, _key: AdminKey, person_id: str):
 def add_faces(
     service: ServiceDep,
     _key: AdminKey,
+    collection: CollectionDep,
     _slot: InferenceSlot,
     person_id: str,
     images: Annotated[list[UploadFile] | None, File()] = None,
@@ -123,27 +128,27 @@ def add_faces(
                                                                         "made them")] = None,
 ):
     """More photos (or embeddings) for a person, all or nothing, with the same checks and warnings as enroll."""
-    service.get_person(person_id)  # 404 before any work on the photos
+    service.get_person(person_id, collection)  # 404 before any work on the photos
     prepared = _prepared(service, images, image, box, embeddings, encoder_hash)
-    return enroll_out(service, service.add_faces(person_id, prepared))
+    return enroll_out(service, service.add_faces(person_id, prepared, collection))
 
 
 @router.get("/people/{person_id}/faces", response_model=list[FaceOut])
-def list_faces(service: ServiceDep, _key: AdminKey, person_id: str):
+def list_faces(service: ServiceDep, _key: AdminKey, collection: CollectionDep, person_id: str):
     """A person's support faces: box, detector score, the encoder that embedded them, whether the photo is kept."""
-    return [FaceOut.of(f) for f in service.get_person(person_id).faces]
+    return [FaceOut.of(f) for f in service.get_person(person_id, collection).faces]
 
 
 @router.delete("/people/{person_id}/faces/{face_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_face(service: ServiceDep, _key: AdminKey, person_id: str, face_id: str):
+def delete_face(service: ServiceDep, _key: AdminKey, collection: CollectionDep, person_id: str, face_id: str):
     """One support face, its embedding and its stored photo."""
-    service.delete_face(person_id, face_id)
+    service.delete_face(person_id, face_id, collection)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/people/{person_id}/faces/{face_id}/image", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})
-def face_image(service: ServiceDep, _key: AdminKey, person_id: str, face_id: str):
+def face_image(service: ServiceDep, _key: AdminKey, collection: CollectionDep, person_id: str, face_id: str):
     """A support face's stored photo, as it was uploaded (404 when photos are not kept)."""
-    data, media_type = service.face_image(person_id, face_id)
+    data, media_type = service.face_image(person_id, face_id, collection)
     return Response(content=data, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from ...embeddings import parse_embeddings
 from ...errors import ValidationFailed
 from ...schemas import CompareOut, DetectOut, EmbedOut, IdentifyOut, VerifyOut, error_responses
-from ..deps import InferenceSlot, RecognitionKey, ServiceDep, parse_box, read_upload
+from ..deps import CollectionDep, InferenceSlot, RecognitionKey, ServiceDep, parse_box, read_upload
 from ..gate import GatedRoute
 
 router = APIRouter(tags=["recognition"], route_class=GatedRoute)
@@ -26,6 +26,7 @@ PHOTO_ERRORS = (400, 401, 408, 413, 422, 429, 503)
 def identify(
     service: ServiceDep,
     key: RecognitionKey,
+    collection: CollectionDep,
     _slot: InferenceSlot,
     image: Annotated[UploadFile | None, File(description="the photo")] = None,
     top_k: Annotated[int, Form(ge=1, le=50, description="nearest people listed per face")] = 3,
@@ -38,7 +39,8 @@ def identify(
     reveal = key.role == "admin" or service.settings.recognition_sees_candidates
     vector = _one_of(service, image, embedding, encoder_hash, "image")
     data = read_upload(image, service.settings.max_upload_bytes) if vector is None else None
-    return service.identify(data, top_k, threshold, reveal_candidates=reveal, embedding=vector)
+    return service.identify(data, top_k, threshold, reveal_candidates=reveal, embedding=vector,
+                            collection=collection)
 
 
 def _one_of(service, image, embedding, encoder_hash, photo_field: str):
@@ -98,6 +100,7 @@ def embed(service: ServiceDep, _key: RecognitionKey, _slot: InferenceSlot,
 def verify(
     service: ServiceDep,
     _key: RecognitionKey,
+    collection: CollectionDep,
     _slot: InferenceSlot,
     image: Annotated[UploadFile, File(description="the photo")],
     person_id: Annotated[str, Form(min_length=1, description="the enrolled person to compare with")],
@@ -105,7 +108,7 @@ def verify(
     box: Annotated[str | None, Form(description="x1,y1,x2,y2 of the face to use, when a photo has several")] = None,
 ):
     return service.verify(read_upload(image, service.settings.max_upload_bytes), person_id, threshold,
-                          parse_box(box))
+                          parse_box(box), collection)
 
 
 @router.post("/detect", response_model=DetectOut, responses=error_responses(*PHOTO_ERRORS),

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 
 from ... import keys
 from ...schemas import KeyCreate, KeyCreated, KeyOut, ModelOut, error_responses
-from ..deps import AdminKey, RecognitionKey, ServiceDep
+from ..deps import CollectionDep, DeploymentAdminKey, RecognitionKey, ServiceDep
 from ..gate import GatedRoute
 
 router = APIRouter(tags=["system"], route_class=GatedRoute)
@@ -16,10 +16,10 @@ router = APIRouter(tags=["system"], route_class=GatedRoute)
 
 @router.get("/model", response_model=ModelOut, responses=error_responses(401, 429, 503),
             summary="The encoder, the thresholds that apply, the gallery's size")
-def model(service: ServiceDep, _key: RecognitionKey):
+def model(service: ServiceDep, _key: RecognitionKey, collection: CollectionDep):
     """The encoder, the thresholds in force (by number of enrollment photos) and the stranger-accept rate they
     stand for at this gallery's size."""
-    return service.model_info()
+    return service.model_info(collection)
 
 
 @router.get("/health")
@@ -47,27 +47,28 @@ async def ready(request: Request):
 
 
 def _key_out(k) -> KeyOut:
-    return KeyOut(id=k.id, name=k.name, role=k.role, prefix=k.prefix, created_at=k.created_at, revoked_at=k.revoked_at)
+    return KeyOut(id=k.id, name=k.name, role=k.role, prefix=k.prefix, created_at=k.created_at, revoked_at=k.revoked_at,
+                  collection=k.collection)
 
 
 KEY_ERRORS = error_responses(401, 403, 422, 429, 503)
 
 
 @router.get("/keys", response_model=list[KeyOut], responses=KEY_ERRORS)
-def list_keys(service: ServiceDep, _key: AdminKey):
+def list_keys(service: ServiceDep, _key: DeploymentAdminKey):
     """Every API key (secrets are never shown again; only their first characters)."""
     return [_key_out(k) for k in keys.list_keys(service.sessions)]
 
 
 @router.post("/keys", response_model=KeyCreated, status_code=status.HTTP_201_CREATED,
              responses={**KEY_ERRORS, **error_responses(413)})
-def create_key(service: ServiceDep, _key: AdminKey, body: KeyCreate):
+def create_key(service: ServiceDep, _key: DeploymentAdminKey, body: KeyCreate):
     """A new key for a role (admin or recognition); its secret is in the answer, shown this once."""
-    key, secret = keys.create_key(service.sessions, body.name, body.role)
+    key, secret = keys.create_key(service.sessions, body.name, body.role, collection=body.collection)
     return KeyCreated(**_key_out(key).model_dump(), key=secret)
 
 
 @router.delete("/keys/{key_id}", response_model=KeyOut, responses={**KEY_ERRORS, **error_responses(404, 409)})
-def revoke_key(service: ServiceDep, _key: AdminKey, key_id: str):
+def revoke_key(service: ServiceDep, _key: DeploymentAdminKey, key_id: str):
     """Revoke a key: it stops working at once. The last admin key cannot be revoked."""
     return _key_out(keys.revoke_key(service.sessions, key_id))

@@ -1,0 +1,62 @@
+"""`/api/v1/collections/{collection}/…`: every operation of one collection, served by the same routes as today's.
+
+Today's routes are the `default` collection's, so no client breaks. Rather than declare every
+route twice, this middleware maps a collection's path onto the route it names and records the
+collection in the request's scope; the key check (app/api/deps.py) reads it before the body,
+refuses a key bound to another collection (403) and an unknown collection (404, after the key),
+and every operation works within it. The OpenAPI document lists the collection paths too
+(:func:`with_collection_paths`), so clients and schemathesis see them.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+from .deps import COLLECTION_SCOPE
+
+PREFIX = "/api/v1"
+# the operations that work within one collection (keys, events, webhooks and collections are deployment-wide)
+SCOPED = ("enroll", "people", "identify", "verify", "detect", "compare", "embed", "model")
+_PATH = re.compile(rf"^{PREFIX}/collections/([^/]+)/({'|'.join(SCOPED)})(/.*)?$")
+
+
+class CollectionPaths:
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            match = _PATH.match(scope.get("path", ""))
+            if match:
+                name, operation, rest = match.group(1), match.group(2), match.group(3) or ""
+                path = f"{PREFIX}/{operation}{rest}"
+                scope = {**scope, "path": path, "raw_path": path.encode(), COLLECTION_SCOPE: name}
+        await self.app(scope, receive, send)
+
+
+def with_collection_paths(spec: dict) -> dict:
+    """The document with each collection-scoped path also under /collections/{collection}/."""
+    paths = spec.get("paths", {})
+    parameter = {"name": "collection", "in": "path", "required": True,
+                 "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"},
+                 "description": "the collection (today's paths are `default`'s)"}
+    error = next((op["responses"]["404"] for item in paths.values() for op in item.values()
+                  if "404" in op.get("responses", {})), None)
+    added = {}
+    for path, item in paths.items():
+        rest = path[len(PREFIX) + 1:] if path.startswith(PREFIX + "/") else ""
+        if rest.split("/")[0] not in SCOPED:
+            continue
+        twin = copy.deepcopy(item)
+        for method, op in twin.items():
+            op["operationId"] = f"{op.get('operationId', method + path)}_in_collection"
+            op["parameters"] = [parameter, *op.get("parameters", [])]
+            op["tags"] = [*op.get("tags", []), "collections"]
+            if error is not None:  # an unknown collection (404) or a malformed name (422)
+                for status, text in (("404", "not_found: no such collection (or person)"),
+                                     ("422", "validation_error")):
+                    op["responses"].setdefault(status, {**error, "description": text})
+        added[f"{PREFIX}/collections/{{collection}}/{rest}"] = twin
+    spec["paths"] = {**paths, **added}
+    return spec

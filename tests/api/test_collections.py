@@ -1,0 +1,172 @@
+"""Collections: galleries of their own in one deployment, keys bound to one, today's routes as `default`'s."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from .conftest import ADMIN, upload
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _key(client, collection, role="recognition"):
+    r = client.post("/api/v1/keys", json={"name": f"{role} of {collection}", "role": role, "collection": collection})
+    assert r.status_code == 201, r.text
+    assert r.json()["collection"] == collection
+    return {"X-API-Key": r.json()["key"]}
+
+
+def _enroll(client, collection, who, photos, n=2, headers=None):
+    path = "/api/v1/enroll" if collection == "default" else f"/api/v1/collections/{collection}/enroll"
+    r = client.post(path, data={"name": who.replace("_", " ")}, headers=headers,
+                    files=[upload(p, "images") for p in photos[who][:n]])
+    assert r.status_code == 201, r.text
+    return r.json()["person"]["id"]
+
+
+def _named(client, collection, photo, headers=None):
+    r = client.post(f"/api/v1/collections/{collection}/identify", files=[upload(photo)], headers=headers)
+    assert r.status_code == 200, r.text
+    person = r.json()["faces"][0]["person"]
+    return person and person["id"]
+
+
+def test_keys_of_one_collection_never_reach_another(client, photos):
+    for name in ("warehouse", "office"):
+        assert client.post("/api/v1/collections", json={"name": name}).status_code == 201
+    emma = _enroll(client, "office", "Emma_Watson", photos)
+    wen = _enroll(client, "warehouse", "Wen_Jiabao", photos)
+    door, warehouse_admin = _key(client, "warehouse"), _key(client, "warehouse", "admin")
+
+    probe = photos["Emma_Watson"][2]
+    assert _named(client, "office", probe) == emma
+    for headers in (door, warehouse_admin):
+        r = client.post("/api/v1/collections/office/identify", files=[upload(probe)], headers=headers)
+        assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden")
+        r = client.post("/api/v1/identify", files=[upload(probe)], headers=headers)  # today's = default's
+        assert r.status_code == 403
+    r = client.get("/api/v1/collections/office/people", headers=warehouse_admin)
+    assert r.status_code == 403 and "Emma" not in r.text
+    assert [p["id"] for p in client.get("/api/v1/collections/warehouse/people",
+                                        headers=warehouse_admin).json()["items"]] == [wen]
+    r = client.get(f"/api/v1/collections/warehouse/people/{emma}", headers=warehouse_admin)
+    assert r.status_code == 404  # another collection's person does not exist here
+    for path in ("/api/v1/collections", "/api/v1/keys", "/api/v1/events"):  # deployment-wide lists
+        assert client.get(path, headers=warehouse_admin).status_code == 403
+    # the warehouse's door key identifies in the warehouse
+    assert _named(client, "warehouse", photos["Wen_Jiabao"][2], door) == wen
+    # a collection admin key cannot sign in to the (deployment-wide) admin page
+    form = client.get("/admin/login").text
+    token = re.search(r'name="login_token" value="([^"]+)"', form).group(1)
+    page = client.post("/admin/login", data={"secret": warehouse_admin["X-API-Key"], "login_token": token},
+                       follow_redirects=False)
+    assert page.status_code == 403 and "works in collection &#39;warehouse&#39; only" in page.text
+    assert "faceshot_admin=" not in page.headers.get("set-cookie", "")
+    # an unknown collection: 404 after the key is checked, 401 without one
+    assert client.post("/api/v1/collections/nowhere/identify", files=[upload(probe)]).status_code == 404
+    assert client.post("/api/v1/collections/nowhere/identify", files=[upload(probe)],
+                       headers={"X-API-Key": "fs_wrong"}).status_code == 401
+
+
+def test_identify_in_one_collection_never_names_a_person_of_another(client, photos):
+    assert client.post("/api/v1/collections", json={"name": "lab"}).status_code == 201
+    probe = photos["Emma_Watson"][2]
+    in_lab = _enroll(client, "lab", "Emma_Watson", photos)
+    assert _named(client, "default", probe) is None  # the same face is only in lab
+    assert _named(client, "lab", probe) == in_lab
+    in_default = _enroll(client, "default", "Emma_Watson", photos)
+    assert _named(client, "default", probe) == in_default and _named(client, "lab", probe) == in_lab
+    # each collection has its own operating point (its own gallery size)
+    sizes = {c: client.get(f"/api/v1/collections/{c}/model").json()["operating_point"]["gallery_size"]
+             for c in ("default", "lab")}
+    assert sizes == {"default": 1, "lab": 1}
+    _enroll(client, "lab", "Wen_Jiabao", photos)
+    assert client.get("/api/v1/collections/lab/model").json()["gallery"]["people"] == 2
+    assert client.get("/api/v1/model").json()["gallery"]["people"] == 1  # today's route: default's
+
+
+def test_move_and_copy_between_collections(client, photos):
+    assert client.post("/api/v1/collections", json={"name": "north"}).status_code == 201
+    probe = photos["Emma_Watson"][2]
+    emma = _enroll(client, "default", "Emma_Watson", photos)
+    r = client.post(f"/api/v1/people/{emma}/move", json={"to": "north"})
+    assert r.status_code == 200 and r.json()["id"] == emma
+    assert _named(client, "default", probe) is None and _named(client, "north", probe) == emma
+    r = client.post(f"/api/v1/collections/north/people/{emma}/move", json={"to": "default", "mode": "copy"})
+    assert r.status_code == 200 and r.json()["id"] != emma and r.json()["face_count"] == 2
+    copy_id = r.json()["id"]
+    assert _named(client, "default", probe) == copy_id and _named(client, "north", probe) == emma
+    faces = client.get(f"/api/v1/people/{copy_id}/faces").json()
+    assert all(f["has_image"] for f in faces)  # the photos were copied too
+
+
+def test_deleting_a_collection_removes_exactly_its_people_photos_keys_and_index(client, photos, tmp_path):
+    assert client.post("/api/v1/collections", json={"name": "temp"}).status_code == 201
+    kept = _enroll(client, "default", "Wen_Jiabao", photos)
+    gone = [_enroll(client, "temp", who, photos) for who in ("Emma_Watson", "Leonid_Kuchma")]
+    door = _key(client, "temp")
+    images = tmp_path / "data" / "images"
+    before = {p.name for p in images.iterdir()}
+    gone_files = {f"{f['id']}.img" for pid in gone
+                  for f in client.get(f"/api/v1/collections/temp/people/{pid}/faces").json()}
+    assert gone_files <= before
+    assert client.delete("/api/v1/collections/temp").status_code == 204
+    assert {p.name for p in images.iterdir()} == before - gone_files
+    assert [p["id"] for p in client.get("/api/v1/people").json()["items"]] == [kept]
+    assert client.post("/api/v1/collections/temp/identify", files=[upload(photos["Emma_Watson"][2])],
+                       headers={"X-API-Key": ADMIN}).status_code == 404
+    assert client.get("/api/v1/model", headers=door).status_code == 401  # its keys are gone
+    assert client.delete("/api/v1/collections/default").status_code == 409
+    assert [c["name"] for c in client.get("/api/v1/collections").json()] == ["default"]
+
+
+def test_another_worker_sees_a_collections_people(make_client, tmp_path, photos):
+    a = make_client(tmp_path / "data")
+    b = make_client(tmp_path / "data")
+    assert a.post("/api/v1/collections", json={"name": "site2"}).status_code == 201
+    emma = _enroll(a, "site2", "Emma_Watson", photos)
+    assert _named(b, "site2", photos["Emma_Watson"][2]) == emma
+    assert _named(b, "default", photos["Emma_Watson"][2]) is None
+
+
+def test_the_migration_keeps_every_person_face_and_photo_in_default(tmp_path):
+    """A database of 0004 (before collections), with a person, a face and a key: all there after the upgrade."""
+    from alembic import command
+    from alembic.config import Config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.attributes["sqlalchemy_url"] = url
+    command.upgrade(cfg, "0004")
+    engine = create_engine(url)
+    embedding = bytes(range(256)) * 2
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO people (id, name, metadata, created_at, updated_at) VALUES "
+                          "('p1', 'Ada', '{}', '2026-01-01', '2026-01-01')"))
+        conn.execute(text("INSERT INTO faces (id, person_id, embedding, encoder_hash, box, det_score, image_file, "
+                          "created_at) VALUES ('f1', 'p1', :e, 'h', '[1,2,3,4]', 0.9, 'f1.img', '2026-01-01')"),
+                     {"e": embedding})
+        conn.execute(text("INSERT INTO api_keys (id, name, role, prefix, key_hash, created_at) VALUES "
+                          "('k1', 'door', 'recognition', 'fs_', 'x', '2026-01-01')"))
+    command.upgrade(cfg, "head")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT collection FROM people WHERE id='p1'")).scalar_one() == "default"
+        assert conn.execute(text("SELECT embedding FROM faces WHERE id='f1'")).scalar_one() == embedding
+        assert conn.execute(text("SELECT image_file FROM faces WHERE id='f1'")).scalar_one() == "f1.img"
+        assert conn.execute(text("SELECT collection FROM api_keys WHERE id='k1'")).scalar_one() is None
+        assert [r[0] for r in conn.execute(text("SELECT name FROM collections"))] == ["default"]
+    command.downgrade(cfg, "0004")  # and back, nothing lost
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM faces")).scalar_one() == 1
+    engine.dispose()
+
+
+@pytest.mark.parametrize("bad", ["UPPER", "-dash", "a" * 65, "sp ace"])
+def test_collection_names_are_checked(client, bad):
+    r = client.post("/api/v1/collections", json={"name": bad})
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "validation_error")
