@@ -157,6 +157,8 @@ def cmd_import(args) -> int:
     from models.dataset_embeddings import list_image_folder
     from models.errors import FaceshotError
 
+    from .audit import CLI
+
     _apply_overrides(args)
     service = _service(_settings())
     folders = list_image_folder(args.dir)
@@ -181,7 +183,7 @@ def cmd_import(args) -> int:
         if not prepared:
             continue
         try:
-            result = service.enroll(name, prepared, collection=collection)
+            result = service.enroll(name, prepared, collection=collection, actor=CLI)
             enrolled.append({"name": name, "id": result.person.id, "photos": len(prepared),
                              "warnings": [w["code"] for w in result.warnings]})
         except FaceshotError as exc:
@@ -272,12 +274,13 @@ def cmd_reembed(args) -> int:
 
 def cmd_admin_key(args) -> int:
     """Mint a new admin key and print it once: the operator's way back in without a restart."""
+    from .audit import CLI
     from .keys import create_key
 
     _apply_overrides(args)
     db, _ = _prepared(_settings())
     try:
-        key, secret = create_key(db.sessions, args.name, "admin")
+        key, secret = create_key(db.sessions, args.name, "admin", actor=CLI)
     finally:
         db.close()
     print(secret)

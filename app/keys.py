@@ -12,6 +12,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
+from . import audit
+from .audit import Actor
 from .core.config import Settings
 from .errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from .models import ApiKey, Collection
@@ -35,7 +37,7 @@ def display_prefix(secret: str) -> str:
 
 
 def create_key(sessions: sessionmaker, name: str, role: str, secret: str | None = None,
-               collection: str | None = None) -> tuple[ApiKey, str]:
+               collection: str | None = None, actor: Actor | None = None) -> tuple[ApiKey, str]:
     """A new key for ``role``, working in one ``collection`` (None: every collection)."""
     if role not in ROLES:
         raise ValidationFailed(f"role must be one of {ROLES}.", {"field": "role"})
@@ -46,6 +48,9 @@ def create_key(sessions: sessionmaker, name: str, role: str, secret: str | None 
         key = ApiKey(name=name.strip() or role, role=role, prefix=display_prefix(secret), key_hash=hash_key(secret),
                      collection=collection)
         session.add(key)
+        session.flush()
+        audit.record(session, actor, "key.create", collection=collection, target=key.id,
+                     details={"name": key.name, "role": role})
     return key, secret
 
 
@@ -72,7 +77,7 @@ def list_keys(sessions: sessionmaker) -> list[ApiKey]:
         return list(session.execute(select(ApiKey).order_by(ApiKey.created_at)).scalars())
 
 
-def revoke_key(sessions: sessionmaker, key_id: str) -> ApiKey:
+def revoke_key(sessions: sessionmaker, key_id: str, actor: Actor | None = None) -> ApiKey:
     with sessions.begin() as session:
         active_admins = _lock_active_admins(session)
         key = session.get(ApiKey, key_id)
@@ -82,6 +87,8 @@ def revoke_key(sessions: sessionmaker, key_id: str) -> ApiKey:
             raise Conflict("This is the last admin key; create another admin key before revoking it.",
                            {"key_id": key_id})
         key.revoked_at = key.revoked_at or datetime.now(timezone.utc)
+        audit.record(session, actor, "key.revoke", collection=key.collection, target=key.id,
+                     details={"name": key.name, "role": key.role})
         return key
 
 

@@ -70,6 +70,9 @@ EXAMPLES = {
     "DeliveryOut": {"id": "e9f8a9f1c2a7e5b4d4c0e8a6f3b2d1c0", "event_id": EVENT["id"], "state": "delivered",
                     "attempts": 1, "next_attempt_at": WHEN, "last_status": 204, "last_error": None,
                     "delivered_at": WHEN},
+    "AuditPage": {"items": [{"time": WHEN, "actor": {"kind": "key", "id": KEY_ID, "name": "reception admin"},
+                             "collection": "default", "action": "person.delete", "target": PERSON_ID,
+                             "details": {"name": "Ada Lovelace", "faces": 2}}], "total": 1, "limit": 100, "offset": 0},
     "ErrorOut": {"error": {"code": "multiple_faces", "message": "The image holds 2 faces of similar size; say which "
                            "one with `box`.", "details": {"faces": [BOX, BOX], "image_index": 0}}},
 }

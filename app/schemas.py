@@ -355,6 +355,25 @@ class DeliveryOut(BaseModel):
     delivered_at: UtcDatetime | None
 
 
+class AuditEntryOut(BaseModel):
+    time: UtcDatetime
+    actor: dict[str, Any] = Field(description="{kind: key|password|cli|system, id, name}: who did it")
+    collection: str | None
+    action: str = Field(description="person.enroll, person.update, person.delete, person.move, face.add, "
+                                    "face.delete, key.create, key.revoke, webhook.create, webhook.delete, "
+                                    "collection.create, collection.delete")
+    target: str | None = Field(description="the person's, key's, webhook's or collection's id")
+    details: dict[str, Any] = Field(description="e.g. the person's name, the fields changed, where to")
+
+
+class AuditPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["AuditPage"]]})
+    items: list[AuditEntryOut]
+    total: int
+    limit: int
+    offset: int
+
+
 # -- the one error shape ------------------------------------------------------------------------------
 class ErrorBody(BaseModel):
     code: str = Field(description="stable and machine-readable, e.g. no_face, image_too_large, unauthorized")

@@ -24,8 +24,9 @@ from models.operating_point import OperatingPoint, fixed_operating_point, one_to
 from models.pipeline import FacePipeline
 from models.prototypes import prototype
 
-from . import crud
+from . import audit, crud
 from .admission import InferenceQueue
+from .audit import Actor
 from .core.config import Settings
 from .core.db import Database
 from .embeddings import check_embedding
@@ -84,6 +85,7 @@ class FaceService:
         self.queue = InferenceQueue(settings.inference_queue)
         self.events = EventLog(settings, self.sessions) if db is not None else None
         self.webhooks = Webhooks(settings, self.sessions) if db is not None else None
+        self.audit = audit.AuditLog(self.sessions) if db is not None else None
         # per collection: (its gallery's composition, the operating point it gives)
         self._operating: dict[str, tuple[tuple, OperatingPoint]] = {}
 
@@ -234,7 +236,8 @@ class FaceService:
         return faces
 
     def enroll(self, name: str, prepared: list[PreparedFace], external_id: str | None = None,
-               metadata: dict | None = None, collection: str = DEFAULT_COLLECTION) -> EnrollResult:
+               metadata: dict | None = None, collection: str = DEFAULT_COLLECTION,
+               actor: Actor | None = None) -> EnrollResult:
         """A new person with their photos, all or nothing."""
         name = clean_name(name)
         self.sync(force=True)
@@ -247,6 +250,8 @@ class FaceService:
                             collection=collection)
             session.add(person)
             session.flush()
+            audit.record(session, actor, "person.enroll", collection=collection, target=person_id,
+                         details={"name": name, "faces": len(prepared)})
             return EnrollResult(person, self._store_faces(session, person, prepared, names), warnings)
 
         return self.gallery_sync.write(work, touched={person_id}, new_photos=[n for _, n in names if n])
@@ -271,6 +276,8 @@ class FaceService:
                 person.created_at = created_at
             session.add(person)
             session.flush()
+            audit.record(session, audit.CLI, "person.import", collection=collection, target=person_id,
+                         details={"name": name, "faces": len(faces)})
             stored = self._store_faces(session, person, prepared, names)
             for face, (_, _, when) in zip(stored, faces):
                 if when is not None:
@@ -280,7 +287,7 @@ class FaceService:
         return self.gallery_sync.write(work, touched={person_id}, new_photos=[n for _, n in names if n])
 
     def add_faces(self, person_id: str, prepared: list[PreparedFace],
-                  collection: str = DEFAULT_COLLECTION) -> EnrollResult:
+                  collection: str = DEFAULT_COLLECTION, actor: Actor | None = None) -> EnrollResult:
         """More photos for a person, all or nothing."""
         self.sync(force=True)
         warnings = self._warnings(person_id, self._existing(person_id, collection), prepared, collection)
@@ -288,12 +295,14 @@ class FaceService:
 
         def work(session):
             person = crud.get_person(session, person_id=person_id, collection=collection)
+            audit.record(session, actor, "face.add", collection=collection, target=person_id,
+                         details={"name": person.name, "faces": len(prepared)})
             return EnrollResult(person, self._store_faces(session, person, prepared, names), warnings)
 
         return self.gallery_sync.write(work, touched={person_id}, new_photos=[n for _, n in names if n])
 
     def create_person(self, name: str, external_id: str | None = None, metadata: dict | None = None,
-                      collection: str = DEFAULT_COLLECTION) -> Person:
+                      collection: str = DEFAULT_COLLECTION, actor: Actor | None = None) -> Person:
         name = clean_name(name)
 
         def work(session):
@@ -301,12 +310,14 @@ class FaceService:
             person = Person(name=name, external_id=external_id, meta=metadata or {}, collection=collection)
             session.add(person)
             session.flush()
+            audit.record(session, actor, "person.create", collection=collection, target=person.id,
+                         details={"name": name})
             return person
 
         return self.gallery_sync.write(work)
 
     def update_person(self, person_id: str, name: str | None, external_id: str | None, metadata: dict | None,
-                      fields: set[str], collection: str = DEFAULT_COLLECTION) -> Person:
+                      fields: set[str], collection: str = DEFAULT_COLLECTION, actor: Actor | None = None) -> Person:
         """Change the ``fields`` named (a field sent as null is cleared; one not sent is kept)."""
         def work(session):
             person = crud.get_person(session, person_id=person_id, collection=collection)
@@ -317,11 +328,13 @@ class FaceService:
             if "metadata" in fields:
                 person.meta = metadata or {}
             session.flush()
+            audit.record(session, actor, "person.update", collection=collection, target=person_id,
+                         details={"name": person.name, "fields": sorted(fields)})
             return person
 
         return self.gallery_sync.write(work, touched={person_id})
 
-    def delete_person(self, person_id: str, collection: str = DEFAULT_COLLECTION) -> None:
+    def delete_person(self, person_id: str, collection: str = DEFAULT_COLLECTION, actor: Actor | None = None) -> None:
         """The person with their faces, embeddings and stored photos."""
         doomed: list[str] = []
 
@@ -329,22 +342,27 @@ class FaceService:
             person = crud.get_person(session, person_id=person_id, collection=collection)
             doomed.extend(f.image_file for f in person.faces if f.image_file)
             self.photos.doom(session, doomed)
+            audit.record(session, actor, "person.delete", collection=collection, target=person_id,
+                         details={"name": person.name, "faces": len(person.faces)})
             session.delete(person)
 
         self.gallery_sync.write(work, touched={person_id})
         self.photos.remove(doomed)
 
-    def delete_face(self, person_id: str, face_id: str, collection: str = DEFAULT_COLLECTION) -> None:
+    def delete_face(self, person_id: str, face_id: str, collection: str = DEFAULT_COLLECTION,
+                    actor: Actor | None = None) -> None:
         doomed: list[str] = []
 
         def work(session):
-            crud.get_person(session, person_id=person_id, collection=collection)
+            owner = crud.get_person(session, person_id=person_id, collection=collection)
             face = session.get(Face, face_id)
             if face is None or face.person_id != person_id:
                 raise NotFound(f"Person {person_id} has no face {face_id}.", {"face_id": face_id})
             if face.image_file:
                 doomed.append(face.image_file)
             self.photos.doom(session, doomed)
+            audit.record(session, actor, "face.delete", collection=collection, target=person_id,
+                         details={"name": owner.name, "face_id": face_id})
             session.delete(face)
             session.flush()
             session.expire_all()
@@ -373,7 +391,7 @@ class FaceService:
         return data, media_type
 
     # -- collections -------------------------------------------------------------------------------
-    def create_collection(self, name: str):
+    def create_collection(self, name: str, actor: Actor | None = None):
         """A new, empty gallery (names: lowercase letters, digits, - and _; 1-64)."""
         if not COLLECTION_NAME.fullmatch(name or ""):
             raise ValidationFailed("A collection's name is 1-64 lowercase letters, digits, '-' or '_', starting with a "
@@ -385,6 +403,7 @@ class FaceService:
             collection = Collection(name=name)
             session.add(collection)
             session.flush()
+            audit.record(session, actor, "collection.create", collection=name, target=name)
             session.expunge(collection)
             return collection
 
@@ -398,7 +417,7 @@ class FaceService:
         with self.sessions() as session:
             crud.get_collection(session, name)
 
-    def delete_collection(self, name: str) -> dict:
+    def delete_collection(self, name: str, actor: Actor | None = None) -> dict:
         """The collection with exactly its people, faces, embeddings, photos, keys and index; not `default`."""
         if name == DEFAULT_COLLECTION:
             raise Conflict("The default collection cannot be deleted (today's routes are its own).",
@@ -418,6 +437,7 @@ class FaceService:
             for person in people:
                 session.delete(person)
             session.execute(delete(ApiKey).where(ApiKey.collection == name))
+            audit.record(session, actor, "collection.delete", collection=name, target=name, details=dict(counts))
             session.flush()
             session.execute(delete(Collection).where(Collection.name == name))
 
@@ -427,7 +447,8 @@ class FaceService:
         self._operating.pop(name, None)
         return counts
 
-    def move_person(self, person_id: str, collection: str, to: str, *, copy: bool = False) -> Person:
+    def move_person(self, person_id: str, collection: str, to: str, *, copy: bool = False,
+                    actor: Actor | None = None) -> Person:
         """Into collection ``to``: moved (the same id), or copied (a new person with copies of the faces and
         photos; the external id stays with the original, as it is unique)."""
         if copy:
@@ -437,13 +458,16 @@ class FaceService:
                                          image_bytes=self.photos.read(f.image_file) if f.image_file else None,
                                          image_type=f.image_type) for f in source.faces]
                 name, meta = source.name, dict(source.meta or {})
-            return self.enroll(name, prepared, metadata=meta, collection=to).person
+            return self.enroll(name, prepared, metadata=meta, collection=to,
+                               actor=actor).person  # its entry is the new person's enroll, in `to`
 
         def work(session):
             crud.get_collection(session, to)
             person = crud.get_person(session, person_id=person_id, collection=collection)
             person.collection = to
             session.flush()
+            audit.record(session, actor, "person.move", collection=collection, target=person_id,
+                         details={"name": person.name, "to": to})
             return person
 
         return self.gallery_sync.write(work, touched={person_id})

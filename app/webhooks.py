@@ -29,6 +29,7 @@ import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
+from . import audit
 from .core.config import Settings
 from .errors import NotFound, ValidationFailed
 from .events import event_dict
@@ -57,7 +58,7 @@ class Webhooks:
         self._housekeeping = lambda: None
 
     # -- registration --------------------------------------------------------------------------
-    def create(self, url: str) -> tuple[Webhook, str]:
+    def create(self, url: str, actor=None) -> tuple[Webhook, str]:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
             raise ValidationFailed("A webhook URL is an http:// or https:// URL with a host.", {"field": "url"})
@@ -66,6 +67,7 @@ class Webhooks:
             hook = Webhook(url=url, secret=secret)
             session.add(hook)
             session.flush()
+            audit.record(session, actor, "webhook.create", target=hook.id, details={"url": url})
             session.expunge(hook)
         return hook, secret
 
@@ -81,11 +83,12 @@ class Webhooks:
                             "deliveries": {s: int(counts.get(s, 0)) for s in ("pending", "delivered", "failed")}})
             return out
 
-    def delete(self, hook_id: str) -> None:
+    def delete(self, hook_id: str, actor=None) -> None:
         with self.sessions.begin() as session:
             hook = session.get(Webhook, hook_id)
             if hook is None:
                 raise NotFound(f"No webhook with id {hook_id}.", {"webhook_id": hook_id})
+            audit.record(session, actor, "webhook.delete", target=hook_id, details={"url": hook.url})
             session.delete(hook)
 
     def deliveries(self, hook_id: str, limit: int = 100) -> list[WebhookDelivery]:

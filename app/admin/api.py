@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi import APIRouter, File, Form, Request, UploadFile, status
 from fastapi.responses import JSONResponse
 
 from ..api.deps import InferenceSlot, ServiceDep, parse_box, read_upload
 from ..errors import ValidationFailed
 from ..inference import MAX_FACES_PER_ENROLL
 from ..inputs import parse_metadata
-from .auth import AdminRoute, AdminWrite
+from .auth import AdminRoute, AdminWrite, actor_of
 
 router = APIRouter(prefix="/admin/api", route_class=AdminRoute, include_in_schema=False)
 
@@ -52,24 +52,25 @@ def check(service: ServiceDep, _s: AdminWrite, _slot: InferenceSlot, images: Ann
 
 
 @router.post("/enroll", status_code=status.HTTP_201_CREATED)
-def enroll(service: ServiceDep, _s: AdminWrite, _slot: InferenceSlot, name: Annotated[str, Form()],
+def enroll(request: Request, service: ServiceDep, session: AdminWrite, _slot: InferenceSlot,
+           name: Annotated[str, Form()],
            images: Annotated[list[UploadFile], File()], boxes: Annotated[list[str], Form()] = [],  # noqa: B006
            external_id: Annotated[str | None, Form(max_length=200)] = None,
            metadata: Annotated[str | None, Form()] = None):
     meta = parse_metadata(metadata)  # refused before any photo is read
     result = service.enroll(name, _prepare(service, images, boxes), external_id=(external_id or "").strip() or None,
-                            metadata=meta)
+                            metadata=meta, actor=actor_of(request, session))
     return JSONResponse({"person": {"id": result.person.id, "name": result.person.name},
                          "faces": len(result.faces), "warnings": result.warnings,
                          "url": f"/admin/people/{result.person.id}?done=enrolled"}, status_code=201)
 
 
 @router.post("/people/{person_id}/faces", status_code=status.HTTP_201_CREATED)
-def add_faces(service: ServiceDep, _s: AdminWrite, _slot: InferenceSlot, person_id: str,
+def add_faces(request: Request, service: ServiceDep, session: AdminWrite, _slot: InferenceSlot, person_id: str,
               images: Annotated[list[UploadFile], File()], boxes: Annotated[list[str], Form()] = []):  # noqa: B006
     """More photos for a person, with the faces chosen on the page (the enroll page's "add to them instead" too)."""
     service.get_person(person_id)  # 404 before any photo is read
-    result = service.add_faces(person_id, _prepare(service, images, boxes))
+    result = service.add_faces(person_id, _prepare(service, images, boxes), actor=actor_of(request, session))
     return JSONResponse({"faces": len(result.faces), "warnings": result.warnings,
                          "url": f"/admin/people/{person_id}?done=faces_added"}, status_code=201)
 

@@ -132,3 +132,15 @@ def safe_next(target: str | None) -> str:
     if target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target:
         return target
     return "/admin/people"
+
+
+def actor_of(request: Request, session: AdminSession):
+    """Who the audit log says made a change on the admin page: the signed-in key (its name), or the password."""
+    from ..audit import PASSWORD, Actor
+    from ..models import ApiKey
+
+    if session.by == "password":
+        return PASSWORD
+    with request.app.state.service.sessions() as db:
+        key = db.get(ApiKey, session.by)
+    return Actor("key", session.by, f"{key.name if key else 'admin key'} (admin page)")

@@ -24,7 +24,7 @@ from ..api.deps import ServiceDep, client_address
 from ..errors import Forbidden, Unauthorized
 from ..events import event_dict
 from ..inputs import parse_metadata
-from .auth import Admin, AdminRoute, AdminWrite, safe_next, signer
+from .auth import Admin, AdminRoute, AdminWrite, actor_of, safe_next, signer
 from .session import COOKIE, LOGIN_COOKIE
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates" / "admin")
@@ -156,13 +156,14 @@ def person_page(request: Request, service: ServiceDep, _s: Admin, person_id: str
 
 
 @router.post("/people/{person_id}/details")
-def save_details(request: Request, service: ServiceDep, _s: AdminWrite, person_id: str,
+def save_details(request: Request, service: ServiceDep, session: AdminWrite, person_id: str,
                  name: Annotated[str, Form()] = "", external_id: Annotated[str, Form()] = "",
                  metadata: Annotated[str, Form()] = ""):
     """Name, external id and metadata as the form shows them (an empty external id or metadata clears it)."""
     try:
         meta = parse_metadata(metadata) if metadata.strip() else {}
-        service.update_person(person_id, name, external_id.strip() or None, meta, {"name", "external_id", "metadata"})
+        service.update_person(person_id, name, external_id.strip() or None, meta, {"name", "external_id", "metadata"},
+                              actor=actor_of(request, session))
     except FaceshotError as exc:
         return render(request, "person.html", exc.status if exc.status < 500 else 422,
                       person=person_view(service, service.get_person(person_id)),
@@ -171,8 +172,8 @@ def save_details(request: Request, service: ServiceDep, _s: AdminWrite, person_i
 
 
 @router.post("/people/{person_id}/faces/{face_id}/delete")
-def delete_face(service: ServiceDep, _s: AdminWrite, person_id: str, face_id: str):
-    service.delete_face(person_id, face_id)
+def delete_face(request: Request, service: ServiceDep, session: AdminWrite, person_id: str, face_id: str):
+    service.delete_face(person_id, face_id, actor=actor_of(request, session))
     return RedirectResponse(f"/admin/people/{person_id}?done=face_deleted", status_code=303)
 
 
@@ -183,8 +184,8 @@ def confirm_delete(request: Request, service: ServiceDep, _s: Admin, person_id: 
 
 
 @router.post("/people/{person_id}/delete")
-def delete_person(service: ServiceDep, _s: AdminWrite, person_id: str):
-    service.delete_person(person_id)
+def delete_person(request: Request, service: ServiceDep, session: AdminWrite, person_id: str):
+    service.delete_person(person_id, actor=actor_of(request, session))
     return RedirectResponse("/admin/people?done=person_deleted", status_code=303)
 
 
@@ -286,7 +287,7 @@ def event_face(service: ServiceDep, _s: Admin, event_id: str):
 def add_webhook(request: Request, service: ServiceDep, session: AdminWrite, url: Annotated[str, Form()] = ""):
     """Add, then redirect (a reload adds no second webhook); its secret is shown once by the GET."""
     try:
-        hook, secret = service.webhooks.create(url.strip())
+        hook, secret = service.webhooks.create(url.strip(), actor_of(request, session))
     except FaceshotError as exc:
         return _events_page(request, service, 422, error=exc.message)
     response = RedirectResponse("/admin/events", status_code=303)
@@ -297,8 +298,8 @@ def add_webhook(request: Request, service: ServiceDep, session: AdminWrite, url:
 
 
 @router.post("/webhooks/{webhook_id}/delete")
-def delete_webhook(service: ServiceDep, _s: AdminWrite, webhook_id: str):
-    service.webhooks.delete(webhook_id)
+def delete_webhook(request: Request, service: ServiceDep, session: AdminWrite, webhook_id: str):
+    service.webhooks.delete(webhook_id, actor_of(request, session))
     return RedirectResponse("/admin/events?done=webhook_removed", status_code=303)
 
 
@@ -307,7 +308,8 @@ def _settings_page(request: Request, service, status_code: int = 200, **extra):
     info = service.model_info()  # what GET /api/v1/model says, from the same place
     return render(request, "settings.html", status_code, section="settings", encoder=info.encoder,
                   op=info.operating_point, counts=info.gallery, store_images=info.store_images,
-                  keys=keys.list_keys(service.sessions), signed_in_by=request.state.admin.by, **extra)
+                  keys=keys.list_keys(service.sessions), signed_in_by=request.state.admin.by,
+                  audit=service.audit.list(limit=20)[0], **extra)
 
 
 NEW_KEY_COOKIE = "faceshot_new_key"
@@ -325,12 +327,18 @@ def settings_page(request: Request, service: ServiceDep, session: Admin):
     return response
 
 
+@router.get("/audit.csv")
+def audit_csv(service: ServiceDep, _s: Admin):
+    return Response(service.audit.csv(), media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
+
+
 @router.post("/keys")
 def create_key(request: Request, service: ServiceDep, session: AdminWrite, name: Annotated[str, Form()] = "",
                role: Annotated[str, Form()] = "recognition"):
     """Create, then redirect (a reload must not create another key); the secret is shown once by the GET."""
     try:
-        key, secret = keys.create_key(service.sessions, name[:200], role)
+        key, secret = keys.create_key(service.sessions, name[:200], role, actor=actor_of(request, session))
     except FaceshotError as exc:
         return _settings_page(request, service, 422, error=exc.message)
     response = RedirectResponse("/admin/settings", status_code=303)
@@ -346,7 +354,7 @@ def revoke_key(request: Request, service: ServiceDep, session: AdminWrite, key_i
         return _settings_page(request, service, 409, error="That is the key you signed in with; "
                               "sign in with another admin key to revoke it.")
     try:
-        keys.revoke_key(service.sessions, key_id)
+        keys.revoke_key(service.sessions, key_id, actor_of(request, session))
     except FaceshotError as exc:  # e.g. the last admin key
         return _settings_page(request, service, exc.status, error=exc.message)
     return RedirectResponse("/admin/settings?done=key_revoked", status_code=303)

@@ -114,6 +114,9 @@ def test_enroll_identify_manage_sign_out(page, server, photos):
     assert httpx.get(f"{server.url}/api/v1/model", headers={"X-API-Key": secret}).status_code == 200
     page.get_by_role("button", name="Revoke key front door").click()
     expect(page.locator(".notice.ok")).to_have_text("Key revoked.")
+    # the audit log names the admin page's key for what was done here
+    expect(page.locator("table.audit tbody tr").first).to_contain_text("key.revoke")
+    expect(page.locator("table.audit")).to_contain_text("person.enroll")
     assert httpx.get(f"{server.url}/api/v1/model", headers={"X-API-Key": secret}).status_code == 401
 
     # Person page: delete a support photo, rename, then delete the person after confirming.

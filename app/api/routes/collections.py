@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Response, status
 from pydantic import ConfigDict, Field
 
+from ...audit import Actor
 from ...errors import Forbidden
 from ...schemas import CollectionIn, CollectionOut, PersonOut, _Strict, error_responses
 from ..deps import AdminKey, CollectionDep, DeploymentAdminKey, DeploymentRecognitionKey, ServiceDep
@@ -24,9 +25,9 @@ class MoveIn(_Strict):
 
 @router.post("/collections", status_code=status.HTTP_201_CREATED, response_model=CollectionOut,
              responses=error_responses(409, 413), summary="Create an empty collection (a gallery of its own)")
-def create_collection(service: ServiceDep, _key: DeploymentAdminKey, body: CollectionIn):
+def create_collection(service: ServiceDep, key: DeploymentAdminKey, body: CollectionIn):
     """Its operations are under /api/v1/collections/{name}/…; a key made with `collection` works there only."""
-    collection = service.create_collection(body.name)
+    collection = service.create_collection(body.name, Actor.of_key(key))
     return {"name": collection.name, "created_at": collection.created_at, "people": 0}
 
 
@@ -38,9 +39,9 @@ def list_collections(service: ServiceDep, _key: DeploymentRecognitionKey):
 
 @router.delete("/collections/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409),
                summary="Delete a collection with exactly its people, faces, photos, keys and index")
-def delete_collection(service: ServiceDep, _key: DeploymentAdminKey, name: str):
+def delete_collection(service: ServiceDep, key: DeploymentAdminKey, name: str):
     """`default` cannot be deleted."""
-    service.delete_collection(name)
+    service.delete_collection(name, Actor.of_key(key))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -50,5 +51,5 @@ def move_person(service: ServiceDep, key: AdminKey, collection: CollectionDep, p
     """From the path's collection into `to`. A key bound to one collection cannot move people out of it."""
     if key.collection is not None and body.to != key.collection:
         raise Forbidden(f"This key works in collection {key.collection!r} only.", {"key_collection": key.collection})
-    person = service.move_person(person_id, collection, body.to, copy=body.mode == "copy")
+    person = service.move_person(person_id, collection, body.to, copy=body.mode == "copy", actor=Actor.of_key(key))
     return PersonOut.of(service.get_person(person.id, body.to))

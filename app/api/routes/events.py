@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from ...audit import Actor
 from ...errors import ValidationFailed
 from ...events import NewEvent, event_dict
 from ...schemas import (
@@ -95,10 +96,10 @@ def presence(service: ServiceDep, _key: DeploymentAdminKey,
 
 @router.post("/webhooks", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated,
              responses=error_responses(413), summary="Register a URL that receives every recognition event")
-def create_webhook(service: ServiceDep, _key: DeploymentAdminKey, body: WebhookIn):
+def create_webhook(service: ServiceDep, key: DeploymentAdminKey, body: WebhookIn):
     """Each event is POSTed as JSON, signed (X-Faceshot-Signature: sha256 HMAC of `<timestamp>.<body>` under the
     secret answered here, once), retried with backoff; see the README's Webhooks section."""
-    hook, secret = service.webhooks.create(body.url)
+    hook, secret = service.webhooks.create(body.url, Actor.of_key(key))
     return {"id": hook.id, "url": hook.url, "created_at": hook.created_at, "secret": secret,
             "deliveries": {"pending": 0, "delivered": 0, "failed": 0}}
 
@@ -111,9 +112,9 @@ def list_webhooks(service: ServiceDep, _key: DeploymentAdminKey):
 
 @router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404),
                summary="Remove a webhook and its pending deliveries")
-def delete_webhook(service: ServiceDep, _key: DeploymentAdminKey, webhook_id: str):
+def delete_webhook(service: ServiceDep, key: DeploymentAdminKey, webhook_id: str):
     """Deliveries in flight finish; nothing new is sent to it."""
-    service.webhooks.delete(webhook_id)
+    service.webhooks.delete(webhook_id, Actor.of_key(key))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -122,3 +123,4 @@ def delete_webhook(service: ServiceDep, _key: DeploymentAdminKey, webhook_id: st
 def list_deliveries(service: ServiceDep, _key: DeploymentAdminKey, webhook_id: str):
     """pending (with the next attempt's time), delivered, or failed, with the receiver's last status or error."""
     return [DeliveryOut.model_validate(d) for d in service.webhooks.deliveries(webhook_id)]
+

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
+from ...audit import Actor
 from ...embeddings import parse_embeddings
 from ...errors import ValidationFailed
 from ...inputs import parse_metadata
@@ -32,7 +33,7 @@ def enroll_out(service, result: EnrollResult) -> EnrollOut:
              summary="Create a person from 1-2 photos in one call (all or nothing)")
 def enroll(
     service: ServiceDep,
-    _key: AdminKey,
+    key: AdminKey,
     collection: CollectionDep,
     _slot: InferenceSlot,
     name: Annotated[str, Form(min_length=1, max_length=200)],
@@ -51,7 +52,7 @@ def enroll(
     meta = parse_metadata(metadata)
     prepared = _prepared(service, images, image, box, embeddings, encoder_hash)
     return enroll_out(service, service.enroll(name, prepared, external_id=external_id, metadata=meta,
-                                              collection=collection))
+                                              collection=collection, actor=Actor.of_key(key)))
 
 
 def _prepared(service, images, image, box, embeddings, encoder_hash):
@@ -66,16 +67,16 @@ def _prepared(service, images, image, box, embeddings, encoder_hash):
 
 @router.post("/people", status_code=status.HTTP_201_CREATED, response_model=PersonOut,
              responses=error_responses(409, 413))
-def create_person(service: ServiceDep, _key: AdminKey, collection: CollectionDep, body: PersonCreate):
+def create_person(service: ServiceDep, key: AdminKey, collection: CollectionDep, body: PersonCreate):
     """A person without photos yet (add them with POST /people/{id}/faces); `external_id` must be unique."""
-    person = service.create_person(body.name, body.external_id, body.metadata, collection)
+    person = service.create_person(body.name, body.external_id, body.metadata, collection, Actor.of_key(key))
     return PersonOut.of(service.get_person(person.id, collection))
 
 
 @router.get("/people", response_model=PeoplePage)
 def list_people(
     service: ServiceDep,
-    _key: AdminKey,
+    key: AdminKey,
     collection: CollectionDep,
     search: Annotated[str | None, Query(description="part of a name or external id")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="people per page")] = 50,
@@ -94,20 +95,21 @@ def get_person(service: ServiceDep, _key: AdminKey, collection: CollectionDep, p
 
 
 @router.patch("/people/{person_id}", response_model=PersonOut, responses=error_responses(409, 413))
-def update_person(service: ServiceDep, _key: AdminKey, collection: CollectionDep, person_id: str,
+def update_person(service: ServiceDep, key: AdminKey, collection: CollectionDep, person_id: str,
                   body: PersonUpdate):
     """Change the fields sent: `name`, `external_id` (null clears it), `metadata` (replaced whole). An unknown
     field is refused (422)."""
-    service.update_person(person_id, body.name, body.external_id, body.metadata, body.model_fields_set, collection)
+    service.update_person(person_id, body.name, body.external_id, body.metadata, body.model_fields_set, collection,
+                          Actor.of_key(key))
     return PersonOut.of(service.get_person(person_id, collection))
 
 
 @router.delete("/people/{person_id}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Delete a person with their faces, embeddings and stored photos")
-def delete_person(service: ServiceDep, _key: AdminKey, collection: CollectionDep, person_id: str):
+def delete_person(service: ServiceDep, key: AdminKey, collection: CollectionDep, person_id: str):
     """The person with their faces, embeddings and stored photos; the gallery forgets them at once (every
     worker)."""
-    service.delete_person(person_id, collection)
+    service.delete_person(person_id, collection, Actor.of_key(key))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -116,7 +118,7 @@ def delete_person(service: ServiceDep, _key: AdminKey, collection: CollectionDep
              summary="Add support photos to a person (all or nothing)")
 def add_faces(
     service: ServiceDep,
-    _key: AdminKey,
+    key: AdminKey,
     collection: CollectionDep,
     _slot: InferenceSlot,
     person_id: str,
@@ -130,7 +132,7 @@ def add_faces(
     """More photos (or embeddings) for a person, all or nothing, with the same checks and warnings as enroll."""
     service.get_person(person_id, collection)  # 404 before any work on the photos
     prepared = _prepared(service, images, image, box, embeddings, encoder_hash)
-    return enroll_out(service, service.add_faces(person_id, prepared, collection))
+    return enroll_out(service, service.add_faces(person_id, prepared, collection, Actor.of_key(key)))
 
 
 @router.get("/people/{person_id}/faces", response_model=list[FaceOut])
@@ -140,9 +142,9 @@ def list_faces(service: ServiceDep, _key: AdminKey, collection: CollectionDep, p
 
 
 @router.delete("/people/{person_id}/faces/{face_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_face(service: ServiceDep, _key: AdminKey, collection: CollectionDep, person_id: str, face_id: str):
+def delete_face(service: ServiceDep, key: AdminKey, collection: CollectionDep, person_id: str, face_id: str):
     """One support face, its embedding and its stored photo."""
-    service.delete_face(person_id, face_id, collection)
+    service.delete_face(person_id, face_id, collection, Actor.of_key(key))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

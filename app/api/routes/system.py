@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
 from ... import keys
+from ...audit import Actor
 from ...schemas import KeyCreate, KeyCreated, KeyOut, ModelOut, error_responses
 from ..deps import CollectionDep, DeploymentAdminKey, RecognitionKey, ServiceDep
 from ..gate import GatedRoute
@@ -62,13 +63,14 @@ def list_keys(service: ServiceDep, _key: DeploymentAdminKey):
 
 @router.post("/keys", response_model=KeyCreated, status_code=status.HTTP_201_CREATED,
              responses={**KEY_ERRORS, **error_responses(413)})
-def create_key(service: ServiceDep, _key: DeploymentAdminKey, body: KeyCreate):
+def create_key(service: ServiceDep, by: DeploymentAdminKey, body: KeyCreate):
     """A new key for a role (admin or recognition); its secret is in the answer, shown this once."""
-    key, secret = keys.create_key(service.sessions, body.name, body.role, collection=body.collection)
+    key, secret = keys.create_key(service.sessions, body.name, body.role, collection=body.collection,
+                                  actor=Actor.of_key(by))
     return KeyCreated(**_key_out(key).model_dump(), key=secret)
 
 
 @router.delete("/keys/{key_id}", response_model=KeyOut, responses={**KEY_ERRORS, **error_responses(404, 409)})
-def revoke_key(service: ServiceDep, _key: DeploymentAdminKey, key_id: str):
+def revoke_key(service: ServiceDep, by: DeploymentAdminKey, key_id: str):
     """Revoke a key: it stops working at once. The last admin key cannot be revoked."""
-    return _key_out(keys.revoke_key(service.sessions, key_id))
+    return _key_out(keys.revoke_key(service.sessions, key_id, Actor.of_key(by)))

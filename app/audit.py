@@ -1,0 +1,86 @@
+"""The audit log: who enrolled, changed, moved or deleted whom (and which keys, webhooks and collections), when.
+
+An entry is written in the same transaction as the change it records, so the log has every
+change that happened and none that did not. The actor is the API key (its id and its name at the
+time), the admin page's password, or the command line. Photos and embeddings never go in it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from .models import AuditEntry, new_id
+
+CSV_FIELDS = ("time", "actor", "actor_id", "collection", "action", "target", "details")
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: str  # key | password | cli | system
+    id: str | None
+    name: str
+
+    @classmethod
+    def of_key(cls, key) -> Actor:
+        return cls("key", key.id, key.name)
+
+
+CLI = Actor("cli", None, "faceshot command line")
+SYSTEM = Actor("system", None, "faceshot")
+PASSWORD = Actor("password", None, "admin password")
+
+
+def record(session: Session, actor: Actor | None, action: str, *, collection: str | None = None,
+           target: str | None = None, details: dict | None = None) -> None:
+    """Add one entry to the change's own transaction."""
+    actor = actor or SYSTEM
+    session.add(AuditEntry(id=new_id(), time=datetime.now(timezone.utc), actor_kind=actor.kind, actor_id=actor.id,
+                           actor_name=actor.name[:200], collection=collection, action=action, target=target,
+                           details=details or {}))
+
+
+def entry_dict(e: AuditEntry) -> dict:
+    when = e.time if e.time.tzinfo else e.time.replace(tzinfo=timezone.utc)
+    return {"time": when.isoformat(), "actor": {"kind": e.actor_kind, "id": e.actor_id, "name": e.actor_name},
+            "collection": e.collection, "action": e.action, "target": e.target, "details": e.details}
+
+
+class AuditLog:
+    def __init__(self, sessions: sessionmaker):
+        self.sessions = sessions
+
+    @staticmethod
+    def _filtered(q, collection, action, since, until):
+        if collection:
+            q = q.where(AuditEntry.collection == collection)
+        if action:
+            q = q.where(AuditEntry.action == action)
+        if since:
+            q = q.where(AuditEntry.time >= since)
+        if until:
+            q = q.where(AuditEntry.time < until)
+        return q
+
+    def list(self, *, collection=None, action=None, since=None, until=None, limit=100, offset=0):
+        with self.sessions() as session:
+            q = self._filtered(select(AuditEntry), collection, action, since, until)
+            total = session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+            rows = session.scalars(q.order_by(AuditEntry.time.desc(), AuditEntry.id).limit(limit).offset(offset))
+            return [entry_dict(e) for e in rows], int(total)
+
+    def csv(self, **filters) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(CSV_FIELDS)
+        with self.sessions() as session:
+            for e in session.scalars(self._filtered(select(AuditEntry), **filters).order_by(AuditEntry.time)):
+                d = entry_dict(e)
+                writer.writerow([d["time"], e.actor_name, e.actor_id or e.actor_kind, e.collection or "", e.action,
+                                 e.target or "", d["details"]])
+        return out.getvalue()
