@@ -26,6 +26,8 @@ import httpx
 from pydantic import TypeAdapter
 
 from .schemas import (
+    AuditPage,
+    CollectionOut,
     CompareOut,
     DeliveryOut,
     DetectOut,
@@ -114,6 +116,7 @@ _FACES = TypeAdapter(list[FaceOut])
 _KEYS = TypeAdapter(list[KeyOut])
 _ANY = TypeAdapter(dict[str, Any])
 _WEBHOOKS = TypeAdapter(list[WebhookOut])
+_COLLECTIONS = TypeAdapter(list[CollectionOut])
 _DELIVERIES = TypeAdapter(list[DeliveryOut])
 
 
@@ -232,8 +235,31 @@ class _Calls:
     def list_keys(self) -> list[KeyOut]:
         return self._send(_Call("GET", "/keys", _KEYS))
 
-    def create_key(self, name: str, role: str = "recognition") -> KeyCreated:
-        return self._send(_Call("POST", "/keys", KeyCreated, json={"name": name, "role": role}))
+    def create_key(self, name: str, role: str = "recognition", *, collection: str | None = None) -> KeyCreated:
+        """``collection``: a key that works in that collection only."""
+        return self._send(_Call("POST", "/keys", KeyCreated, json={"name": name, "role": role,
+                                                                   "collection": collection}))
+
+    # -- collections and the audit log ---------------------------------------------------------
+    def create_collection(self, name: str) -> CollectionOut:
+        return self._send(_Call("POST", "/collections", CollectionOut, json={"name": name}))
+
+    def list_collections(self) -> list[CollectionOut]:
+        return self._send(_Call("GET", "/collections", _COLLECTIONS))
+
+    def delete_collection(self, name: str) -> None:
+        return self._send(_Call("DELETE", f"/collections/{name}"))
+
+    def move_person(self, person_id: str, to: str, *, copy: bool = False) -> PersonOut:
+        """From this client's collection into ``to`` (``copy``: a new person, the original stays)."""
+        return self._send(_Call("POST", f"/people/{person_id}/move", PersonOut,
+                                json={"to": to, "mode": "copy" if copy else "move"}))
+
+    def audit(self, *, collection: str | None = None, action: str | None = None, limit: int = 100,
+              offset: int = 0) -> AuditPage:
+        params = {k: v for k, v in {"collection": collection, "action": action, "limit": limit,
+                                    "offset": offset}.items() if v is not None}
+        return self._send(_Call("GET", "/audit", AuditPage, params=params))
 
     def revoke_key(self, key_id: str) -> KeyOut:
         return self._send(_Call("DELETE", f"/keys/{key_id}", KeyOut))
@@ -243,15 +269,29 @@ def _request_args(call: _Call) -> dict[str, Any]:
     return {"params": call.params, "data": call.data, "files": call.files, "json": call.json}
 
 
-class FaceshotClient(_Calls):
-    """Blocking client. ``transport``: an httpx transport (e.g. ``httpx.ASGITransport`` in tests)."""
+# the operations that work within one collection (the server's app/api/collection_paths.py)
+SCOPED = ("/enroll", "/people", "/identify", "/verify", "/detect", "/compare", "/embed", "/model")
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 60.0, transport=None):
+
+def _path(call: _Call, collection: str | None) -> str:
+    """A collection's operation under /collections/{name}/ (none: today's paths, the default collection's)."""
+    if collection and call.path.startswith(SCOPED):
+        return f"/collections/{collection}{call.path}"
+    return call.path
+
+
+class FaceshotClient(_Calls):
+    """Blocking client. ``collection``: work within that collection (default: today's paths, `default`'s);
+    ``transport``: an httpx transport (e.g. ``httpx.ASGITransport`` in tests)."""
+
+    def __init__(self, base_url: str, api_key: str, *, collection: str | None = None, timeout: float = 60.0,
+                 transport=None):
+        self.collection = collection
         self._http = httpx.Client(base_url=base_url.rstrip("/") + API, headers={"X-API-Key": api_key},
                                   timeout=timeout, transport=transport)
 
     def _send(self, call: _Call):
-        return call.parse(self._http.request(call.method, call.path, **_request_args(call)))
+        return call.parse(self._http.request(call.method, _path(call, self.collection), **_request_args(call)))
 
     def close(self) -> None:
         self._http.close()
@@ -266,12 +306,15 @@ class FaceshotClient(_Calls):
 class AsyncFaceshotClient(_Calls):
     """The same operations as :class:`FaceshotClient`, each awaited: ``await fs.identify("door.jpg")``."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 60.0, transport=None):
+    def __init__(self, base_url: str, api_key: str, *, collection: str | None = None, timeout: float = 60.0,
+                 transport=None):
+        self.collection = collection
         self._http = httpx.AsyncClient(base_url=base_url.rstrip("/") + API, headers={"X-API-Key": api_key},
                                        timeout=timeout, transport=transport)
 
     async def _send(self, call: _Call):
-        return call.parse(await self._http.request(call.method, call.path, **_request_args(call)))
+        return call.parse(await self._http.request(call.method, _path(call, self.collection),
+                                                   **_request_args(call)))
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -83,6 +83,27 @@ def test_every_sync_method_against_the_server(served, photos):
         fs.delete_webhook(hook.id)
         assert fs.list_webhooks() == []
 
+        # collections: a client bound to one works there; its key reaches nothing else
+        assert fs.create_collection("annex").name == "annex"
+        assert {c.name for c in fs.list_collections()} == {"default", "annex"}
+        annex_key = fs.create_key("annex door", "admin", collection="annex").key
+        with FaceshotClient(served, annex_key, collection="annex") as annex:
+            moved = fs.move_person(other.id, "annex")
+            assert moved.id == other.id and annex.get_person(other.id).name == "Wen Jiabao"
+            assert annex.identify(wen[2]).faces[0].person.id == other.id
+            assert [p.id for p in annex.list_people().items] == [other.id]
+            with pytest.raises(FaceshotAPIError) as refused:
+                annex.list_collections()
+            assert refused.value.status == 403
+        with FaceshotClient(served, annex_key) as outside:  # today's paths are default's
+            with pytest.raises(FaceshotAPIError) as refused:
+                outside.identify(wen[2])
+            assert refused.value.code == "forbidden"
+        assert fs.identify(wen[2]).faces[0].person is None  # gone from default
+        assert [e.action for e in fs.audit(action="person.move").items] == ["person.move"]
+        fs.delete_collection("annex")
+        assert [c.name for c in fs.list_collections()] == ["default"]
+
 
 @pytest.mark.slow
 def test_the_async_client_gives_the_same_answers(served, photos):
