@@ -309,13 +309,15 @@ def cmd_fetch_weights(args) -> int:
 
 
 def _box(text: str) -> tuple[float, float, float, float]:
+    from .pipeline import parse_box
+
     try:
-        values = tuple(float(v) for v in text.strip("[] ").split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 4 or values[2] <= values[0] or values[3] <= values[1]:
-        raise argparse.ArgumentTypeError("a box is x1,y1,x2,y2 with x2 > x1 and y2 > y1")
-    return values  # type: ignore[return-value]
+        values = parse_box(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if values is None:
+        raise argparse.ArgumentTypeError("a box is x1,y1,x2,y2")
+    return values
 
 
 def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:

@@ -122,6 +122,24 @@ def centre_weighted_face(faces: list[DetectedFace], image_shape: tuple[int, ...]
     return max(faces, key=score)
 
 
+def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
+    """A face's box as people write it, "x1,y1,x2,y2" (or a JSON list), in the photo's pixels; None when empty.
+
+    One reading for the API's ``box`` fields and the CLI's ``--box-a/--box-b``; ValueError when it is not four
+    finite numbers with x2 > x1 and y2 > y1.
+    """
+    if text is None or text.strip() == "":
+        return None
+    try:
+        values = tuple(float(v) for v in text.strip("[] ").split(","))
+    except ValueError:
+        values = ()
+    if (len(values) != 4 or not all(np.isfinite(v) for v in values)
+            or values[2] <= values[0] or values[3] <= values[1]):
+        raise ValueError("box must be four finite numbers x1,y1,x2,y2 with x2 > x1 and y2 > y1.")
+    return values  # type: ignore[return-value]
+
+
 def select_one_face(
     faces: list[DetectedFace],
     box: tuple[float, float, float, float] | None = None,

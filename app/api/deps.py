@@ -6,7 +6,6 @@ route checks them before it reads the request's body.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 import anyio
@@ -15,6 +14,7 @@ from fastapi.security import APIKeyHeader
 
 from models.errors import ImageTooLarge, InvalidImage
 from models.imageio import size_text
+from models.pipeline import parse_box as read_box
 
 from ..admission import Slot
 from ..errors import Unauthorized, ValidationFailed
@@ -154,18 +154,12 @@ def read_upload(upload: UploadFile, limit: int) -> bytes:
 
 
 def parse_box(box: str | None) -> list[float] | None:
-    """``box`` as "x1,y1,x2,y2" (or a JSON list) in the photo's pixels."""
-    if box is None or box.strip() == "":
-        return None
+    """``box`` as "x1,y1,x2,y2" (or a JSON list) in the photo's pixels (:func:`models.pipeline.parse_box`)."""
     try:
-        values = [float(v) for v in box.strip("[] ").split(",")]
-    except ValueError:
-        values = []
-    if (len(values) != 4 or not all(math.isfinite(v) for v in values)
-            or values[2] <= values[0] or values[3] <= values[1]):
-        raise ValidationFailed("box must be four finite numbers x1,y1,x2,y2 with x2 > x1 and y2 > y1.",
-                               {"field": "box"})
-    return values
+        values = read_box(box)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), {"field": "box"}) from None
+    return None if values is None else list(values)
 
 
 def collect_uploads(images: list[UploadFile] | None, image: UploadFile | None) -> list[UploadFile]:
