@@ -109,7 +109,6 @@ class Gallery:
         self.dim = dim
         self.coarse_from = coarse_from
         self.fast_from = fast_from
-        self.version = -1  # the database gallery version this copy reflects
         self._lock = threading.RLock()
         self._gpu = _gpu_resources() if use_gpu else None
         # per row: the person, their name and support count (None for a freed row); columns, not objects, so a
@@ -405,7 +404,7 @@ class Galleries:
         self._by_name: dict[str, Gallery] = {}
         self._where: dict[str, str] = {}  # person -> collection
         self._lock = threading.Lock()
-        self.version = -1
+        self.version = -1  # the database gallery version these indexes reflect
 
     def get(self, collection: str) -> Gallery:
         with self._lock:

@@ -13,7 +13,7 @@ import threading
 import time
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from models.errors import FaceshotError
@@ -23,7 +23,7 @@ from .core.db import Database
 from .errors import Conflict, InsufficientStorage, ServiceUnavailable, StorageUnavailable
 from .faults import crash_point
 from .gallery import Galleries, Gallery
-from .models import DEFAULT_COLLECTION, GalleryChange, GalleryState, Person
+from .models import DEFAULT_COLLECTION, GalleryChange, GalleryState
 from .photos import PhotoStore
 
 
@@ -65,11 +65,11 @@ class GallerySync:
         with self.sessions() as session:
             version = crud.gallery_version(session)
             rows = crud.all_support(session, encoder_hash=self.encoder_hash)
-            collection_of = dict(session.execute(select(Person.id, Person.collection)).all())
         # one buffer, one view: 10^6 rows without 10^6 small arrays
         embeddings = np.frombuffer(b"".join(r.embedding for r in rows), dtype="<f4").reshape(-1, self.galleries.dim)
+        # each face row carries its person's collection (a person without faces is in no index)
         self.galleries.load(embeddings, [r.person_id for r in rows], {r.person_id: r.name for r in rows},
-                            {**collection_of, **{r.person_id: r.collection for r in rows}})
+                            {r.person_id: r.collection for r in rows})
         self.galleries.version = version
 
     def _support_sets(self, session, person_ids):
