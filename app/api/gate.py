@@ -71,19 +71,6 @@ def _early_checks(dependant: Dependant) -> list[EarlyCheck]:
     return [check for _, check in sorted(found.values(), key=lambda m: m[0])]
 
 
-def _file_limit(dependant: Dependant) -> int:
-    """How many files the route's form takes: each UploadFile field one, a list of them MAX_FACES_PER_ENROLL."""
-    count = 0
-    for field in dependant.body_params:
-        annotation = field.field_info.annotation
-        args = typing.get_args(annotation)
-        if any(typing.get_origin(a) is list and UploadFile in typing.get_args(a) for a in (annotation, *args)):
-            return MAX_FACES_PER_ENROLL
-        if annotation is UploadFile or UploadFile in args:
-            count += 1
-    return count
-
-
 def _form_fields(dependant: Dependant) -> dict[str, str]:
     """The route's form fields by name: ``file``, ``files`` (a list of photos), ``texts`` (a repeated field) or
     ``text``."""
@@ -100,6 +87,12 @@ def _form_fields(dependant: Dependant) -> dict[str, str]:
         else:
             kinds[field.alias] = "text"
     return kinds
+
+
+def _file_limit(fields: dict[str, str]) -> int:
+    """How many files the route's form takes: each photo field one, a list of them MAX_FACES_PER_ENROLL."""
+    kinds = list(fields.values())
+    return MAX_FACES_PER_ENROLL if "files" in kinds else kinds.count("file")
 
 
 def _photo_bytes(value: Any, field: str, max_bytes: int) -> bytes:
@@ -275,8 +268,8 @@ class GatedRoute(APIRoute):
         checks = _early_checks(self.dependant)
         query_names = _query_names(self.dependant) if self.refuse_unknown_query else None
         takes_form = self.body_field is not None and isinstance(self.body_field.field_info, params.Form)
-        max_files = _file_limit(self.dependant)
         fields = _form_fields(self.dependant) if takes_form else {}
+        max_files = _file_limit(fields)
         self.takes_photos = any(k in ("file", "files") for k in fields.values())
         if self.takes_photos:  # the JSON twin of the multipart body, in the OpenAPI document
             self.openapi_extra = {**(self.openapi_extra or {}), "requestBody": {"content": {
