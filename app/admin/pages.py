@@ -256,18 +256,35 @@ def _events_page(request: Request, service, status_code: int = 200, **extra):
                   retention_days=settings.event_retention_days, **extra)
 
 
-NEW_HOOK_COOKIE = "faceshot_new_webhook"
+# A secret made by a POST is shown once by the page it redirects to (a reload there makes nothing again):
+# handed over in a signed, sign-in-bound, two-minute cookie scoped to that page.
+SHOWN_ONCE = {"/admin/settings": "faceshot_new_key", "/admin/events": "faceshot_new_webhook"}
+
+
+def _redirect_showing_once(request: Request, session, page: str, data: dict) -> RedirectResponse:
+    response = RedirectResponse(page, status_code=303)
+    flash = signer(request).flash(data, session.sid, ttl_s=120)
+    response.set_cookie(SHOWN_ONCE[page], flash, **{**signer(request).cookie_args(max_age=120), "path": page})
+    return response
+
+
+def _shown_once(request: Request, session, page: str) -> dict | None:
+    return signer(request).read_flash(request.cookies.get(SHOWN_ONCE[page]), session.sid)
+
+
+def _forget_shown(request: Request, response: Response, page: str) -> Response:
+    """The page has shown it: never cached, and its cookie gone."""
+    if SHOWN_ONCE[page] in request.cookies:
+        response.headers["Cache-Control"] = "no-store"
+        response.delete_cookie(SHOWN_ONCE[page], path=page, httponly=True, samesite="strict",
+                               secure=signer(request).cookie_args()["secure"])
+    return response
 
 
 @router.get("/events")
 def events_page(request: Request, service: ServiceDep, session: Admin):
-    new_hook = signer(request).read_flash(request.cookies.get(NEW_HOOK_COOKIE), session.sid)
-    response = _events_page(request, service, new_hook=new_hook)
-    if NEW_HOOK_COOKIE in request.cookies:
-        response.headers["Cache-Control"] = "no-store"
-        response.delete_cookie(NEW_HOOK_COOKIE, path="/admin/events", httponly=True, samesite="strict",
-                               secure=signer(request).cookie_args()["secure"])
-    return response
+    response = _events_page(request, service, new_hook=_shown_once(request, session, "/admin/events"))
+    return _forget_shown(request, response, "/admin/events")
 
 
 @router.get("/events.csv")
@@ -290,11 +307,7 @@ def add_webhook(request: Request, service: ServiceDep, session: AdminWrite, url:
         hook, secret = service.webhooks.create(url.strip(), actor_of(request, session))
     except FaceshotError as exc:
         return _events_page(request, service, 422, error=exc.message)
-    response = RedirectResponse("/admin/events", status_code=303)
-    flash = signer(request).flash({"url": hook.url, "secret": secret}, session.sid, ttl_s=120)
-    response.set_cookie(NEW_HOOK_COOKIE, flash, **{**signer(request).cookie_args(max_age=120),
-                                                   "path": "/admin/events"})
-    return response
+    return _redirect_showing_once(request, session, "/admin/events", {"url": hook.url, "secret": secret})
 
 
 @router.post("/webhooks/{webhook_id}/delete")
@@ -312,19 +325,11 @@ def _settings_page(request: Request, service, status_code: int = 200, **extra):
                   audit=service.audit.list(limit=20)[0], **extra)
 
 
-NEW_KEY_COOKIE = "faceshot_new_key"
-
-
 @router.get("/settings")
 def settings_page(request: Request, service: ServiceDep, session: Admin):
-    new_key = signer(request).read_flash(request.cookies.get(NEW_KEY_COOKIE), session.sid)
-    response = _settings_page(request, service, new_key=new_key)
+    response = _settings_page(request, service, new_key=_shown_once(request, session, "/admin/settings"))
     response.headers["Cache-Control"] = "no-store"  # it may show a new key's secret, once
-    if NEW_KEY_COOKIE in request.cookies:
-        args = signer(request).cookie_args()
-        response.delete_cookie(NEW_KEY_COOKIE, path="/admin/settings", httponly=True, samesite="strict",
-                               secure=args["secure"])
-    return response
+    return _forget_shown(request, response, "/admin/settings")
 
 
 @router.get("/audit.csv")
@@ -341,11 +346,8 @@ def create_key(request: Request, service: ServiceDep, session: AdminWrite, name:
         key, secret = keys.create_key(service.sessions, name[:200], role, actor=actor_of(request, session))
     except FaceshotError as exc:
         return _settings_page(request, service, 422, error=exc.message)
-    response = RedirectResponse("/admin/settings", status_code=303)
-    flash = signer(request).flash({"name": key.name, "role": key.role, "secret": secret}, session.sid, ttl_s=120)
-    response.set_cookie(NEW_KEY_COOKIE, flash, **{**signer(request).cookie_args(max_age=120),
-                                                  "path": "/admin/settings"})
-    return response
+    return _redirect_showing_once(request, session, "/admin/settings",
+                                  {"name": key.name, "role": key.role, "secret": secret})
 
 
 @router.post("/keys/{key_id}/revoke")
