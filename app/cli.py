@@ -165,8 +165,7 @@ def cmd_import(args) -> int:
     root = Path(args.dir)
     enrolled, refused, skipped = [], [], []
     collection = args.collection or "default"
-    if collection != "default" and collection not in {c.name for c, _ in service.list_collections()}:
-        service.create_collection(collection)
+    service.ensure_collection(collection, CLI)
     existing = ({p.name for p in service.list_people(None, 1_000_000, 0, collection)[0]} if args.skip_existing
                 else set())
     for person, files in tqdm(folders.items(), desc="importing", unit="person"):

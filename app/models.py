@@ -23,6 +23,7 @@ class Base(DeclarativeBase):
 
 
 DEFAULT_COLLECTION = "default"
+COLLECTION_PATTERN = "^[a-z0-9][a-z0-9_-]{0,63}$"  # a collection's name: it is a path segment too
 
 
 class Collection(Base):

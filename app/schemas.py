@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from .inputs import MAX_METADATA_BYTES, check_metadata
-from .models import Face, Person
+from .models import COLLECTION_PATTERN, Face, Person
 from .openapi_examples import EXAMPLES
 
 
@@ -256,7 +256,7 @@ class ModelOut(_FromResult):
 # -- collections --------------------------------------------------------------------------------------------
 class CollectionIn(_Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "warehouse"}]})
-    name: str = Field(min_length=1, max_length=64, pattern="^[a-z0-9][a-z0-9_-]{0,63}$",
+    name: str = Field(min_length=1, max_length=64, pattern=COLLECTION_PATTERN,
                       description="lowercase letters, digits, - and _")
 
 

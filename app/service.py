@@ -37,7 +37,7 @@ from .gallery import Galleries, Gallery, Match
 from .gallery_sync import GallerySync
 from .inference import MAX_FACES_PER_ENROLL, Inference, PreparedFace
 from .inputs import clean_name
-from .models import DEFAULT_COLLECTION, ApiKey, Collection, Face, Person, new_id
+from .models import COLLECTION_PATTERN, DEFAULT_COLLECTION, ApiKey, Collection, Face, Person, new_id
 from .observability import observe_stages
 from .photos import PhotoStore
 from .reembed import reembed
@@ -59,7 +59,6 @@ from .results import (
 )
 from .webhooks import Webhooks
 
-COLLECTION_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 __all__ = ["MAX_FACES_PER_ENROLL", "EnrollResult", "FaceService", "PreparedFace"]
 log = logging.getLogger(__name__)
 
@@ -393,7 +392,7 @@ class FaceService:
     # -- collections -------------------------------------------------------------------------------
     def create_collection(self, name: str, actor: Actor | None = None):
         """A new, empty gallery (names: lowercase letters, digits, - and _; 1-64)."""
-        if not COLLECTION_NAME.fullmatch(name or ""):
+        if not re.fullmatch(COLLECTION_PATTERN, name or ""):
             raise ValidationFailed("A collection's name is 1-64 lowercase letters, digits, '-' or '_', starting with a "
                                    "letter or digit.", {"field": "name"})
 
@@ -408,6 +407,16 @@ class FaceService:
             return collection
 
         return self.gallery_sync.write(work)
+
+    def ensure_collection(self, name: str, actor: Actor | None = None) -> None:
+        """The collection, made if it is not there yet (an import into a new one)."""
+        with self.sessions() as session:
+            if session.get(Collection, name) is not None:
+                return
+        try:
+            self.create_collection(name, actor)
+        except Conflict:
+            pass  # made meanwhile by another process
 
     def list_collections(self) -> list[tuple[Collection, int]]:
         with self.sessions() as session:

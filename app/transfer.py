@@ -35,9 +35,10 @@ from sqlalchemy.orm import selectinload
 
 from models.errors import FaceshotError
 
-from .errors import Conflict, ValidationFailed
+from .audit import CLI
+from .errors import ValidationFailed
 from .inference import PreparedFace
-from .models import Person
+from .models import COLLECTION_PATTERN, DEFAULT_COLLECTION, Person
 from .schemas import Metadata, _Strict
 
 FORMAT = "faceshot-export"
@@ -69,7 +70,7 @@ class ExportedPerson(_Strict):
     external_id: str | None = Field(default=None, max_length=200)
     metadata: Metadata = Field(default_factory=dict)
     created_at: datetime | None = None
-    collection: str = Field(default="default", max_length=64, pattern="^[a-z0-9][a-z0-9_-]{0,63}$")
+    collection: str = Field(default=DEFAULT_COLLECTION, max_length=64, pattern=COLLECTION_PATTERN)
     faces: list[ExportedFace] = Field(max_length=1000)
 
 
@@ -251,10 +252,7 @@ def import_export(service, path: Path, collection: str | None = None) -> ImportS
             target = collection or person.collection
             try:
                 if target not in known_collections:
-                    try:
-                        service.create_collection(target)
-                    except Conflict:
-                        pass
+                    service.ensure_collection(target, CLI)
                     known_collections.add(target)
                 faces = _faces(service, tar, person, summary)
                 service.restore_person(person.id, person.name, person.external_id, person.metadata,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import re
 
+from ..models import COLLECTION_PATTERN
 from .deps import COLLECTION_SCOPE
 
 PREFIX = "/api/v1"
@@ -39,7 +40,7 @@ def with_collection_paths(spec: dict) -> dict:
     """The document with each collection-scoped path also under /collections/{collection}/."""
     paths = spec.get("paths", {})
     parameter = {"name": "collection", "in": "path", "required": True,
-                 "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"},
+                 "schema": {"type": "string", "pattern": COLLECTION_PATTERN},
                  "description": "the collection (today's paths are `default`'s)"}
     error = next((op["responses"]["404"] for item in paths.values() for op in item.values()
                   if "404" in op.get("responses", {})), None)
