@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import AuditEntry, new_id
+from .models import AuditEntry, as_utc, new_id
 
 CSV_FIELDS = ("time", "actor", "actor_id", "collection", "action", "target", "details")
 
@@ -46,8 +46,7 @@ def record(session: Session, actor: Actor | None, action: str, *, collection: st
 
 
 def entry_dict(e: AuditEntry) -> dict:
-    when = e.time if e.time.tzinfo else e.time.replace(tzinfo=timezone.utc)
-    return {"time": when.isoformat(), "actor": {"kind": e.actor_kind, "id": e.actor_id, "name": e.actor_name},
+    return {"time": as_utc(e.time).isoformat(), "actor": {"kind": e.actor_kind, "id": e.actor_id, "name": e.actor_name},
             "collection": e.collection, "action": e.action, "target": e.target, "details": e.details}
 
 

@@ -20,13 +20,9 @@ from sqlalchemy.orm import sessionmaker
 
 from .core.config import Settings
 from .errors import NotFound, ValidationFailed
-from .models import Person, RecognitionEvent, Webhook, WebhookDelivery, new_id
+from .models import Person, RecognitionEvent, Webhook, WebhookDelivery, as_utc, new_id
 
 CSV_FIELDS = ("id", "time", "source", "person_id", "person_name", "distance", "threshold", "frames", "duration_s")
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 @dataclass
@@ -47,7 +43,7 @@ class NewEvent:
 
 def event_dict(e: RecognitionEvent, *, with_crop_url: bool = True) -> dict:
     """An event as the API, the webhooks and the CSV export show it (the crop by URL, never inline)."""
-    return {"id": e.id, "time": _utc(e.time).isoformat(), "source": e.source,
+    return {"id": e.id, "time": as_utc(e.time).isoformat(), "source": e.source,
             "person": {"id": e.person_id, "name": e.person_name} if e.person_name is not None else None,
             "distance": e.distance, "threshold": e.threshold, "box": e.box, "quality": e.quality,
             "frames": e.frames, "duration_s": e.duration_s,
@@ -72,7 +68,7 @@ class EventLog:
                 if person is None:
                     raise NotFound(f"No person with id {new.person_id}.", {"person_id": new.person_id})
                 name = person.name
-            event = RecognitionEvent(id=new_id(), time=_utc(new.time), source=new.source, person_id=new.person_id,
+            event = RecognitionEvent(id=new_id(), time=as_utc(new.time), source=new.source, person_id=new.person_id,
                                      person_name=name, distance=new.distance, threshold=new.threshold,
                                      box=list(new.box), quality=dict(new.quality), frames=new.frames,
                                      duration_s=new.duration_s, face_crop=crop)
@@ -107,9 +103,9 @@ class EventLog:
         if source:
             q = q.where(RecognitionEvent.source == source)
         if since:
-            q = q.where(RecognitionEvent.time >= _utc(since))
+            q = q.where(RecognitionEvent.time >= as_utc(since))
         if until:
-            q = q.where(RecognitionEvent.time < _utc(until))
+            q = q.where(RecognitionEvent.time < as_utc(until))
         if unknown is not None:
             known = RecognitionEvent.person_name
             q = q.where(known.is_(None) if unknown else known.is_not(None))
@@ -132,7 +128,7 @@ class EventLog:
         with self.sessions() as session:
             q = self._filtered(select(RecognitionEvent), **filters).order_by(RecognitionEvent.time)
             for e in session.scalars(q):
-                writer.writerow([e.id, _utc(e.time).isoformat(), e.source, e.person_id or "",
+                writer.writerow([e.id, as_utc(e.time).isoformat(), e.source, e.person_id or "",
                                  e.person_name or "unknown", e.distance, e.threshold, e.frames, e.duration_s])
         return out.getvalue()
 
@@ -147,7 +143,7 @@ class EventLog:
             q = self._filtered(select(RecognitionEvent), None, source, start, end, False).order_by(
                 RecognitionEvent.time)
             for e in session.scalars(q):
-                when = _utc(e.time)
+                when = as_utc(e.time)
                 key = (when.date().isoformat(), e.person_id or e.person_name)
                 row = sheet.setdefault(key, {"day": key[0], "person": {"id": e.person_id, "name": e.person_name},
                                              "first_seen": when.isoformat(), "last_seen": when.isoformat(),

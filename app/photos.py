@@ -30,7 +30,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .errors import InsufficientStorage, StorageUnavailable
-from .models import Face, PhotoJournal
+from .models import Face, PhotoJournal, as_utc
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,6 @@ def _forget(path: Path) -> bool:
         return True
     except OSError:
         return False
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 @dataclass
@@ -190,7 +186,7 @@ class PhotoStore:
                 settled.append(name)
                 continue
             if name not in referenced:
-                if row.kind == "write" and _utc(row.created_at) > cutoff:
+                if row.kind == "write" and as_utc(row.created_at) > cutoff:
                     continue
                 _forget(self._partial(name))
                 if row.kind == "write":

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from .inputs import MAX_METADATA_BYTES, check_metadata
-from .models import COLLECTION_PATTERN, Face, Person
+from .models import COLLECTION_PATTERN, Face, Person, as_utc
 from .openapi_examples import EXAMPLES
 
-
-def _as_utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes for DateTime(timezone=True); every stored time is UTC.
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 def _metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
