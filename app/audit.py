@@ -12,9 +12,10 @@ import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import crud
 from .models import AuditEntry, as_utc, new_id
 
 CSV_FIELDS = ("time", "actor", "actor_id", "collection", "action", "target", "details")
@@ -69,9 +70,8 @@ class AuditLog:
     def list(self, *, collection=None, action=None, since=None, until=None, limit=100, offset=0):
         with self.sessions() as session:
             q = self._filtered(select(AuditEntry), collection, action, since, until)
-            total = session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
-            rows = session.scalars(q.order_by(AuditEntry.time.desc(), AuditEntry.id).limit(limit).offset(offset))
-            return [entry_dict(e) for e in rows], int(total)
+            rows, total = crud.page(session, q, AuditEntry.time.desc(), AuditEntry.id, limit=limit, offset=offset)
+            return [entry_dict(e) for e in rows], total
 
     def csv(self, **filters) -> str:
         out = io.StringIO()

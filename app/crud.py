@@ -26,6 +26,12 @@ def get_person(session: Session, *, person_id: str, collection: str | None = Non
     return person
 
 
+def page(session: Session, q, *order_by, limit: int, offset: int) -> tuple[list, int]:
+    """One page of a query's rows in ``order_by``, and how many rows the whole query has."""
+    total = session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+    return list(session.scalars(q.order_by(*order_by).limit(limit).offset(offset)).all()), int(total)
+
+
 def list_people(session: Session, *, search: str | None, limit: int, offset: int,
                 collection: str | None = None) -> tuple[list[Person], int]:
     """A page of people by name (``search`` matches name or external id, literally), and how many match;
@@ -37,11 +43,7 @@ def list_people(session: Session, *, search: str | None, limit: int, offset: int
         like = like_pattern(search)
         q = q.where(or_(func.lower(Person.name).like(like, escape="\\"),
                         func.lower(Person.external_id).like(like, escape="\\")))
-    total = session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
-    people = session.execute(
-        q.options(selectinload(Person.faces)).order_by(Person.name, Person.id).limit(limit).offset(offset)
-    ).scalars().all()
-    return list(people), int(total)
+    return page(session, q.options(selectinload(Person.faces)), Person.name, Person.id, limit=limit, offset=offset)
 
 
 def face_photo(session: Session, *, person_id: str, face_id: str) -> tuple[str, str]:

@@ -15,9 +15,10 @@ import io
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import sessionmaker
 
+from . import crud
 from .core.config import Settings
 from .errors import NotFound, ValidationFailed
 from .models import Person, RecognitionEvent, Webhook, WebhookDelivery, as_utc, new_id
@@ -115,10 +116,8 @@ class EventLog:
         """A page of events, newest first, and how many match."""
         with self.sessions() as session:
             q = self._filtered(select(RecognitionEvent), person_id, source, since, until, unknown)
-            total = session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
-            rows = session.scalars(q.order_by(RecognitionEvent.time.desc(), RecognitionEvent.id)
-                                   .limit(limit).offset(offset)).all()
-            return list(rows), int(total)
+            return crud.page(session, q, RecognitionEvent.time.desc(), RecognitionEvent.id, limit=limit,
+                             offset=offset)
 
     def csv(self, **filters) -> str:
         """Every matching event as CSV, oldest first (a spreadsheet reads a day top to bottom)."""
