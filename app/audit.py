@@ -55,6 +55,11 @@ class AuditLog:
     def __init__(self, sessions: sessionmaker):
         self.sessions = sessions
 
+    def record(self, actor: Actor | None, action: str, **fields) -> None:
+        """An entry of its own, for an action that changes nothing else (a sign-in)."""
+        with self.sessions.begin() as session:
+            record(session, actor, action, **fields)
+
     @staticmethod
     def _filtered(q, collection, action, since, until):
         if collection:
@@ -73,12 +78,13 @@ class AuditLog:
             rows, total = crud.page(session, q, AuditEntry.time.desc(), AuditEntry.id, limit=limit, offset=offset)
             return [entry_dict(e) for e in rows], total
 
-    def csv(self, **filters) -> str:
+    def csv(self, *, collection=None, action=None, since=None, until=None) -> str:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(CSV_FIELDS)
         with self.sessions() as session:
-            for e in session.scalars(self._filtered(select(AuditEntry), **filters).order_by(AuditEntry.time)):
+            q = self._filtered(select(AuditEntry), collection, action, since, until)
+            for e in session.scalars(q.order_by(AuditEntry.time)):
                 d = entry_dict(e)
                 writer.writerow([d["time"], e.actor_name, e.actor_id or e.actor_kind, e.collection or "", e.action,
                                  e.target or "", d["details"]])

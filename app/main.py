@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from .admin import mount_admin
 from .api.collection_paths import CollectionPaths, with_collection_paths
 from .api.gate import BodyGuard
-from .api.routes import audit, collections, events, people, recognition, system
+from .api.routes import accounts, audit, collections, events, people, recognition, system
 from .core.config import Settings, get_settings
 from .errors import install_error_handlers
 from .inference import MAX_FACES_PER_ENROLL
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
     )
     install_error_handlers(app)
     for router in (people.router, recognition.router, system.router, events.router, collections.router,
-                   audit.router):
+                   audit.router, accounts.router):
         app.include_router(router, prefix=API_PREFIX)
     mount_admin(app)
     app.state.limiter = RateLimiter(limits.rate_limit, limits.auth_failure_limit, limits.rate_limit_storage)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timezone
 
 import numpy as np
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -77,6 +77,32 @@ class Face(Base):
         return np.frombuffer(self.embedding, dtype="<f4")
 
 
+class AdminAccount(Base):
+    """A named person who signs in to the admin page: a password (argon2 hash) and rights per collection."""
+
+    __tablename__ = "admin_accounts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    # every collection, and what only the whole deployment has (collections, accounts, deployment keys)
+    deployment_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    grants: Mapped[list[AdminGrant]] = relationship(cascade="all, delete-orphan", lazy="selectin",
+                                                     order_by="AdminGrant.collection")
+
+
+class AdminGrant(Base):
+    """An account's right in one collection: admin (change anything in it) or viewer (look, try, never change)."""
+
+    __tablename__ = "admin_grants"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("admin_accounts.id", ondelete="CASCADE"), primary_key=True)
+    collection: Mapped[str] = mapped_column(ForeignKey("collections.name", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
 
@@ -145,7 +171,8 @@ class AdminSignIn(Base):
     __tablename__ = "admin_sessions"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    signed_in_by: Mapped[str] = mapped_column(String(32))  # an admin key's id, or "password"
+    signed_in_by: Mapped[str] = mapped_column(String(32))  # an admin key's id, "password" or "account"
+    account_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the account, for "account"
     password_tag: Mapped[str | None] = mapped_column(String(64), nullable=True)  # which password signed in
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
@@ -165,6 +192,8 @@ class RecognitionEvent(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     source: Mapped[str] = mapped_column(String(100), index=True)
+    collection: Mapped[str] = mapped_column(ForeignKey("collections.name", ondelete="CASCADE"),
+                                            default=DEFAULT_COLLECTION, index=True)
     person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), nullable=True,
                                                   index=True)
     person_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -179,11 +208,13 @@ class RecognitionEvent(Base):
 
 
 class Webhook(Base):
-    """A URL every recognition event is POSTed to, signed with its own secret."""
+    """A URL every recognition event of one collection is POSTed to, signed with its own secret."""
 
     __tablename__ = "webhooks"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    collection: Mapped[str] = mapped_column(ForeignKey("collections.name", ondelete="CASCADE"),
+                                            default=DEFAULT_COLLECTION)
     url: Mapped[str] = mapped_column(String(2000))
     secret: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

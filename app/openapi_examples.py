@@ -30,9 +30,9 @@ KEY = {"id": KEY_ID, "name": "front door camera", "role": "recognition", "prefix
 EVENT = {"id": "6f3b2d1c0e9f8a9f1c2a7e5b4d4c0e8a", "time": WHEN, "source": "door-1",
          "person": {"id": PERSON_ID, "name": "Ada Lovelace"}, "distance": 0.2412, "threshold": 0.4213,
          "box": BOX["box"], "quality": {"score": 0.82, "face_size": 74.5}, "frames": 14, "duration_s": 2.6,
-         "face_url": None}
+         "collection": "default", "face_url": None}
 WEBHOOK = {"id": "1c0e9f8a9f1c2a7e5b4d4c0e8a6f3b2d", "url": "https://hr.example.com/faceshot", "created_at": WHEN,
-           "deliveries": {"pending": 0, "delivered": 41, "failed": 1}}
+           "collection": "default", "deliveries": {"pending": 0, "delivered": 41, "failed": 1}}
 
 EXAMPLES = {
     "PersonOut": PERSON,
@@ -73,6 +73,8 @@ EXAMPLES = {
     "AuditPage": {"items": [{"time": WHEN, "actor": {"kind": "key", "id": KEY_ID, "name": "reception admin"},
                              "collection": "default", "action": "person.delete", "target": PERSON_ID,
                              "details": {"name": "Ada Lovelace", "faces": 2}}], "total": 1, "limit": 100, "offset": 0},
+    "AccountOut": {"id": "a7e5b4d4c0e8a6f3b2d1c0e9f8a9f1c2", "name": "ann@example.com", "deployment_admin": False,
+                   "rights": {"warehouse": "admin", "default": "viewer"}, "created_at": WHEN, "disabled": False},
     "ErrorOut": {"error": {"code": "multiple_faces", "message": "The image holds 2 faces of similar size; say which "
                            "one with `box`.", "details": {"faces": [BOX, BOX], "image_index": 0}}},
 }
@@ -85,4 +87,7 @@ EXAMPLES.update({
     "EventIn": {"time": WHEN, "source": "door-1", "person_id": PERSON_ID, "distance": 0.2412, "threshold": 0.4213,
                 "box": BOX["box"], "quality": {"score": 0.82}, "frames": 14, "duration_s": 2.6},
     "WebhookIn": {"url": "https://hr.example.com/faceshot"},
+    "AccountIn": {"name": "ann@example.com", "password": "correct horse battery staple",
+                  "rights": {"warehouse": "admin", "default": "viewer"}},
+    "AccountPatch": {"rights": {"warehouse": "admin"}, "disabled": False},
 })

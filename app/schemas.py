@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -262,6 +262,36 @@ class CollectionOut(BaseModel):
     people: int
 
 
+# -- admin accounts ------------------------------------------------------------------------------------------
+Right = Literal["admin", "viewer"]
+
+
+class AccountIn(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLES["AccountIn"]]})
+    name: str = Field(min_length=1, max_length=64, description="lowercase letters, digits, '.', '_', '@', '-'")
+    password: str = Field(min_length=12, max_length=200, description="stored as an argon2id hash, never shown")
+    deployment_admin: bool = Field(False, description="every collection, and the deployment's own settings")
+    rights: dict[str, Right] = Field(default_factory=dict, description="collection -> admin or viewer")
+
+
+class AccountPatch(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLES["AccountPatch"]]})
+    password: str | None = Field(None, min_length=12, max_length=200, description="ends the account's sign-ins")
+    deployment_admin: bool | None = None
+    rights: dict[str, Right] | None = Field(None, description="replaces every right the account has")
+    disabled: bool | None = Field(None, description="true ends its sign-ins and refuses new ones")
+
+
+class AccountOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["AccountOut"]]})
+    id: str
+    name: str
+    deployment_admin: bool
+    rights: dict[str, str]
+    created_at: UtcDatetime
+    disabled: bool
+
+
 # -- recognition events and webhooks --------------------------------------------------------------------------
 class EventIn(_Strict):
     """What a watcher reports for one tracked face (``faceshot watch --server`` sends it)."""
@@ -292,6 +322,7 @@ class EventOut(BaseModel):
     quality: dict[str, Any]
     frames: int
     duration_s: float
+    collection: str = Field("default", description="the collection it was decided in")
     face_url: str | None = Field(description="the kept face crop, when there is one")
 
 
@@ -329,6 +360,7 @@ class WebhookOut(BaseModel):
     id: str
     url: str
     created_at: UtcDatetime
+    collection: str = Field("default", description="whose events it receives")
     deliveries: dict[str, int] = Field(description="how many are pending, delivered, failed")
 
 

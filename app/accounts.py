@@ -1,0 +1,184 @@
+"""Named admin accounts: who may sign in to the admin page, with a password and rights per collection.
+
+Passwords are stored as argon2id hashes (argon2-cffi's defaults, RFC 9106's low-memory profile);
+the password itself is never stored or logged. A *deployment admin* account may do everything,
+in every collection; any other account has a right per collection it was granted: ``admin``
+(change anything in it: people, its keys, its webhooks) or ``viewer`` (look and try, change nothing).
+Signing in with a wrong name costs the same hash as a wrong password, so the answer's timing
+does not tell which names exist.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from . import audit
+from .audit import Actor
+from .errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from .models import AdminAccount, AdminGrant, Collection
+
+RIGHTS = ("admin", "viewer")
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,63}$"  # lowercase, so "Ann" and "ann" are one account
+MIN_PASSWORD, MAX_PASSWORD = 12, 200
+
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("not any account's password")
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """An account as listed (never its hash)."""
+
+    id: str
+    name: str
+    deployment_admin: bool
+    rights: dict[str, str]
+    created_at: datetime
+    disabled: bool
+
+    @classmethod
+    def of(cls, account: AdminAccount) -> AccountView:
+        return cls(account.id, account.name, account.deployment_admin,
+                   {g.collection: g.role for g in account.grants}, account.created_at, account.disabled_at is not None)
+
+
+def normalise_name(name: str) -> str:
+    name = (name or "").strip().lower()
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise ValidationFailed("An account name is 1-64 lowercase letters, digits, '.', '_', '@' or '-'.",
+                               {"field": "name"})
+    return name
+
+
+def _check_password(password: str) -> None:
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise ValidationFailed(f"A password is {MIN_PASSWORD}-{MAX_PASSWORD} characters.", {"field": "password"})
+
+
+def _check_rights(session, deployment_admin: bool, rights: dict[str, str]) -> None:
+    for collection, role in rights.items():
+        if role not in RIGHTS:
+            raise ValidationFailed(f"A right is one of {RIGHTS}.", {"field": "rights", "collection": collection})
+        if session.get(Collection, collection) is None:
+            raise NotFound(f"No collection named {collection!r}.", {"collection": collection})
+    if not deployment_admin and not rights:
+        raise ValidationFailed("Give the account a right in at least one collection, or make it a deployment admin.",
+                               {"field": "rights"})
+
+
+def _set_rights(account: AdminAccount, rights: dict[str, str]) -> None:
+    account.grants = [AdminGrant(collection=c, role=r) for c, r in sorted(rights.items())]
+
+
+class Accounts:
+    def __init__(self, sessions: sessionmaker):
+        self.sessions = sessions
+
+    def create(self, name: str, password: str, *, deployment_admin: bool = False, rights: dict[str, str] | None = None,
+               actor: Actor | None = None) -> AccountView:
+        name, rights = normalise_name(name), dict(rights or {})
+        _check_password(password)
+        hashed = _hasher.hash(password)  # outside the transaction: it takes a tenth of a second
+        try:
+            with self.sessions.begin() as session:
+                _check_rights(session, deployment_admin, rights)
+                if session.scalar(select(AdminAccount.id).where(AdminAccount.name == name)) is not None:
+                    raise Conflict(f"An account named {name!r} exists.", {"name": name})
+                account = AdminAccount(name=name, password_hash=hashed, deployment_admin=deployment_admin)
+                _set_rights(account, rights)
+                session.add(account)
+                session.flush()
+                audit.record(session, actor, "account.create", target=account.id,
+                             details={"name": name, "deployment_admin": deployment_admin, "rights": rights})
+                return AccountView.of(account)
+        except IntegrityError:
+            raise Conflict(f"An account named {name!r} exists.", {"name": name}) from None
+
+    def list(self) -> list[AccountView]:
+        with self.sessions() as session:
+            return [AccountView.of(a) for a in session.scalars(select(AdminAccount).order_by(AdminAccount.name))]
+
+    def get(self, account_id: str) -> AccountView:
+        with self.sessions() as session:
+            return AccountView.of(self._get(session, account_id))
+
+    @staticmethod
+    def _get(session, account_id: str) -> AdminAccount:
+        account = session.get(AdminAccount, account_id)
+        if account is None:
+            raise NotFound(f"No admin account with id {account_id}.", {"account_id": account_id})
+        return account
+
+    def update(self, account_id: str, *, password: str | None = None, deployment_admin: bool | None = None,
+               rights: dict[str, str] | None = None, disabled: bool | None = None,
+               actor: Actor | None = None) -> AccountView:
+        """Change what is given; a new password or a disabled account ends its sign-ins (app/admin/session.py)."""
+        if password is not None:
+            _check_password(password)
+        hashed = _hasher.hash(password) if password is not None else None
+        with self.sessions.begin() as session:
+            account = self._get(session, account_id)
+            admin = account.deployment_admin if deployment_admin is None else deployment_admin
+            new_rights = {g.collection: g.role for g in account.grants} if rights is None else dict(rights)
+            _check_rights(session, admin, new_rights)
+            changed = []
+            if hashed is not None:
+                account.password_hash = hashed
+                changed.append("password")
+            if deployment_admin is not None and deployment_admin != account.deployment_admin:
+                account.deployment_admin = deployment_admin
+                changed.append("deployment_admin")
+            if rights is not None:
+                _set_rights(account, new_rights)
+                changed.append("rights")
+            if disabled is not None and disabled != (account.disabled_at is not None):
+                account.disabled_at = datetime.now(timezone.utc) if disabled else None
+                changed.append("disabled" if disabled else "enabled")
+            session.flush()
+            audit.record(session, actor, "account.update", target=account.id,
+                         details={"name": account.name, "changed": changed, "rights": new_rights,
+                                  "deployment_admin": admin})
+            return AccountView.of(account)
+
+    def delete(self, account_id: str, actor: Actor | None = None) -> None:
+        with self.sessions.begin() as session:
+            account = self._get(session, account_id)
+            audit.record(session, actor, "account.delete", target=account.id, details={"name": account.name})
+            session.delete(account)
+
+    def authenticate(self, name: str, password: str) -> AdminAccount:
+        """The account whose name and password these are; one error for a wrong name, a wrong password and a
+        disabled account."""
+        refused = Unauthorized("That account name or password is not valid.")
+        try:
+            name = normalise_name(name)
+        except ValidationFailed:
+            name = ""
+        with self.sessions() as session:
+            account = session.scalar(select(AdminAccount).where(AdminAccount.name == name)) if name else None
+            stored = account.password_hash if account is not None else _DUMMY_HASH
+            try:
+                _hasher.verify(stored, password or "")
+            except (VerificationError, InvalidHashError):
+                raise refused from None
+            if account is None or account.disabled_at is not None:
+                raise refused
+            if _hasher.check_needs_rehash(stored):
+                self._rehash(account.id, password)
+            session.expunge(account)
+            return account
+
+    def _rehash(self, account_id: str, password: str) -> None:
+        """argon2's parameters grow with the library's defaults; a sign-in upgrades the stored hash."""
+        with self.sessions.begin() as session:
+            account = session.get(AdminAccount, account_id)
+            if account is not None:
+                account.password_hash = _hasher.hash(password)
