@@ -234,11 +234,12 @@ def cmd_watch(args) -> int:
         if not key:
             print("faceshot: --server needs --key (or FACESHOT_WATCH_KEY): a recognition key", file=sys.stderr)
             return 2
-        recognizer, service = RemoteRecognizer(args.server, key, send_faces=args.send_faces), None
+        recognizer, service = RemoteRecognizer(args.server, key, send_faces=args.send_faces,
+                                               collection=args.collection), None
     else:
         _apply_overrides(args)
         service = _service(_settings())
-        recognizer = LocalRecognizer(service)
+        recognizer = LocalRecognizer(service, args.collection)
     try:
         count = watch(args.video, recognizer, name=args.source, fps=args.fps, start=parse_start(args.start),
                       reconnect=not args.no_reconnect,
@@ -349,6 +350,8 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
                                                              "only if the server keeps them; default: off)")
     p.add_argument("--start", default=None, help="a video file's start time, ISO 8601 (default: now)")
     p.add_argument("--no-reconnect", action="store_true", help="stop when a stream drops (default: reconnect)")
+    p.add_argument("--collection", default=None, help="name the people of this collection, and record the events "
+                                                      "there (default: the default collection)")
     p.set_defaults(func=cmd_watch)
 
     p = common(sub.add_parser("reembed", help="after an encoder change: re-make every embedding from the kept photos",

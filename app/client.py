@@ -270,7 +270,8 @@ def _request_args(call: _Call) -> dict[str, Any]:
 
 
 # the operations that work within one collection (the server's app/api/collection_paths.py)
-SCOPED = ("/enroll", "/people", "/identify", "/verify", "/detect", "/compare", "/embed", "/model")
+SCOPED = ("/enroll", "/people", "/identify", "/verify", "/detect", "/compare", "/embed", "/model", "/events",
+          "/presence", "/webhooks")
 
 
 def _path(call: _Call, collection: str | None) -> str:

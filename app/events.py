@@ -21,7 +21,7 @@ from sqlalchemy.orm import sessionmaker
 from . import crud
 from .core.config import Settings
 from .errors import NotFound, ValidationFailed
-from .models import Person, RecognitionEvent, Webhook, WebhookDelivery, as_utc, new_id
+from .models import DEFAULT_COLLECTION, Person, RecognitionEvent, Webhook, WebhookDelivery, as_utc, new_id
 
 CSV_FIELDS = ("id", "time", "source", "person_id", "person_name", "distance", "threshold", "frames", "duration_s")
 
@@ -40,6 +40,12 @@ class NewEvent:
     frames: int = 1
     duration_s: float = 0.0
     face_crop: bytes | None = None
+    collection: str = DEFAULT_COLLECTION  # the gallery it was decided against; its webhooks get it
+
+
+def api_base(collection: str) -> str:
+    """Where a collection's operations live (today's paths are `default`'s)."""
+    return "/api/v1" if collection == DEFAULT_COLLECTION else f"/api/v1/collections/{collection}"
 
 
 def event_dict(e: RecognitionEvent, *, with_crop_url: bool = True) -> dict:
@@ -48,7 +54,8 @@ def event_dict(e: RecognitionEvent, *, with_crop_url: bool = True) -> dict:
             "person": {"id": e.person_id, "name": e.person_name} if e.person_name is not None else None,
             "distance": e.distance, "threshold": e.threshold, "box": e.box, "quality": e.quality,
             "frames": e.frames, "duration_s": e.duration_s,
-            "face_url": f"/api/v1/events/{e.id}/face" if (with_crop_url and e.face_crop) else None}
+            "collection": e.collection,
+            "face_url": f"{api_base(e.collection)}/events/{e.id}/face" if (with_crop_url and e.face_crop) else None}
 
 
 class EventLog:
@@ -58,7 +65,8 @@ class EventLog:
 
     # -- writing -------------------------------------------------------------------------------
     def record(self, new: NewEvent) -> RecognitionEvent:
-        """Store one event (its crop only as configured) and queue it for every webhook, in one transaction."""
+        """Store one event (its crop only as configured) and queue it for its collection's webhooks, in one
+        transaction."""
         if not new.source or len(new.source) > 100:
             raise ValidationFailed("source must be 1-100 characters.", {"field": "source"})
         crop = new.face_crop if self._keeps_crop(new.person_id is not None) else None
@@ -66,16 +74,16 @@ class EventLog:
             name = None
             if new.person_id is not None:
                 person = session.get(Person, new.person_id)
-                if person is None:
+                if person is None or person.collection != new.collection:
                     raise NotFound(f"No person with id {new.person_id}.", {"person_id": new.person_id})
                 name = person.name
             event = RecognitionEvent(id=new_id(), time=as_utc(new.time), source=new.source, person_id=new.person_id,
                                      person_name=name, distance=new.distance, threshold=new.threshold,
                                      box=list(new.box), quality=dict(new.quality), frames=new.frames,
-                                     duration_s=new.duration_s, face_crop=crop)
+                                     duration_s=new.duration_s, face_crop=crop, collection=new.collection)
             session.add(event)
             session.flush()
-            for hook_id in session.scalars(select(Webhook.id)):
+            for hook_id in session.scalars(select(Webhook.id).where(Webhook.collection == new.collection)):
                 session.add(WebhookDelivery(webhook_id=hook_id, event_id=event.id))
             session.expunge(event)
         self.purge_expired(at_most_hourly=True)
@@ -96,9 +104,20 @@ class EventLog:
             session.execute(delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(doomed)))
             return session.execute(delete(RecognitionEvent).where(RecognitionEvent.time < cutoff)).rowcount or 0
 
+    @staticmethod
+    def delete_collection(session, collection: str) -> None:
+        """A deleted collection's events and webhooks, with their deliveries (in the deletion's transaction)."""
+        events = select(RecognitionEvent.id).where(RecognitionEvent.collection == collection)
+        hooks = select(Webhook.id).where(Webhook.collection == collection)
+        session.execute(delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(events)
+                                                      | WebhookDelivery.webhook_id.in_(hooks)))
+        session.execute(delete(RecognitionEvent).where(RecognitionEvent.collection == collection))
+        session.execute(delete(Webhook).where(Webhook.collection == collection))
+
     # -- reading -------------------------------------------------------------------------------
     @staticmethod
-    def _filtered(q, person_id, source, since, until, unknown):
+    def _filtered(q, collection, person_id, source, since, until, unknown):
+        q = q.where(RecognitionEvent.collection == collection)
         if person_id:
             q = q.where(RecognitionEvent.person_id == person_id)
         if source:
@@ -112,26 +131,28 @@ class EventLog:
             q = q.where(known.is_(None) if unknown else known.is_not(None))
         return q
 
-    def list(self, *, person_id=None, source=None, since=None, until=None, unknown=None, limit=100, offset=0):
-        """A page of events, newest first, and how many match."""
+    def list(self, *, collection=DEFAULT_COLLECTION, person_id=None, source=None, since=None, until=None,
+             unknown=None, limit=100, offset=0):
+        """A page of a collection's events, newest first, and how many match."""
         with self.sessions() as session:
-            q = self._filtered(select(RecognitionEvent), person_id, source, since, until, unknown)
+            q = self._filtered(select(RecognitionEvent), collection, person_id, source, since, until, unknown)
             return crud.page(session, q, RecognitionEvent.time.desc(), RecognitionEvent.id, limit=limit,
                              offset=offset)
 
-    def csv(self, **filters) -> str:
+    def csv(self, *, collection=DEFAULT_COLLECTION, **filters) -> str:
         """Every matching event as CSV, oldest first (a spreadsheet reads a day top to bottom)."""
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(CSV_FIELDS)
         with self.sessions() as session:
-            q = self._filtered(select(RecognitionEvent), **filters).order_by(RecognitionEvent.time)
+            q = self._filtered(select(RecognitionEvent), collection, **filters).order_by(RecognitionEvent.time)
             for e in session.scalars(q):
                 writer.writerow([e.id, as_utc(e.time).isoformat(), e.source, e.person_id or "",
                                  e.person_name or "unknown", e.distance, e.threshold, e.frames, e.duration_s])
         return out.getvalue()
 
-    def presence(self, since: date, until: date, source: str | None = None) -> list[dict]:
+    def presence(self, since: date, until: date, source: str | None = None,
+                 collection: str = DEFAULT_COLLECTION) -> list[dict]:
         """The attendance sheet: per day (UTC) and enrolled person, when they were first and last seen."""
         start = datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
         end = datetime(until.year, until.month, until.day, tzinfo=timezone.utc) + timedelta(days=1)
@@ -139,7 +160,7 @@ class EventLog:
             raise ValidationFailed("A presence sheet covers at most 366 days.", {"field": "until"})
         sheet: dict[tuple, dict] = {}
         with self.sessions() as session:
-            q = self._filtered(select(RecognitionEvent), None, source, start, end, False).order_by(
+            q = self._filtered(select(RecognitionEvent), collection, None, source, start, end, False).order_by(
                 RecognitionEvent.time)
             for e in session.scalars(q):
                 when = as_utc(e.time)
@@ -153,10 +174,10 @@ class EventLog:
                     row["sources"].append(e.source)
         return sorted(sheet.values(), key=lambda r: (r["day"], r["first_seen"]))
 
-    def face(self, event_id: str) -> bytes:
+    def face(self, event_id: str, collection: str = DEFAULT_COLLECTION) -> bytes:
         with self.sessions() as session:
             event = session.get(RecognitionEvent, event_id)
-            if event is None:
+            if event is None or event.collection != collection:
                 raise NotFound(f"No event with id {event_id}.", {"event_id": event_id})
             if event.face_crop is None:
                 raise NotFound("No face was kept with this event (FACESHOT_EVENT_FACES).", {"event_id": event_id})

@@ -25,6 +25,7 @@ from models.pipeline import FacePipeline
 from models.prototypes import prototype
 
 from . import audit, crud
+from .accounts import Accounts
 from .admission import InferenceQueue
 from .audit import Actor
 from .core.config import Settings
@@ -37,7 +38,7 @@ from .gallery import Galleries, Gallery, Match
 from .gallery_sync import GallerySync
 from .inference import MAX_FACES_PER_ENROLL, Inference, PreparedFace
 from .inputs import clean_name
-from .models import COLLECTION_PATTERN, DEFAULT_COLLECTION, ApiKey, Collection, Face, Person, new_id
+from .models import COLLECTION_PATTERN, DEFAULT_COLLECTION, AdminGrant, ApiKey, Collection, Face, Person, new_id
 from .observability import observe_stages
 from .photos import PhotoStore
 from .reembed import reembed
@@ -85,6 +86,7 @@ class FaceService:
         self.events = EventLog(settings, self.sessions) if db is not None else None
         self.webhooks = Webhooks(settings, self.sessions) if db is not None else None
         self.audit = audit.AuditLog(self.sessions) if db is not None else None
+        self.accounts = Accounts(self.sessions) if db is not None else None
         # per collection: (its gallery's composition, the operating point it gives)
         self._operating: dict[str, tuple[tuple, OperatingPoint]] = {}
 
@@ -427,7 +429,8 @@ class FaceService:
             crud.get_collection(session, name)
 
     def delete_collection(self, name: str, actor: Actor | None = None) -> dict:
-        """The collection with exactly its people, faces, embeddings, photos, keys and index; not `default`."""
+        """The collection with exactly its people, faces, embeddings, photos, keys, events, webhooks, admin rights
+        and index; not `default`."""
         if name == DEFAULT_COLLECTION:
             raise Conflict("The default collection cannot be deleted (today's routes are its own).",
                            {"collection": name})
@@ -446,6 +449,8 @@ class FaceService:
             for person in people:
                 session.delete(person)
             session.execute(delete(ApiKey).where(ApiKey.collection == name))
+            self.events.delete_collection(session, name)  # its events, webhooks and their deliveries
+            session.execute(delete(AdminGrant).where(AdminGrant.collection == name))
             audit.record(session, actor, "collection.delete", collection=name, target=name, details=dict(counts))
             session.flush()
             session.execute(delete(Collection).where(Collection.name == name))

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from .events import NewEvent
+from .models import DEFAULT_COLLECTION
 from .tracking import FaceTracker, Observation, Track, quality_score
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,10 @@ def jpeg(image: np.ndarray, quality: int = 85) -> bytes:
 class LocalRecognizer:
     """The pipeline, gallery and event log of this process (a service built on the data directory)."""
 
-    def __init__(self, service):
-        self.service = service
+    def __init__(self, service, collection: str | None = None):
+        self.service, self.collection = service, collection or DEFAULT_COLLECTION
         self.keeps_crops = service.settings.event_faces
+        service.check_collection(self.collection)
 
     def observe(self, image: np.ndarray, t: float) -> list[Observation]:
         _, faces = self.service.inference.analyze_image(image)
@@ -72,7 +74,7 @@ class LocalRecognizer:
                             _crop(image, f.face.box) if self.keeps_crops else None) for f in faces]
 
     def decide(self, embedding: np.ndarray) -> Decision:
-        face = self.service.identify(None, top_k=1, embedding=embedding).faces[0]
+        face = self.service.identify(None, top_k=1, embedding=embedding, collection=self.collection).faces[0]
         return Decision(face.person.id if face.person else None, face.person.name if face.person else None,
                         face.distance, face.threshold)
 
@@ -81,16 +83,17 @@ class LocalRecognizer:
         from .events import event_dict
         from .schemas import EventOut
 
+        event.collection = self.collection
         return EventOut.model_validate(event_dict(self.service.record_event(event))).model_dump(mode="json")
 
 
 class RemoteRecognizer:
     """A faceshot server does the work: ``url`` and a recognition key (app/client.py)."""
 
-    def __init__(self, url: str, key: str, send_faces: bool = False):
+    def __init__(self, url: str, key: str, send_faces: bool = False, collection: str | None = None):
         from .client import FaceshotClient
 
-        self.client = FaceshotClient(url, key)
+        self.client = FaceshotClient(url, key, collection=collection)
         self.keeps_crops = send_faces
         self.encoder_hash: str | None = None
 

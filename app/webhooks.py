@@ -29,11 +29,11 @@ import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
-from . import audit
+from . import audit, crud
 from .core.config import Settings
 from .errors import NotFound, ValidationFailed
 from .events import event_dict
-from .models import RecognitionEvent, Webhook, WebhookDelivery
+from .models import DEFAULT_COLLECTION, RecognitionEvent, Webhook, WebhookDelivery
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=90)  # a claimed delivery is someone's for this long (longer than any attempt)
@@ -58,42 +58,49 @@ class Webhooks:
         self._housekeeping = lambda: None
 
     # -- registration --------------------------------------------------------------------------
-    def create(self, url: str, actor=None) -> tuple[Webhook, str]:
+    def create(self, url: str, actor=None, collection: str = DEFAULT_COLLECTION) -> tuple[Webhook, str]:
+        """A webhook for one collection's events."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
             raise ValidationFailed("A webhook URL is an http:// or https:// URL with a host.", {"field": "url"})
         secret = "whsec_" + secrets.token_urlsafe(32)
         with self.sessions.begin() as session:
-            hook = Webhook(url=url, secret=secret)
+            crud.get_collection(session, collection)
+            hook = Webhook(url=url, secret=secret, collection=collection)
             session.add(hook)
             session.flush()
-            audit.record(session, actor, "webhook.create", target=hook.id, details={"url": url})
+            audit.record(session, actor, "webhook.create", collection=collection, target=hook.id,
+                         details={"url": url})
             session.expunge(hook)
         return hook, secret
 
-    def list(self) -> list[dict]:
+    def list(self, collection: str = DEFAULT_COLLECTION) -> list[dict]:
         with self.sessions() as session:
-            hooks = session.scalars(select(Webhook).order_by(Webhook.created_at)).all()
+            hooks = session.scalars(select(Webhook).where(Webhook.collection == collection)
+                                    .order_by(Webhook.created_at)).all()
             out = []
             for h in hooks:
                 counts = dict(session.execute(select(WebhookDelivery.state, func.count())
                                               .where(WebhookDelivery.webhook_id == h.id)
                                               .group_by(WebhookDelivery.state)).all())
-                out.append({"id": h.id, "url": h.url, "created_at": h.created_at,
+                out.append({"id": h.id, "url": h.url, "created_at": h.created_at, "collection": h.collection,
                             "deliveries": {s: int(counts.get(s, 0)) for s in ("pending", "delivered", "failed")}})
             return out
 
-    def delete(self, hook_id: str, actor=None) -> None:
+    def delete(self, hook_id: str, actor=None, collection: str = DEFAULT_COLLECTION) -> None:
         with self.sessions.begin() as session:
             hook = session.get(Webhook, hook_id)
-            if hook is None:
+            if hook is None or hook.collection != collection:
                 raise NotFound(f"No webhook with id {hook_id}.", {"webhook_id": hook_id})
-            audit.record(session, actor, "webhook.delete", target=hook_id, details={"url": hook.url})
+            audit.record(session, actor, "webhook.delete", collection=collection, target=hook_id,
+                         details={"url": hook.url})
             session.delete(hook)
 
-    def deliveries(self, hook_id: str, limit: int = 100) -> list[WebhookDelivery]:
+    def deliveries(self, hook_id: str, limit: int = 100,
+                   collection: str = DEFAULT_COLLECTION) -> list[WebhookDelivery]:
         with self.sessions() as session:
-            if session.get(Webhook, hook_id) is None:
+            hook = session.get(Webhook, hook_id)
+            if hook is None or hook.collection != collection:
                 raise NotFound(f"No webhook with id {hook_id}.", {"webhook_id": hook_id})
             return list(session.scalars(select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook_id)
                                         .order_by(WebhookDelivery.next_attempt_at.desc()).limit(limit)))

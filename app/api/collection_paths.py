@@ -17,8 +17,9 @@ from ..models import COLLECTION_PATTERN
 from .deps import COLLECTION_SCOPE
 
 PREFIX = "/api/v1"
-# the operations that work within one collection (keys, events, webhooks and collections are deployment-wide)
-SCOPED = ("enroll", "people", "identify", "verify", "detect", "compare", "embed", "model")
+# the operations that work within one collection (keys, the audit log and collections are deployment-wide)
+SCOPED = ("enroll", "people", "identify", "verify", "detect", "compare", "embed", "model", "events", "presence",
+          "webhooks")
 _PATH = re.compile(rf"^{PREFIX}/collections/([^/]+)/({'|'.join(SCOPED)})(/.*)?$")
 
 

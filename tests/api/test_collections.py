@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -59,13 +58,7 @@ def test_keys_of_one_collection_never_reach_another(client, photos):
         assert client.get(path, headers=warehouse_admin).status_code == 403
     # the warehouse's door key identifies in the warehouse
     assert _named(client, "warehouse", photos["Wen_Jiabao"][2], door) == wen
-    # a collection admin key cannot sign in to the (deployment-wide) admin page
-    form = client.get("/admin/login").text
-    token = re.search(r'name="login_token" value="([^"]+)"', form).group(1)
-    page = client.post("/admin/login", data={"secret": warehouse_admin["X-API-Key"], "login_token": token},
-                       follow_redirects=False)
-    assert page.status_code == 403 and "works in collection &#39;warehouse&#39; only" in page.text
-    assert "faceshot_admin=" not in page.headers.get("set-cookie", "")
+    # (the admin page within one collection: tests/admin/test_collections_admin.py)
     # an unknown collection: 404 after the key is checked, 401 without one
     assert client.post("/api/v1/collections/nowhere/identify", files=[upload(probe)]).status_code == 404
     assert client.post("/api/v1/collections/nowhere/identify", files=[upload(probe)],
@@ -124,6 +117,69 @@ def test_deleting_a_collection_removes_exactly_its_people_photos_keys_and_index(
     assert [c["name"] for c in client.get("/api/v1/collections").json()] == ["default"]
 
 
+def test_events_and_webhooks_belong_to_their_collection(client, photos):
+    """A warehouse camera's events are the warehouse's: its webhooks get them, the office's do not; deleting the
+    warehouse deletes them."""
+    assert client.post("/api/v1/collections", json={"name": "warehouse"}).status_code == 201
+    wen = _enroll(client, "warehouse", "Wen_Jiabao", photos)
+    emma = _enroll(client, "default", "Emma_Watson", photos)
+    door, warehouse_admin = _key(client, "warehouse"), _key(client, "warehouse", "admin")
+    office_hook = client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/office"}).json()
+    r = client.post("/api/v1/collections/warehouse/webhooks", json={"url": "http://127.0.0.1:9/dock"},
+                    headers=warehouse_admin)
+    assert r.status_code == 201 and r.json()["collection"] == "warehouse"
+    dock_hook = r.json()
+    event = {"source": "dock-1", "distance": 0.2, "threshold": 0.4, "box": [1, 2, 3, 4]}
+    # a warehouse key posts warehouse events; an office person's id is not the warehouse's to name
+    assert client.post("/api/v1/events", json=event, headers=door).status_code == 403
+    assert client.post("/api/v1/collections/warehouse/events", json={**event, "person_id": emma},
+                       headers=door).status_code == 404
+    r = client.post("/api/v1/collections/warehouse/events", json={**event, "person_id": wen}, headers=door)
+    assert r.status_code == 201 and r.json()["collection"] == "warehouse"
+    warehouse_events = client.get("/api/v1/collections/warehouse/events", headers=warehouse_admin).json()
+    assert [e["person"]["name"] for e in warehouse_events["items"]] == ["Wen Jiabao"]
+    assert client.get("/api/v1/events").json()["total"] == 0  # today's path: default's events only
+    assert client.get("/api/v1/events", headers=warehouse_admin).status_code == 403
+    assert [h["id"] for h in client.get("/api/v1/collections/warehouse/webhooks", headers=warehouse_admin).json()] \
+        == [dock_hook["id"]]
+    deliveries = {h["id"]: h["deliveries"] for h in client.get("/api/v1/webhooks").json()}
+    assert set(deliveries) == {office_hook["id"]} and sum(deliveries[office_hook["id"]].values()) == 0
+    dock = client.get(f"/api/v1/collections/warehouse/webhooks/{dock_hook['id']}/deliveries",
+                      headers=warehouse_admin).json()
+    assert [d["event_id"] for d in dock] == [r.json()["id"]]
+    assert client.get(f"/api/v1/webhooks/{dock_hook['id']}/deliveries").status_code == 404  # not default's
+    assert client.delete("/api/v1/collections/warehouse").status_code == 204
+    assert client.post("/api/v1/collections", json={"name": "warehouse"}).status_code == 201  # a new, empty one
+    assert client.get("/api/v1/collections/warehouse/events").json()["total"] == 0
+    assert client.get("/api/v1/collections/warehouse/webhooks").json() == []
+    assert [h["id"] for h in client.get("/api/v1/webhooks").json()] == [office_hook["id"]]
+
+
+def test_a_watcher_in_a_collection_names_its_people_and_records_there(client, photos):
+    """`faceshot watch --collection warehouse` in-process: decided against the warehouse, stored in it."""
+    from datetime import datetime, timezone
+
+    from app.events import NewEvent
+    from app.watch import LocalRecognizer
+    from models.imageio import load_image
+
+    assert client.post("/api/v1/collections", json={"name": "warehouse"}).status_code == 201
+    wen = _enroll(client, "warehouse", "Wen_Jiabao", photos)
+    _enroll(client, "default", "Emma_Watson", photos)
+    service = client.app.state.service
+    recognizer = LocalRecognizer(service, "warehouse")
+    seen = {}
+    for who in ("Wen_Jiabao", "Emma_Watson"):
+        face = recognizer.observe(load_image(photos[who][2]), 0.0)[0]
+        seen[who] = recognizer.decide(face.embedding)
+    assert seen["Wen_Jiabao"].person_id == wen and seen["Emma_Watson"].person_id is None
+    event = recognizer.record(NewEvent(time=datetime.now(timezone.utc), source="dock-1", person_id=wen,
+                                       distance=0.2, threshold=0.4, box=[1, 2, 3, 4], quality={}))
+    assert event["collection"] == "warehouse"
+    assert client.get("/api/v1/collections/warehouse/events").json()["total"] == 1
+    assert client.get("/api/v1/events").json()["total"] == 0
+
+
 def test_another_worker_sees_a_collections_people(make_client, tmp_path, photos):
     a = make_client(tmp_path / "data")
     b = make_client(tmp_path / "data")
@@ -153,6 +209,11 @@ def test_the_migration_keeps_every_person_face_and_photo_in_default(tmp_path):
                      {"e": embedding})
         conn.execute(text("INSERT INTO api_keys (id, name, role, prefix, key_hash, created_at) VALUES "
                           "('k1', 'door', 'recognition', 'fs_', 'x', '2026-01-01')"))
+        conn.execute(text("INSERT INTO recognition_events (id, time, source, person_id, person_name, box, quality, "
+                          "frames, duration_s, created_at) VALUES ('e1', '2026-01-01', 'door-1', 'p1', 'Ada', '[]', "
+                          "'{}', 3, 1.0, '2026-01-01')"))
+        conn.execute(text("INSERT INTO webhooks (id, url, secret, created_at) VALUES "
+                          "('w1', 'https://example.com/h', 's', '2026-01-01')"))
     command.upgrade(cfg, "head")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT collection FROM people WHERE id='p1'")).scalar_one() == "default"
@@ -160,6 +221,9 @@ def test_the_migration_keeps_every_person_face_and_photo_in_default(tmp_path):
         assert conn.execute(text("SELECT image_file FROM faces WHERE id='f1'")).scalar_one() == "f1.img"
         assert conn.execute(text("SELECT collection FROM api_keys WHERE id='k1'")).scalar_one() is None
         assert [r[0] for r in conn.execute(text("SELECT name FROM collections"))] == ["default"]
+        # the one gallery's events and webhooks are `default`'s (0007)
+        assert conn.execute(text("SELECT collection FROM recognition_events WHERE id='e1'")).scalar_one() == "default"
+        assert conn.execute(text("SELECT collection FROM webhooks WHERE id='w1'")).scalar_one() == "default"
     command.downgrade(cfg, "0004")  # and back, nothing lost
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM faces")).scalar_one() == 1
