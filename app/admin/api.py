@@ -12,6 +12,7 @@ from ..errors import ValidationFailed
 from ..inference import MAX_FACES_PER_ENROLL
 from ..inputs import parse_metadata
 from .auth import AdminRoute, AdminWrite, actor_of
+from .scope import current_collection, person_collection
 
 router = APIRouter(prefix="/admin/api", route_class=AdminRoute, include_in_schema=False)
 
@@ -43,11 +44,15 @@ def detect(service: ServiceDep, _s: AdminWrite, _slot: InferenceSlot, image: Ann
 
 
 @router.post("/check")
-def check(service: ServiceDep, _s: AdminWrite, _slot: InferenceSlot, images: Annotated[list[UploadFile], File()],
-          boxes: Annotated[list[str], Form()] = [], person_id: Annotated[str | None, Form()] = None):  # noqa: B006
-    """What enrolling these photos would warn about (someone else's face, a near-duplicate); stores nothing."""
+def check(request: Request, service: ServiceDep, session: AdminWrite, _slot: InferenceSlot,
+          images: Annotated[list[UploadFile], File()], boxes: Annotated[list[str], Form()] = [],  # noqa: B006
+          person_id: Annotated[str | None, Form()] = None):
+    """What enrolling these photos would warn about (someone else's face in the collection, a near-duplicate);
+    stores nothing."""
+    collection = (person_collection(request, session, person_id, change=True) if person_id
+                  else current_collection(request, session, change=True))
     prepared = _prepare(service, images, boxes)
-    return {"warnings": service.enrollment_warnings(prepared, person_id or None),
+    return {"warnings": service.enrollment_warnings(prepared, person_id or None, collection),
             "faces": [{"box": p.box, "quality": p.quality} for p in prepared]}
 
 
@@ -57,9 +62,10 @@ def enroll(request: Request, service: ServiceDep, session: AdminWrite, _slot: In
            images: Annotated[list[UploadFile], File()], boxes: Annotated[list[str], Form()] = [],  # noqa: B006
            external_id: Annotated[str | None, Form(max_length=200)] = None,
            metadata: Annotated[str | None, Form()] = None):
+    collection = current_collection(request, session, change=True)  # the page's, sent by its script
     meta = parse_metadata(metadata)  # refused before any photo is read
     result = service.enroll(name, _prepare(service, images, boxes), external_id=(external_id or "").strip() or None,
-                            metadata=meta, actor=actor_of(request, session))
+                            metadata=meta, collection=collection, actor=actor_of(request, session))
     return JSONResponse({"person": {"id": result.person.id, "name": result.person.name},
                          "faces": len(result.faces), "warnings": result.warnings,
                          "url": f"/admin/people/{result.person.id}?done=enrolled"}, status_code=201)
@@ -69,12 +75,16 @@ def enroll(request: Request, service: ServiceDep, session: AdminWrite, _slot: In
 def add_faces(request: Request, service: ServiceDep, session: AdminWrite, _slot: InferenceSlot, person_id: str,
               images: Annotated[list[UploadFile], File()], boxes: Annotated[list[str], Form()] = []):  # noqa: B006
     """More photos for a person, with the faces chosen on the page (the enroll page's "add to them instead" too)."""
-    service.get_person(person_id)  # 404 before any photo is read
-    result = service.add_faces(person_id, _prepare(service, images, boxes), actor=actor_of(request, session))
+    collection = person_collection(request, session, person_id, change=True)  # 404 before any photo is read
+    result = service.add_faces(person_id, _prepare(service, images, boxes), collection=collection,
+                               actor=actor_of(request, session))
     return JSONResponse({"faces": len(result.faces), "warnings": result.warnings,
                          "url": f"/admin/people/{person_id}?done=faces_added"}, status_code=201)
 
 
 @router.post("/identify")
-def identify(service: ServiceDep, _s: AdminWrite, _slot: InferenceSlot, image: Annotated[UploadFile, File()]):
-    return service.identify(read_upload(image, service.settings.max_upload_bytes), top_k=3)
+def identify(request: Request, service: ServiceDep, session: AdminWrite, _slot: InferenceSlot,
+             image: Annotated[UploadFile, File()]):
+    """Try it and Live: who this is in the page's collection (never another's)."""
+    collection = current_collection(request, session)
+    return service.identify(read_upload(image, service.settings.max_upload_bytes), top_k=3, collection=collection)

@@ -135,12 +135,11 @@ def safe_next(target: str | None) -> str:
 
 
 def actor_of(request: Request, session: AdminSession):
-    """Who the audit log says made a change on the admin page: the signed-in key (its name), or the password."""
+    """Who the audit log says made a change on the admin page: the account, the signed-in key, or the password."""
     from ..audit import PASSWORD, Actor
-    from ..models import ApiKey
 
     if session.by == "password":
         return PASSWORD
-    with request.app.state.service.sessions() as db:
-        key = db.get(ApiKey, session.by)
-    return Actor("key", session.by, f"{key.name if key else 'admin key'} (admin page)")
+    if session.by == "account":
+        return Actor("account", session.account_id, f"{session.name} (admin page)")
+    return Actor("key", session.by, f"{session.name} (admin page)")

@@ -1,4 +1,5 @@
-"""The admin pages: sign-in, people, a person, enroll, try it, settings and keys (server-rendered)."""
+"""The admin pages: sign-in, people, a person, enroll, try it, live, events, settings, keys and accounts
+(server-rendered), each within the collection the header's switcher chose (app/admin/scope.py)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ from models.errors import FaceshotError
 
 from .. import keys
 from ..api.deps import ServiceDep, client_address
-from ..errors import Forbidden, Unauthorized
+from ..errors import Forbidden, NotFound, Unauthorized
 from ..events import event_dict
 from ..inputs import parse_metadata
 from .auth import Admin, AdminRoute, AdminWrite, actor_of, safe_next, signer
+from .scope import COLLECTION_COOKIE, current_collection, person_collection, visible_collections
 from .session import COOKIE, LOGIN_COOKIE
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates" / "admin")
@@ -43,11 +45,20 @@ DONE = {
     "details_saved": "Details saved.",
     "webhook_removed": "Webhook removed.",
     "signed_out": "You are signed out.",
+    "collection_created": "Collection created.",
+    "account_created": "Account created.",
+    "account_changed": "Account changed.",
+    "account_deleted": "Account deleted.",
 }
 
 
 def render(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
     session = getattr(request.state, "admin", None)
+    if session is not None:
+        context.setdefault("collection", current_collection(request, session))
+        context.setdefault("collections", visible_collections(request, session))
+        context["admin"] = session
+        context["may_change"] = session.may_change(context["collection"])
     context.setdefault("done", DONE.get(request.query_params.get("done", "")))
     context.setdefault("max_upload", request.app.state.service.settings.max_upload_bytes)
     return TEMPLATES.TemplateResponse(request, name, {"csrf": session.csrf if session else None, **context},
@@ -81,23 +92,39 @@ def login_form(request: Request):
 
 @router.post("/login")
 def login(request: Request, service: ServiceDep, secret: Annotated[str, Form()] = "",
-          login_token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = ""):
-    """Sign in with an admin key or the password.
+          account: Annotated[str, Form(max_length=200)] = "", login_token: Annotated[str, Form()] = "",
+          next: Annotated[str, Form()] = ""):
+    """Sign in with a named account and its password, an admin key, or the shared password.
 
-    An address that has failed too often is refused (429) for a wrong credential and for the
-    password (which a person chose, so it can be guessed), but never for a valid admin key
-    (which cannot be guessed): a flood of failures from one address locks no admin out.
+    An address that has failed too often is refused (429) for a wrong credential and for
+    passwords (which a person chose, so they can be guessed), but never for a valid admin key
+    (which cannot be guessed): a flood of failures from one address locks no admin out. An
+    account that has failed too often, from anywhere, is refused for a while too (guessing
+    from many addresses), and a refused try costs no password hash (no CPU to burn).
     """
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, login_token):
         return _login_page(request, 403, "The sign-in form had expired. Please try again.", next)
-    secret = secret.strip()
+    secret, account = secret.strip(), account.strip().lower()
     limiter, client = request.app.state.limiter, client_address(request)
     braked = limiter.failures_exceeded(client)
     too_many = "Too many failed sign-ins from this address; wait a minute, or sign in with an admin key."
     password = service.settings.admin_password
-    by = None
-    if password is not None and secret and hmac.compare_digest(secret.encode(), password.get_secret_value().encode()):
+    signed_in = None
+    if account:
+        brake = f"account:{account}"
+        if braked or limiter.failures_exceeded(brake):
+            return _login_page(request, 429, "Too many failed sign-ins for this account or from this address; wait "
+                                             "a minute, or sign in with an admin key.", next)
+        try:
+            signed_in = service.accounts.authenticate(account, secret)
+        except Unauthorized as exc:
+            limiter.record_failure(client)
+            limiter.record_failure(brake)
+            return _login_page(request, 401, exc.message, next)
+        by = "account"
+    elif password is not None and secret and hmac.compare_digest(secret.encode(),
+                                                                 password.get_secret_value().encode()):
         if braked:
             return _login_page(request, 429, too_many, next)
         by = "password"
@@ -105,20 +132,40 @@ def login(request: Request, service: ServiceDep, secret: Annotated[str, Form()] 
         try:
             by = keys.authenticate(service.sessions, secret, need_admin=True).id
         except Forbidden as exc:
-            if "key_collection" in exc.details:  # the admin page manages the whole deployment
-                return _login_page(request, 403, f"{exc.message} The admin page needs a key of every collection.",
+            if "key_collection" not in exc.details:
+                return _login_page(request, 403, "That is a recognition key; the admin page needs an admin key.",
                                    next)
-            return _login_page(request, 403, "That is a recognition key; the admin page needs an admin key.", next)
+            # a collection's admin key: the admin page within that collection only
+            by = keys.authenticate(service.sessions, secret, need_admin=True,
+                                   collection=exc.details["key_collection"]).id
         except Unauthorized:
             if braked:
                 return _login_page(request, 429, too_many, next)
             limiter.record_failure(client)
             return _login_page(request, 401, "That key or password is not valid.", next)
-    cookie, _ = signer(request).issue(by, service.sessions)
+    cookie = signer(request).issue(by, service.sessions, signed_in)
+    session = signer(request).read(cookie, service.sessions)
+    service.audit.record(actor_of(request, session), "admin.sign_in")
     response = RedirectResponse(safe_next(next), status_code=303)
     args = signer(request).cookie_args(max_age=int(service.settings.admin_session_hours * 3600))
     response.set_cookie(COOKIE, cookie, **args)
     response.delete_cookie(LOGIN_COOKIE, path=args["path"], httponly=True, samesite="strict", secure=args["secure"])
+    response.delete_cookie(COLLECTION_COOKIE, path=args["path"], httponly=True, samesite="strict",
+                           secure=args["secure"])  # the last sign-in's choice is not this one's
+    return response
+
+
+@router.post("/collection")
+def switch_collection(request: Request, session: AdminWrite, collection: Annotated[str, Form(max_length=64)] = "",
+                      next: Annotated[str, Form()] = ""):
+    """The header's switcher: the collection the pages work in from now on (one it may see)."""
+    if collection not in visible_collections(request, session):  # one it has no right in, or none at all
+        raise NotFound(f"No collection named {collection!r}.", {"collection": collection})
+    target = safe_next(next)
+    if target.startswith("/admin/people/"):  # a person of the collection left behind
+        target = "/admin/people"
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(COLLECTION_COOKIE, collection, **signer(request).cookie_args(max_age=30 * 24 * 3600))
     return response
 
 
@@ -139,20 +186,22 @@ def home(_s: Admin):
 
 
 @router.get("/people")
-def people(request: Request, service: ServiceDep, _s: Admin, search: str = "",
+def people(request: Request, service: ServiceDep, session: Admin, search: str = "",
            page: Annotated[int, Query(ge=1, le=10**6)] = 1):
     search = search.strip()[:200]
-    found, total = service.list_people(search or None, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    found, total = service.list_people(search or None, PAGE_SIZE, (page - 1) * PAGE_SIZE,
+                                       collection=current_collection(request, session))
     pages = max(1, math.ceil(total / PAGE_SIZE))
     return render(request, "people.html", people=[person_view(service, p) for p in found], total=total,
                   search=search, page=page, pages=pages, section="people")
 
 
 @router.get("/people/{person_id}")
-def person_page(request: Request, service: ServiceDep, _s: Admin, person_id: str):
-    person = service.get_person(person_id)
+def person_page(request: Request, service: ServiceDep, session: Admin, person_id: str):
+    collection = person_collection(request, session, person_id)
+    person = service.get_person(person_id, collection)
     return render(request, "person.html", person=person_view(service, person), section="people",
-                  store_images=service.settings.store_images)
+                  store_images=service.settings.store_images, collection=collection)
 
 
 @router.post("/people/{person_id}/details")
@@ -160,40 +209,46 @@ def save_details(request: Request, service: ServiceDep, session: AdminWrite, per
                  name: Annotated[str, Form()] = "", external_id: Annotated[str, Form()] = "",
                  metadata: Annotated[str, Form()] = ""):
     """Name, external id and metadata as the form shows them (an empty external id or metadata clears it)."""
+    collection = person_collection(request, session, person_id, change=True)
     try:
         meta = parse_metadata(metadata) if metadata.strip() else {}
         service.update_person(person_id, name, external_id.strip() or None, meta, {"name", "external_id", "metadata"},
-                              actor=actor_of(request, session))
+                              collection=collection, actor=actor_of(request, session))
     except FaceshotError as exc:
         return render(request, "person.html", exc.status if exc.status < 500 else 422,
-                      person=person_view(service, service.get_person(person_id)),
+                      person=person_view(service, service.get_person(person_id, collection)), collection=collection,
                       error=exc.message, section="people", store_images=service.settings.store_images)
     return RedirectResponse(f"/admin/people/{person_id}?done=details_saved", status_code=303)
 
 
 @router.post("/people/{person_id}/faces/{face_id}/delete")
 def delete_face(request: Request, service: ServiceDep, session: AdminWrite, person_id: str, face_id: str):
-    service.delete_face(person_id, face_id, actor=actor_of(request, session))
+    collection = person_collection(request, session, person_id, change=True)
+    service.delete_face(person_id, face_id, collection, actor=actor_of(request, session))
     return RedirectResponse(f"/admin/people/{person_id}?done=face_deleted", status_code=303)
 
 
 @router.get("/people/{person_id}/delete")
-def confirm_delete(request: Request, service: ServiceDep, _s: Admin, person_id: str):
-    return render(request, "confirm_delete.html", person=person_view(service, service.get_person(person_id)),
-                  section="people")
+def confirm_delete(request: Request, service: ServiceDep, session: Admin, person_id: str):
+    collection = person_collection(request, session, person_id, change=True)
+    person = person_view(service, service.get_person(person_id, collection))
+    return render(request, "confirm_delete.html", person=person, section="people", collection=collection)
 
 
 @router.post("/people/{person_id}/delete")
 def delete_person(request: Request, service: ServiceDep, session: AdminWrite, person_id: str):
-    service.delete_person(person_id, actor=actor_of(request, session))
+    collection = person_collection(request, session, person_id, change=True)
+    service.delete_person(person_id, collection, actor=actor_of(request, session))
     return RedirectResponse("/admin/people?done=person_deleted", status_code=303)
 
 
 @router.get("/people/{person_id}/faces/{face_id}/image")
-def face_image(service: ServiceDep, _s: Admin, person_id: str, face_id: str, thumb: bool = False):
-    data, media_type = service.face_image(person_id, face_id)
+def face_image(request: Request, service: ServiceDep, session: Admin, person_id: str, face_id: str,
+               thumb: bool = False):
+    collection = person_collection(request, session, person_id)
+    data, media_type = service.face_image(person_id, face_id, collection)
     if thumb:
-        box = next((f.box for f in service.get_person(person_id).faces if f.id == face_id), None)
+        box = next((f.box for f in service.get_person(person_id, collection).faces if f.id == face_id), None)
         data, media_type = thumbnail(data, box), "image/jpeg"
     return Response(content=data, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
 
@@ -215,8 +270,8 @@ def thumbnail(data: bytes, box: list[float] | None, size: int = 160) -> bytes:
 
 # -- enroll, try it ------------------------------------------------------------------------------
 @router.get("/enroll")
-def enroll_page(request: Request, _s: Admin):
-    return render(request, "enroll.html", section="enroll")
+def enroll_page(request: Request, session: Admin):
+    return render(request, "enroll.html", section="enroll", collection=current_collection(request, session, True))
 
 
 @router.get("/try")
@@ -247,10 +302,12 @@ def _event_filters(source: str, who: str, day: str) -> dict:
 def _events_page(request: Request, service, status_code: int = 200, **extra):
     q = request.query_params
     source, who, day = q.get("source", ""), q.get("who", ""), q.get("day", "")
-    rows, total = service.events.list(**_event_filters(source, who, day), limit=200)
+    collection = current_collection(request, request.state.admin)
+    rows, total = service.events.list(**_event_filters(source, who, day), collection=collection, limit=200)
     settings = service.settings
     return render(request, "events.html", status_code, section="events", events=[event_dict(e) for e in rows],
-                  total=total, hooks=service.webhooks.list(), filters={"source": source, "who": who, "day": day},
+                  total=total, hooks=service.webhooks.list(collection), collection=collection,
+                  filters={"source": source, "who": who, "day": day},
                   query=urlencode({k: v for k, v in (("source", source), ("who", who), ("day", day)) if v}),
                   keeps_faces=settings.event_faces, keeps_unknown=settings.event_unknown_faces,
                   retention_days=settings.event_retention_days, **extra)
@@ -288,23 +345,26 @@ def events_page(request: Request, service: ServiceDep, session: Admin):
 
 
 @router.get("/events.csv")
-def events_csv(request: Request, service: ServiceDep, _s: Admin):
+def events_csv(request: Request, service: ServiceDep, session: Admin):
     q = request.query_params
-    text = service.events.csv(person_id=None, **_event_filters(q.get("source", ""), q.get("who", ""),
+    text = service.events.csv(collection=current_collection(request, session), person_id=None,
+                              **_event_filters(q.get("source", ""), q.get("who", ""),
                                                               q.get("day", "")))
     return Response(text, media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="events.csv"'})
 
 
 @router.get("/events/{event_id}/face")
-def event_face(service: ServiceDep, _s: Admin, event_id: str):
-    return Response(service.events.face(event_id), media_type="image/jpeg", headers={"Cache-Control": "private"})
+def event_face(request: Request, service: ServiceDep, session: Admin, event_id: str):
+    return Response(service.events.face(event_id, current_collection(request, session)), media_type="image/jpeg",
+                    headers={"Cache-Control": "private"})
 
 
 @router.post("/webhooks")
 def add_webhook(request: Request, service: ServiceDep, session: AdminWrite, url: Annotated[str, Form()] = ""):
     """Add, then redirect (a reload adds no second webhook); its secret is shown once by the GET."""
+    collection = current_collection(request, session, change=True)
     try:
-        hook, secret = service.webhooks.create(url.strip(), actor_of(request, session))
+        hook, secret = service.webhooks.create(url.strip(), actor_of(request, session), collection)
     except FaceshotError as exc:
         return _events_page(request, service, 422, error=exc.message)
     return _redirect_showing_once(request, session, "/admin/events", {"url": hook.url, "secret": secret})
@@ -312,17 +372,33 @@ def add_webhook(request: Request, service: ServiceDep, session: AdminWrite, url:
 
 @router.post("/webhooks/{webhook_id}/delete")
 def delete_webhook(request: Request, service: ServiceDep, session: AdminWrite, webhook_id: str):
-    service.webhooks.delete(webhook_id, actor_of(request, session))
+    service.webhooks.delete(webhook_id, actor_of(request, session), current_collection(request, session, True))
     return RedirectResponse("/admin/events?done=webhook_removed", status_code=303)
 
 
-# -- settings and keys ----------------------------------------------------------------------------
+# -- settings, keys, collections and accounts -------------------------------------------------------
+def _deployment_only(session) -> None:
+    if not session.deployment_admin:
+        raise Forbidden("Only a deployment admin may do this.", {"right": "deployment_admin"})
+
+
+def _keys_shown(service, session, collection: str) -> list:
+    """A deployment admin sees every key; a collection's admin, that collection's."""
+    every = keys.list_keys(service.sessions)
+    return every if session.deployment_admin else [k for k in every if k.collection == collection]
+
+
 def _settings_page(request: Request, service, status_code: int = 200, **extra):
-    info = service.model_info()  # what GET /api/v1/model says, from the same place
+    session = request.state.admin
+    collection = current_collection(request, session)
+    info = service.model_info(collection)  # what GET /api/v1/model says, from the same place
+    deployment = session.deployment_admin
     return render(request, "settings.html", status_code, section="settings", encoder=info.encoder,
                   op=info.operating_point, counts=info.gallery, store_images=info.store_images,
-                  keys=keys.list_keys(service.sessions), signed_in_by=request.state.admin.by,
-                  audit=service.audit.list(limit=20)[0], **extra)
+                  keys=_keys_shown(service, session, collection), signed_in_by=session.by, collection=collection,
+                  audit=service.audit.list(collection=None if deployment else collection, limit=20)[0],
+                  accounts=service.accounts.list() if deployment else [],
+                  all_collections=service.list_collections() if deployment else [], **extra)
 
 
 @router.get("/settings")
@@ -333,25 +409,41 @@ def settings_page(request: Request, service: ServiceDep, session: Admin):
 
 
 @router.get("/audit.csv")
-def audit_csv(service: ServiceDep, _s: Admin):
-    return Response(service.audit.csv(), media_type="text/csv",
+def audit_csv(request: Request, service: ServiceDep, session: Admin):
+    """Everything for a deployment admin; a collection's admin, that collection's entries."""
+    collection = None if session.deployment_admin else current_collection(request, session)
+    return Response(service.audit.csv(collection=collection), media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
 
 
 @router.post("/keys")
 def create_key(request: Request, service: ServiceDep, session: AdminWrite, name: Annotated[str, Form()] = "",
-               role: Annotated[str, Form()] = "recognition"):
-    """Create, then redirect (a reload must not create another key); the secret is shown once by the GET."""
+               role: Annotated[str, Form()] = "recognition", scope: Annotated[str, Form()] = "collection"):
+    """Create, then redirect (a reload must not create another key); the secret is shown once by the GET.
+    ``scope``: the collection the page shows, or (a deployment admin's choice) every collection."""
+    collection = current_collection(request, session, change=True)
+    if scope == "deployment":
+        _deployment_only(session)
+        collection = None
     try:
-        key, secret = keys.create_key(service.sessions, name[:200], role, actor=actor_of(request, session))
+        key, secret = keys.create_key(service.sessions, name[:200], role, collection=collection,
+                                      actor=actor_of(request, session))
     except FaceshotError as exc:
         return _settings_page(request, service, 422, error=exc.message)
     return _redirect_showing_once(request, session, "/admin/settings",
-                                  {"name": key.name, "role": key.role, "secret": secret})
+                                  {"name": key.name, "role": key.role, "secret": secret,
+                                   "collection": key.collection})
 
 
 @router.post("/keys/{key_id}/revoke")
 def revoke_key(request: Request, service: ServiceDep, session: AdminWrite, key_id: str):
+    key = next((k for k in _keys_shown(service, session, current_collection(request, session)) if k.id == key_id),
+               None)
+    if key is None:
+        raise NotFound(f"No API key with id {key_id}.", {"key_id": key_id})
+    if key.collection is not None and not session.may_change(key.collection):
+        raise Forbidden("You may look at this collection but not change it (a viewer's right).",
+                        {"collection": key.collection, "right": "viewer"})
     if key_id == session.by:
         return _settings_page(request, service, 409, error="That is the key you signed in with; "
                               "sign in with another admin key to revoke it.")
@@ -360,3 +452,54 @@ def revoke_key(request: Request, service: ServiceDep, session: AdminWrite, key_i
     except FaceshotError as exc:  # e.g. the last admin key
         return _settings_page(request, service, exc.status, error=exc.message)
     return RedirectResponse("/admin/settings?done=key_revoked", status_code=303)
+
+
+@router.post("/collections")
+def create_collection(request: Request, service: ServiceDep, session: AdminWrite,
+                      name: Annotated[str, Form(max_length=200)] = ""):
+    _deployment_only(session)
+    try:
+        service.create_collection(name.strip(), actor_of(request, session))
+    except FaceshotError as exc:
+        return _settings_page(request, service, exc.status, error=exc.message)
+    return RedirectResponse("/admin/settings?done=collection_created", status_code=303)
+
+
+@router.post("/accounts")
+def create_account(request: Request, service: ServiceDep, session: AdminWrite,
+                   name: Annotated[str, Form(max_length=200)] = "", password: Annotated[str, Form()] = "",
+                   right: Annotated[str, Form()] = "admin", collection: Annotated[str, Form(max_length=64)] = ""):
+    """A named account: a deployment admin (``right`` = deployment), or admin/viewer of one collection (more
+    rights through PATCH /api/v1/admin-accounts/{id})."""
+    _deployment_only(session)
+    try:
+        if right == "deployment":
+            service.accounts.create(name, password, deployment_admin=True, actor=actor_of(request, session))
+        else:
+            service.accounts.create(name, password, rights={collection: right}, actor=actor_of(request, session))
+    except FaceshotError as exc:
+        return _settings_page(request, service, exc.status, error=exc.message)
+    return RedirectResponse("/admin/settings?done=account_created", status_code=303)
+
+
+@router.post("/accounts/{account_id}")
+def change_account(request: Request, service: ServiceDep, session: AdminWrite, account_id: str,
+                   action: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""):
+    """Disable, enable, set a new password (the last two end the account's sign-ins), or delete."""
+    _deployment_only(session)
+    actor = actor_of(request, session)
+    if account_id == session.account_id and action in ("disable", "delete"):
+        return _settings_page(request, service, 409, error="That is the account you are signed in with.")
+    try:
+        if action == "delete":
+            service.accounts.delete(account_id, actor)
+            return RedirectResponse("/admin/settings?done=account_deleted", status_code=303)
+        if action in ("disable", "enable"):
+            service.accounts.update(account_id, disabled=action == "disable", actor=actor)
+        elif action == "password":
+            service.accounts.update(account_id, password=password, actor=actor)
+        else:
+            raise NotFound("No such change.", {"action": action})
+    except FaceshotError as exc:
+        return _settings_page(request, service, exc.status, error=exc.message)
+    return RedirectResponse("/admin/settings?done=account_changed", status_code=303)

@@ -2,11 +2,14 @@
 
 The cookie holds ``{"sid", "exp", "by"}`` signed with a secret generated once into
 ``<data_dir>/admin_session_secret`` (shared by every worker on that data directory).
-``by`` is the id of the admin key used to sign in or ``"password"``. The session is also
-an ``admin_sessions`` row, so it ends on the server: at sign-out (a copied cookie is
-worthless afterwards), when its key is revoked, and — for password sessions — when
-``FACESHOT_ADMIN_PASSWORD`` changes (the row keeps a keyed hash of the password that
-signed in). The CSRF token is an HMAC of the session id and changes with every sign-in.
+``by`` is the id of the admin key used to sign in, ``"password"`` or ``"account"`` (a named
+account, app/accounts.py). The session is also an ``admin_sessions`` row, so it ends on the
+server: at sign-out (a copied cookie is worthless afterwards), when its key is revoked or its
+account disabled or deleted, and when the password that signed in changes (the row keeps a
+keyed hash of ``FACESHOT_ADMIN_PASSWORD``, or of the account's password hash). What the
+session may see is read again with every request (:class:`AdminSession.rights`), so taking a
+right away takes effect at once. The CSRF token is an HMAC of the session id and changes with
+every sign-in.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from sqlalchemy import delete, update
 from sqlalchemy.orm import sessionmaker
 
 from ..core.config import Settings
+from ..models import AdminAccount, ApiKey
 from ..models import AdminSignIn as SessionRow
-from ..models import ApiKey
 
 COOKIE = "faceshot_admin"
 LOGIN_COOKIE = "faceshot_admin_login"  # double-submit token for the sign-in form (no session yet)
@@ -65,8 +68,21 @@ def _unb64(text: str) -> bytes:
 class AdminSession:
     sid: str
     expires: float
-    by: str  # admin key id, or "password"
+    by: str  # admin key id, "password" or "account"
     csrf: str
+    name: str = "admin"  # who, as the header and the audit log say it
+    rights: dict[str, str] | None = None  # collection -> admin | viewer; None: every collection (deployment admin)
+    account_id: str | None = None
+
+    @property
+    def deployment_admin(self) -> bool:
+        return self.rights is None
+
+    def may_see(self, collection: str) -> bool:
+        return self.rights is None or collection in self.rights
+
+    def may_change(self, collection: str) -> bool:
+        return self.rights is None or self.rights.get(collection) == "admin"
 
 
 class SessionSigner:
@@ -85,18 +101,23 @@ class SessionSigner:
         password = self.settings.admin_password
         return None if password is None else self._mac("password", password.get_secret_value())[:43]
 
-    def issue(self, by: str, sessions: sessionmaker) -> tuple[str, AdminSession]:
+    def account_tag(self, account: AdminAccount) -> str:
+        """A keyed hash of the account's password hash: a new password ends the sessions it signed in."""
+        return self._mac("account", account.password_hash)[:43]
+
+    def issue(self, by: str, sessions: sessionmaker, account: AdminAccount | None = None) -> str:
+        """A new sign-in (``account`` when ``by`` is "account"); the cookie that names it."""
         sid = secrets.token_urlsafe(18)
         now = datetime.now(timezone.utc)
         expires = now + timedelta(hours=self.settings.admin_session_hours)
         with sessions.begin() as db:
             db.execute(delete(SessionRow).where(SessionRow.expires_at < now - timedelta(days=1)))
-            db.add(SessionRow(id=sid, signed_in_by=by, expires_at=expires, created_at=now,
-                              password_tag=self.password_tag() if by == "password" else None))
+            tag = self.password_tag() if by == "password" else self.account_tag(account) if account else None
+            db.add(SessionRow(id=sid, signed_in_by=by, expires_at=expires, created_at=now, password_tag=tag,
+                              account_id=account.id if account else None))
         payload = _b64(json.dumps({"sid": sid, "exp": int(expires.timestamp()), "by": by},
                                   separators=(",", ":")).encode())
-        return (f"{payload}.{self._mac('session', payload)}",
-                AdminSession(sid, expires.timestamp(), by, self.csrf_for(sid)))
+        return f"{payload}.{self._mac('session', payload)}"
 
     def end(self, session: AdminSession, sessions: sessionmaker) -> None:
         """Sign-out: the session is over on the server, whoever holds a copy of its cookie."""
@@ -105,8 +126,8 @@ class SessionSigner:
                        .values(ended_at=datetime.now(timezone.utc)))
 
     def read(self, cookie: str | None, sessions: sessionmaker) -> AdminSession | None:
-        """The session a cookie carries, or None when it is missing, forged, expired, ended, or its key
-        revoked or its password changed."""
+        """The session a cookie carries, with what it may see now; None when it is missing, forged, expired,
+        ended, its key revoked, its account disabled or gone, or its password changed."""
         if not cookie or "." not in cookie:
             return None
         payload, mac = cookie.rsplit(".", 1)
@@ -127,11 +148,20 @@ class SessionSigner:
                 tag = self.password_tag()
                 if tag is None or row.password_tag is None or not hmac.compare_digest(row.password_tag, tag):
                     return None  # the password was switched off or changed since
+                name, rights = "admin password", None
+            elif by == "account":
+                account = db.get(AdminAccount, row.account_id) if row.account_id else None
+                if account is None or account.disabled_at is not None or row.password_tag is None \
+                        or not hmac.compare_digest(row.password_tag, self.account_tag(account)):
+                    return None
+                name = account.name
+                rights = None if account.deployment_admin else {g.collection: g.role for g in account.grants}
             else:
                 key = db.get(ApiKey, by)
                 if key is None or key.revoked_at is not None or key.role != "admin":
                     return None
-        return AdminSession(sid, expires, by, self.csrf_for(sid))
+                name, rights = key.name, None if key.collection is None else {key.collection: "admin"}
+        return AdminSession(sid, expires, by, self.csrf_for(sid), name, rights, row.account_id)
 
     def flash(self, data: dict, sid: str, ttl_s: int) -> str:
         """A value handed from a POST to the GET it redirects to: signed, for this sign-in only, short-lived."""

@@ -105,7 +105,7 @@ def test_enroll_identify_manage_sign_out(page, server, photos):
     nav(page, "Settings")
     expect(page.locator(".facts")).to_contain_text("dlib")
     expect(page.locator(".facts")).to_contain_text("3 people, 4 photos")
-    page.get_by_label("Name").fill("front door")
+    page.get_by_label("Key name").fill("front door")
     page.get_by_role("button", name="Create key").click()
     secret = page.get_by_label("Key", exact=True).input_value()
     assert secret.startswith("fs_")

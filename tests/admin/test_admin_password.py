@@ -17,7 +17,7 @@ def test_password_sign_in_and_secure_cookie(pipeline, tmp_path):
                         admin_cookie_secure=True, torch_threads=1)
     with TestClient(create_app(settings, pipeline), base_url="https://testserver", follow_redirects=False) as client:
         page = client.get("/admin/login")
-        assert "Admin key or password" in page.text and "Secure" in page.headers["set-cookie"]
+        assert "or the shared password" in page.text and "Secure" in page.headers["set-cookie"]
 
         def attempt(page, secret):
             token = re.search(r'name="login_token" value="([^"]+)"', page.text).group(1)

@@ -94,7 +94,7 @@ def test_person_page_previews_added_photos_and_edits_external_id_and_metadata(pa
 
 def test_a_reload_after_creating_a_key_creates_no_second_key(page, server):
     sign_in(page, start="/admin/settings")
-    page.get_by_label("Name").fill("reception tablet")
+    page.get_by_label("Key name").fill("reception tablet")
     page.get_by_role("button", name="Create key").click()
     secret = page.get_by_label("Key", exact=True).input_value()
     assert secret.startswith("fs_")

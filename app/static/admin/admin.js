@@ -3,11 +3,14 @@
 (() => {
   'use strict';
   const csrf = document.body.dataset.csrf;
+  // The collection the page showed: the server works in it (and checks the right), whatever another tab switched to.
+  const collection = document.body.dataset.collection;
   const SVG = 'http://www.w3.org/2000/svg';
 
   async function post(url, form) {
     const res = await fetch(url, {
-      method: 'POST', body: form, credentials: 'same-origin', headers: { 'X-CSRF-Token': csrf },
+      method: 'POST', body: form, credentials: 'same-origin',
+      headers: collection ? { 'X-CSRF-Token': csrf, 'X-Faceshot-Collection': collection } : { 'X-CSRF-Token': csrf },
     });
     let data = null;
     try { data = await res.json(); } catch (_) { /* not JSON */ }

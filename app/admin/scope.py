@@ -1,0 +1,66 @@
+"""Which collection an admin page works in, and whether the signed-in admin may see or change it.
+
+The collection being looked at is remembered in a cookie (the header's switcher sets it) and
+checked against the session's rights with every request; a page that acts on one thing (a
+person, a photo) works in that thing's own collection. A collection the admin has no right in
+is answered as if it did not exist (404), so its name, and its people's, never show.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from ..errors import Forbidden, NotFound
+from ..models import DEFAULT_COLLECTION
+from .session import AdminSession
+
+COLLECTION_COOKIE = "faceshot_admin_collection"
+COLLECTION_HEADER = "X-Faceshot-Collection"  # what the page's script sends: the collection the page showed
+
+
+def visible_collections(request: Request, session: AdminSession) -> list[str]:
+    """The collections this admin may see, `default` first."""
+    if session.rights is None:
+        names = [c.name for c, _ in request.app.state.service.list_collections()]
+    else:
+        names = list(session.rights)
+    return sorted(names, key=lambda n: (n != DEFAULT_COLLECTION, n))
+
+
+def require(session: AdminSession, collection: str, change: bool = False) -> str:
+    """``collection``, if this admin may see it (and change it, with ``change``)."""
+    if not session.may_see(collection):
+        raise NotFound(f"No collection named {collection!r}.", {"collection": collection})
+    if change and not session.may_change(collection):
+        raise Forbidden("You may look at this collection but not change it (a viewer's right).",
+                        {"collection": collection, "right": "viewer"})
+    return collection
+
+
+def current_collection(request: Request, session: AdminSession, change: bool = False) -> str:
+    """The collection a page works in: the script's header (the collection its page showed), else the switcher's
+    choice, else the first this admin may see."""
+    asked = request.headers.get(COLLECTION_HEADER)
+    if asked is not None:
+        return require(session, asked, change)
+    chosen = request.cookies.get(COLLECTION_COOKIE)
+    if chosen and session.may_see(chosen) and (session.rights is not None or _exists(request, chosen)):
+        return require(session, chosen, change)
+    visible = visible_collections(request, session)
+    return require(session, visible[0] if visible else DEFAULT_COLLECTION, change)
+
+
+def _exists(request: Request, name: str) -> bool:
+    try:
+        request.app.state.service.check_collection(name)
+    except NotFound:
+        return False
+    return True
+
+
+def person_collection(request: Request, session: AdminSession, person_id: str, change: bool = False) -> str:
+    """The collection of the person a page acts on; another collection's person is not found."""
+    person = request.app.state.service.get_person(person_id, collection=None)
+    if not session.may_see(person.collection):
+        raise NotFound(f"No person with id {person_id}.", {"person_id": person_id})
+    return require(session, person.collection, change)

@@ -1,0 +1,291 @@
+"""The admin page within collections (issue 19): named accounts with rights per collection, the switcher,
+and a collection's admin or viewer never seeing another collection's names."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from datetime import datetime, timezone
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.admin.scope import COLLECTION_COOKIE, COLLECTION_HEADER
+from app.admin.session import COOKIE
+from app.core.config import Settings
+from app.main import create_app
+from app.ratelimit import RateLimiter
+
+from .conftest import ADMIN
+
+PASSWORD = "warehouse-pass-2026"
+
+
+def _upload(path, field="images"):
+    return (field, (path.name, path.read_bytes(), "image/jpeg"))
+
+
+@pytest.fixture(scope="module")
+def deployment(pipeline, photos, tmp_path_factory):
+    """`default` holds Emma Watson (the office); `warehouse` holds Wen Jiabao; accounts of each kind."""
+    data_dir = tmp_path_factory.mktemp("collections-admin")
+    settings = Settings(data_dir=data_dir, admin_key=ADMIN, torch_threads=1, auth_failure_limit="8/minute")
+    with TestClient(create_app(settings, pipeline), headers={"X-API-Key": ADMIN}) as api:
+        assert api.post("/api/v1/collections", json={"name": "warehouse"}).status_code == 201
+        emma = api.post("/api/v1/enroll", data={"name": "Emma Watson"},
+                        files=[_upload(p) for p in photos["Emma_Watson"][:2]]).json()["person"]["id"]
+        wen = api.post("/api/v1/collections/warehouse/enroll", data={"name": "Wen Jiabao"},
+                       files=[_upload(p) for p in photos["Wen_Jiabao"][:2]]).json()["person"]["id"]
+        api.post("/api/v1/events", json={"source": "office-door", "person_id": emma, "distance": 0.2,
+                                         "threshold": 0.4, "box": [1, 2, 3, 4]})
+        accounts = {}
+        for name, body in (("ann", {"rights": {"warehouse": "admin"}}), ("vic", {"rights": {"warehouse": "viewer"}}),
+                           ("dora", {"deployment_admin": True})):
+            r = api.post("/api/v1/admin-accounts", json={"name": name, "password": PASSWORD, **body})
+            assert r.status_code == 201, r.text
+            accounts[name] = r.json()["id"]
+        keys = {role: api.post("/api/v1/keys", json={"name": f"warehouse {role}", "role": role,
+                                                      "collection": "warehouse"}).json()["key"]
+                for role in ("admin", "recognition")}
+        yield {"api": api, "emma": emma, "wen": wen, "accounts": accounts, "keys": keys, "data_dir": data_dir,
+               "app": api.app}
+
+
+def _browser_like(deployment, address: str = "testclient") -> TestClient:
+    return TestClient(deployment["app"], follow_redirects=False, client=(address, 50000))
+
+
+def sign_in(client: TestClient, secret: str, account: str = "") -> str:
+    """Sign in (an account and its password, or a key); the page's CSRF token."""
+    client.cookies.clear()
+    form = client.get("/admin/login").text
+    token = re.search(r'name="login_token" value="([^"]+)"', form).group(1)
+    r = client.post("/admin/login", data={"account": account, "secret": secret, "login_token": token})
+    assert r.status_code == 303, r.text
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/people").text).group(1)
+
+
+def _refused_sign_in(client: TestClient, secret: str, account: str = ""):
+    client.cookies.clear()
+    form = client.get("/admin/login").text
+    token = re.search(r'name="login_token" value="([^"]+)"', form).group(1)
+    return client.post("/admin/login", data={"account": account, "secret": secret, "login_token": token})
+
+
+PAGES = ("/admin/people", "/admin/people?search=Wats", "/admin/try", "/admin/live", "/admin/events",
+         "/admin/events.csv", "/admin/settings", "/admin/audit.csv")
+
+
+@pytest.mark.parametrize("how", ["account", "collection admin key"])
+def test_a_collection_admin_never_sees_another_collections_names(deployment, photos, how):
+    client = _browser_like(deployment)
+    csrf = sign_in(client, PASSWORD, "ann") if how == "account" else sign_in(client, deployment["keys"]["admin"])
+    emma, wen = deployment["emma"], deployment["wen"]
+    assert "Wen Jiabao" in client.get("/admin/people").text
+    for path in PAGES:  # every page it can open: no office name, no office camera, no office key
+        r = client.get(path)
+        assert r.status_code == 200, (path, r.status_code)
+        for secret in ("Emma Watson", "office-door", ADMIN[:8]):  # ADMIN[:8]: the deployment key's listed prefix
+            assert secret not in r.text, (path, secret)
+    assert "collection-switch" not in client.get("/admin/people").text  # one collection: nothing to switch to
+    # another collection's person is not there at all, whichever way it is asked for
+    for path in (f"/admin/people/{emma}", f"/admin/people/{emma}/delete",
+                 f"/admin/people/{emma}/faces/x/image?thumb=1"):
+        r = client.get(path)
+        assert r.status_code == 404 and "Emma" not in r.text, path
+    r = client.post(f"/admin/people/{emma}/delete", data={"csrf_token": csrf})
+    assert r.status_code == 404
+    r = client.post(f"/admin/people/{emma}/details", data={"csrf_token": csrf, "name": "Renamed"})
+    assert r.status_code == 404
+    assert deployment["api"].get(f"/api/v1/people/{emma}").json()["name"] == "Emma Watson"  # untouched
+    # nor can it switch, be switched by a forged cookie, or send the page's script elsewhere
+    assert client.post("/admin/collection", data={"csrf_token": csrf, "collection": "default"}).status_code == 404
+    client.cookies.set(COLLECTION_COOKIE, "default", path="/admin")
+    assert "Emma" not in client.get("/admin/people").text and "Wen Jiabao" in client.get("/admin/people").text
+    emma_photo = photos["Emma_Watson"][2]
+    r = client.post("/admin/api/identify", files=[_upload(emma_photo, "image")],
+                    headers={"X-CSRF-Token": csrf, COLLECTION_HEADER: "default"})
+    assert r.status_code == 404
+    # identify in the warehouse never names the office's Emma, even from her photo
+    r = client.post("/admin/api/identify", files=[_upload(emma_photo, "image")],
+                    headers={"X-CSRF-Token": csrf, COLLECTION_HEADER: "warehouse"})
+    assert r.status_code == 200 and "Emma" not in r.text and r.json()["faces"][0]["person"] is None
+    r = client.post("/admin/api/identify", files=[_upload(photos["Wen_Jiabao"][2], "image")],
+                    headers={"X-CSRF-Token": csrf})
+    assert r.json()["faces"][0]["person"]["id"] == wen
+    # deployment-wide things stay out of reach
+    assert client.post("/admin/collections", data={"csrf_token": csrf, "name": "mine"}).status_code == 403
+    assert client.post("/admin/keys", data={"csrf_token": csrf, "name": "x", "scope": "deployment"}).status_code == 403
+
+
+def test_a_recognition_key_cannot_sign_in_to_the_admin_page(deployment):
+    client = _browser_like(deployment)
+    r = _refused_sign_in(client, deployment["keys"]["recognition"])
+    assert r.status_code == 403 and "recognition key" in r.text and COOKIE not in client.cookies
+
+
+def test_a_collection_admin_enrolls_and_makes_keys_in_their_collection_only(deployment, photos):
+    client = _browser_like(deployment)
+    csrf = sign_in(client, PASSWORD, "ann")
+    r = client.post("/admin/api/enroll", data={"name": "Yasar Yakis"}, files=[_upload(photos["Yasar_Yakis"][0])],
+                    headers={"X-CSRF-Token": csrf, COLLECTION_HEADER: "warehouse"})
+    assert r.status_code == 201, r.text
+    person = r.json()["person"]["id"]
+    api = deployment["api"]
+    assert api.get(f"/api/v1/collections/warehouse/people/{person}").status_code == 200
+    assert api.get(f"/api/v1/people/{person}").status_code == 404  # not in default
+    r = client.post("/admin/keys", data={"csrf_token": csrf, "name": "dock camera", "role": "recognition"})
+    assert r.status_code == 303
+    made = [k for k in api.get("/api/v1/keys").json() if k["name"] == "dock camera"]
+    assert [k["collection"] for k in made] == ["warehouse"]
+    # the audit log names the account and the collection
+    entries = api.get("/api/v1/audit", params={"action": "person.enroll", "collection": "warehouse"}).json()["items"]
+    assert any(e["target"] == person and e["actor"] == {"kind": "account", "id": deployment["accounts"]["ann"],
+                                                        "name": "ann (admin page)"} for e in entries)
+    assert client.post(f"/admin/people/{person}/delete", data={"csrf_token": csrf}).status_code == 303
+
+
+def test_a_viewer_looks_and_tries_but_changes_nothing(deployment, photos):
+    client = _browser_like(deployment)
+    csrf = sign_in(client, PASSWORD, "vic")
+    wen = deployment["wen"]
+    page = client.get(f"/admin/people/{wen}").text
+    assert "Wen Jiabao" in page and "Save details" not in page and "(viewer)" in page
+    r = client.post("/admin/api/identify", files=[_upload(photos["Wen_Jiabao"][2], "image")],
+                    headers={"X-CSRF-Token": csrf})
+    assert r.json()["faces"][0]["person"]["id"] == wen
+    assert client.get("/admin/enroll").status_code == 403
+    r = client.post("/admin/api/enroll", data={"name": "Someone"}, files=[_upload(photos["Yasar_Yakis"][0])],
+                    headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    assert client.post(f"/admin/people/{wen}/details", data={"csrf_token": csrf, "name": "X"}).status_code == 403
+    assert client.post(f"/admin/people/{wen}/delete", data={"csrf_token": csrf}).status_code == 403
+    assert client.post("/admin/keys", data={"csrf_token": csrf, "name": "k"}).status_code == 403
+    assert deployment["api"].get(f"/api/v1/collections/warehouse/people/{wen}").json()["name"] == "Wen Jiabao"
+
+
+def test_a_deployment_admin_switches_between_collections(deployment):
+    client = _browser_like(deployment)
+    csrf = sign_in(client, PASSWORD, "dora")
+    people = client.get("/admin/people").text
+    assert "Emma Watson" in people and "Wen Jiabao" not in people and "collection-switch" in people
+    r = client.post("/admin/collection", data={"csrf_token": csrf, "collection": "warehouse",
+                                               "next": f"/admin/people/{deployment['emma']}"})
+    assert r.status_code == 303 and r.headers["location"] == "/admin/people"  # not a person left behind
+    people = client.get("/admin/people").text
+    assert "Wen Jiabao" in people and "Emma Watson" not in people
+    assert client.post("/admin/collection", data={"csrf_token": csrf, "collection": "nowhere"}).status_code == 404
+    settings = client.get("/admin/settings").text
+    assert "Admin accounts" in settings and "ann" in settings and "viewer of warehouse" in settings
+
+
+def test_account_passwords_are_hashed_and_sign_ins_end_with_them(deployment, tmp_path):
+    api, accounts = deployment["api"], deployment["accounts"]
+    name, password = "temp", "a long enough password"
+    r = api.post("/api/v1/admin-accounts", json={"name": name, "password": password, "rights": {"warehouse": "admin"}})
+    assert r.status_code == 201 and "password" not in r.text and "hash" not in r.text
+    account = r.json()["id"]
+    db = sqlite3.connect(deployment["data_dir"] / "faceshot.db")
+    stored = db.execute("SELECT password_hash FROM admin_accounts WHERE id = ?", (account,)).fetchone()[0]
+    assert stored.startswith("$argon2id$") and password not in stored
+    assert password.encode() not in (deployment["data_dir"] / "faceshot.db").read_bytes()
+    client = _browser_like(deployment)
+    assert _refused_sign_in(client, "wrong password!!", name).status_code == 401
+    assert _refused_sign_in(client, password, "nobody").status_code == 401  # the same answer for no such account
+    sign_in(client, password, name)
+    assert client.get("/admin/people").status_code == 200
+    # a right taken away is gone from the next request
+    assert api.patch(f"/api/v1/admin-accounts/{account}", json={"rights": {"default": "viewer"}}).status_code == 200
+    people = client.get("/admin/people").text
+    assert "Emma Watson" in people and "Wen Jiabao" not in people
+    # a new password ends the session; so does disabling
+    assert api.patch(f"/api/v1/admin-accounts/{account}", json={"password": "another long password"}).status_code == 200
+    assert client.get("/admin/people").status_code == 303
+    sign_in(client, "another long password", name)
+    assert api.patch(f"/api/v1/admin-accounts/{account}", json={"disabled": True}).status_code == 200
+    assert client.get("/admin/people").status_code == 303
+    assert _refused_sign_in(client, "another long password", name).status_code == 401
+    assert api.delete(f"/api/v1/admin-accounts/{account}").status_code == 204
+    assert accounts["ann"] in {a["id"] for a in api.get("/api/v1/admin-accounts").json()}
+
+
+def _fresh_failure_count(deployment) -> None:
+    settings = deployment["app"].state.service.settings
+    deployment["app"].state.limiter = RateLimiter(settings.rate_limit, settings.auth_failure_limit)
+
+
+def test_guessing_an_accounts_password_is_braked(deployment):
+    _fresh_failure_count(deployment)  # the failures of the tests before this one
+    client = _browser_like(deployment)
+    for _ in range(8):  # FACESHOT_AUTH_FAILURE_LIMIT=8/minute in this deployment
+        assert _refused_sign_in(client, f"guess {datetime.now(timezone.utc)}", "ann").status_code == 401
+    assert _refused_sign_in(client, PASSWORD, "ann").status_code == 429  # even the right one, for a while
+    sign_in(client, ADMIN)  # an admin key is never braked
+    # guesses spread over many addresses still brake the account (not the addresses' other sign-ins)
+    _fresh_failure_count(deployment)
+    for i in range(8):
+        assert _refused_sign_in(_browser_like(deployment, f"10.0.0.{i}"), "a guess", "vic").status_code == 401
+    assert _refused_sign_in(_browser_like(deployment, "10.0.1.1"), PASSWORD, "vic").status_code == 429
+    sign_in(_browser_like(deployment, "10.0.1.1"), PASSWORD, "ann")
+    _fresh_failure_count(deployment)  # and for the tests after it
+
+
+def test_account_rules_through_the_api(deployment):
+    api = deployment["api"]
+    bad = [({"name": "x", "password": "short"}, 422),
+           ({"name": "x", "password": "long enough pass", "rights": {"nowhere": "admin"}}, 404),
+           ({"name": "x", "password": "long enough pass", "rights": {"warehouse": "owner"}}, 422),
+           ({"name": "x", "password": "long enough pass"}, 422),  # no right at all
+           ({"name": "ANN", "password": "long enough pass", "deployment_admin": True}, 409)]  # names are lowercase
+    for body, status in bad:
+        r = api.post("/api/v1/admin-accounts", json=body)
+        assert r.status_code == status, (body, r.text)
+    warehouse_admin = {"X-API-Key": deployment["keys"]["admin"]}
+    assert api.get("/api/v1/admin-accounts", headers=warehouse_admin).status_code == 403
+    sneaky = {"name": "sneaky", "password": "long enough pass", "deployment_admin": True}
+    assert api.post("/api/v1/admin-accounts", headers=warehouse_admin, json=sneaky).status_code == 403
+
+
+def test_the_switcher_in_a_browser(page, server, photos):
+    """Chromium: a deployment admin account signs in, sees the office, switches to the warehouse; a warehouse admin
+    sees the warehouse and no switcher."""
+    import httpx
+    from playwright.sync_api import expect
+
+    from .conftest import screenshot
+    from .test_admin_page import check_labels
+
+    with httpx.Client(base_url=server.url, headers={"X-API-Key": ADMIN}, timeout=60) as api:
+        assert api.post("/api/v1/collections", json={"name": "warehouse"}).status_code == 201
+        for path, who in (("/api/v1/enroll", "Emma_Watson"), ("/api/v1/collections/warehouse/enroll", "Wen_Jiabao")):
+            r = api.post(path, data={"name": who.replace("_", " ")}, files=[_upload(photos[who][0])])
+            assert r.status_code == 201, r.text
+        for name, body in (("dora", {"deployment_admin": True}), ("ann", {"rights": {"warehouse": "admin"}})):
+            r = api.post("/api/v1/admin-accounts", json={"name": name, "password": PASSWORD, **body})
+            assert r.status_code == 201, r.text
+
+    def browser_sign_in(account):
+        page.goto("/admin/login")
+        page.get_by_label("Account name").fill(account)
+        page.get_by_label("Password or admin key").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+
+    browser_sign_in("dora")
+    people = page.locator(".person-card")
+    expect(people).to_have_count(1)
+    expect(people).to_contain_text("Emma Watson")
+    page.get_by_label("Collection", exact=True).select_option("warehouse")
+    page.get_by_role("button", name="Switch").click()
+    expect(people).to_have_count(1)
+    expect(people).to_contain_text("Wen Jiabao")
+    expect(page.get_by_label("Collection", exact=True)).to_have_value("warehouse")
+    check_labels(page)
+    screenshot(page, "collections-switcher")
+    page.get_by_role("button", name="Sign out").click()
+
+    browser_sign_in("ann")
+    expect(page.locator("#collection-name")).to_contain_text("warehouse")
+    expect(page.get_by_label("Collection", exact=True)).to_have_count(0)
+    expect(people).to_contain_text("Wen Jiabao")
+    assert "Emma" not in page.content()
+    assert page.problems == []
