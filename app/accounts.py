@@ -46,8 +46,13 @@ class AccountView:
 
     @classmethod
     def of(cls, account: AdminAccount) -> AccountView:
-        return cls(account.id, account.name, account.deployment_admin,
-                   {g.collection: g.role for g in account.grants}, account.created_at, account.disabled_at is not None)
+        return cls(account.id, account.name, account.deployment_admin, rights_of(account), account.created_at,
+                   account.disabled_at is not None)
+
+
+def rights_of(account: AdminAccount) -> dict[str, str]:
+    """An account's granted rights, collection -> admin | viewer."""
+    return {g.collection: g.role for g in account.grants}
 
 
 def normalise_name(name: str) -> str:
@@ -106,10 +111,6 @@ class Accounts:
         with self.sessions() as session:
             return [AccountView.of(a) for a in session.scalars(select(AdminAccount).order_by(AdminAccount.name))]
 
-    def get(self, account_id: str) -> AccountView:
-        with self.sessions() as session:
-            return AccountView.of(self._get(session, account_id))
-
     @staticmethod
     def _get(session, account_id: str) -> AdminAccount:
         account = session.get(AdminAccount, account_id)
@@ -127,7 +128,7 @@ class Accounts:
         with self.sessions.begin() as session:
             account = self._get(session, account_id)
             admin = account.deployment_admin if deployment_admin is None else deployment_admin
-            new_rights = {g.collection: g.role for g in account.grants} if rights is None else dict(rights)
+            new_rights = rights_of(account) if rights is None else dict(rights)
             _check_rights(session, admin, new_rights)
             changed = []
             if hashed is not None:

@@ -26,7 +26,15 @@ from ..errors import Forbidden, NotFound, Unauthorized
 from ..events import event_dict
 from ..inputs import parse_metadata
 from .auth import Admin, AdminRoute, AdminWrite, actor_of, safe_next, signer
-from .scope import COLLECTION_COOKIE, current_collection, person_collection, visible_collections
+from .scope import (
+    COLLECTION_COOKIE,
+    all_collections,
+    current_collection,
+    person_collection,
+    person_in_reach,
+    require,
+    visible_collections,
+)
 from .session import COOKIE, LOGIN_COOKIE
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates" / "admin")
@@ -198,10 +206,9 @@ def people(request: Request, service: ServiceDep, session: Admin, search: str = 
 
 @router.get("/people/{person_id}")
 def person_page(request: Request, service: ServiceDep, session: Admin, person_id: str):
-    collection = person_collection(request, session, person_id)
-    person = service.get_person(person_id, collection)
+    person = person_in_reach(request, session, person_id)
     return render(request, "person.html", person=person_view(service, person), section="people",
-                  store_images=service.settings.store_images, collection=collection)
+                  store_images=service.settings.store_images, collection=person.collection)
 
 
 @router.post("/people/{person_id}/details")
@@ -230,9 +237,9 @@ def delete_face(request: Request, service: ServiceDep, session: AdminWrite, pers
 
 @router.get("/people/{person_id}/delete")
 def confirm_delete(request: Request, service: ServiceDep, session: Admin, person_id: str):
-    collection = person_collection(request, session, person_id, change=True)
-    person = person_view(service, service.get_person(person_id, collection))
-    return render(request, "confirm_delete.html", person=person, section="people", collection=collection)
+    person = person_in_reach(request, session, person_id, change=True)
+    return render(request, "confirm_delete.html", person=person_view(service, person), section="people",
+                  collection=person.collection)
 
 
 @router.post("/people/{person_id}/delete")
@@ -245,10 +252,10 @@ def delete_person(request: Request, service: ServiceDep, session: AdminWrite, pe
 @router.get("/people/{person_id}/faces/{face_id}/image")
 def face_image(request: Request, service: ServiceDep, session: Admin, person_id: str, face_id: str,
                thumb: bool = False):
-    collection = person_collection(request, session, person_id)
-    data, media_type = service.face_image(person_id, face_id, collection)
+    person = person_in_reach(request, session, person_id)
+    data, media_type = service.face_image(person_id, face_id, person.collection)
     if thumb:
-        box = next((f.box for f in service.get_person(person_id, collection).faces if f.id == face_id), None)
+        box = next((f.box for f in person.faces if f.id == face_id), None)
         data, media_type = thumbnail(data, box), "image/jpeg"
     return Response(content=data, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
 
@@ -398,7 +405,7 @@ def _settings_page(request: Request, service, status_code: int = 200, **extra):
                   keys=_keys_shown(service, session, collection), signed_in_by=session.by, collection=collection,
                   audit=service.audit.list(collection=None if deployment else collection, limit=20)[0],
                   accounts=service.accounts.list() if deployment else [],
-                  all_collections=service.list_collections() if deployment else [], **extra)
+                  all_collections=all_collections(request) if deployment else [], **extra)
 
 
 @router.get("/settings")
@@ -441,9 +448,8 @@ def revoke_key(request: Request, service: ServiceDep, session: AdminWrite, key_i
                None)
     if key is None:
         raise NotFound(f"No API key with id {key_id}.", {"key_id": key_id})
-    if key.collection is not None and not session.may_change(key.collection):
-        raise Forbidden("You may look at this collection but not change it (a viewer's right).",
-                        {"collection": key.collection, "right": "viewer"})
+    if key.collection is not None:
+        require(session, key.collection, change=True)
     if key_id == session.by:
         return _settings_page(request, service, 409, error="That is the key you signed in with; "
                               "sign in with another admin key to revoke it.")

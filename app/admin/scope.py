@@ -18,12 +18,16 @@ COLLECTION_COOKIE = "faceshot_admin_collection"
 COLLECTION_HEADER = "X-Faceshot-Collection"  # what the page's script sends: the collection the page showed
 
 
+def all_collections(request: Request) -> list:
+    """Every collection with its size, read once per request (the header, the switcher and Settings all ask)."""
+    if not hasattr(request.state, "all_collections"):
+        request.state.all_collections = request.app.state.service.list_collections()
+    return request.state.all_collections
+
+
 def visible_collections(request: Request, session: AdminSession) -> list[str]:
-    """The collections this admin may see, `default` first."""
-    if session.rights is None:
-        names = [c.name for c, _ in request.app.state.service.list_collections()]
-    else:
-        names = list(session.rights)
+    """The collections this admin may see (that exist), `default` first."""
+    names = [c.name for c, _ in all_collections(request)] if session.rights is None else list(session.rights)
     return sorted(names, key=lambda n: (n != DEFAULT_COLLECTION, n))
 
 
@@ -43,24 +47,23 @@ def current_collection(request: Request, session: AdminSession, change: bool = F
     asked = request.headers.get(COLLECTION_HEADER)
     if asked is not None:
         return require(session, asked, change)
-    chosen = request.cookies.get(COLLECTION_COOKIE)
-    if chosen and session.may_see(chosen) and (session.rights is not None or _exists(request, chosen)):
-        return require(session, chosen, change)
     visible = visible_collections(request, session)
-    return require(session, visible[0] if visible else DEFAULT_COLLECTION, change)
+    chosen = request.cookies.get(COLLECTION_COOKIE)
+    if chosen not in visible:  # none chosen, or one it has no right in, or one deleted since
+        chosen = visible[0] if visible else DEFAULT_COLLECTION
+    return require(session, chosen, change)
 
 
-def _exists(request: Request, name: str) -> bool:
-    try:
-        request.app.state.service.check_collection(name)
-    except NotFound:
-        return False
-    return True
-
-
-def person_collection(request: Request, session: AdminSession, person_id: str, change: bool = False) -> str:
-    """The collection of the person a page acts on; another collection's person is not found."""
+def person_in_reach(request: Request, session: AdminSession, person_id: str, change: bool = False):
+    """The person a page acts on (with their faces), in whichever collection this admin may see (and change,
+    with ``change``); another collection's person is not found."""
     person = request.app.state.service.get_person(person_id, collection=None)
     if not session.may_see(person.collection):
         raise NotFound(f"No person with id {person_id}.", {"person_id": person_id})
-    return require(session, person.collection, change)
+    require(session, person.collection, change)
+    return person
+
+
+def person_collection(request: Request, session: AdminSession, person_id: str, change: bool = False) -> str:
+    """The collection of the person a page acts on (:func:`person_in_reach`)."""
+    return person_in_reach(request, session, person_id, change).collection

@@ -28,6 +28,7 @@ from pathlib import Path
 from sqlalchemy import delete, update
 from sqlalchemy.orm import sessionmaker
 
+from ..accounts import rights_of
 from ..core.config import Settings
 from ..models import AdminAccount, ApiKey
 from ..models import AdminSignIn as SessionRow
@@ -155,7 +156,7 @@ class SessionSigner:
                         or not hmac.compare_digest(row.password_tag, self.account_tag(account)):
                     return None
                 name = account.name
-                rights = None if account.deployment_admin else {g.collection: g.role for g in account.grants}
+                rights = None if account.deployment_admin else rights_of(account)
             else:
                 key = db.get(ApiKey, by)
                 if key is None or key.revoked_at is not None or key.role != "admin":
