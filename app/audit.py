@@ -23,7 +23,7 @@ CSV_FIELDS = ("time", "actor", "actor_id", "collection", "action", "target", "de
 
 @dataclass(frozen=True)
 class Actor:
-    kind: str  # key | password | cli | system
+    kind: str  # key | account | password | cli | system
     id: str | None
     name: str
 

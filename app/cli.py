@@ -2,7 +2,7 @@
 
 ``faceshot = "app.cli:main"``. The groups come from ``models/cli.py`` (embed, compare,
 eval-openset, calibrate, fetch-weights), ``models/fewshot/cli.py`` (train, evaluate,
-export-encoder, prepare-faces) and this module (serve, import, export, watch, reembed, admin-key). Every
+export-encoder, prepare-faces) and this module (serve, import, export, watch, reembed, admin-key, admin-account). Every
 error is printed as ``faceshot: <code>: <message>`` with exit status 1 (2: bad usage).
 Heavy modules (torch) are imported by the commands, not here, so ``--help`` is quick.
 """
@@ -288,8 +288,74 @@ def cmd_admin_key(args) -> int:
     return 0
 
 
+def _read_password(args) -> str:
+    """From standard input with --password-stdin (scripts), else asked twice without echo (a person)."""
+    import getpass
+
+    from .errors import ValidationFailed
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password for the admin page: ")
+    if getpass.getpass("The same again: ") != first:
+        raise ValidationFailed("The two passwords differ; nothing was changed.")
+    return first
+
+
+def _parse_rights(pairs: list[str]) -> dict[str, str]:
+    from .errors import ValidationFailed
+
+    rights = {}
+    for pair in pairs:
+        collection, sep, role = pair.partition("=")
+        if not sep or not collection:
+            raise ValidationFailed(f"--right takes COLLECTION=admin|viewer, not {pair!r}.")
+        rights[collection] = role
+    return rights
+
+
+def cmd_admin_account(args) -> int:
+    """Create a named admin-page account, or with --reset give one a new password and enable it again.
+
+    The operator's way in (and back in) from the host, like admin-key: the API's /admin-accounts needs a
+    deployment admin key, and a forgotten password or a disabled last account would otherwise need one too.
+    """
+    from .accounts import Accounts, normalise_name
+    from .audit import CLI
+    from .errors import Conflict, NotFound, ValidationFailed
+
+    _apply_overrides(args)
+    rights = _parse_rights(args.right)
+    name = normalise_name(args.name)
+    db, _ = _prepared(_settings())
+    try:
+        accounts = Accounts(db.sessions)
+        existing = next((a for a in accounts.list() if a.name == name), None)
+        if args.reset:
+            if existing is None:
+                raise NotFound(f"No admin account named {name!r}; leave out --reset to make it.")
+            if args.deployment_admin or rights:
+                raise ValidationFailed("--reset changes the password only; rights are changed on "
+                                                        "the admin page or with PATCH /api/v1/admin-accounts.")
+            view = accounts.update(existing.id, password=_read_password(args), disabled=False, actor=CLI)
+            done = "has a new password and may sign in"
+        else:
+            if existing is not None:
+                raise Conflict(f"An account named {name!r} exists; --reset gives it a new password.")
+            if not args.deployment_admin and not rights:
+                raise ValidationFailed("Give --deployment-admin or at least one --right COLLECTION=admin|viewer.")
+            view = accounts.create(name, _read_password(args), deployment_admin=args.deployment_admin,
+                                   rights=rights, actor=CLI)
+            done = "was created"
+    finally:
+        db.close()
+    reach = "every collection" if view.deployment_admin else ", ".join(f"{c} ({r})" for c, r in view.rights.items())
+    print(f"faceshot: admin account {view.name!r} {done}: {reach}", file=sys.stderr)
+    return 0
+
+
 def add_service_commands(sub: argparse._SubParsersAction) -> None:
-    """Register ``serve``, ``import``, ``export``, ``watch``, ``reembed`` and ``admin-key``."""
+    """Register ``serve``, ``import``, ``export``, ``watch``, ``reembed``, ``admin-key`` and ``admin-account``."""
     def common(p):
         p.add_argument("--data-dir", default=None, help="default: $FACESHOT_DATA_DIR or ./data")
         p.add_argument("--database-url", default=None, help="default: $FACESHOT_DATABASE_URL or SQLite under "
@@ -365,6 +431,20 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="admin (faceshot admin-key)",
                    help="a name to tell the key apart (default: %(default)s)")
     p.set_defaults(func=cmd_admin_key)
+
+    p = common(sub.add_parser("admin-account", help="create a named account for the admin page, or --reset its "
+                              "password", description="Example: faceshot admin-account ann --right warehouse=admin "
+                              "(the password is asked for; scripts: --password-stdin)"))
+    p.add_argument("name", help="the account's name: lowercase letters, digits, '.', '_', '@', '-'")
+    p.add_argument("--deployment-admin", action="store_true",
+                   help="every collection and the deployment's settings (default: off)")
+    p.add_argument("--right", action="append", default=[], metavar="COLLECTION=ROLE",
+                   help="admin or viewer in one collection; repeat for more (default: none)")
+    p.add_argument("--reset", action="store_true", help="an existing account: a new password, enabled again, its "
+                                                        "sign-ins ended (default: off, create)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of standard "
+                                                                 "input (default: off, ask twice without echo)")
+    p.set_defaults(func=cmd_admin_account)
 
 
 def build_parser() -> argparse.ArgumentParser:

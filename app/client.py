@@ -26,6 +26,7 @@ import httpx
 from pydantic import TypeAdapter
 
 from .schemas import (
+    AccountOut,
     AuditPage,
     CollectionOut,
     CompareOut,
@@ -118,6 +119,7 @@ _ANY = TypeAdapter(dict[str, Any])
 _WEBHOOKS = TypeAdapter(list[WebhookOut])
 _COLLECTIONS = TypeAdapter(list[CollectionOut])
 _DELIVERIES = TypeAdapter(list[DeliveryOut])
+_ACCOUNTS = TypeAdapter(list[AccountOut])
 
 
 class _Calls:
@@ -263,6 +265,27 @@ class _Calls:
 
     def revoke_key(self, key_id: str) -> KeyOut:
         return self._send(_Call("DELETE", f"/keys/{key_id}", KeyOut))
+
+    # -- admin-page accounts (a deployment admin key) -------------------------------------------
+    def create_account(self, name: str, password: str, *, deployment_admin: bool = False,
+                       rights: dict[str, str] | None = None) -> AccountOut:
+        """``rights``: collection -> ``admin`` or ``viewer``; or ``deployment_admin`` for every collection."""
+        return self._send(_Call("POST", "/admin-accounts", AccountOut,
+                                json={"name": name, "password": password, "deployment_admin": deployment_admin,
+                                      "rights": rights or {}}))
+
+    def list_accounts(self) -> list[AccountOut]:
+        return self._send(_Call("GET", "/admin-accounts", _ACCOUNTS))
+
+    def update_account(self, account_id: str, *, password: str | None = None, deployment_admin: bool | None = None,
+                       rights: dict[str, str] | None = None, disabled: bool | None = None) -> AccountOut:
+        """Only what is given changes; ``rights`` replaces them all; a new password or ``disabled`` ends sign-ins."""
+        changes = {"password": password, "deployment_admin": deployment_admin, "rights": rights, "disabled": disabled}
+        return self._send(_Call("PATCH", f"/admin-accounts/{account_id}", AccountOut,
+                                json={k: v for k, v in changes.items() if v is not None}))
+
+    def delete_account(self, account_id: str) -> None:
+        return self._send(_Call("DELETE", f"/admin-accounts/{account_id}"))
 
 
 def _request_args(call: _Call) -> dict[str, Any]:

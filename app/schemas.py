@@ -383,12 +383,13 @@ class DeliveryOut(BaseModel):
 
 class AuditEntryOut(BaseModel):
     time: UtcDatetime
-    actor: dict[str, Any] = Field(description="{kind: key|password|cli|system, id, name}: who did it")
+    actor: dict[str, Any] = Field(description="{kind: key|account|password|cli|system, id, name}: who did it")
     collection: str | None
-    action: str = Field(description="person.enroll, person.update, person.delete, person.move, face.add, "
-                                    "face.delete, key.create, key.revoke, webhook.create, webhook.delete, "
-                                    "collection.create, collection.delete")
-    target: str | None = Field(description="the person's, key's, webhook's or collection's id")
+    action: str = Field(description="person.enroll, person.create, person.import, person.update, person.delete, "
+                                    "person.move, face.add, face.delete, key.create, key.revoke, webhook.create, "
+                                    "webhook.delete, collection.create, collection.delete, account.create, "
+                                    "account.update, account.delete, admin.sign_in")
+    target: str | None = Field(description="the person's, key's, webhook's, collection's or account's id")
     details: dict[str, Any] = Field(description="e.g. the person's name, the fields changed, where to")
 
 

@@ -3,9 +3,13 @@ and a collection's admin or viewer never seeing another collection's names."""
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -207,6 +211,46 @@ def test_account_passwords_are_hashed_and_sign_ins_end_with_them(deployment, tmp
     assert _refused_sign_in(client, "another long password", name).status_code == 401
     assert api.delete(f"/api/v1/admin-accounts/{account}").status_code == 204
     assert accounts["ann"] in {a["id"] for a in api.get("/api/v1/admin-accounts").json()}
+
+
+def _faceshot(deployment, *args: str, password: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACESHOT_")}
+    env["FACESHOT_DATA_DIR"] = str(deployment["data_dir"])
+    return subprocess.run([str(Path(sys.executable).parent / "faceshot"), "admin-account", *args],
+                          input=None if password is None else password + "\n", capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_an_operator_makes_and_resets_an_account_from_the_command_line(deployment):
+    """`faceshot admin-account` on the host, beside the running service: no key needed, the way back in."""
+    api, client = deployment["api"], _browser_like(deployment)
+    first, second = "olga's first password", "olga's second password"
+    made = _faceshot(deployment, "Olga", "--right", "warehouse=viewer", "--password-stdin", password=first)
+    assert made.returncode == 0 and "'olga' was created: warehouse (viewer)" in made.stderr, made.stderr
+    assert first not in made.stdout + made.stderr
+    sign_in(client, first, "olga")
+    assert "Wen Jiabao" in client.get("/admin/people").text
+    olga = next(a for a in api.get("/api/v1/admin-accounts").json() if a["name"] == "olga")
+    assert api.patch(f"/api/v1/admin-accounts/{olga['id']}", json={"disabled": True}).status_code == 200
+    # refusals change nothing: a second create, a collection that is not there, a reset that would change rights
+    for args, code in ((("olga", "--right", "warehouse=admin"), "conflict"),
+                       (("pat", "--right", "nowhere=admin"), "not_found"),
+                       (("pat",), "validation_error"),
+                       (("olga", "--reset", "--right", "default=admin"), "validation_error"),
+                       (("nobody", "--reset"), "not_found")):
+        refused = _faceshot(deployment, *args, "--password-stdin", password="a password of no use")
+        assert refused.returncode == 1 and refused.stderr.startswith(f"faceshot: {code}: "), (args, refused.stderr)
+    assert {a["name"] for a in api.get("/api/v1/admin-accounts").json()} == {"ann", "vic", "dora", "olga"}
+    assert _refused_sign_in(client, first, "olga").status_code == 401  # still disabled
+    reset = _faceshot(deployment, "olga", "--reset", "--password-stdin", password=second)
+    assert reset.returncode == 0 and "has a new password" in reset.stderr, reset.stderr
+    assert _refused_sign_in(client, first, "olga").status_code == 401
+    sign_in(client, second, "olga")
+    assert "Wen Jiabao" in client.get("/admin/people").text and "Emma Watson" not in client.get("/admin/people").text
+    entries = api.get("/api/v1/audit", params={"limit": 100}).json()["items"]
+    actions = [(e["action"], e["actor"]["kind"]) for e in entries if e.get("target") == olga["id"]]
+    assert actions == [("account.update", "cli"), ("account.update", "key"), ("account.create", "cli")]
+    assert api.delete(f"/api/v1/admin-accounts/{olga['id']}").status_code == 204
 
 
 def _fresh_failure_count(deployment) -> None:

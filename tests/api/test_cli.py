@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 FACESHOT = str(Path(sys.executable).parent / "faceshot")
-COMMANDS = ["serve", "import", "reembed", "admin-key", "embed", "compare", "eval-openset", "calibrate",
+COMMANDS = ["serve", "import", "reembed", "admin-key", "admin-account", "embed", "compare", "eval-openset", "calibrate",
             "fetch-weights", "train", "evaluate", "export-encoder", "prepare-faces", "export", "watch"]
 
 

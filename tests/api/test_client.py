@@ -101,6 +101,22 @@ def test_every_sync_method_against_the_server(served, photos):
             assert refused.value.code == "forbidden"
         assert fs.identify(wen[2]).faces[0].person is None  # gone from default
         assert [e.action for e in fs.audit(action="person.move").items] == ["person.move"]
+
+        # admin-page accounts: made, changed and removed by a deployment admin key, never a password shown
+        ann = fs.create_account("Ann", "a long enough password", rights={"annex": "viewer"})
+        assert (ann.name, ann.rights, ann.deployment_admin, ann.disabled) == ("ann", {"annex": "viewer"}, False, False)
+        changed = fs.update_account(ann.id, rights={"annex": "admin", "default": "viewer"}, disabled=True)
+        assert (changed.rights, changed.disabled) == ({"annex": "admin", "default": "viewer"}, True)
+        assert [a.name for a in fs.list_accounts()] == ["ann"]
+        with pytest.raises(FaceshotAPIError) as refused:
+            fs.create_account("ann", "another long password", deployment_admin=True)
+        assert (refused.value.status, refused.value.code) == (409, "conflict")
+        with FaceshotClient(served, annex_key, collection="annex") as annex:
+            with pytest.raises(FaceshotAPIError) as refused:
+                annex.list_accounts()
+            assert refused.value.status == 403
+        fs.delete_account(ann.id)
+        assert fs.list_accounts() == []
         fs.delete_collection("annex")
         assert [c.name for c in fs.list_collections()] == ["default"]
 
