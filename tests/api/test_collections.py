@@ -189,12 +189,13 @@ def test_another_worker_sees_a_collections_people(make_client, tmp_path, photos)
     assert _named(b, "default", photos["Emma_Watson"][2]) is None
 
 
-def test_the_migration_keeps_every_person_face_and_photo_in_default(tmp_path):
-    """A database of 0004 (before collections), with a person, a face and a key: all there after the upgrade."""
+def test_the_migration_keeps_every_person_face_and_photo_in_default(database_url):
+    """A database of 0004 (before collections), with a person, a face and a key: all there after the upgrade,
+    on SQLite and on PostgreSQL (where the collection columns get foreign keys)."""
     from alembic import command
     from alembic.config import Config
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+    url = database_url
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
     cfg.attributes["sqlalchemy_url"] = url
