@@ -79,6 +79,12 @@ def _check_rights(session, deployment_admin: bool, rights: dict[str, str]) -> No
                                {"field": "rights"})
 
 
+def _refuse_new(session, name: str, deployment_admin: bool, rights: dict[str, str]) -> None:
+    _check_rights(session, deployment_admin, rights)
+    if session.scalar(select(AdminAccount.id).where(AdminAccount.name == name)) is not None:
+        raise Conflict(f"An account named {name!r} exists.", {"name": name})
+
+
 def _set_rights(account: AdminAccount, rights: dict[str, str]) -> None:
     account.grants = [AdminGrant(collection=c, role=r) for c, r in sorted(rights.items())]
 
@@ -94,9 +100,7 @@ class Accounts:
         hashed = _hasher.hash(password)  # outside the transaction: it takes a tenth of a second
         try:
             with self.sessions.begin() as session:
-                _check_rights(session, deployment_admin, rights)
-                if session.scalar(select(AdminAccount.id).where(AdminAccount.name == name)) is not None:
-                    raise Conflict(f"An account named {name!r} exists.", {"name": name})
+                _refuse_new(session, name, deployment_admin, rights)
                 account = AdminAccount(name=name, password_hash=hashed, deployment_admin=deployment_admin)
                 _set_rights(account, rights)
                 session.add(account)
@@ -106,6 +110,19 @@ class Accounts:
                 return AccountView.of(account)
         except IntegrityError:
             raise Conflict(f"An account named {name!r} exists.", {"name": name}) from None
+
+    def check_new(self, name: str, *, deployment_admin: bool = False, rights: dict[str, str] | None = None) -> str:
+        """What :meth:`create` would refuse, refused before anyone is asked for a password (the CLI); the name as
+        it will be stored. ``create`` checks again in its own transaction."""
+        name = normalise_name(name)
+        with self.sessions() as session:
+            _refuse_new(session, name, deployment_admin, dict(rights or {}))
+        return name
+
+    def find(self, name: str) -> AccountView | None:
+        with self.sessions() as session:
+            account = session.scalar(select(AdminAccount).where(AdminAccount.name == normalise_name(name)))
+            return AccountView.of(account) if account is not None else None
 
     def list(self) -> list[AccountView]:
         with self.sessions() as session:

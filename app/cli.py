@@ -320,30 +320,29 @@ def cmd_admin_account(args) -> int:
     The operator's way in (and back in) from the host, like admin-key: the API's /admin-accounts needs a
     deployment admin key, and a forgotten password or a disabled last account would otherwise need one too.
     """
-    from .accounts import Accounts, normalise_name
+    from .accounts import Accounts
     from .audit import CLI
     from .errors import Conflict, NotFound, ValidationFailed
 
     _apply_overrides(args)
     rights = _parse_rights(args.right)
-    name = normalise_name(args.name)
+    if args.reset and (args.deployment_admin or rights):
+        raise ValidationFailed("--reset changes the password only; rights are changed on the admin page or with "
+                               "PATCH /api/v1/admin-accounts.")
     db, _ = _prepared(_settings())
     try:
         accounts = Accounts(db.sessions)
-        existing = next((a for a in accounts.list() if a.name == name), None)
         if args.reset:
+            existing = accounts.find(args.name)
             if existing is None:
-                raise NotFound(f"No admin account named {name!r}; leave out --reset to make it.")
-            if args.deployment_admin or rights:
-                raise ValidationFailed("--reset changes the password only; rights are changed on "
-                                                        "the admin page or with PATCH /api/v1/admin-accounts.")
+                raise NotFound(f"No admin account named {args.name!r}; leave out --reset to make it.")
             view = accounts.update(existing.id, password=_read_password(args), disabled=False, actor=CLI)
             done = "has a new password and may sign in"
         else:
-            if existing is not None:
-                raise Conflict(f"An account named {name!r} exists; --reset gives it a new password.")
-            if not args.deployment_admin and not rights:
-                raise ValidationFailed("Give --deployment-admin or at least one --right COLLECTION=admin|viewer.")
+            try:
+                name = accounts.check_new(args.name, deployment_admin=args.deployment_admin, rights=rights)
+            except Conflict as exc:
+                raise Conflict(f"{exc.message} --reset gives it a new password.", exc.details) from None
             view = accounts.create(name, _read_password(args), deployment_admin=args.deployment_admin,
                                    rights=rights, actor=CLI)
             done = "was created"

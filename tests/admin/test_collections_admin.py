@@ -19,6 +19,7 @@ from app.admin.session import COOKIE
 from app.core.config import Settings
 from app.main import create_app
 from app.ratelimit import RateLimiter
+from app.testing.server import FACESHOT
 
 from .conftest import ADMIN
 
@@ -227,7 +228,7 @@ def test_account_passwords_are_hashed_and_sign_ins_end_with_them(deployment, tmp
 def _faceshot(deployment, *args: str, password: str | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACESHOT_")}
     env["FACESHOT_DATA_DIR"] = str(deployment["data_dir"])
-    return subprocess.run([str(Path(sys.executable).parent / "faceshot"), "admin-account", *args],
+    return subprocess.run([FACESHOT, "admin-account", *args],
                           input=None if password is None else password + "\n", capture_output=True, text=True,
                           env=env, timeout=120)
 
