@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from models.imageio import load_image
+from models.imageio import load_image_within
 from models.pipeline import FacePipeline, Timings, select_one_face
 
 from .core.config import Settings
@@ -67,14 +67,16 @@ class Inference:
                                         max_faces=settings.micro_batch_max_faces)
         self._decoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
 
-    def decode(self, data: bytes) -> np.ndarray:
-        """Decode within ``decode_timeout_s`` of decoding *starting* (waiting for a free decoder is not the photo's
-        fault)."""
+    def decode(self, data: bytes) -> tuple[np.ndarray, int]:
+        """The pixels and the factor their sides were divided by (a JPEG over the pixel limit is read at reduced
+        scale, not refused), within ``decode_timeout_s`` of decoding *starting* (waiting for a free decoder is not
+        the photo's fault)."""
         started = threading.Event()
 
         def run():
             started.set()
-            return load_image(data, max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_image_pixels)
+            return load_image_within(data, max_bytes=self.settings.max_upload_bytes,
+                                     max_pixels=self.settings.max_image_pixels)
 
         future = self._decoder.submit(run)
         if not started.wait(timeout=60):  # every decoder busy for a minute: pathological files in all of them
@@ -96,8 +98,11 @@ class Inference:
         return self.pipeline.embed_faces(image, faces, timings, embed=self.batcher.embed if self.batcher else None)
 
     def analyze(self, data: bytes):
-        """The decoded image and every face in it, embedded (largest first)."""
-        return self.analyze_image(self.decode(data))
+        """The decoded image and every face in it, embedded (largest first), in the photo's own coordinates."""
+        image, factor = self.decode(data)
+        image, faces = self.analyze_image(image)
+        _to_photo_coordinates([f.face for f in faces], factor)
+        return image, faces
 
     def analyze_image(self, image: np.ndarray):
         """An already decoded RGB image (a video frame) and every face in it, embedded (largest first)."""
@@ -111,23 +116,28 @@ class Inference:
         return image, faces
 
     def detect(self, data: bytes):
-        """The decoded image and its detected faces (no embedding)."""
-        image = self.decode(data)
+        """The photo's size (width, height) and its detected faces (no embedding), in the photo's coordinates."""
+        image, factor = self.decode(data)
         with self._lock:
             faces = self.pipeline.detect(image)
-        return image, faces
+        _to_photo_coordinates(faces, factor)
+        return (image.shape[1] * factor, image.shape[0] * factor), faces
 
     def one_face(self, data: bytes, box: list[float] | None = None):
         """The decoded image and its one face, embedded: the only or dominant one, or the one in ``box``
         (:func:`models.pipeline.select_one_face`, the rule of every operation about one face)."""
-        image = self.decode(data)
+        image, factor = self.decode(data)
         timings = Timings()
         with self._lock:
             t0 = time.perf_counter()
             faces = self.pipeline.detect(image)
             timings.detect_ms = (time.perf_counter() - t0) * 1000
+            # a box in the photo's coordinates, held against faces found in the (perhaps reduced) pixels
+            _to_photo_coordinates(faces, factor)
             face = select_one_face(faces, tuple(box) if box else None)
+            _to_photo_coordinates([face], 1 / factor)
             embedded = self._embed_faces(image, [face], timings)[0]
+        _to_photo_coordinates([embedded.face], factor)
         observe_stages(timings.detect_ms, timings.align_ms, timings.embed_ms)
         return image, embedded
 
@@ -156,3 +166,13 @@ class Inference:
                     exc.details = {**exc.details, "image_index": i}
                 raise
         return prepared
+
+
+def _to_photo_coordinates(faces, factor: float) -> None:
+    """Scale faces found in pixels decoded at 1/``factor`` back to the photo's own (their boxes are answered and
+    stored, and a request's ``box`` is given in them)."""
+    if factor == 1:
+        return
+    for face in faces:
+        face.box = face.box * factor
+        face.landmarks = face.landmarks * factor

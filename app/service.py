@@ -103,9 +103,6 @@ class FaceService:
             self.db.close()
 
     # -- the jobs behind the verbs, as the CLI and start-up use them ------------------------------
-    def decode(self, data: bytes) -> np.ndarray:
-        return self.inference.decode(data)
-
     def prepare(self, data: bytes, box: list[float] | None = None) -> PreparedFace:
         return self.inference.prepare(data, box)
 
@@ -618,7 +615,6 @@ class FaceService:
     def detect(self, data: bytes) -> DetectResult:
         """Faces, landmarks and quality hints; no identification."""
         t0 = time.perf_counter()
-        image, faces = self.inference.detect(data)
-        return DetectResult(faces=[FaceBox.of(f) for f in faces],
-                            image=ImageSize(width=int(image.shape[1]), height=int(image.shape[0])),
+        (width, height), faces = self.inference.detect(data)
+        return DetectResult(faces=[FaceBox.of(f) for f in faces], image=ImageSize(width=int(width), height=int(height)),
                             took_ms=round((time.perf_counter() - t0) * 1000, 1))

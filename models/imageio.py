@@ -37,7 +37,23 @@ def load_image(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
-    """Return an ``(H, W, 3)`` uint8 RGB array, upright according to EXIF."""
+    """Return an ``(H, W, 3)`` uint8 RGB array, upright according to EXIF; over the pixel limit: refused."""
+    return load_image_within(source, max_bytes=max_bytes, max_pixels=max_pixels, shrink_jpeg=False)[0]
+
+
+def load_image_within(
+    source: bytes | bytearray | memoryview | str | Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    shrink_jpeg: bool = True,
+) -> tuple[np.ndarray, int]:
+    """The RGB array and the factor its sides were divided by to fit ``max_pixels`` (1: full size).
+
+    A JPEG over the pixel limit (a phone's 48 MP photo) is decoded at 1/2, 1/4 or 1/8 scale by libjpeg's DCT
+    scaling, so the full-size pixels are never held; other formats over the limit are refused, as are JPEGs
+    that would not fit even at 1/8. Coordinates found in the array are the original's divided by the factor.
+    """
     data = _read_bytes(source, max_bytes)
     if not data:
         raise InvalidImage("The file is empty.", {"bytes": 0})
@@ -53,14 +69,24 @@ def load_image(
             width, height = img.size  # read from the header, nothing decoded yet
             if width <= 0 or height <= 0:
                 raise InvalidImage("The image has no pixels.", {"width": width, "height": height})
+            factor = 1
             if width * height > max_pixels:
-                raise ImageTooLarge(
-                    f"The image is {width}x{height} pixels; the limit is {max_pixels} pixels.",
-                    {"width": width, "height": height, "max_pixels": max_pixels},
-                )
+                factor = _jpeg_reduction(img, max_pixels) if shrink_jpeg else None
+                if factor is None:
+                    raise ImageTooLarge(
+                        f"The image is {width}x{height} pixels; the limit is {max_pixels} pixels.",
+                        {"width": width, "height": height, "max_pixels": max_pixels},
+                    )
+                img.draft(None, (-(-width // factor), -(-height // factor)))
+                if img.size[0] * img.size[1] > max_pixels:  # libjpeg chose another scale: never decode past it
+                    raise ImageTooLarge(
+                        f"The image is {width}x{height} pixels; the limit is {max_pixels} pixels.",
+                        {"width": width, "height": height, "max_pixels": max_pixels},
+                    )
+                factor = round(width / img.size[0])
             img.load()
             img = ImageOps.exif_transpose(img)
-            return _to_rgb_array(img)
+            return _to_rgb_array(img), factor
     except (InvalidImage, ImageTooLarge):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -72,6 +98,14 @@ def load_image(
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, ZeroDivisionError, struct.error) as exc:
         # Pillow reports truncated or corrupt data through a zoo of exception types.
         raise InvalidImage(f"The image could not be decoded: {exc}") from exc
+
+
+def _jpeg_reduction(img: Image.Image, max_pixels: int) -> int | None:
+    """The smallest of libjpeg's scale divisors (2, 4, 8) that brings a JPEG within ``max_pixels``."""
+    if img.format != "JPEG":
+        return None
+    width, height = img.size
+    return next((f for f in (2, 4, 8) if -(-width // f) * -(-height // f) <= max_pixels), None)
 
 
 def _read_bytes(source, max_bytes: int) -> bytes:

@@ -109,12 +109,12 @@ def noise_png(side: int) -> bytes:
 def test_the_decode_timeout_times_decoding_not_waiting_for_a_decoder(pipeline, tmp_path):
     data = noise_png(1200)
     probe = FaceService(Settings(data_dir=tmp_path, decode_timeout_s=60, max_upload_bytes=50_000_000), pipeline, None)
-    one = min(_timed(probe.decode, data) for _ in range(3))
+    one = min(_timed(probe.inference.decode, data) for _ in range(3))
     # Generous for one decode (even four at once on two cores), far short of waiting behind 127 others.
     service = FaceService(Settings(data_dir=tmp_path, decode_timeout_s=max(0.2, 8 * one), max_upload_bytes=50_000_000),
                           pipeline, None)
     with ThreadPoolExecutor(128) as pool:
-        outcomes = list(pool.map(lambda _: _outcome(service.decode, data), range(128)))
+        outcomes = list(pool.map(lambda _: _outcome(service.inference.decode, data), range(128)))
     assert outcomes.count("ok") == 128, f"{outcomes.count('decode_timeout')} of 128 timed out waiting in line"
 
 
