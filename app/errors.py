@@ -106,6 +106,13 @@ class InvalidMultipart(FaceshotError):
     status = 400
 
 
+class UnsupportedMediaType(FaceshotError):
+    """A photo operation's body in a form it does not read (urlencoded, plain text, raw image bytes)."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
 class TooManyImages(FaceshotError):
     """More image parts than the operation takes; refused before any image is read."""
 
@@ -134,9 +141,15 @@ def install_error_handlers(app: FastAPI) -> None:
                               {"errors": problems})
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException):
+    async def http_error(request: Request, exc: StarletteHTTPException):
         code = HTTP_CODES.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        message, details = str(exc.detail), {}
+        if exc.status_code == 405 and headers and headers.get("Allow"):
+            allowed = [m.strip() for m in headers["Allow"].split(",")]
+            message = f"{request.url.path} does not take {request.method}; it takes {', '.join(allowed)}."
+            details = {"allowed": allowed}
+        return error_response(exc.status_code, code, message, details, headers=headers)
 
     @app.exception_handler(OperationalError)
     async def database_down(_request: Request, exc: OperationalError):

@@ -418,9 +418,11 @@ ERROR_STATUSES = {
     401: "unauthorized: no key, or not a valid one",
     403: "forbidden: a recognition key on an admin route",
     404: "not_found",
+    405: "method_not_allowed: the path exists, not with this method (the Allow header lists those it takes)",
     408: "request_timeout: the body stopped arriving",
     409: "conflict",
     413: "image_too_large, request_too_large",
+    415: "unsupported_media_type: send photos as multipart/form-data or as JSON with base64",
     422: "validation_error, no_face, multiple_faces, no_face_in_box, too_many_images, decode_timeout, "
          "encoder_mismatch",
     429: "rate_limited (with Retry-After)",

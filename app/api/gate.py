@@ -30,9 +30,10 @@ from starlette.exceptions import HTTPException
 from models.errors import ImageTooLarge, InvalidImage
 from models.imageio import size_text
 
-from ..errors import InvalidMultipart, TooManyImages, ValidationFailed, error_response
+from ..errors import InvalidMultipart, TooManyImages, UnsupportedMediaType, ValidationFailed, error_response
 from ..inference import MAX_FACES_PER_ENROLL
 from ..inputs import strict_json, text_problem
+from ..schemas import error_responses
 
 MAX_FORM_FIELDS = 32
 MAX_FORM_FIELD_BYTES = 64 * 1024
@@ -246,9 +247,32 @@ def _check_query_names(request: Request, known: set[str]) -> None:
                                    {"field": name, "where": "query"})
 
 
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 def _is_json(request: Request) -> bool:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = _content_type(request)
     return ctype == "application/json" or ctype.endswith("+json")
+
+
+def _has_body(request: Request) -> bool:
+    return request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+
+
+def _is_form(request: Request) -> bool:
+    """A form Starlette reads (multipart, or urlencoded for the text fields), or no body at all (the route then
+    says which photo is missing)."""
+    return (_content_type(request) in ("multipart/form-data", "application/x-www-form-urlencoded")
+            or not (_content_type(request) or _has_body(request)))
+
+
+def _how_to_send(fields: dict[str, str]) -> str:
+    """The two ways a photo operation takes its photo, named for this operation's photo field."""
+    name, kind = next((n, k) for n, k in fields.items() if k in ("file", "files"))
+    example = '["<base64>", ...]' if kind == "files" else '"<base64>"'
+    return (f"Send the photo as multipart/form-data with the file in `{name}` (curl -F {name}=@photo.jpg), "
+            f"or as JSON with it in base64: {{\"{name}\": {example}}} (Content-Type: application/json).")
 
 
 def _check_form_text(form: FormData) -> None:
@@ -274,6 +298,8 @@ class GatedRoute(APIRoute):
         if self.takes_photos:  # the JSON twin of the multipart body, in the OpenAPI document
             self.openapi_extra = {**(self.openapi_extra or {}), "requestBody": {"content": {
                 "application/json": json_body_schema(self.dependant, fields)}}}
+        if self.body_field is not None:  # a body in another media type than the route reads
+            self.responses.setdefault(415, error_responses(415)[415])
 
         async def route(request: Request):
             try:
@@ -284,6 +310,8 @@ class GatedRoute(APIRoute):
                     await check(request)
                 if takes_form and self.takes_photos and _is_json(request):
                     await self._read_json_form(request, fields, max_files)
+                elif takes_form and self.takes_photos and not _is_form(request):
+                    raise UnsupportedMediaType(_how_to_send(fields), {"content_type": _content_type(request)})
                 elif takes_form:
                     await self._read_form(request, max_files, fields)
                 elif request.method in ("POST", "PUT", "PATCH") and self.body_field is not None:
@@ -308,7 +336,10 @@ class GatedRoute(APIRoute):
         _check_form_text(form)
         photo_fields = [n for n, k in fields.items() if k in ("file", "files")]
         if "file" in form and "file" not in fields and len(photo_fields) == 1:  # a client written for CompreFace
-            request._form = FormData([(photo_fields[0] if n == "file" else n, v) for n, v in form.multi_items()])
+            form = request._form = FormData([(photo_fields[0] if n == "file" else n, v) for n, v in form.multi_items()])
+        for name in photo_fields:
+            if any(isinstance(v, str) for v in form.getlist(name)):  # a text part where the photo's file belongs
+                raise ValidationFailed(f"`{name}` must be a file, not text. {_how_to_send(fields)}", {"field": name})
 
     @staticmethod
     async def _read_json_form(request: Request, fields: dict[str, str], max_files: int) -> None:
@@ -327,8 +358,10 @@ class GatedRoute(APIRoute):
 
     @staticmethod
     async def _check_json(request: Request) -> None:
-        ctype = request.headers.get("content-type", "")
-        if "json" not in ctype:
+        if not _is_json(request):
+            if _content_type(request) and _has_body(request):
+                raise UnsupportedMediaType("This operation takes a JSON body (Content-Type: application/json).",
+                                           {"content_type": _content_type(request)})
             return
         body = await request.body()  # kept by the request: FastAPI parses the same bytes after this
         if not body:

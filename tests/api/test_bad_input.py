@@ -113,3 +113,40 @@ def test_multipart_refusals_have_codes(client, photos):
     r = client.post("/api/v1/enroll", data={"name": "x" * 70_000}, files=[upload(photos["Emma_Watson"][0], "images")])
     assert_error(r, 422, "validation_error")
     assert_nothing_stored(client)
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("application/x-www-form-urlencoded", None),  # curl -d image=@photo.jpg (no -F): the file's name as text
+    ("image/jpeg", b"\xff\xd8\xff\xe0 raw photo bytes"),
+    ("text/plain", b"hello"),
+])
+def test_a_photo_in_the_wrong_form_is_told_what_to_send(client, photos, content_type, body):
+    """Issue 25, point 8: pydantic's "Expected UploadFile, received: <class 'str'>" told nobody what to do."""
+    if body is None:
+        r = client.post("/api/v1/identify", data={"image": "@photo.jpg"})
+        assert_error(r, 422, "validation_error")
+    else:
+        r = client.post("/api/v1/identify", content=body, headers={"Content-Type": content_type})
+        assert_error(r, 415, "unsupported_media_type")
+        assert r.json()["error"]["details"] == {"content_type": content_type}
+    message = r.json()["error"]["message"]
+    assert "multipart/form-data" in message and "-F image=@photo.jpg" in message and '{"image": "<base64>"}' in message
+    assert "UploadFile" not in message
+    # enroll names its own field, a list
+    r = client.post("/api/v1/enroll", data={"name": "Emma Watson", "images": "photo.jpg"})
+    assert_error(r, 422, "validation_error")
+    assert "-F images=@photo.jpg" in r.json()["error"]["message"] and '["<base64>", ...]' in r.json()["error"]["message"]
+    assert_nothing_stored(client)
+
+
+def test_a_json_operation_given_a_form_and_a_wrong_method_say_what_they_take(client):
+    r = client.post("/api/v1/people", data={"name": "Emma Watson"})
+    assert_error(r, 415, "unsupported_media_type")
+    assert "application/json" in r.json()["error"]["message"]
+    r = client.put("/api/v1/identify")
+    assert_error(r, 405, "method_not_allowed")
+    assert r.json()["error"]["details"] == {"allowed": ["POST"]} and "takes POST" in r.json()["error"]["message"]
+    assert_nothing_stored(client)
+    documented = client.get("/openapi.json").json()["paths"]
+    assert "415" in documented["/api/v1/identify"]["post"]["responses"]
+    assert "415" in documented["/api/v1/people"]["post"]["responses"]
