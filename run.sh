@@ -10,29 +10,45 @@ cd "$(dirname "$0")"
 
 PY=${PYTHON:-python3}
 VENV=.venv
-# Known-good pins: torch 2.14.1 is a CUDA build that also runs on CPU.
-TORCH_SPEC=${FACESHOT_TORCH_SPEC:-"torch==2.14.1 torchvision==0.29.1"}
-# facenet-pytorch 2.6.0 pins torch<2.3, numpy<2 and Pillow<10.3, which would drag
-# in an ancient CUDA torch; its code runs fine on current torch, so we install it
-# without its dependency pins (requests and tqdm come from pyproject.toml).
-FACENET_SPEC="facenet-pytorch==2.6.0"
+# Another torch build (e.g. the CPU-only one) is chosen here; the versions and pins live in docker/install-python.sh,
+# the one definition of the environment the image, this script and tests/deploy share.
+TORCH_SPEC=${FACESHOT_TORCH_SPEC:-}
 
+# install serve|test: what serving needs (exactly what the image installs), plus the test tools for `test`.
+# A stamp per part names what it was made from (the files, the torch spec), so a change of either reinstalls.
 install() {
-    local stamp="$VENV/.faceshot-install"
-    local want
-    want=$(cat pyproject.toml run.sh | sha256sum | cut -d' ' -f1)
-    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-        return
-    fi
-    echo "==> setting up $VENV (first run takes a few minutes)" >&2
-    [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
+    local runtime_stamp="$VENV/.faceshot-install" test_stamp="$VENV/.faceshot-install-test"
+    local want want_test
+    want=$( (cat pyproject.toml run.sh docker/install-python.sh; echo "torch: $TORCH_SPEC") | sha256sum | cut -d' ' -f1)
+    want_test=$( (echo "$want"; cat pyproject.toml) | sha256sum | cut -d' ' -f1)
     local pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-    "${pip[@]}" install --upgrade pip wheel setuptools
-    # shellcheck disable=SC2086
-    "${pip[@]}" install $TORCH_SPEC
-    "${pip[@]}" install -e ".[test]"
-    "${pip[@]}" install --no-deps "$FACENET_SPEC"
-    echo "$want" > "$stamp"
+    if [[ ! -f "$runtime_stamp" || "$(cat "$runtime_stamp")" != "$want" ]]; then
+        echo "==> setting up $VENV for serving (first run takes a few minutes)" >&2
+        if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+            echo "!!! faceshot needs Python >= 3.10; $PY is $("$PY" --version 2>&1 || echo missing) (set PYTHON=...)" >&2
+            exit 1
+        fi
+        [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV" || {
+            echo "!!! could not create $VENV: faceshot needs Python >= 3.10 with its venv module" >&2
+            echo "!!! (Debian/Ubuntu: sudo apt-get install -y python3-venv)" >&2
+            exit 1
+        }
+        "${pip[@]}" install --upgrade pip wheel setuptools
+        # a torch spec other than the last one's replaces the installed build (pip would keep one that satisfies it)
+        if [[ -f "$VENV/.faceshot-torch" && "$(cat "$VENV/.faceshot-torch")" != "$TORCH_SPEC" ]]; then
+            "${pip[@]}" uninstall -y torch torchvision
+        fi
+        PIP="${pip[*]}" TORCH_SPEC="$TORCH_SPEC" sh docker/install-python.sh torch
+        echo "$TORCH_SPEC" > "$VENV/.faceshot-torch"
+        PIP="${pip[*]}" sh docker/install-python.sh app
+        echo "$want" > "$runtime_stamp"
+        rm -f "$test_stamp"
+    fi
+    if [[ "${1:-serve}" == test && ( ! -f "$test_stamp" || "$(cat "$test_stamp")" != "$want_test" ) ]]; then
+        echo "==> adding the test tools to $VENV" >&2
+        "${pip[@]}" install -e ".[test]"
+        echo "$want_test" > "$test_stamp"
+    fi
 }
 
 # The admin page's browser tests drive Debian's Chromium through Playwright
@@ -52,11 +68,11 @@ cmd=${1:-serve}
 shift || true
 case "$cmd" in
     serve)
-        install
+        install serve
         exec "$VENV/bin/faceshot" serve "$@"
         ;;
     test)
-        install
+        install test
         ensure_chromium
         # The data-layer tests also run against PostgreSQL when this URL is set
         # (.ci/run sets it); without it they are skipped with a message.
@@ -65,13 +81,15 @@ case "$cmd" in
         export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
         # the linter first (pyproject.toml [tool.ruff]): a new violation fails the run before any test
         "$VENV/bin/ruff" check .
+        # every import of the service is a runtime dependency (pyproject.toml [tool.deptry]): the image has no others
+        "$VENV/bin/deptry" app models migrations
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     install)
-        install
+        install "${1:-serve}"
         ;;
     faceshot)
-        install
+        install serve
         exec "$VENV/bin/faceshot" "$@"
         ;;
     *)

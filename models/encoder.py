@@ -47,7 +47,8 @@ class Encoder:
         if self.fp16:
             model.half()
         self.runtime = self._pick_runtime(runtime)
-        self.model = _onnx_twin(model, self.metadata) if self.runtime == "onnx" else model
+        twin = self.runtime == "onnx" and self.metadata.architecture != "onnx"
+        self.model = _onnx_twin(model, self.metadata) if twin else model
         norm = self.metadata.normalization
         self._mean = torch.tensor(norm["mean"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(norm["std"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
@@ -57,8 +58,10 @@ class Encoder:
         dlib's ResNet there), torch elsewhere (GPUs, training, everything else)."""
         if runtime not in RUNTIMES:
             raise CheckpointError(f"Unknown encoder runtime {runtime!r}: one of {', '.join(RUNTIMES)}.")
-        if runtime == "torch" or self.metadata.architecture == "onnx":
-            return "torch"  # (an ONNX checkpoint already runs on ONNX Runtime, inside its module)
+        if self.metadata.architecture == "onnx":
+            return "onnx"  # an ONNX checkpoint runs on ONNX Runtime, inside its module, whatever was asked
+        if runtime == "torch":
+            return "torch"
         fits = self.device.type == "cpu" and self.metadata.architecture in ONNX_TWINS
         if runtime == "onnx" and not fits:
             raise CheckpointError(f"The ONNX runtime serves {', '.join(ONNX_TWINS)} on a CPU, not "
@@ -111,6 +114,7 @@ class Encoder:
             "threshold_far": m.threshold.far,
             "threshold_by_support": m.threshold.by_support,
             "device": str(self.device),
+            "runtime": self.runtime,  # what computes the embeddings: "onnx" (ONNX Runtime) or "torch"
             "fp16": self.fp16,
             "flip_average": m.flip_average,
             "calibrated_distributions": m.calibration is not None,

@@ -98,7 +98,8 @@ class EnsembleEncoder:
                 "threshold": self.metadata.threshold.distance, "threshold_far": self.metadata.threshold.far,
                 "threshold_by_support": self.metadata.threshold.by_support,
                 "calibrated_distributions": self.metadata.calibration is not None,
-                "members": [{"name": m.metadata.name, "weight": float(w), "content_hash": m.content_hash}
+                "members": [{"name": m.metadata.name, "weight": float(w), "content_hash": m.content_hash,
+                             "runtime": m.runtime}
                             for m, w in zip(self.members, self.weights)]}
 
     def chips(self, image: np.ndarray, faces) -> list[np.ndarray]:

@@ -135,7 +135,8 @@ def test_a_photo_in_the_wrong_form_is_told_what_to_send(client, photos, content_
     # enroll names its own field, a list
     r = client.post("/api/v1/enroll", data={"name": "Emma Watson", "images": "photo.jpg"})
     assert_error(r, 422, "validation_error")
-    assert "-F images=@photo.jpg" in r.json()["error"]["message"] and '["<base64>", ...]' in r.json()["error"]["message"]
+    message = r.json()["error"]["message"]
+    assert "-F images=@photo.jpg" in message and '["<base64>", ...]' in message
     assert_nothing_stored(client)
 
 

@@ -7,14 +7,9 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
-import httpx
 import pytest
-
-from app.testing.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -178,117 +173,6 @@ def test_dockerfile_runs_as_non_root_with_healthcheck_and_serve_entrypoint():
     assert "FETCH_FACENET_VGGFACE2" in DOCKERFILE.read_text()
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "data", "*.pt", ".env"} <= set(ignored)
-
-
-# -- the image's entrypoint, run as a process ----------------------------------------------------
-ADMIN = "deploy-test-admin-key-0123456789"
-
-
-class LogReader(threading.Thread):
-    """Collects the server's stdout (JSON lines) while it runs."""
-
-    def __init__(self, stream):
-        super().__init__(daemon=True)
-        self.stream, self.lines = stream, []
-
-    def run(self):
-        for line in self.stream:
-            self.lines.append(line.rstrip("\n"))
-
-    def entries(self) -> list[dict]:
-        out = []
-        for line in list(self.lines):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-        return out
-
-    def pid_of(self, request_id: str) -> int | None:
-        return next((e["pid"] for e in self.entries() if e.get("request_id") == request_id), None)
-
-
-@pytest.mark.postgres
-@pytest.mark.slow
-def test_image_entrypoint_serves_two_workers_on_postgres(postgres_url, tmp_path, photos):
-    entrypoint = json.loads(next(arg for op, arg in dockerfile_instructions() if op == "ENTRYPOINT"))
-    port = free_port()
-    prom = tmp_path / "prometheus"
-    prom.mkdir()
-    (prom / "counter_999999.db").write_bytes(b"left by a previous run")
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "FACESHOT_WORKERS": "2", "FACESHOT_DATABASE_URL": postgres_url,
-           "FACESHOT_DATA_DIR": str(tmp_path / "data"), "FACESHOT_ADMIN_KEY": ADMIN, "FACESHOT_DEVICE": "cpu",
-           "OMP_NUM_THREADS": "1", "FACESHOT_TORCH_THREADS": "1", "FACESHOT_GALLERY_SYNC_INTERVAL_S": "0",
-           "PROMETHEUS_MULTIPROC_DIR": str(prom)}
-    # the image's own command line; later flags win, as with compose's `command:`
-    proc = subprocess.Popen([*entrypoint, "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    logs = LogReader(proc.stdout)
-    logs.start()
-    base = f"http://127.0.0.1:{port}/api/v1"
-    headers = {"X-API-Key": ADMIN}
-    try:
-        deadline = time.monotonic() + 120
-        while True:  # polling a starting server
-            assert proc.poll() is None, "server exited:\n" + "\n".join(logs.lines)
-            assert time.monotonic() < deadline, "not ready:\n" + "\n".join(logs.lines)
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        assert not (prom / "counter_999999.db").exists()  # the multiprocess directory was emptied at start
-
-        r = httpx.get(f"{base}/health", headers={"X-Request-ID": "deploy-health"})
-        assert r.status_code == 200 and r.headers["x-request-id"] == "deploy-health"
-        assert httpx.get(f"{base}/ready").json()["checks"] == {"model_loaded": True, "database": True}
-
-        files = [("images", (p.name, p.read_bytes(), "image/jpeg")) for p in photos["Emma_Watson"][:2]]
-        r = httpx.post(f"{base}/enroll", data={"name": "Emma Watson"}, files=files, timeout=60,
-                       headers={**headers, "X-Request-ID": "deploy-enroll"})
-        assert r.status_code == 201, r.text
-        enrolled_by = None
-        for _ in range(50):  # until the access line is written
-            enrolled_by = logs.pid_of("deploy-enroll")
-            if enrolled_by:
-                break
-            time.sleep(0.1)
-        assert enrolled_by, "no JSON access log line with the request id:\n" + "\n".join(logs.lines[-20:])
-
-        # new connections until the other worker answers one; every answer names her
-        probe = photos["Emma_Watson"][2].read_bytes()
-        other = None
-        for i in range(40):
-            r = httpx.post(f"{base}/identify", files={"image": ("q.jpg", probe, "image/jpeg")}, timeout=30,
-                           headers={**headers, "X-Request-ID": f"deploy-identify-{i}"})
-            assert r.status_code == 200 and r.json()["faces"][0]["person"]["name"] == "Emma Watson", r.text
-            for _ in range(20):
-                pid = logs.pid_of(f"deploy-identify-{i}")
-                if pid:
-                    break
-                time.sleep(0.05)
-            if pid and pid != enrolled_by:
-                other = pid
-                break
-        assert other, "every identify went to the worker that enrolled"
-        calls = i + 1
-
-        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-        # summed over both workers, whichever answered
-        line = f'faceshot_http_requests_total{{method="POST",route="/api/v1/identify",status="200"}} {float(calls)}'
-        assert line in metrics.splitlines(), [m for m in metrics.splitlines() if "requests_total" in m]
-        assert 'faceshot_pipeline_stage_seconds_count{stage="search"}' in metrics
-        assert ADMIN not in "\n".join(logs.lines)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode is not None
 
 
 def test_env_example_lists_every_setting_and_is_what_compose_reads(compose_cmd, tmp_path):
