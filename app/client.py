@@ -131,12 +131,14 @@ class _Calls:
     # -- enrollment and people ---------------------------------------------------------------
     def enroll(self, name: str, photos: list[Photo] | None = None, *, external_id: str | None = None,
                metadata: dict | None = None, box=None, embeddings: list[list[float]] | None = None,
-               encoder_hash: str | None = None) -> EnrollOut:
-        """A new person from 1-2 photos (or embeddings from :meth:`embed`), all or nothing."""
+               encoder_hash: str | None = None, new_person: bool = False) -> EnrollOut:
+        """A new person from 1-2 photos (or embeddings from :meth:`embed`), all or nothing; someone enrolled
+        already under this name, whose face a photo matches, is refused (``person_exists``, with their id in
+        ``details``) unless ``new_person``."""
         files = [("images", _photo(p, f"photo-{i}")) for i, p in enumerate(photos or [])]
         return self._send(_Call("POST", "/enroll", EnrollOut, files=files or None, data=_form(
             name=name, external_id=external_id, metadata=metadata, box=_box(box), embeddings=embeddings,
-            encoder_hash=encoder_hash)))
+            encoder_hash=encoder_hash, new_person="true" if new_person else None)))
 
     def add_faces(self, person_id: str, photos: list[Photo] | None = None, *, box=None,
                   embeddings: list[list[float]] | None = None, encoder_hash: str | None = None) -> EnrollOut:

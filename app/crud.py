@@ -46,6 +46,21 @@ def list_people(session: Session, *, search: str | None, limit: int, offset: int
     return page(session, q.options(selectinload(Person.faces)), Person.name, Person.id, limit=limit, offset=offset)
 
 
+def support_of_people_named(session: Session, *, name: str, collection: str,
+                            encoder_hash: str) -> dict[str, np.ndarray]:
+    """Each person of the collection called ``name`` (case aside) who has faces of this encoder: their (N, D)
+    support embeddings, by id."""
+    people = session.scalars(select(Person).where(Person.collection == collection,
+                                                  func.lower(Person.name) == name.lower())
+                             .options(selectinload(Person.faces))).all()
+    out = {}
+    for person in people:
+        vectors = [f.vector for f in person.faces if f.encoder_hash == encoder_hash]
+        if person.name.casefold() == name.casefold() and vectors:
+            out[person.id] = np.stack(vectors)
+    return out
+
+
 def face_photo(session: Session, *, person_id: str, face_id: str) -> tuple[str, str]:
     """The stored photo's file name and media type of one of a person's faces, or NotFound."""
     face = session.get(Face, face_id)

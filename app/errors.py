@@ -45,6 +45,12 @@ class Conflict(FaceshotError):
     status = 409
 
 
+class PersonExists(Conflict):
+    """Enrolling someone already enrolled: a person of this name whose face a new photo matches."""
+
+    code = "person_exists"
+
+
 class ServiceUnavailable(FaceshotError):
     code = "unavailable"
     status = 503

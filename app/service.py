@@ -32,7 +32,7 @@ from .core.config import Settings
 from .core.db import Database
 from .embeddings import check_embedding
 from .enrollment_checks import enrollment_warnings
-from .errors import Conflict, NotFound, ValidationFailed
+from .errors import Conflict, NotFound, PersonExists, ValidationFailed
 from .events import EventLog, NewEvent
 from .gallery import Galleries, Gallery, Match
 from .gallery_sync import GallerySync
@@ -211,7 +211,8 @@ class FaceService:
         """Look-alikes and repeats within the collection (another collection's people are not this one's)."""
         return enrollment_warnings(self.galleries.get(collection), person_id, existing, prepared,
                                    threshold_for=lambda n: self.threshold_for(n, None, collection),
-                                   near_duplicate_distance=self.settings.near_duplicate_distance)
+                                   near_duplicate_distance=self.settings.near_duplicate_distance,
+                                   support_of=lambda other: self._existing(other, collection))
 
     def _photo_names(self, prepared: list[PreparedFace]) -> list[tuple[str, str | None]]:
         """A new face id for each prepared photo, with the name its photo will be stored under (if kept)."""
@@ -235,10 +236,13 @@ class FaceService:
 
     def enroll(self, name: str, prepared: list[PreparedFace], external_id: str | None = None,
                metadata: dict | None = None, collection: str = DEFAULT_COLLECTION,
-               actor: Actor | None = None) -> EnrollResult:
-        """A new person with their photos, all or nothing."""
+               actor: Actor | None = None, *, new_person: bool = False) -> EnrollResult:
+        """A new person with their photos, all or nothing; someone already enrolled under this name, whose face
+        a photo matches, is refused (:class:`PersonExists`) unless ``new_person`` says it is another person."""
         name = clean_name(name)
         self.sync(force=True)
+        if not new_person:
+            self._refuse_enrolled_again(name, prepared, collection)
         warnings = self._warnings(None, [], prepared, collection)
         person_id, names = new_id(), self._photo_names(prepared)
 
@@ -253,6 +257,24 @@ class FaceService:
             return EnrollResult(person, self._store_faces(session, person, prepared, names), warnings)
 
         return self.gallery_sync.write(work, touched={person_id}, new_photos=[n for _, n in names if n])
+
+    def _refuse_enrolled_again(self, name: str, prepared: list[PreparedFace], collection: str) -> None:
+        """A second enrollment of one person (a script run twice, the README's examples after its curl steps)
+        would split their matches between two entries: refused with the existing id, to add photos to."""
+        with self.sessions() as session:
+            named = crud.support_of_people_named(session, name=name, collection=collection,
+                                                 encoder_hash=self.pipeline.encoder.content_hash)
+        for person_id, support in named.items():
+            threshold = self.threshold_for(len(support), None, collection)
+            distances = [float(np.linalg.norm(p.embedding - prototype(support))) for p in prepared]
+            closest = int(np.argmin(distances))
+            if distances[closest] <= threshold:
+                raise PersonExists(
+                    f"{name} is already enrolled (person {person_id}), and photo {closest + 1} is their face "
+                    f"(distance {distances[closest]:.3f}, within {threshold:.3f}). Add the photos to that person "
+                    f"instead (POST people/{person_id}/faces), or send new_person=true if this is another person of "
+                    "the same name.", {"person_id": person_id, "name": name, "image_index": closest,
+                              "distance": round(distances[closest], 4), "threshold": round(threshold, 4)})
 
     def restore_person(self, person_id: str, name: str, external_id: str | None, metadata: dict | None,
                        created_at, faces: list[tuple[str, PreparedFace, Any]],

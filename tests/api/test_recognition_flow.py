@@ -1,5 +1,7 @@
 """The product's main path over real HTTP requests: enroll, identify, verify, manage, delete, restart."""
 
+import numpy as np
+
 from .conftest import upload
 
 
@@ -132,6 +134,48 @@ def test_enrollment_warnings(client, photos):
     # the exact same photo twice is a near-duplicate
     dup = enroll(client, "Wen Jiabao", [photos["Wen_Jiabao"][0], photos["Wen_Jiabao"][0]])
     assert any(w["code"] == "near_duplicate" for w in dup["warnings"])
+    # a photo already enrolled as someone else is that, not a look-alike (issue 25, point 8)
+    again = enroll(client, "Someone Else", photos["Emma_Watson"][:1])
+    assert [w["code"] for w in again["warnings"]] == ["duplicate_photo"], again["warnings"]
+    assert again["warnings"][0]["person"]["name"] == "Emma Watson" and again["warnings"][0]["distance"] < 0.01
+
+
+def test_enroll_answers_carry_the_quality_warnings_the_admin_page_shows(client, photos):
+    """Issue 25, point 8: a 23 px face was enrolled with 201 and no word; /detect's hints now come with enroll."""
+    from PIL import Image
+
+    from .conftest import png_bytes
+
+    face = Image.open(photos["Javier_Solana"][0]).convert("RGB").resize((64, 64))
+    canvas = Image.new("RGB", (400, 400), (128, 128, 128))
+    canvas.paste(face, (168, 168))
+    r = client.post("/api/v1/enroll", data={"name": "Javier Solana"},
+                    files=[("images", ("small.png", png_bytes(np.asarray(canvas)), "image/png"))])
+    assert r.status_code == 201, r.text
+    small = [w for w in r.json()["warnings"] if w["code"] == "face_too_small"]
+    assert small and small[0]["image_index"] == 0 and small[0]["quality"]["face_size"] < 60, r.json()["warnings"]
+    assert "closer photo" in small[0]["message"]
+    good = enroll(client, "Emma Watson", photos["Emma_Watson"][:1])
+    assert not [w for w in good["warnings"] if w["code"].startswith("face_")]
+
+
+def test_the_same_person_enrolled_again_is_refused_with_their_id(client, photos):
+    """Issue 25, point 4: the README's Python example after its curl steps made a second Emma Watson in silence
+    (a looks_like_other_person warning only), and identify then named one of the two."""
+    first = enroll(client, "Emma Watson", photos["Emma_Watson"][:2])["person"]["id"]
+    r = client.post("/api/v1/enroll", data={"name": "emma watson"}, files=[upload(photos["Emma_Watson"][2], "images")])
+    assert r.status_code == 409, r.text
+    error = r.json()["error"]
+    assert error["code"] == "person_exists" and error["details"]["person_id"] == first
+    assert error["details"]["distance"] <= error["details"]["threshold"] and first in error["message"]
+    assert client.get("/api/v1/people").json()["total"] == 1  # nothing stored
+    # the same through JSON, with the Python client's field: a person meant to be another one is enrolled
+    r = client.post("/api/v1/enroll", data={"name": "Emma Watson", "new_person": "true"},
+                    files=[upload(photos["Emma_Watson"][2], "images")])
+    assert r.status_code == 201, r.text
+    # the same name with another face is another person: enrolled, no refusal
+    other = enroll(client, "Emma Watson", photos["Wen_Jiabao"][:1])["person"]["id"]
+    assert len({first, other}) == 2 and client.get("/api/v1/people").json()["total"] == 3
 
 
 def test_health_ready_and_openapi(client):

@@ -45,14 +45,18 @@ def enroll(
     embeddings: Annotated[str | None, Form(description=EMBEDDINGS_HELP)] = None,
     encoder_hash: Annotated[str | None, Form(max_length=64, description="with `embeddings`: the encoder that "
                                                                         "made them")] = None,
+    new_person: Annotated[bool, Form(description="true: another person of a name already enrolled, whose face a "
+                                                 "photo matches (refused as person_exists otherwise)")] = False,
 ):
     """A person from one or two photos (or embeddings from POST /embed): every photo is checked and the person
-    is stored with all of them, or nothing is stored. Warnings (not refusals) say when a photo looks like
-    someone already enrolled or repeats one. Multipart, or JSON with base64 photos."""
+    is stored with all of them, or nothing is stored. Someone already enrolled under this name whose face a photo
+    matches is refused (409 person_exists, with their id) unless `new_person` is true. Warnings (not refusals) say
+    when a photo looks like someone else, repeats a photo already enrolled, or is of poor quality. Multipart, or
+    JSON with base64 photos."""
     meta = parse_metadata(metadata)
     prepared = _prepared(service, images, image, box, embeddings, encoder_hash)
     return enroll_out(service, service.enroll(name, prepared, external_id=external_id, metadata=meta,
-                                              collection=collection, actor=Actor.of_key(key)))
+                                              collection=collection, actor=Actor.of_key(key), new_person=new_person))
 
 
 def _prepared(service, images, image, box, embeddings, encoder_hash):
