@@ -16,3 +16,4 @@ def mount_admin(app: FastAPI) -> None:
     app.include_router(pages.router)
     app.include_router(api.router)
     app.mount("/admin/static", StaticFiles(directory=STATIC_DIR), name="admin-static")
+    app.include_router(pages.fallback)  # last: it answers every /admin address the others do not

@@ -14,6 +14,7 @@ from models.errors import FaceshotError
 
 from ..api.gate import GatedRoute, before_body
 from ..errors import error_response
+from .render import error_page, wants_html
 from .session import COOKIE, AdminSession, SessionSigner
 
 CSRF_HEADER = "X-CSRF-Token"
@@ -92,8 +93,9 @@ def is_api(request: Request) -> bool:
 class AdminRoute(GatedRoute):
     """Adds the security headers to every admin response and turns refusals into responses.
 
-    A page asked for without a session redirects to the sign-in form; anything else
-    (JSON endpoints, form posts) answers 401 in the service's error shape.
+    A page asked for without a session redirects to the sign-in form. Other refusals are an HTML page in the
+    admin frame for the browser's own requests and the service's JSON error for the page's script
+    (:func:`refusal`).
     """
 
     refuse_unknown_query = False  # pages read `next` and `done` from the query themselves
@@ -109,22 +111,37 @@ class AdminRoute(GatedRoute):
                     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                     response = RedirectResponse(f"/admin/login?next={quote(target, safe='')}", status_code=303)
                 else:
-                    response = error_response(401, "unauthorized", "Sign in to the admin page first.")
+                    response = refusal(request, 401, "unauthorized", "Sign in to the admin page first.")
             except CsrfRejected:
-                response = error_response(403, "csrf_failed",
-                                          "The form was missing its security token; reload the page and try again.")
+                response = refusal(request, 403, "csrf_failed",
+                                   "The form was missing its security token; reload the page and try again.")
             except FaceshotError as exc:
-                response = error_response(exc.status, exc.code, exc.message, exc.details)
+                response = refusal(request, exc.status, exc.code, exc.message, exc.details,
+                                   getattr(exc, "headers", None))
             except RequestValidationError as exc:
                 problems = [{"field": ".".join(str(p) for p in e.get("loc", []) if p not in ("body", "query", "path")),
                              "problem": e.get("msg", "")} for e in exc.errors()]
-                response = error_response(422, "validation_error", "The request is missing or has invalid fields.",
-                                          {"errors": problems})
+                response = refusal(request, 422, "validation_error", "The request is missing or has invalid fields.",
+                                   {"errors": problems})
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             return response
 
         return route
+
+
+def refusal(request: Request, status: int, code: str, message: str, details: dict | None = None,
+            headers: dict | None = None):
+    """A page the browser opened gets an HTML page inside the admin frame; the page's script (and any client that
+    does not ask for HTML) the service's JSON error."""
+    if wants_html(request):
+        if code == "unauthorized":
+            message = "Your sign-in has ended. Sign in again, then repeat what you were doing."
+        elif code == "validation_error" and details:
+            fields = ", ".join(sorted({p["field"] for p in details.get("errors", []) if p["field"]}))
+            message = f"{message[:-1]}: {fields}." if fields else message
+        return error_page(request, status, message, headers)
+    return error_response(status, code, message, details, headers)
 
 
 def safe_next(target: str | None) -> str:

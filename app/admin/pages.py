@@ -8,24 +8,23 @@ import io
 import json
 import math
 import secrets
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import date, datetime, timedelta, timezone
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import RedirectResponse
 from PIL import Image
 
 from models.errors import FaceshotError
 
 from .. import keys
 from ..api.deps import ServiceDep, client_address
-from ..errors import Forbidden, NotFound, Unauthorized
+from ..errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from ..events import event_dict
 from ..inputs import parse_metadata
 from .auth import Admin, AdminRoute, AdminWrite, actor_of, safe_next, signer
+from .render import render
 from .scope import (
     COLLECTION_COOKIE,
     all_collections,
@@ -37,40 +36,9 @@ from .scope import (
 )
 from .session import COOKIE, LOGIN_COOKIE
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates" / "admin")
 PAGE_SIZE = 24
 
 router = APIRouter(prefix="/admin", route_class=AdminRoute, include_in_schema=False)
-
-# Messages after a redirect, by code, so no text from the URL is ever shown.
-DONE = {
-    "enrolled": "Enrolled. Check below that the photos are right, then try it.",
-    "renamed": "Name saved.",
-    "face_deleted": "Photo deleted.",
-    "faces_added": "Photos added.",
-    "person_deleted": "Person deleted.",
-    "key_revoked": "Key revoked.",
-    "details_saved": "Details saved.",
-    "webhook_removed": "Webhook removed.",
-    "signed_out": "You are signed out.",
-    "collection_created": "Collection created.",
-    "account_created": "Account created.",
-    "account_changed": "Account changed.",
-    "account_deleted": "Account deleted.",
-}
-
-
-def render(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
-    session = getattr(request.state, "admin", None)
-    if session is not None:
-        context.setdefault("collection", current_collection(request, session))
-        context.setdefault("collections", visible_collections(request, session))
-        context["admin"] = session
-        context["may_change"] = session.may_change(context["collection"])
-    context.setdefault("done", DONE.get(request.query_params.get("done", "")))
-    context.setdefault("max_upload", request.app.state.service.settings.max_upload_bytes)
-    return TEMPLATES.TemplateResponse(request, name, {"csrf": session.csrf if session else None, **context},
-                                      status_code=status_code)
 
 
 def person_view(service, person) -> dict:
@@ -320,6 +288,23 @@ def _events_page(request: Request, service, status_code: int = 200, **extra):
                   retention_days=settings.event_retention_days, **extra)
 
 
+@router.get("/attendance")
+def attendance_page(request: Request, service: ServiceDep, session: Admin, day: str = "", source: str = ""):
+    """Who was seen on one day (UTC) and when first and last: the sheet GET /presence answers, for viewers too."""
+    collection = current_collection(request, session)
+    today = datetime.now(timezone.utc).date()
+    try:
+        chosen = date.fromisoformat(day) if day else today
+    except ValueError:
+        raise ValidationFailed("The day must be a date (YYYY-MM-DD).", {"field": "day"}) from None
+    source = source.strip()[:100]
+    rows = service.events.presence(chosen, chosen, source or None, collection)
+    one_day = timedelta(days=1)
+    return render(request, "attendance.html", section="attendance", rows=rows, day=chosen, today=today,
+                  source=source, collection=collection, previous=chosen - one_day,
+                  next=chosen + one_day if chosen < today else None)
+
+
 # A secret made by a POST is shown once by the page it redirects to (a reload there makes nothing again):
 # handed over in a signed, sign-in-bound, two-minute cookie scoped to that page.
 SHOWN_ONCE = {"/admin/settings": "faceshot_new_key", "/admin/events": "faceshot_new_webhook"}
@@ -509,3 +494,12 @@ def change_account(request: Request, service: ServiceDep, session: AdminWrite, a
     except FaceshotError as exc:
         return _settings_page(request, service, exc.status, error=exc.message)
     return RedirectResponse("/admin/settings?done=account_changed", status_code=303)
+
+
+# Included after the static files (app/admin/__init__.py): any other /admin address is a page that is not there.
+fallback = APIRouter(prefix="/admin", route_class=AdminRoute, include_in_schema=False)
+
+
+@fallback.get("/{path:path}")
+def no_such_page(_s: Admin, path: str):
+    raise NotFound("There is no such page on the admin site.", {"path": f"/admin/{path}"})

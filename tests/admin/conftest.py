@@ -7,6 +7,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,7 +21,7 @@ from app.main import create_app
 ADMIN = "test-admin-key-0123456789"
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
-SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
+SIZES = {"desktop": (1280, 800), "phone": (390, 844), "wide": (1920, 1080)}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 CAMERA_PHOTO = ("John_Travolta", 0)  # the face the fake camera shows
@@ -37,13 +38,12 @@ def chromium_executable() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def server(pipeline, tmp_path_factory):
-    """create_app on a fresh data directory, served by uvicorn in a thread (shares the test's pipeline)."""
+@contextmanager
+def running_app(pipeline, data_dir: Path, **settings):
+    """create_app on ``data_dir`` (Settings' fields as keywords), served by uvicorn in a thread on a loopback port."""
     import uvicorn
 
-    data_dir = tmp_path_factory.mktemp("admin-data")
-    app = create_app(Settings(data_dir=data_dir, admin_key=ADMIN, torch_threads=1), pipeline)
+    app = create_app(Settings(data_dir=data_dir, admin_key=ADMIN, torch_threads=1, **settings), pipeline)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -55,10 +55,19 @@ def server(pipeline, tmp_path_factory):
         if not thread.is_alive() or time.monotonic() > deadline:
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", app=app, data_dir=data_dir)
-    srv.should_exit = True
-    thread.join(timeout=15)
-    sock.close()
+    try:
+        yield SimpleNamespace(url=f"http://127.0.0.1:{port}", app=app, data_dir=data_dir)
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def server(pipeline, tmp_path_factory):
+    """create_app on a fresh data directory, served by uvicorn in a thread (shares the test's pipeline)."""
+    with running_app(pipeline, tmp_path_factory.mktemp("admin-data")) as running:
+        yield running
 
 
 def write_y4m(photo: Path, path: Path, width: int = 640, height: int = 480, frames: int = 2) -> Path:
@@ -95,27 +104,33 @@ def browser(photos, tmp_path_factory):
         chromium.close()
 
 
-@pytest.fixture
-def page(browser, server):
-    """A fresh browser context (no cookies) that records console errors and any request leaving the server."""
-    context = browser.new_context(viewport={"width": SIZES["desktop"][0], "height": SIZES["desktop"][1]},
-                                  base_url=server.url)
-    context.grant_permissions(["camera"], origin=server.url)
+def open_page(browser, url: str, **context_options):
+    """A fresh browser context (no cookies) on ``url`` whose page records console errors and any request leaving
+    the server (``page.problems``); close it with ``page.context.close()``."""
+    options = {"viewport": {"width": SIZES["desktop"][0], "height": SIZES["desktop"][1]}, **context_options}
+    context = browser.new_context(base_url=url, **options)
+    context.grant_permissions(["camera"], origin=url)
     context.set_default_timeout(30_000)
     pg = context.new_page()
     pg.problems = []
     pg.on("console", lambda m: m.type == "error" and pg.problems.append(f"console: {m.text}"))
     pg.on("pageerror", lambda e: pg.problems.append(f"page error: {e}"))
-    pg.on("response", lambda r: r.status >= 400 and not r.url.startswith(f"{server.url}/admin/api/")
+    pg.on("response", lambda r: r.status >= 400 and not r.url.startswith(f"{url}/admin/api/")
           and pg.problems.append(f"{r.status} for {r.url}"))
-    pg.on("request", lambda r: r.url.startswith((server.url, "blob:", "data:"))
+    pg.on("request", lambda r: r.url.startswith((url, "blob:", "data:"))
           or pg.problems.append(f"request outside the server: {r.url}"))
+    return pg
+
+
+@pytest.fixture
+def page(browser, server):
+    pg = open_page(browser, server.url)
     yield pg
-    context.close()
+    pg.context.close()
 
 
 def screenshot(page, name: str) -> None:
-    """Full-page screenshots at desktop and phone width, saved under artifacts/screenshots/."""
+    """Full-page screenshots at desktop, phone and wide-screen width, saved under artifacts/screenshots/."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for size, (w, h) in SIZES.items():
         page.set_viewport_size({"width": w, "height": h})

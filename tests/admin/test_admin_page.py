@@ -292,7 +292,7 @@ def test_enroll_picks_the_face_the_user_clicks(page, server, photos, tmp_path):
     boxes = page.locator(".preview svg .box.other")
     expect(boxes).to_have_count(2)
     # Faces come largest first; pick the one on the right by its box.
-    xs = boxes.locator("rect").evaluate_all("rs => rs.map(r => Number(r.getAttribute('x')))")
+    xs = boxes.locator("rect.face").evaluate_all("rs => rs.map(r => Number(r.getAttribute('x')))")
     right_face = max(range(2), key=lambda i: xs[i])
     page.get_by_label(f"Face {right_face + 1}").check()
     expect(page.locator(".preview svg .box.chosen")).to_have_count(1)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from .conftest import ADMIN, screenshot
-from .test_admin_page import expect, sign_in
+from .test_admin_page import api_enroll, expect, sign_in
 
 # Window widths: the desktop one of the bug report, a wide one and a phone.
 WIDTHS = (1280, 1920, 390)
@@ -43,7 +43,7 @@ def _drawn_boxes(page) -> list[list[float]]:
         const img = document.querySelector('#try-result .stage img');
         const at = img.getBoundingClientRect();
         const sx = img.naturalWidth / at.width, sy = img.naturalHeight / at.height;
-        return Array.from(document.querySelectorAll('#try-result .stage svg rect')).map(r => {
+        return Array.from(document.querySelectorAll('#try-result .stage svg rect.face')).map(r => {
             const b = r.getBoundingClientRect();
             return [(b.left - at.left) * sx, (b.top - at.top) * sy, (b.right - at.left) * sx, (b.bottom - at.top) * sy];
         });
@@ -80,4 +80,77 @@ def test_try_it_boxes_sit_on_the_api_boxes(page, server, photos, tmp_path, kind)
         assert inside, width
     page.set_viewport_size({"width": 1280, "height": 800})
     screenshot(page, f"try-{kind}")
+    assert page.problems == []
+
+
+def _team(photos, path):
+    """Six colleagues cropped to their faces and packed into a 2x3 grid with 5 px between them, two of them at the
+    picture's top and left edges: the labels have nowhere easy to go."""
+    who = ("Padraig_Harrington", "Dale_Earnhardt_Jr", "Emma_Watson", "Javier_Solana", "Robert_Kocharian",
+           "Carlos_Menem")
+    canvas = Image.new("RGB", (3 * 135 - 5, 2 * 155 - 5), (60, 60, 60))
+    for i, name in enumerate(who):
+        face = Image.open(photos[name][0]).convert("RGB").crop((60, 50, 190, 200))
+        canvas.paste(face, ((i % 3) * 135, (i // 3) * 155))
+    canvas.save(path, quality=92)
+    return who
+
+
+def _label_geometry(page) -> dict:
+    """The picture, each label's background and each label's text, in screen pixels."""
+    return page.evaluate("""() => {
+        const box = (e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+        const labels = Array.from(document.querySelectorAll('#try-result .stage svg .box .label'));
+        return { img: box(document.querySelector('#try-result .stage img')),
+                 backgrounds: labels.map(l => box(l.querySelector('rect.label-bg'))),
+                 texts: labels.map(l => box(l.querySelector('text'))),
+                 words: labels.map(l => l.querySelector('text').textContent) };
+    }""")
+
+
+@pytest.mark.slow  # a real browser against the real model
+def test_try_it_labels_a_group_photo_without_collisions_and_decides_by_the_answer(page, server, photos, tmp_path):
+    path = tmp_path / "team.jpg"
+    team = _team(photos, path)
+    enrolled = [n for n in team if len(photos[n]) > 1]  # from another photo; the labels carry names of every length
+    for name in enrolled:
+        api_enroll(server, name.replace("_", " "), photos[name][1:2])
+    api = httpx.post(f"{server.url}/api/v1/identify", headers={"X-API-Key": ADMIN},
+                     files={"image": (path.name, path.read_bytes(), "image/jpeg")}, timeout=60).json()
+    faces = api["faces"]
+    assert len(faces) == len(team)
+    assert {f["person"]["name"] for f in faces if f["person"]} == {n.replace("_", " ") for n in enrolled}
+
+    sign_in(page, start="/admin/try")
+    page.get_by_label("Choose a photo").set_input_files(str(path))
+    expect(page.locator("#try-result .stage svg .box .label")).to_have_count(len(faces))
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        g = _label_geometry(page)
+        left, top, right, bottom = g["img"]
+        rects = g["backgrounds"]
+        for i, (x1, y1, x2, y2) in enumerate(rects):
+            assert left - 0.5 <= x1 and top - 0.5 <= y1 and x2 <= right + 0.5 and y2 <= bottom + 0.5, (width, i)
+            tx1, ty1, tx2, ty2 = g["texts"][i]  # the words sit inside their background
+            assert x1 - 0.5 <= tx1 and y1 - 0.5 <= ty1 and tx2 <= x2 + 0.5 and ty2 <= y2 + 0.5, (width, i)
+            for j in range(i):
+                a, b = rects[j], rects[i]
+                apart = a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+                assert apart, (width, g["words"][j], g["words"][i])
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+    # each face is named or Unknown as the answer's `person` says, explained by distance against threshold
+    results = page.locator(".results > li")
+    expect(results).to_have_count(len(faces))
+    for i, f in enumerate(faces):
+        item = results.nth(i)
+        name = f["person"]["name"] if f["person"] else "Unknown"
+        expect(item.locator(".decision")).to_have_text(f"Face {i + 1}: {name}")
+        verdict = "within" if f["person"] else "beyond"
+        rate = f"{f['stranger_accept_rate'] * 100:#.3g}"  # JavaScript's toPrecision(3)
+        expect(item.locator(".numbers")).to_contain_text(
+            f"distance {f['distance']:.4f} {verdict} the threshold {f['threshold']:.4f} (stranger-accept rate {rate}")
+        expect(page.locator(".stage .label text").nth(i)).to_have_text(f"{i + 1}. {name}")
+    expect(page.locator("#try-result")).not_to_contain_text("imilarity")
+    screenshot(page, "try-team")
     assert page.problems == []

@@ -49,23 +49,81 @@
     try { await img.decode(); } catch (_) { /* drawn when it loads */ }
     const w = img.naturalWidth || 1, hgt = img.naturalHeight || 1;
     svg.setAttribute('viewBox', `0 0 ${w} ${hgt}`);
-    return { root, svg, img, w };
+    return { root, svg, img, w, h: hgt };
   }
 
-  function drawBox(st, box, label, cls) {
+  // Labels are measured before they are drawn, in the font the stylesheet gives them (.box text).
+  const LABEL_FONT = 'system-ui, sans-serif';
+  const measureText = (() => {
+    const ctx = document.createElement('canvas').getContext('2d');
+    return (text, size) => {
+      ctx.font = `700 ${size}px ${LABEL_FONT}`;
+      const m = ctx.measureText(text);
+      return { width: m.width, ascent: m.fontBoundingBoxAscent || size * 0.93, descent: m.fontBoundingBoxDescent || size * 0.24 };
+    };
+  })();
+
+  const overlaps = (a, b, gap = 0) => a.x < b.x + b.w + gap && b.x < a.x + a.w + gap && a.y < b.y + b.h + gap && b.y < a.y + a.h + gap;
+  const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi);
+
+  // Where a face's label goes: above its box, else below, else inside it, each nudged sideways and up or down,
+  // always wholly inside the picture and clear of the labels already placed. Clear of the other faces too while
+  // the type need shrink no more than a little; past that, covering a face beats unreadable type.
+  function labelSpot(box, text, font, taken, others, W, H, stroke) {
     const [x1, y1, x2, y2] = box;
-    // the label's size follows the face (a group photo's labels must not run into each other)
-    const stroke = Math.max(2, st.w / 160), font = Math.max(st.w / 70, Math.min(st.w / 22, (x2 - x1) * 0.3));
-    const g = s('g', { class: `box ${cls}` });
-    g.append(s('rect', { x: x1, y: y1, width: x2 - x1, height: y2 - y1, 'stroke-width': stroke }));
-    if (label) {
-      const ty = y1 > font * 1.3 ? y1 - font * 0.35 : y2 + font;
-      const text = s('text', { x: x1, y: ty, 'font-size': font, 'stroke-width': font / 6 });
-      text.textContent = label;
-      g.append(text);
+    const free = (r) => !taken.some((t) => overlaps(r, t, stroke));
+    const clear = (r) => free(r) && !others.some((o) => overlaps(r, o));
+    for (const [fits, smallest] of [[clear, font * 0.6], [free, Math.max(6, font / 3)]]) {
+      for (let size = font; size >= smallest; size *= 0.8) {
+        const m = measureText(text, size);
+        const pad = size * 0.25, padY = size * 0.12;
+        const w = m.width + 2 * pad, hgt = m.ascent + m.descent + 2 * padY;
+        if (w > W || hgt > H) continue;
+        const spots = [];
+        for (const row of [y1 - hgt - stroke, y2 + stroke, y1 + stroke, y2 - hgt - stroke]) {
+          for (const dy of [0, -1, 1, -2, 2, -3, 3]) {
+            for (const dx of [0, -0.5, 0.5, -1, 1, -1.5, 1.5]) {
+              spots.push({ x: clamp(x1 + dx * w, 0, W - w), y: clamp(row + dy * hgt, 0, H - hgt), w, h: hgt });
+            }
+          }
+        }
+        const spot = spots.find(fits);
+        if (spot) return { ...spot, size, pad, ascent: m.ascent, textWidth: m.width };
+      }
     }
-    st.svg.append(g);
-    return g;
+    return null;  // no room anywhere near: the numbered list beside the photo still says who it is
+  }
+
+  // Each face's box, and its label where labelSpot finds room; `faces` come largest first, so big faces choose first.
+  function drawFaces(st, faces) {
+    const W = st.w, H = st.h || st.w;
+    const stroke = Math.max(2, W / 160);
+    const widths = faces.map((f) => f.box[2] - f.box[0]).sort((a, b) => a - b);
+    const typical = widths.length ? widths[Math.floor(widths.length / 2)] : W;
+    // one type size per photo, following its faces (readable when the photo is shown small)
+    const font = Math.max(W / 70, Math.min(W / 22, typical * 0.3));
+    const rects = faces.map(({ box: [x1, y1, x2, y2] }) => ({ x: x1, y: y1, w: x2 - x1, h: y2 - y1 }));
+    const groups = faces.map((f, i) => {
+      const g = s('g', { class: `box ${f.cls}` });
+      g.append(s('rect', { class: 'face', x: rects[i].x, y: rects[i].y, width: rects[i].w, height: rects[i].h, 'stroke-width': stroke }));
+      st.svg.append(g);
+      return g;
+    });
+    const taken = [];
+    faces.forEach((f, i) => {
+      if (!f.label) return;
+      const spot = labelSpot(f.box, f.label, font, taken, rects.filter((_, j) => j !== i), W, H, stroke);
+      if (!spot) return;
+      taken.push(spot);
+      const label = s('g', { class: 'label' });
+      label.append(s('rect', { class: 'label-bg', x: spot.x, y: spot.y, width: spot.w, height: spot.h, rx: spot.size * 0.15 }));
+      const text = s('text', { x: spot.x + spot.pad, y: spot.y + spot.size * 0.12 + spot.ascent, 'font-size': spot.size,
+        textLength: spot.textWidth, lengthAdjust: 'spacingAndGlyphs' });
+      text.textContent = f.label;
+      label.append(text);
+      groups[i].append(label);
+    });
+    return groups;
   }
 
   // File input, drag-and-drop and camera, all handing File objects to onPhoto.
@@ -128,7 +186,7 @@
     return (text, kind = '') => { node.textContent = text; node.className = `status ${kind}`; };
   }
 
-  const fmt = (x) => (x == null ? '–' : Number(x).toFixed(3));
+  const fmt = (x) => (x == null ? '–' : Number(x).toFixed(4));  // thresholds are given to 4 places
 
   // -- enroll --------------------------------------------------------------------------------------
   function qualityHints(face) {
@@ -143,6 +201,35 @@
 
   const MAX_UPLOAD = Number(document.body.dataset.maxUpload || 0);
   const mb = (n) => (n >= 104858 ? `${Number((n / 1048576).toPrecision(3))} MB` : `${Number((n / 1024).toPrecision(3))} KB`);
+  const tooLarge = (file) => `${file.name || 'That photo'} is ${mb(file.size)}; the limit is ${mb(MAX_UPLOAD)}. Use a smaller photo.`;
+
+  // A photo over the server's per-photo limit, or larger than any face needs, is redrawn smaller as a JPEG here
+  // (a phone's 48 MP photo is enrolled, not refused). One this browser cannot decode goes as it is: the server judges it.
+  const MAX_SIDE = 4096;
+  async function fitForUpload(file) {
+    let bitmap;
+    try { bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' }); } catch (_) { return { file }; }
+    const { width, height } = bitmap;
+    if (Math.max(width, height) <= MAX_SIDE && (!MAX_UPLOAD || file.size <= MAX_UPLOAD)) { bitmap.close(); return { file }; }
+    const canvas = document.createElement('canvas');
+    let scale = Math.min(1, MAX_SIDE / Math.max(width, height)), blob = null;
+    for (let tries = 0; tries < 12; tries += 1) {
+      canvas.width = Math.max(1, Math.round(width * scale));
+      canvas.height = Math.max(1, Math.round(height * scale));
+      const ctx = canvas.getContext('2d');
+      ctx.fillStyle = '#fff';  // what a transparent PNG shows through
+      ctx.fillRect(0, 0, canvas.width, canvas.height);
+      ctx.imageSmoothingQuality = 'high';
+      ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.9));
+      if (blob && (!MAX_UPLOAD || blob.size <= MAX_UPLOAD)) break;
+      scale *= 0.75;
+    }
+    bitmap.close();
+    if (!blob) return { file };
+    const small = new File([blob], `${(file.name || 'photo').replace(/\.[^.]*$/, '')}.jpg`, { type: 'image/jpeg' });
+    return { file: small, note: `Shrunk from ${width}×${height} (${mb(file.size)}) to ${canvas.width}×${canvas.height} (${mb(small.size)}) before upload.` };
+  }
 
   // Enroll a new person (the Enroll page) or add photos to one (a person's page): the same previews,
   // face choice, size check and warnings; `personId` set means adding.
@@ -155,7 +242,7 @@
     const why = document.getElementById('save-why');
     const say = sayIn(document.getElementById('enroll-status'));
     const photos = [];
-    let serial = 0, checkSerial = 0, busy = false;
+    let serial = 0, checkSerial = 0, busy = false, preparing = 0;
 
     const ready = () => photos.length > 0 && photos.every((p) => p.faces && p.chosen != null);
     function blocker() {
@@ -185,11 +272,9 @@
         const hints = h('ul', { class: 'hints' });
         if (p.error) hints.append(h('li', { class: 'bad', text: p.error }));
         else if (!p.faces.length) hints.append(h('li', { class: 'bad', text: 'No face found. Use a photo where the face is clear and facing the camera.' }));
-        (p.faces || []).forEach((f, i) => {
-          const chosen = p.chosen === i;
-          const g = drawBox(st, f.box, p.faces.length > 1 ? `${i + 1}` : '', chosen ? 'chosen' : 'other');
-          if (p.faces.length > 1) g.addEventListener('click', () => choose(p, i));
-        });
+        const several = p.faces && p.faces.length > 1;
+        drawFaces(st, (p.faces || []).map((f, i) => ({ box: f.box, label: several ? `${i + 1}` : '', cls: p.chosen === i ? 'chosen' : 'other' })))
+          .forEach((g, i) => { if (several) g.addEventListener('click', () => choose(p, i)); });
         if (p.faces && p.faces.length > 1) {
           const group = h('fieldset', { class: 'choose' }, h('legend', { text: `${p.faces.length} faces: which one is this person?` }));
           p.faces.forEach((f, i) => {
@@ -203,6 +288,7 @@
         }
         if (p.chosen != null) for (const [kind, text] of qualityHints(p.faces[p.chosen])) hints.append(h('li', { class: kind, text }));
         card.append(hints);
+        if (p.note) card.append(h('p', { class: 'meta shrunk', text: p.note }));
       }
       card.append(h('button', { type: 'button', class: 'small', text: 'Remove photo', 'aria-label': `Remove photo ${index}`, onclick: () => remove(p) }));
       const old = previews.querySelector(`[data-photo="${p.id}"]`);
@@ -290,14 +376,18 @@
 
     const addTo = (id) => send(`/admin/api/people/${encodeURIComponent(id)}/faces`, photoData());
 
-    async function add(file) {
-      if (photos.length >= MAX) { say('Two photos are enough; remove one to use another.', 'warn'); return; }
+    async function add(picked) {
+      if (photos.length + preparing >= MAX) { say('Two photos are enough; remove one to use another.', 'warn'); return; }
+      preparing += 1;
+      let fitted;
+      try { fitted = await fitForUpload(picked); } finally { preparing -= 1; }
+      const { file, note } = fitted;
       if (MAX_UPLOAD && file.size > MAX_UPLOAD) {  // refused here, before any of it is sent
-        say(`${file.name || 'That photo'} is ${mb(file.size)}; the limit is ${mb(MAX_UPLOAD)}. Use a smaller photo.`, 'bad');
+        say(tooLarge(picked), 'bad');
         return;
       }
       say('');
-      const p = { id: ++serial, file, url: URL.createObjectURL(file), faces: null, chosen: null };
+      const p = { id: ++serial, file, url: URL.createObjectURL(file), faces: null, chosen: null, note };
       photos.push(p);
       update();
       await render(p);
@@ -345,15 +435,31 @@
   }
 
   // -- try it -----------------------------------------------------------------------------------------
+  // Each face as the API decided it: named when `person` says so, Unknown otherwise (never by a similarity cut-off),
+  // with the distance against the threshold it was held to and the share of strangers that threshold lets in.
+  const pct = (r) => `${(r * 100).toPrecision(3)}%`;
+
+  function explain(f) {
+    if (f.distance == null) return 'No one is enrolled yet, so every face is Unknown.';
+    const rate = f.stranger_accept_rate == null ? 'stranger-accept rate not known' : `stranger-accept rate ${pct(f.stranger_accept_rate)}`;
+    const nearest = f.candidates && f.candidates.length && f.candidates[0].person ? f.candidates[0].person.name : 'the nearest enrolled person';
+    const verdict = f.person ? `within the threshold ${fmt(f.threshold)} (${rate}): named ${f.person.name}.`
+      : `beyond the threshold ${fmt(f.threshold)} (${rate}): Unknown.`;
+    return `Nearest: ${nearest}, distance ${fmt(f.distance)} ${verdict}`;
+  }
+
   function tryPage() {
     const out = document.getElementById('try-result');
     const say = sayIn(document.getElementById('try-status'));
     let serial = 0;
 
-    async function identify(file) {
+    async function identify(picked) {
       const mine = ++serial;
       out.innerHTML = '';
       say('Looking…');
+      const { file, note } = await fitForUpload(picked);
+      if (mine !== serial) return;
+      if (MAX_UPLOAD && file.size > MAX_UPLOAD) { say(tooLarge(picked), 'bad'); return; }
       const fd = new FormData();
       fd.append('image', file);
       let res;
@@ -362,24 +468,19 @@
       const url = URL.createObjectURL(file);
       const st = await stage(url, 'The photo you tried');
       const list = h('ol', { class: 'results' });
+      drawFaces(st, res.faces.map((f, i) => ({ box: f.box, label: `${i + 1}. ${f.person ? f.person.name : 'Unknown'}`, cls: f.person ? 'known' : 'unknown' })));
       res.faces.forEach((f, i) => {
         const name = f.person ? f.person.name : 'Unknown';
-        drawBox(st, f.box, `${i + 1}. ${name}`, f.person ? 'known' : 'unknown');
         const item = h('li', { class: f.person ? 'known' : 'unknown', 'data-face': i + 1 });
         item.append(h('h2', { class: 'decision', text: `Face ${i + 1}: ${name}` }));
-        if (f.distance == null) {
-          item.append(h('p', { text: 'No one is enrolled yet, so every face is Unknown.' }));
-        } else {
-          const verdict = f.person ? 'within' : 'beyond';
-          item.append(h('p', { class: 'numbers', text: `Distance ${fmt(f.distance)} to the nearest person, ${verdict} the threshold ${fmt(f.threshold)}.` }));
-        }
+        item.append(h('p', { class: 'numbers', text: explain(f) }));
         if (f.candidates && f.candidates.length) {
           const table = h('table', {}, h('caption', { text: 'Nearest enrolled people' }),
-            h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'Person' }), h('th', { scope: 'col', text: 'Distance' }), h('th', { scope: 'col', text: 'Similarity' }))));
+            h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'Person' }), h('th', { scope: 'col', text: 'Distance' }))));
           const body = h('tbody');
           for (const c of f.candidates) {
-            body.append(h('tr', {}, h('td', {}, h('a', { href: `/admin/people/${encodeURIComponent(c.person.id)}`, text: c.person.name })),
-              h('td', { text: fmt(c.distance) }), h('td', { text: fmt(c.similarity) })));
+            const who = c.person ? h('a', { href: `/admin/people/${encodeURIComponent(c.person.id)}`, text: c.person.name }) : 'someone';
+            body.append(h('tr', { class: c.match ? 'match' : null }, h('td', {}, who, c.match ? ' (named)' : null), h('td', { text: fmt(c.distance) })));
           }
           table.append(body);
           item.append(h('div', { class: 'table-wrap' }, table));
@@ -390,7 +491,8 @@
         list.append(item);
       });
       out.append(h('div', { class: 'try-grid' }, st.root, list));
-      say(res.faces.length ? `${res.faces.length} face${res.faces.length > 1 ? 's' : ''} found (${Math.round(res.took_ms)} ms).` : 'No face found in this photo.', res.faces.length ? 'ok' : 'warn');
+      const found = res.faces.length ? `${res.faces.length} face${res.faces.length > 1 ? 's' : ''} found (${Math.round(res.took_ms)} ms).` : 'No face found in this photo.';
+      say(note ? `${found} ${note}` : found, res.faces.length ? 'ok' : 'warn');
     }
 
     picker(document.querySelector('.picker'), identify, say);
@@ -411,10 +513,10 @@
       svg.setAttribute('viewBox', `0 0 ${video.videoWidth} ${video.videoHeight}`);
       svg.innerHTML = '';
       list.innerHTML = '';
-      const st = { svg, w: video.videoWidth };
+      const st = { svg, w: video.videoWidth, h: video.videoHeight };
+      drawFaces(st, faces.map((f) => ({ box: f.box, label: f.person ? f.person.name : 'Unknown', cls: f.person ? 'known' : 'unknown' })));
       faces.forEach((f, i) => {
         const name = f.person ? f.person.name : 'Unknown';
-        drawBox(st, f.box, name, f.person ? 'known' : 'unknown');
         list.append(h('li', { class: f.person ? 'known' : 'unknown', 'data-face': i + 1 },
           h('span', { class: 'decision', text: name }),
           h('span', { class: 'meta', text: f.distance == null ? '' : ` distance ${fmt(f.distance)} (threshold ${fmt(f.threshold)})` })));
@@ -475,9 +577,32 @@
     });
   }
 
+  // -- times ----------------------------------------------------------------------------------------
+  // The server writes every time in UTC (<time datetime> with UTC in its title); here it is read in the
+  // browser's own time zone, in the same sortable YYYY-MM-DD HH:MM:SS shape.
+  function localTimes() {
+    const two = (n) => String(n).padStart(2, '0');
+    const times = document.querySelectorAll('time[datetime]');
+    for (const t of times) {
+      const d = new Date(t.getAttribute('datetime'));
+      if (Number.isNaN(d.getTime())) continue;
+      const day = `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
+      const minute = `${day} ${two(d.getHours())}:${two(d.getMinutes())}`;
+      t.textContent = { day, minute }[t.dataset.precision] || `${minute}:${two(d.getSeconds())}`;
+    }
+    const note = document.getElementById('tz-note');
+    if (times.length && note) {
+      const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+      note.textContent = `Times are in your time zone${zone ? ` (${zone})` : ''}; point at one to see it in UTC.`;
+      note.hidden = false;
+    }
+  }
+
+  localTimes();
   const page = document.body.dataset.page;
   if (page === 'enroll') photoForm(document.getElementById('enroll-form'), null);
-  if (page === 'person') photoForm(document.getElementById('add-form'), document.getElementById('add-form').dataset.personId);
+  const addForm = document.getElementById('add-form');  // not there for a viewer
+  if (page === 'person' && addForm) photoForm(addForm, addForm.dataset.personId);
   if (page === 'try') tryPage();
   if (page === 'live') livePage();
 })();
