@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 
 import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
 from fastapi_offline import FastAPIOffline
 
 from .admin import mount_admin
 from .api.collection_paths import CollectionPaths, with_collection_paths
-from .api.gate import BodyGuard
+from .api.gate import JSON_PHOTO_BODIES, BodyGuard
 from .api.routes import accounts, audit, collections, events, people, recognition, system
 from .core.config import Settings, get_settings
 from .errors import install_error_handlers
-from .inference import MAX_FACES_PER_ENROLL
 from .observability import install_observability, worker_exiting
 from .ratelimit import RateLimiter
 from .service import FaceService
@@ -81,6 +82,12 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
                    audit.router, accounts.router):
         app.include_router(router, prefix=API_PREFIX)
     mount_admin(app)
+
+    @app.get("/", include_in_schema=False)
+    def front_door() -> RedirectResponse:
+        """The address `faceshot serve` prints first leads to the admin page (the API lives under /api/v1)."""
+        return RedirectResponse("/admin", status_code=307)
+
     app.state.limiter = RateLimiter(limits.rate_limit, limits.auth_failure_limit, limits.rate_limit_storage)
     if limits.cors_origin_list:
         # Off unless configured: browsers on other origins may not call the API by default.
@@ -88,8 +95,8 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
                            allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"], expose_headers=["X-Request-ID"])
     # room for the most photos one request may carry, plus form fields; other bodies are small
-    app.add_middleware(BodyGuard, upload_bytes=limits.max_upload_bytes * MAX_FACES_PER_ENROLL + (1 << 20),
-                       timeout_s=limits.body_timeout_s)
+    app.add_middleware(BodyGuard, max_upload_bytes=limits.max_upload_bytes, timeout_s=limits.body_timeout_s)
+    app.state.json_photo_bodies = asyncio.Semaphore(JSON_PHOTO_BODIES)
     # /api/v1/collections/{name}/… onto today's routes, within that collection (before routing)
     app.add_middleware(CollectionPaths)
     openapi = app.openapi

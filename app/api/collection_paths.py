@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import copy
 import re
+from urllib.parse import urlsplit, urlunsplit
 
+from ..errors import error_response
 from ..models import COLLECTION_PATTERN
 from .deps import COLLECTION_SCOPE
 
@@ -32,9 +34,35 @@ class CollectionPaths:
             match = _PATH.match(scope.get("path", ""))
             if match:
                 name, operation, rest = match.group(1), match.group(2), match.group(3) or ""
+                if not re.fullmatch(COLLECTION_PATTERN, name):  # a NUL or 3,000 characters never reach a query
+                    await error_response(422, "validation_error", "A collection's name is 1-64 lowercase letters, "
+                                         "digits, '-' or '_', starting with a letter or digit.",
+                                         {"field": "collection"})(scope, receive, send)
+                    return
                 path = f"{PREFIX}/{operation}{rest}"
                 scope = {**scope, "path": path, "raw_path": path.encode(), COLLECTION_SCOPE: name}
+                send = _redirects_within(name, send)
         await self.app(scope, receive, send)
+
+
+def _redirects_within(name: str, send):
+    """A redirect the router answers for a rewritten path (a trailing slash) points at today's route, which is
+    `default`'s: put it back under this collection, or a client that follows it works in another collection."""
+
+    async def sending(message):
+        if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+            headers = []
+            for key, value in message.get("headers", []):
+                if key.lower() == b"location":
+                    url = urlsplit(value.decode("latin-1"))
+                    if url.path.startswith(PREFIX + "/"):
+                        path = f"{PREFIX}/collections/{name}/{url.path[len(PREFIX) + 1:]}"
+                        value = urlunsplit(url._replace(path=path)).encode("latin-1")
+                headers.append((key, value))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
 
 
 def with_collection_paths(spec: dict) -> dict:

@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import Request, UploadFile, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, Headers
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.exceptions import HTTPException
@@ -30,7 +31,13 @@ from starlette.exceptions import HTTPException
 from models.errors import ImageTooLarge, InvalidImage
 from models.imageio import size_text
 
-from ..errors import InvalidMultipart, TooManyImages, UnsupportedMediaType, ValidationFailed, error_response
+from ..errors import (
+    InvalidMultipart,
+    TooManyImages,
+    UnsupportedMediaType,
+    ValidationFailed,
+    error_response,
+)
 from ..inference import MAX_FACES_PER_ENROLL
 from ..inputs import strict_json, text_problem
 from ..schemas import error_responses
@@ -38,8 +45,10 @@ from ..schemas import error_responses
 MAX_FORM_FIELDS = 32
 MAX_FORM_FIELD_BYTES = 64 * 1024
 JSON_BODY_LIMIT = 64 * 1024  # every JSON body the API takes is a few fields and at most 16 KB of metadata
-BODY_LIMIT = "faceshot.body_limit"  # scope keys: the byte limit in force for this request's body,
-PHOTO_JSON_LIMIT = "faceshot.photo_json_limit"  # and the one a photo operation's JSON body may use
+BODY_LIMIT = "faceshot.body_limit"  # scope key: the byte limit in force for this request's body
+# base64 line breaks (76 characters a line) and a data-URL prefix, on top of 4/3 of the photo
+BASE64_SLACK = 1 / 38
+JSON_PHOTO_BODIES = 2  # JSON photo bodies parsed and decoded at once per worker (more wait their turn)
 
 EarlyCheck = Callable[[Request], Awaitable[Any]]
 
@@ -96,16 +105,40 @@ def _file_limit(fields: dict[str, str]) -> int:
     return MAX_FACES_PER_ENROLL if "files" in kinds else kinds.count("file")
 
 
+def base64_chars(max_bytes: int) -> int:
+    """The longest base64 text (line breaks and a data-URL prefix allowed) of a photo within ``max_bytes``."""
+    chars = 4 * -(-max_bytes // 3)
+    return chars + int(chars * BASE64_SLACK) + 256
+
+
+def photo_body_limit(kind: str, max_files: int, max_bytes: int) -> int:
+    """The bytes an operation's body may carry: its own photos (base64 in JSON) and a few fields, not another
+    operation's ten (a 201 MB JSON body to /identify, which takes one photo, froze the worker for 20 s).
+
+    A quarter more than the photos' own limit: a body a little over is read, so its photo is refused by the
+    precise check (``image_too_large``, naming the field) rather than the coarse one (``request_too_large``)."""
+    per_photo = base64_chars(max_bytes) if kind == "json" else max_bytes
+    return max_files * per_photo * 5 // 4 + JSON_BODY_LIMIT
+
+
+_WHITESPACE = dict.fromkeys(map(ord, " \t\r\n\f\v"))
+
+
 def _photo_bytes(value: Any, field: str, max_bytes: int) -> bytes:
     """A photo sent in JSON: base64 (standard or URL-safe alphabet, padding optional), a data-URL prefix allowed.
 
-    The size is checked on the text before decoding, so an oversized photo costs no memory twice.
+    The raw text's length is checked before anything is split, copied or decoded, so an oversized photo costs
+    no memory twice; whitespace (line breaks, as some encoders write them) goes in one pass, one copy.
     """
     if not isinstance(value, str):
         raise ValidationFailed(f"`{field}` must be a base64 string (or a list of them, for `images`).",
                                {"field": field})
-    text = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
-    text = "".join(text.split())  # line breaks, as some encoders write them
+    if len(value) > base64_chars(max_bytes):
+        raise ImageTooLarge(f"The photo is over the limit of {size_text(max_bytes)}.", {"max_bytes": max_bytes,
+                                                                                         "field": field})
+    comma = value.find(",", 0, 256) if value.startswith("data:") else -1
+    text = value[comma + 1:] if comma >= 0 else value
+    text = text.translate(_WHITESPACE)
     if len(text) * 3 // 4 > max_bytes:
         raise ImageTooLarge(f"The photo is over the limit of {size_text(max_bytes)}.", {"max_bytes": max_bytes,
                                                                                          "field": field})
@@ -130,6 +163,17 @@ def _form_value(value: Any, field: str) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value)
     raise ValidationFailed(f"`{field}` has a value of the wrong type.", {"field": field})
+
+
+def _json_form(body: bytes, fields: dict[str, str], max_files: int, max_bytes: int) -> FormData:
+    """A photo operation's JSON body, parsed, decoded and checked (in a worker thread: it may be megabytes)."""
+    try:
+        data = strict_json(body)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationFailed(f"The JSON body cannot be accepted: {exc}", {"field": "body"}) from None
+    form = form_from_json(data, fields, max_files, max_bytes)
+    _check_form_text(form)
+    return form
 
 
 def form_from_json(data: Any, fields: dict[str, str], max_files: int, max_bytes: int) -> FormData:
@@ -325,7 +369,19 @@ class GatedRoute(APIRoute):
         return route
 
     @staticmethod
-    async def _read_form(request: Request, max_files: int, fields: dict[str, str]) -> None:
+    def _limit_body(request: Request, limit: int) -> None:
+        """This operation's own body limit, in force for the bytes still to come; a declared length over it is
+        refused before any is read."""
+        request.scope[BODY_LIMIT] = limit
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise HTTPException(413, f"The request body is over this operation's limit of {size_text(limit)}.")
+
+    @classmethod
+    async def _read_form(cls, request: Request, max_files: int, fields: dict[str, str]) -> None:
+        if max_files:
+            max_bytes = request.app.state.service.settings.max_upload_bytes
+            cls._limit_body(request, photo_body_limit("multipart", max_files, max_bytes))
         try:
             form = await request.form(max_files=max_files, max_fields=MAX_FORM_FIELDS,
                                       max_part_size=MAX_FORM_FIELD_BYTES)
@@ -341,19 +397,19 @@ class GatedRoute(APIRoute):
             if any(isinstance(v, str) for v in form.getlist(name)):  # a text part where the photo's file belongs
                 raise ValidationFailed(f"`{name}` must be a file, not text. {_how_to_send(fields)}", {"field": name})
 
-    @staticmethod
-    async def _read_json_form(request: Request, fields: dict[str, str], max_files: int) -> None:
-        """A JSON body with base64 photos, turned into the form the route reads (same limits, same checks)."""
-        if PHOTO_JSON_LIMIT in request.scope:
-            request.scope[BODY_LIMIT] = request.scope[PHOTO_JSON_LIMIT]
-        body = await request.body()
-        try:
-            data = strict_json(body)
-        except (ValueError, RecursionError) as exc:
-            raise ValidationFailed(f"The JSON body cannot be accepted: {exc}", {"field": "body"}) from None
+    @classmethod
+    async def _read_json_form(cls, request: Request, fields: dict[str, str], max_files: int) -> None:
+        """A JSON body with base64 photos, turned into the form the route reads (same limits, same checks).
+
+        Within this operation's own limit (the bodies being read at once are bounded by the inference queue, which
+        admitted this request before its body), parsed and decoded in a worker thread, a bounded number at once per
+        worker: a large body never holds the event loop (and /health with it), nor do many multiply the memory
+        that parsing them takes."""
         max_bytes = request.app.state.service.settings.max_upload_bytes
-        form = form_from_json(data, fields, max_files, max_bytes)
-        _check_form_text(form)
+        cls._limit_body(request, photo_body_limit("json", max_files, max_bytes))
+        body = await request.body()
+        async with request.app.state.json_photo_bodies:
+            form = await run_in_threadpool(_json_form, body, fields, max_files, max_bytes)
         request._form = form  # what FastAPI's form parsing returns for this request
 
     @staticmethod
@@ -386,9 +442,11 @@ class BodyGuard:
     does not: put a reverse proxy with header timeouts in front of a public port (docker/nginx.conf).
     """
 
-    def __init__(self, app, upload_bytes: int, timeout_s: float, other_bytes: int = JSON_BODY_LIMIT):
-        self.app, self.upload_bytes, self.other_bytes, self.timeout_s = app, upload_bytes, other_bytes, timeout_s
-        self.json_photo_bytes = upload_bytes * 4 // 3  # base64 is 4/3 of the photos it carries
+    def __init__(self, app, max_upload_bytes: int, timeout_s: float, other_bytes: int = JSON_BODY_LIMIT):
+        self.app, self.other_bytes, self.timeout_s = app, other_bytes, timeout_s
+        # the most any operation's body may carry (enroll's photos); each operation then holds its own (GatedRoute)
+        self.upload_bytes = photo_body_limit("multipart", MAX_FACES_PER_ENROLL, max_upload_bytes)
+        self.json_photo_bytes = photo_body_limit("json", MAX_FACES_PER_ENROLL, max_upload_bytes)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -398,9 +456,8 @@ class BodyGuard:
         ctype = headers.get(b"content-type", b"").lower()
         multipart = ctype.startswith(b"multipart/")
         limit = self.upload_bytes if multipart else self.other_bytes
-        # A JSON body may carry base64 photos where the route takes photos: the route raises the limit
+        # A JSON body may carry base64 photos where the route takes photos: the route raises the limit to its own
         # (GatedRoute, before it reads the body); until then, and on every other route, the small one holds.
-        scope[PHOTO_JSON_LIMIT] = self.json_photo_bytes
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > (self.json_photo_bytes if b"json" in ctype else limit):
             await error_response(413, "request_too_large", f"The request body is over the limit of {size_text(limit)}.",

@@ -184,3 +184,10 @@ def test_health_ready_and_openapi(client):
     assert r.status_code == 200 and r.json()["checks"] == {"model_loaded": True, "database": True}
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/v1/identify", "/api/v1/enroll", "/api/v1/people/{person_id}/faces"} <= set(paths)
+
+
+def test_the_root_address_leads_to_the_admin_page(client):
+    """Issue 25, point 5: `faceshot serve` prints http://127.0.0.1:8000 first, and it answered a JSON 404."""
+    r = client.get("/", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == "/admin"
+    assert "/" not in client.get("/openapi.json").json()["paths"]
