@@ -1,5 +1,5 @@
-"""The admin pages: sign-in, people, a person, enroll, try it, live, events, settings, keys and accounts
-(server-rendered), each within the collection the header's switcher chose (app/admin/scope.py)."""
+"""The admin pages: sign-in, people, a person, enroll, try it, live, events, attendance, settings, keys and
+accounts (server-rendered), each within the collection the header's switcher chose (app/admin/scope.py)."""
 
 from __future__ import annotations
 

@@ -177,7 +177,7 @@ def _admin_routes(app):
     from app.admin import api, pages
 
     out = []
-    for route in pages.router.routes + api.router.routes:
+    for route in pages.router.routes + api.router.routes + pages.fallback.routes:
         if isinstance(route, APIRoute) and route.path.startswith("/admin") and route.path != "/admin/login":
             path = re.sub(r"\{[^}]+\}", "0123456789abcdef0123456789abcdef", route.path)
             out += [(method, path) for method in sorted(route.methods)]
