@@ -123,17 +123,23 @@ class FaceService:
                        progress=progress)
 
     # -- thresholds and the model ------------------------------------------------------------------
-    def operating_point(self, override: float | None = None, collection: str = DEFAULT_COLLECTION) -> OperatingPoint:
+    def operating_point(self, override: float | None = None, collection: str = DEFAULT_COLLECTION, *,
+                        loosen: bool = True) -> OperatingPoint:
         """The thresholds that apply now and the stranger-accept rate they stand for at this gallery's size.
 
         A per-request ``override`` or FACESHOT_THRESHOLD fixes one distance for everyone (and says what rate
         it stands for); otherwise the gallery-aware operating point holds the gallery to FACESHOT_TARGET_FAR,
         recomputed whenever the gallery's composition (people per shot class) changes; an encoder without
-        distance distributions falls back to its checkpoint's fixed thresholds.
+        distance distributions falls back to its checkpoint's fixed thresholds. ``loosen=False`` (a recognition
+        key's request) lets the override only tighten them: threshold=2 would name everyone, non-matches too.
         """
         counts = self.galleries.get(collection).composition()
         cal = self.pipeline.encoder.calibration
         if override is not None:
+            if not loosen:
+                usual = self.operating_point(None, collection)
+                return fixed_operating_point(cal, {s: min(override, usual.threshold_for(s)) for s in SHOT_CLASSES},
+                                             counts, "request")
             return fixed_operating_point(cal, dict.fromkeys(SHOT_CLASSES, override), counts, "request")
         if self.settings.threshold is not None:
             return fixed_operating_point(cal, dict.fromkeys(SHOT_CLASSES, self.settings.threshold), counts,
@@ -148,9 +154,9 @@ class FaceService:
         return cached[1]
 
     def threshold_for(self, n_support: int, override: float | None = None,
-                      collection: str = DEFAULT_COLLECTION) -> float:
+                      collection: str = DEFAULT_COLLECTION, *, loosen: bool = True) -> float:
         """The threshold a person with ``n_support`` photos is held to now (in their collection's gallery)."""
-        return self.operating_point(override, collection).threshold_for(n_support)
+        return self.operating_point(override, collection, loosen=loosen).threshold_for(n_support)
 
     @staticmethod
     def _operating_info(op: OperatingPoint) -> OperatingPointInfo:
@@ -516,10 +522,11 @@ class FaceService:
 
     def identify(self, data: bytes | None, top_k: int = 3, threshold: float | None = None,
                  reveal_candidates: bool = True, embedding: np.ndarray | None = None,
-                 collection: str = DEFAULT_COLLECTION) -> IdentifyResult:
+                 collection: str = DEFAULT_COLLECTION, *, loosen: bool = True) -> IdentifyResult:
         """Every face named or unknown, largest first (or the one ``embedding`` a client sent instead of a photo).
         ``reveal_candidates=False`` (a recognition key, by default) keeps the distances of the nearest people but
-        not who they are, unless the candidate is the face's match."""
+        not who they are, unless the candidate is the face's match; ``loosen=False`` lets ``threshold`` only
+        tighten the usual thresholds."""
         t0 = time.perf_counter()
         self.sync()
         if embedding is not None:
@@ -530,7 +537,7 @@ class FaceService:
         t_search = time.perf_counter()
         results = self.galleries.get(collection).forward(np.stack(vectors), k=top_k) if faces else []
         observe_stages(search_s=time.perf_counter() - t_search)
-        op = self.operating_point(threshold, collection)
+        op = self.operating_point(threshold, collection, loosen=loosen)
         info = self._operating_info(op)
         out = []
         for f, matches in zip(faces, results):
@@ -555,7 +562,8 @@ class FaceService:
                               encoder=self.pipeline.encoder.describe(), operating_point=info)
 
     def verify(self, data: bytes, person_id: str, threshold: float | None = None,
-               box: list[float] | None = None, collection: str = DEFAULT_COLLECTION) -> VerifyResult:
+               box: list[float] | None = None, collection: str = DEFAULT_COLLECTION, *,
+               loosen: bool = True) -> VerifyResult:
         """Is the photo's one face (the only or dominant one, or the one in ``box``) this person?"""
         self.sync(force=True)
         with self.sessions() as session:
@@ -566,7 +574,7 @@ class FaceService:
             raise NoFace("This person has no enrolled face to verify against.", {"person_id": person_id})
         _, face = self.inference.one_face(data, box)
         distance = float(np.linalg.norm(face.embedding - prototype(np.stack(embs))))
-        used = self.threshold_for(len(embs), threshold, collection)  # as identify would hold this person now
+        used = self.threshold_for(len(embs), threshold, collection, loosen=loosen)  # as identify holds them now
         rate = one_to_one_rate(self.pipeline.encoder.calibration, len(embs), used)
         return VerifyResult(match=distance <= used, distance=round(distance, 4),
                             similarity=round(1 - distance**2 / 2, 4), threshold=round(used, 4),

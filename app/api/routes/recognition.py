@@ -14,6 +14,8 @@ from ..gate import GatedRoute
 
 router = APIRouter(tags=["recognition"], route_class=GatedRoute)
 PHOTO_ERRORS = (400, 401, 408, 413, 422, 429, 503)
+TIGHTEN_ONLY = ("a distance threshold for this request (a recognition key's may only tighten the usual ones, never "
+                "loosen them)")
 
 
 @router.post("/identify", response_model=IdentifyOut, responses=error_responses(*PHOTO_ERRORS),
@@ -30,7 +32,7 @@ def identify(
     _slot: InferenceSlot,
     image: Annotated[UploadFile | None, File(description="the photo")] = None,
     top_k: Annotated[int, Form(ge=1, le=50, description="nearest people listed per face")] = 3,
-    threshold: Annotated[float | None, Form(gt=0, le=2, description="a distance threshold for this request")] = None,
+    threshold: Annotated[float | None, Form(gt=0, le=2, description=TIGHTEN_ONLY)] = None,
     embedding: Annotated[str | None, Form(description="instead of a photo: an embedding from POST /embed "
                                                       "(a JSON array), with `encoder_hash`")] = None,
     encoder_hash: Annotated[str | None, Form(max_length=64, description="with `embedding`: the content hash of "
@@ -40,7 +42,7 @@ def identify(
     vector = _one_of(service, image, embedding, encoder_hash, "image")
     data = read_upload(image, service.settings.max_upload_bytes) if vector is None else None
     return service.identify(data, top_k, threshold, reveal_candidates=reveal, embedding=vector,
-                            collection=collection)
+                            collection=collection, loosen=key.role == "admin")
 
 
 def _one_of(service, image, embedding, encoder_hash, photo_field: str):
@@ -99,16 +101,16 @@ def embed(service: ServiceDep, _key: RecognitionKey, _slot: InferenceSlot,
                          "(422 `multiple_faces`, every box in `details.faces`); no face is 422 `no_face`.")
 def verify(
     service: ServiceDep,
-    _key: RecognitionKey,
+    key: RecognitionKey,
     collection: CollectionDep,
     _slot: InferenceSlot,
     image: Annotated[UploadFile, File(description="the photo")],
     person_id: Annotated[str, Form(min_length=1, description="the enrolled person to compare with")],
-    threshold: Annotated[float | None, Form(gt=0, le=2, description="a distance threshold for this request")] = None,
+    threshold: Annotated[float | None, Form(gt=0, le=2, description=TIGHTEN_ONLY)] = None,
     box: Annotated[str | None, Form(description="x1,y1,x2,y2 of the face to use, when a photo has several")] = None,
 ):
     return service.verify(read_upload(image, service.settings.max_upload_bytes), person_id, threshold,
-                          parse_box(box), collection)
+                          parse_box(box), collection, loosen=key.role == "admin")
 
 
 @router.post("/detect", response_model=DetectOut, responses=error_responses(*PHOTO_ERRORS),
