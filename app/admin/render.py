@@ -1,4 +1,4 @@
-"""Rendering an admin page: the templates, the header's context, times as <time> elements, and the error page
+"""Rendering an admin page: the templates, the header's context, stored times for <time> elements, and the error page
 every refusal of an HTML page becomes (inside the admin frame, never raw JSON)."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from pathlib import Path
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-from markupsafe import Markup
 
 from models.errors import FaceshotError
 
@@ -41,18 +40,17 @@ ERROR_TITLES = {400: "That request was not understood", 401: "Please sign in", 4
                 507: "The disk is full"}
 
 
-def time_tag(value: datetime | str | None, precision: str = "second") -> Markup:
-    """A stored UTC time as ``<time>``: UTC text for a page without script; admin.js rewrites it in the browser's
-    time zone and keeps UTC in the title. ``precision``: second, minute or day."""
+def utc_parts(value: datetime | str | None, precision: str = "second") -> dict | None:
+    """A stored time's UTC reading for _time.html's ``localtime`` macro: ``iso`` for the browser, ``title`` to the
+    second, ``text`` to ``precision`` (second, minute or day)."""
     if value is None or value == "":
-        return Markup("–")
+        return None
     when = as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
-    shown = when.strftime({"day": "%Y-%m-%d", "minute": "%Y-%m-%d %H:%M"}.get(precision, "%Y-%m-%d %H:%M:%S"))
-    return Markup('<time datetime="{}" data-precision="{}" title="{} UTC">{} UTC</time>').format(
-        when.isoformat(), precision, when.strftime("%Y-%m-%d %H:%M:%S"), shown)
+    shape = {"day": "%Y-%m-%d", "minute": "%Y-%m-%d %H:%M"}.get(precision, "%Y-%m-%d %H:%M:%S")
+    return {"iso": when.isoformat(), "title": when.strftime("%Y-%m-%d %H:%M:%S"), "text": when.strftime(shape)}
 
 
-TEMPLATES.env.filters["localtime"] = time_tag
+TEMPLATES.env.filters["utc_parts"] = utc_parts
 
 
 def render(request: Request, name: str, status_code: int = 200, headers: dict | None = None,
