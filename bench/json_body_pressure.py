@@ -24,10 +24,9 @@ from app.testing.server import ADMIN, ROOT, Server
 
 def serve(tree: Path, data_dir: Path) -> Server:
     server = Server(data_dir)
-    env = {"PYTHONPATH": str(tree)}
-    # the reference tree's own code: `python -m app.cli` from its checkout, ahead of the venv's editable install
-    server.start(env=env, wrapper=[sys.executable, "-c", "import sys, runpy; sys.argv = sys.argv[1:]; "
-                                   "runpy.run_module('app.cli', run_name='__main__')"])
+    # the tree's own code: its app.cli run with the tree first on sys.path (ahead of the cwd and the venv's install)
+    server.start(wrapper=[sys.executable, "-c", f"import sys, runpy; sys.path.insert(0, {str(tree)!r}); "
+                          "sys.argv = sys.argv[1:]; runpy.run_module('app.cli', run_name='__main__')"])
     return server
 
 
@@ -43,6 +42,7 @@ def main() -> None:
     subprocess.run(["git", "worktree", "add", "--detach", str(ref_tree), args.ref], cwd=ROOT, check=True,
                    capture_output=True)
     results: dict[str, list[dict]] = {"ref": [], "this tree": []}
+    print(json.dumps({"ref": args.ref, "mb": args.mb, "rounds": args.rounds, "torch_threads": 1}), flush=True)
     try:
         for i in range(args.rounds):
             for label, tree in (("ref", ref_tree), ("this tree", ROOT)):
