@@ -20,10 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from . import audit
+from . import audit, crud
 from .audit import Actor
+from .core.db import begin_write
 from .errors import Conflict, NotFound, Unauthorized, ValidationFailed
-from .models import AdminAccount, AdminGrant, Collection
+from .models import AdminAccount, AdminGrant
 
 RIGHTS = ("admin", "viewer")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,63}$"  # lowercase, so "Ann" and "ann" are one account
@@ -72,8 +73,7 @@ def _check_rights(session, deployment_admin: bool, rights: dict[str, str]) -> No
     for collection, role in rights.items():
         if role not in RIGHTS:
             raise ValidationFailed(f"A right is one of {RIGHTS}.", {"field": "rights", "collection": collection})
-        if session.get(Collection, collection) is None:
-            raise NotFound(f"No collection named {collection!r}.", {"collection": collection})
+        crud.get_collection(session, collection, lock="share")  # not in a collection being deleted
     if not deployment_admin and not rights:
         raise ValidationFailed("Give the account a right in at least one collection, or make it a deployment admin.",
                                {"field": "rights"})
@@ -99,7 +99,7 @@ class Accounts:
         _check_password(password)
         hashed = _hasher.hash(password)  # outside the transaction: it takes a tenth of a second
         try:
-            with self.sessions.begin() as session:
+            with begin_write(self.sessions) as session:
                 _refuse_new(session, name, deployment_admin, rights)
                 account = AdminAccount(name=name, password_hash=hashed, deployment_admin=deployment_admin)
                 _set_rights(account, rights)
@@ -142,7 +142,7 @@ class Accounts:
         if password is not None:
             _check_password(password)
         hashed = _hasher.hash(password) if password is not None else None
-        with self.sessions.begin() as session:
+        with begin_write(self.sessions) as session:
             account = self._get(session, account_id)
             admin = account.deployment_admin if deployment_admin is None else deployment_admin
             new_rights = rights_of(account) if rights is None else dict(rights)

@@ -122,9 +122,17 @@ def stale_faces(session: Session, *, encoder_hash: str):
                            .where(Face.encoder_hash != encoder_hash)).all()
 
 
-def get_collection(session: Session, name: str) -> Collection:
-    """The collection, or NotFound (SQLite keeps no foreign key to it: this is the check)."""
-    found = session.get(Collection, name)
+def get_collection(session: Session, name: str, lock: str | None = None) -> Collection:
+    """The collection, or NotFound (SQLite keeps no foreign key to it: this is the check).
+
+    ``lock`` (PostgreSQL; SQLite's write lock is :func:`app.core.db.begin_write`'s): ``"share"`` for a write that
+    creates something in it, ``"delete"`` for deleting it; the two exclude each other until commit, so nothing is
+    created in a collection being deleted, and a delete waits for what is being created in it.
+    """
+    query = select(Collection).where(Collection.name == name)
+    if lock is not None:
+        query = query.with_for_update(key_share=lock == "share")
+    found = session.scalars(query.execution_options(populate_existing=True)).one_or_none()
     if found is None:
         raise NotFound(f"No collection named {name!r}.", {"collection": name})
     return found

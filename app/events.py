@@ -20,6 +20,7 @@ from sqlalchemy.orm import sessionmaker
 
 from . import crud
 from .core.config import Settings
+from .core.db import begin_write
 from .errors import NotFound, ValidationFailed
 from .models import DEFAULT_COLLECTION, Person, RecognitionEvent, Webhook, WebhookDelivery, as_utc, new_id
 
@@ -70,7 +71,8 @@ class EventLog:
         if not new.source or len(new.source) > 100:
             raise ValidationFailed("source must be 1-100 characters.", {"field": "source"})
         crop = new.face_crop if self._keeps_crop(new.person_id is not None) else None
-        with self.sessions.begin() as session:
+        with begin_write(self.sessions) as session:
+            crud.get_collection(session, new.collection, lock="share")  # not in a collection being deleted
             name = None
             if new.person_id is not None:
                 person = session.get(Person, new.person_id)

@@ -15,16 +15,35 @@ import time
 import numpy as np
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 
 from models.errors import FaceshotError
 
 from . import crud
-from .core.db import Database
-from .errors import Conflict, InsufficientStorage, ServiceUnavailable, StorageUnavailable
+from .core.db import Database, begin_write
+from .errors import Conflict, InsufficientStorage, NotFound, ServiceUnavailable, StorageUnavailable
 from .faults import crash_point
 from .gallery import Galleries, Gallery
 from .models import DEFAULT_COLLECTION, GalleryChange, GalleryState
 from .photos import PhotoStore
+
+DEADLOCK_RETRIES = 3
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """PostgreSQL broke a deadlock (or a serialization conflict) by failing this transaction: worth another try."""
+    return isinstance(exc, DBAPIError) and getattr(getattr(exc, "orig", None), "sqlstate", None) in ("40P01", "40001")
+
+
+def write_conflict(exc: IntegrityError | StaleDataError) -> FaceshotError:
+    """A write that met another one: what it conflicted with, in the caller's words (not a 500, not a guess)."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    if isinstance(exc, StaleDataError) or "foreign key" in text:
+        return NotFound("What this change refers to was deleted meanwhile (its collection or person); nothing was "
+                        "stored.", {"reason": "deleted_meanwhile"})
+    if "external_id" in text:
+        return Conflict("That external_id is taken by another person.", {"field": "external_id"})
+    return Conflict("That conflicts with an existing record; nothing was stored.", {})
 
 
 def database_error(exc: DBAPIError) -> FaceshotError:
@@ -114,38 +133,41 @@ class GallerySync:
         """Run ``work(session)`` in one transaction that bumps the gallery version, then update the index.
 
         ``new_photos`` are the stored-photo names ``work`` writes: journalled before the
-        transaction, settled in it, removed if it fails (:mod:`app.photos`).
+        transaction, settled in it, removed if it fails (:mod:`app.photos`). A deadlock (PostgreSQL chose this
+        transaction to break one) is tried again, a few times, from the start.
         """
         new_photos = list(new_photos)
         problem = self.db.file_problem()
         if problem:
             raise StorageUnavailable("The database file was removed or replaced while the service ran; "
                                      "nothing was stored. Restart the service.", {"reason": problem})
-        try:
-            self.photos.reserve(new_photos)
-        except DBAPIError as exc:
-            raise database_error(exc) from exc
-        try:
-            with self.sessions.begin() as session:
-                result = work(session)
-                self.photos.settle(session, new_photos)
-                session.execute(update(GalleryState).where(GalleryState.id == 1)
-                                .values(version=GalleryState.version + 1))
-                new_version = crud.gallery_version(session)
-                session.add_all(GalleryChange(version=new_version, person_id=p) for p in touched or ())
-                session.flush()
-                refreshed = self._support_sets(session, touched or ())
-                crash_point("before_commit", self.crash_at)
-            crash_point("after_commit", self.crash_at)
-        except IntegrityError as exc:
-            self.photos.abandon(new_photos)
-            raise Conflict("That conflicts with an existing record (is the external_id taken?).") from exc
-        except DBAPIError as exc:
-            self.photos.abandon(new_photos)
-            raise database_error(exc) from exc
-        except BaseException:
-            self.photos.abandon(new_photos)
-            raise
+        for attempt in range(DEADLOCK_RETRIES + 1):
+            try:
+                self.photos.reserve(new_photos)
+            except DBAPIError as exc:
+                raise database_error(exc) from exc
+            try:
+                with begin_write(self.sessions) as session:
+                    result = work(session)
+                    self.photos.settle(session, new_photos)
+                    session.execute(update(GalleryState).where(GalleryState.id == 1)
+                                    .values(version=GalleryState.version + 1))
+                    new_version = crud.gallery_version(session)
+                    session.add_all(GalleryChange(version=new_version, person_id=p) for p in touched or ())
+                    session.flush()
+                    refreshed = self._support_sets(session, touched or ())
+                    crash_point("before_commit", self.crash_at)
+                crash_point("after_commit", self.crash_at)
+                break
+            except BaseException as exc:
+                self.photos.abandon(new_photos)
+                if is_deadlock(exc) and attempt < DEADLOCK_RETRIES:
+                    continue
+                if isinstance(exc, (IntegrityError, StaleDataError)):
+                    raise write_conflict(exc) from exc
+                if isinstance(exc, DBAPIError):
+                    raise database_error(exc) from exc
+                raise
         with self._lock:
             # A sync that already read this version (or a later one) knows better than `refreshed`.
             if self.galleries.version < new_version:

@@ -12,11 +12,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from . import audit
+from . import audit, crud
 from .audit import Actor
 from .core.config import Settings
+from .core.db import begin_write
 from .errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
-from .models import ApiKey, Collection
+from .models import ApiKey
 
 log = logging.getLogger(__name__)
 ROLES = ("admin", "recognition")
@@ -42,9 +43,9 @@ def create_key(sessions: sessionmaker, name: str, role: str, secret: str | None 
     if role not in ROLES:
         raise ValidationFailed(f"role must be one of {ROLES}.", {"field": "role"})
     secret = secret or new_secret()
-    with sessions.begin() as session:
-        if collection is not None and session.get(Collection, collection) is None:
-            raise NotFound(f"No collection named {collection!r}.", {"collection": collection})
+    with begin_write(sessions) as session:
+        if collection is not None:
+            crud.get_collection(session, collection, lock="share")  # not in a collection being deleted
         key = ApiKey(name=name.strip() or role, role=role, prefix=display_prefix(secret), key_hash=hash_key(secret),
                      collection=collection)
         session.add(key)

@@ -15,6 +15,7 @@ from fastapi_offline import FastAPIOffline
 from .admin import mount_admin
 from .api.collection_paths import CollectionPaths, with_collection_paths
 from .api.gate import JSON_PHOTO_BODIES, BodyGuard
+from .api.paths import API_PREFIX
 from .api.routes import accounts, audit, collections, events, people, recognition, system
 from .core.config import Settings, get_settings
 from .errors import install_error_handlers
@@ -24,7 +25,6 @@ from .service import FaceService
 from .startup import prepare_deployment
 
 log = logging.getLogger("faceshot")
-API_PREFIX = "/api/v1"
 
 
 def build_service(settings: Settings, pipeline=None, *, check_encoder: bool = True) -> FaceService:

@@ -31,12 +31,16 @@ from prometheus_client import (
     multiprocess,
 )
 
+from .api.paths import API_PREFIX, COLLECTION_SCOPE
+from .errors import error_response
+
 REQUEST_ID_HEADER = "X-Request-ID"
 # a client's id is echoed and logged only when it is short and plain (no log injection)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("faceshot_request_id", default=None)
 access_log = logging.getLogger("faceshot.access")
+log = logging.getLogger(__name__)
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -97,7 +101,15 @@ def worker_exiting(multiproc_dir: str | None) -> None:
 
 # -- request ids and access logs ---------------------------------------------------------------
 def _route_template(scope) -> str:
-    """The matched route's path template (``/api/v1/people/{person_id}``), for a bounded label set."""
+    """The matched route's path template (``/api/v1/people/{person_id}``), for a bounded label set; a
+    collection's path as its own (``/api/v1/collections/{collection}/people/{person_id}``)."""
+    template = _matched_template(scope)
+    if scope.get(COLLECTION_SCOPE) and template.startswith(API_PREFIX + "/"):
+        return f"{API_PREFIX}/collections/{{collection}}{template[len(API_PREFIX):]}"
+    return template
+
+
+def _matched_template(scope) -> str:
     context = (scope.get("fastapi") or {}).get("effective_route_context")  # FastAPI's full path, prefix included
     if getattr(context, "path", None):
         return context.path
@@ -125,19 +137,27 @@ class ObservabilityMiddleware:
         given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
-        status = 500
+        status, started = 500, False
         t0 = time.perf_counter()
 
         async def send_with_id(message):
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 message["headers"] = [*message.get("headers", []),
                                       (REQUEST_ID_HEADER.lower().encode(), request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            if started:
+                raise  # half an answer is out: only closing the connection ends it
+            # answered here, not by Starlette's outermost handler: it re-raises, and the server then drops the
+            # client's keep-alive connection with the 500
+            log.exception("unhandled error")
+            await error_response(500, "internal_error", "Something went wrong on our side.")(
+                scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - t0
             route, method = _route_template(scope), scope.get("method", "")

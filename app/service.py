@@ -253,7 +253,7 @@ class FaceService:
         person_id, names = new_id(), self._photo_names(prepared)
 
         def work(session):
-            crud.get_collection(session, collection)
+            crud.get_collection(session, collection, lock="share")
             person = Person(id=person_id, name=name, external_id=external_id, meta=metadata or {},
                             collection=collection)
             session.add(person)
@@ -295,7 +295,7 @@ class FaceService:
                  for face_id, p, _ in faces]
 
         def work(session):
-            crud.get_collection(session, collection)
+            crud.get_collection(session, collection, lock="share")
             person = Person(id=person_id, name=name, external_id=external_id, meta=metadata or {},
                             collection=collection)
             if created_at is not None:
@@ -320,6 +320,7 @@ class FaceService:
         names = self._photo_names(prepared)
 
         def work(session):
+            crud.get_collection(session, collection, lock="share")
             person = crud.get_person(session, person_id=person_id, collection=collection)
             audit.record(session, actor, "face.add", collection=collection, target=person_id,
                          details={"name": person.name, "faces": len(prepared)})
@@ -332,7 +333,7 @@ class FaceService:
         name = clean_name(name)
 
         def work(session):
-            crud.get_collection(session, collection)
+            crud.get_collection(session, collection, lock="share")
             person = Person(name=name, external_id=external_id, meta=metadata or {}, collection=collection)
             session.add(person)
             session.flush()
@@ -346,6 +347,7 @@ class FaceService:
                       fields: set[str], collection: str = DEFAULT_COLLECTION, actor: Actor | None = None) -> Person:
         """Change the ``fields`` named (a field sent as null is cleared; one not sent is kept)."""
         def work(session):
+            crud.get_collection(session, collection, lock="share")
             person = crud.get_person(session, person_id=person_id, collection=collection)
             if "name" in fields:
                 person.name = clean_name(name)
@@ -365,6 +367,7 @@ class FaceService:
         doomed: list[str] = []
 
         def work(session):
+            crud.get_collection(session, collection, lock="share")
             person = crud.get_person(session, person_id=person_id, collection=collection)
             doomed.extend(f.image_file for f in person.faces if f.image_file)
             self.photos.doom(session, doomed)
@@ -464,11 +467,11 @@ class FaceService:
         counts = {}
 
         def work(session):
-            crud.get_collection(session, name)
+            crud.get_collection(session, name, lock="delete")  # waits for what is being created in it, then bars it
             people = session.scalars(select(Person).where(Person.collection == name)
                                      .options(selectinload(Person.faces))).all()
             touched.update(p.id for p in people)
-            doomed.extend(f.image_file for p in people for f in p.faces if f.image_file)
+            doomed[:] = [f.image_file for p in people for f in p.faces if f.image_file]  # (a retry starts over)
             counts.update(people=len(people), faces=sum(len(p.faces) for p in people), photos=len(doomed))
             self.photos.doom(session, doomed)
             for person in people:
@@ -501,7 +504,8 @@ class FaceService:
                                actor=actor).person  # its entry is the new person's enroll, in `to`
 
         def work(session):
-            crud.get_collection(session, to)
+            for each in sorted({collection, to}):
+                crud.get_collection(session, each, lock="share")
             person = crud.get_person(session, person_id=person_id, collection=collection)
             person.collection = to
             session.flush()

@@ -16,12 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import error_response
 from ..models import COLLECTION_PATTERN
-from .deps import COLLECTION_SCOPE
+from .paths import API_PREFIX as PREFIX
+from .paths import COLLECTION_SCOPE, SCOPED
 
-PREFIX = "/api/v1"
-# the operations that work within one collection (keys, the audit log and collections are deployment-wide)
-SCOPED = ("enroll", "people", "identify", "verify", "detect", "compare", "embed", "model", "events", "presence",
-          "webhooks")
 _PATH = re.compile(rf"^{PREFIX}/collections/([^/]+)/({'|'.join(SCOPED)})(/.*)?$")
 
 
@@ -40,7 +37,9 @@ class CollectionPaths:
                                          {"field": "collection"})(scope, receive, send)
                     return
                 path = f"{PREFIX}/{operation}{rest}"
-                scope = {**scope, "path": path, "raw_path": path.encode(), COLLECTION_SCOPE: name}
+                # in place: the access log and metrics, outside, label it with the route it reached (within the
+                # collection), not `unmatched`
+                scope.update({"path": path, "raw_path": path.encode(), COLLECTION_SCOPE: name})
                 send = _redirects_within(name, send)
         await self.app(scope, receive, send)
 

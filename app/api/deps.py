@@ -22,6 +22,7 @@ from ..keys import authenticate
 from ..models import DEFAULT_COLLECTION, ApiKey
 from ..service import FaceService
 from .gate import before_body
+from .paths import COLLECTION_SCOPE
 
 API_KEY_HEADER = "X-API-Key"
 api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="An admin or recognition key")
@@ -38,7 +39,6 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-COLLECTION_SCOPE = "faceshot.collection"  # set by CollectionPaths for /api/v1/collections/{name}/...
 
 
 def checked_key(request: Request, service: FaceService, secret: str | None, need_admin: bool,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +59,21 @@ def make_engine(url: str) -> Engine:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def begin_write(sessions: sessionmaker) -> Iterator[Session]:
+    """A transaction that will write, holding the write lock from its first statement.
+
+    SQLite otherwise starts the transaction at the first INSERT, so a check read before it (does the collection
+    still exist?) could be stale by the time the row is written: a collection deleted meanwhile kept the rows
+    created in it. ``BEGIN IMMEDIATE`` makes check and write one step (SQLite has one writer anyway). PostgreSQL
+    takes row locks instead (:func:`app.crud.get_collection`'s ``lock``).
+    """
+    with sessions.begin() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            session.execute(text("BEGIN IMMEDIATE"))
+        yield session
 
 
 class Database:

@@ -35,3 +35,11 @@ def test_a_malformed_collection_name_is_422_before_any_query(db_client):
     # and without a key too: nothing about the name is looked up
     r = db_client.get("/api/v1/collections/a%00/people", headers={"X-API-Key": ""})
     assert r.status_code == 422
+
+
+def test_collection_paths_are_counted_and_logged_under_their_route(client):
+    """Issue 26, point 14: they were all `unmatched` in the metrics and the access log."""
+    assert client.post("/api/v1/collections", json={"name": "alpha"}).status_code == 201
+    assert client.get("/api/v1/collections/alpha/people").status_code == 200
+    metrics = client.get("/metrics").text
+    assert 'route="/api/v1/collections/{collection}/people",status="200"' in metrics
