@@ -376,8 +376,13 @@ class DeliveryOut(BaseModel):
     state: str = Field(description="pending, delivered or failed")
     attempts: int
     next_attempt_at: UtcDatetime
-    last_status: int | None
-    last_error: str | None
+    last_status: int | None = Field(description="the last answer's HTTP status; public receivers only (the others' "
+                                                "failures read alike, so no one can probe a private network)")
+    last_error: str | None = Field(description="why the last attempt failed, one of: invalid_url, refused_address, "
+                                               "dns_failed, connect_failed, no_response, timeout, http_error, "
+                                               "receiver_failed (on an allowed private network), internal_error, "
+                                               "withheld (recorded by an earlier version); the server log has the "
+                                               "detail")
     delivered_at: UtcDatetime | None
 
 

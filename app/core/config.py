@@ -6,6 +6,7 @@ Defaults run on a laptop: SQLite and photos under ``./data``, the offline
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_ADMIN_KEY_LENGTH = 24
 MIN_ADMIN_PASSWORD_LENGTH = 12
+# a claimed webhook delivery is one worker's for this long; an attempt must end this much inside it (room to record
+# its result), or a slow receiver could get the same delivery again from another worker
+WEBHOOK_LEASE_S = 90.0
+WEBHOOK_LEASE_MARGIN_S = 30.0
 
 
 class ModelSettings(BaseSettings):
@@ -77,8 +82,11 @@ class Settings(ModelSettings):
     event_faces: bool = False  # keep a crop of the face with each event of an enrolled person
     event_unknown_faces: bool = False  # and with unknown faces' events too (needs event_faces)
     event_retention_days: float = Field(30.0, gt=0)  # events older than this are deleted, crops with them
-    webhook_timeout_s: float = Field(5.0, gt=0, le=60)  # per delivery attempt
+    # one whole delivery attempt (resolving, connecting, sending, the answer's headers); at most lease - margin
+    webhook_timeout_s: float = Field(5.0, gt=0)
     webhook_max_attempts: int = Field(8, ge=1, le=30)  # then the delivery is marked failed
+    # private networks webhooks may reach, comma-separated CIDRs (a door controller on the LAN); empty: public only
+    webhook_allow_private: str = ""
     crash_at: str | None = None  # tests only: SIGKILL at this point of a write (app/faults.py)
     # prometheus-client's own variable: set by `faceshot serve` for several workers
     prometheus_multiproc_dir: str | None = Field(None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
@@ -95,6 +103,31 @@ class Settings(ModelSettings):
             raise ValueError(f"FACESHOT_{info.field_name.upper()} must be at least {least} characters{hint}; "
                              "a short one can be guessed")
         return value
+
+    @field_validator("webhook_timeout_s")
+    @classmethod
+    def _attempt_inside_the_lease(cls, value: float) -> float:
+        if value > WEBHOOK_LEASE_S - WEBHOOK_LEASE_MARGIN_S:
+            raise ValueError(f"FACESHOT_WEBHOOK_TIMEOUT_S must be at most {WEBHOOK_LEASE_S - WEBHOOK_LEASE_MARGIN_S:g} "
+                             f"s: an attempt ends inside its delivery's {WEBHOOK_LEASE_S:g} s lease, or another "
+                             "worker could send the same delivery again")
+        return value
+
+    @field_validator("webhook_allow_private")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        """Each entry a network (or one address); a typo stops the start rather than silently allowing nothing."""
+        for entry in _entries(value):
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError as exc:
+                raise ValueError(f"FACESHOT_WEBHOOK_ALLOW_PRIVATE: {entry!r} is not a network like 192.168.1.0/24 "
+                                 f"or an address ({exc})") from None
+        return value
+
+    @property
+    def webhook_allowed_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(entry) for entry in _entries(self.webhook_allow_private)]
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -124,6 +157,10 @@ class Settings(ModelSettings):
         from ..threads import slots_per_worker
 
         return slots_per_worker(self.workers, self.effective_torch_threads(), self.inference_slots)
+
+
+def _entries(csv: str) -> list[str]:
+    return [e.strip() for e in csv.split(",") if e.strip()]
 
 
 # FACESHOT_* names read outside Settings: by `faceshot serve` (app/cli.py), the image's build (docker/), run.sh and

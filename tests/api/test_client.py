@@ -13,7 +13,7 @@ from app.testing.server import ADMIN, Server
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     server = Server(tmp_path_factory.mktemp("client") / "data")
-    server.start()
+    server.start(env={"FACESHOT_WEBHOOK_ALLOW_PRIVATE": "127.0.0.1/32"})  # webhooks to this host
     yield f"http://127.0.0.1:{server.port}"
     server.stop()
 

@@ -117,9 +117,10 @@ def test_deleting_a_collection_removes_exactly_its_people_photos_keys_and_index(
     assert [c["name"] for c in client.get("/api/v1/collections").json()] == ["default"]
 
 
-def test_events_and_webhooks_belong_to_their_collection(client, photos):
+def test_events_and_webhooks_belong_to_their_collection(make_client, tmp_path, photos):
     """A warehouse camera's events are the warehouse's: its webhooks get them, the office's do not; deleting the
     warehouse deletes them."""
+    client = make_client(tmp_path / "data", webhook_allow_private="127.0.0.1/32")  # webhooks to this host
     assert client.post("/api/v1/collections", json={"name": "warehouse"}).status_code == 201
     wen = _enroll(client, "warehouse", "Wen_Jiabao", photos)
     emma = _enroll(client, "default", "Emma_Watson", photos)

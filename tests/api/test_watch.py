@@ -95,7 +95,7 @@ def test_watch_gives_one_event_per_person_in_process_and_through_the_server(phot
     # through a server, with two webhooks: one healthy, one that fails twice and recovers
     (tmp_path / "remote").mkdir()
     server = Server(tmp_path / "remote" / "data")
-    server.start()
+    server.start(env={"FACESHOT_WEBHOOK_ALLOW_PRIVATE": "127.0.0.1/32"})  # the receivers are on this host
     try:
         http = server.client()
         for who in ("Emma_Watson", "Wen_Jiabao"):
@@ -225,7 +225,7 @@ def test_two_workers_never_send_one_delivery_twice(make_client, tmp_path, databa
     from app.webhooks import Webhooks
 
     receiver = Receiver()
-    client = make_client(tmp_path / "data", database_url=database_url)
+    client = make_client(tmp_path / "data", database_url=database_url, webhook_allow_private="127.0.0.1/32")
     service = client.app.state.service
     service.webhooks.stop()  # this test drives the delivery passes itself
     service.webhooks.create(receiver.url)

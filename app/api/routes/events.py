@@ -98,10 +98,15 @@ def presence(service: ServiceDep, _key: AdminKey, collection: CollectionDep,
 
 
 @router.post("/webhooks", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated,
-             responses=error_responses(413), summary="Register a URL that receives every recognition event")
+             responses=error_responses(409, 413), summary="Register a URL that receives every recognition event")
 def create_webhook(service: ServiceDep, key: AdminKey, collection: CollectionDep, body: WebhookIn):
     """Each event is POSTed as JSON, signed (X-Faceshot-Signature: sha256 HMAC of `<timestamp>.<body>` under the
-    secret answered here, once), retried with backoff; see the README's Webhooks section."""
+    secret answered here, once), retried with backoff; see the README's Webhooks section.
+
+    422 `validation_error` with `details.reason` `invalid_url` (not an http(s) URL httpx can send) or
+    `refused_address` (the host is, or resolves to, a loopback, private, link-local or other non-public address
+    the operator has not allowed in FACESHOT_WEBHOOK_ALLOW_PRIVATE); 409 `too_many_webhooks` past 10 webhooks in
+    the collection."""
     hook, secret = service.webhooks.create(body.url, Actor.of_key(key), collection)
     return {"id": hook.id, "url": hook.url, "created_at": hook.created_at, "secret": secret,
             "collection": hook.collection,
@@ -125,6 +130,8 @@ def delete_webhook(service: ServiceDep, key: AdminKey, collection: CollectionDep
 @router.get("/webhooks/{webhook_id}/deliveries", response_model=list[DeliveryOut], responses=error_responses(404),
             summary="A webhook's latest deliveries and their state")
 def list_deliveries(service: ServiceDep, _key: AdminKey, collection: CollectionDep, webhook_id: str):
-    """pending (with the next attempt's time), delivered, or failed, with the receiver's last status or error."""
-    return [DeliveryOut.model_validate(d) for d in service.webhooks.deliveries(webhook_id, collection=collection)]
+    """pending (with the next attempt's time), delivered, or failed, with the last attempt's error as one word
+    (invalid_url, refused_address, dns_failed, connect_failed, no_response, timeout, http_error, receiver_failed,
+    internal_error, withheld) and, for public receivers only, their status; the server log has the detail."""
+    return service.webhooks.deliveries(webhook_id, collection=collection)
 
