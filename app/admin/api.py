@@ -61,11 +61,12 @@ def enroll(request: Request, service: ServiceDep, session: AdminWrite, _slot: In
            name: Annotated[str, Form()],
            images: Annotated[list[UploadFile], File()], boxes: Annotated[list[str], Form()] = [],  # noqa: B006
            external_id: Annotated[str | None, Form(max_length=200)] = None,
-           metadata: Annotated[str | None, Form()] = None):
+           metadata: Annotated[str | None, Form()] = None, new_person: Annotated[bool, Form()] = False):
     collection = current_collection(request, session, change=True)  # the page's, sent by its script
     meta = parse_metadata(metadata)  # refused before any photo is read
     result = service.enroll(name, _prepare(service, images, boxes), external_id=(external_id or "").strip() or None,
-                            metadata=meta, collection=collection, actor=actor_of(request, session))
+                            metadata=meta, collection=collection, actor=actor_of(request, session),
+                            new_person=new_person)
     return JSONResponse({"person": {"id": result.person.id, "name": result.person.name},
                          "faces": len(result.faces), "warnings": result.warnings,
                          "url": f"/admin/people/{result.person.id}?done=enrolled"}, status_code=201)

@@ -106,3 +106,28 @@ def test_a_reload_after_creating_a_key_creates_no_second_key(page, server):
     assert httpx.get(f"{server.url}/api/v1/model", headers={"X-API-Key": secret}).status_code == 200
     nav(page, "People")
     assert page.problems == []
+
+
+@pytest.mark.slow  # a real browser against the real model
+def test_enrolling_someone_enrolled_already_offers_to_add_the_photo_or_a_new_person(page, server, photos):
+    """Issue 25, point 4 on the admin page: the server's 409 person_exists is a choice, not an API message."""
+    api_enroll(server, "Robert Blake", photos["Robert_Blake"][:1])
+    sign_in(page, start="/admin/enroll")
+    page.get_by_label("Name").fill("Robert Blake")
+    page.get_by_label("Choose photos").set_input_files(str(photos["Robert_Blake"][1]))
+    expect(page.locator(".preview svg .box.chosen")).to_have_count(1)
+    page.get_by_role("button", name="Save").click()
+    status = page.locator("#enroll-status")
+    expect(status).to_contain_text("Robert Blake is already enrolled, and photo 1 is their face")
+    expect(status).not_to_contain_text("POST")  # the API's advice is not the page's
+    screenshot(page, "enroll-person-exists")
+    add = page.get_by_role("button", name="Add this photo to Robert Blake", exact=True)
+    expect(page.get_by_role("button", name="Enroll another person named Robert Blake")).to_be_visible()
+    add.click()
+    expect(page).to_have_url(re.compile(r"done=faces_added"))
+    expect(page.locator(".faces > li")).to_have_count(2)
+    people = httpx.get(f"{server.url}/api/v1/people", params={"search": "Robert Blake"},
+                       headers={"X-API-Key": ADMIN}).json()
+    assert people["total"] == 1
+    # the browser logs the 409 it was answered (the refusal this test is about), and nothing else
+    assert [p for p in page.problems if "409 (Conflict)" not in p] == []

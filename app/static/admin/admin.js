@@ -17,6 +17,7 @@
     if (!res.ok) {
       const err = new Error(data && data.error ? data.error.message : `The request failed (${res.status}).`);
       err.code = data && data.error ? data.error.code : 'http_error';
+      err.details = (data && data.error && data.error.details) || {};
       if (res.status === 401) err.message = 'Your session has ended: reload the page and sign in again.';
       throw err;
     }
@@ -189,6 +190,8 @@
   const fmt = (x) => (x == null ? '–' : Number(x).toFixed(4));  // thresholds are given to 4 places
 
   // -- enroll --------------------------------------------------------------------------------------
+  const QUALITY_CODES = new Set(['face_too_small', 'face_blurry', 'low_detection_confidence']);
+
   function qualityHints(face) {
     const q = face.quality || {};
     const hints = [];
@@ -332,13 +335,14 @@
       }
       if (mine !== checkSerial) return;
       warnings.innerHTML = '';
-      if (!res.warnings.length) {
+      if (!res.warnings.filter((x) => !QUALITY_CODES.has(x.code)).length) {
         warnings.append(h('p', { class: 'notice ok', id: 'check-ok', text: 'No conflicts with the people already enrolled.' }));
         return;
       }
       const list = h('ul', { class: 'notice warn', id: 'check-warnings' });
       const offered = new Set();
-      for (const w of res.warnings) {
+      // the photo's own quality is told under its preview; the list is about the people already enrolled
+      for (const w of res.warnings.filter((x) => !QUALITY_CODES.has(x.code))) {
         let text = `Photo ${w.image_index + 1}: ${w.message}`;
         if (w.code === 'looks_like_other_person') text += ` (distance ${fmt(w.distance)}` + (w.distance_to_own == null ? ')' : `; to this person's other photos ${fmt(w.distance_to_own)})`);
         const item = h('li', { text });
@@ -368,10 +372,23 @@
         const res = await post(url, fd);
         window.location.assign(res.url);
       } catch (err) {
-        say(err.message, 'bad');
         busy = false;
         update();
+        if (err.code === 'person_exists') { sameName(err.details, fd); return; }
+        say(err.message, 'bad');
       }
+    }
+
+    // Enrolled already under this name, and it is their face: add the photos to them, or say it is someone else.
+    function sameName(details, fd) {
+      const status = document.getElementById('enroll-status');
+      say(`${details.name} is already enrolled, and photo ${details.image_index + 1} is their face ` +
+          `(distance ${fmt(details.distance)}, within ${fmt(details.threshold)}).`, 'warn');
+      status.append(' ',
+        h('button', { type: 'button', class: 'small', text: `Add ${photos.length > 1 ? 'these photos' : 'this photo'} to ${details.name}`,
+          onclick: () => addTo(details.person_id) }), ' ',
+        h('button', { type: 'button', class: 'small', text: `Enroll another person named ${details.name}`,
+          onclick: () => { fd.set('new_person', 'true'); send('/admin/api/enroll', fd); } }));
     }
 
     const addTo = (id) => send(`/admin/api/people/${encodeURIComponent(id)}/faces`, photoData());
