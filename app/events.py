@@ -22,6 +22,7 @@ from . import crud
 from .core.config import Settings
 from .core.db import begin_write
 from .errors import NotFound, ValidationFailed
+from .inputs import clean_label
 from .models import DEFAULT_COLLECTION, Person, RecognitionEvent, Webhook, WebhookDelivery, as_utc, new_id
 
 CSV_FIELDS = ("id", "time", "source", "person_id", "person_name", "distance", "threshold", "frames", "duration_s")
@@ -68,8 +69,7 @@ class EventLog:
     def record(self, new: NewEvent) -> RecognitionEvent:
         """Store one event (its crop only as configured) and queue it for its collection's webhooks, in one
         transaction."""
-        if not new.source or len(new.source) > 100:
-            raise ValidationFailed("source must be 1-100 characters.", {"field": "source"})
+        new.source = clean_label(new.source, "source", 100)
         crop = new.face_crop if self._keeps_crop(new.person_id is not None) else None
         with begin_write(self.sessions) as session:
             crud.get_collection(session, new.collection, lock="share")  # not in a collection being deleted

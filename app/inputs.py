@@ -38,17 +38,40 @@ def check_text(value: str, field: str) -> str:
     return value
 
 
+# Characters that change how the text around them is shown, not what it says: bidirectional embeddings, overrides
+# and isolates ("Ann\u202egnp.exe" shows as "Annexe.png"), invisible tag characters, and line/paragraph separators
+# that break a log line or a CSV row.
+_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+
+
+def display_problem(value: str) -> str | None:
+    """Why text shown to people (a name, a camera) could mislead or break what shows it (None: it cannot)."""
+    for c in value:
+        if unicodedata.category(c) in ("Cc", "Zl", "Zp"):
+            return "contains control characters or line breaks"
+        if c in _BIDI_CONTROLS:
+            return f"contains a bidirectional override or isolate (U+{ord(c):04X})"
+        if 0xE0000 <= ord(c) <= 0xE007F:
+            return f"contains an invisible tag character (U+{ord(c):04X})"
+    return None
+
+
+def clean_label(value: str | None, field: str, max_length: int) -> str:
+    """A name or label people read: 1 to ``max_length`` characters, at least one of them visible, nothing that
+    changes how it or the text around it is shown."""
+    value = check_text(value or "", field).strip()
+    if not value or len(value) > max_length:
+        raise ValidationFailed(f"A {field} of 1 to {max_length} characters is needed.", {"field": field})
+    if problem := display_problem(value):
+        raise ValidationFailed(f"`{field}` {problem}.", {"field": field})
+    if all(unicodedata.category(c)[0] in "CZ" or unicodedata.category(c) == "Mn" for c in value):
+        raise ValidationFailed(f"`{field}` has no visible character.", {"field": field})  # format, spaces, marks
+    return value
+
+
 def clean_name(name: str | None, field: str = "name") -> str:
-    """A person's name: 1 to 200 characters, at least one of them visible, no control characters."""
-    name = check_text(name or "", field).strip()
-    if not name or len(name) > MAX_NAME_LENGTH:
-        raise ValidationFailed(f"A {field} of 1 to {MAX_NAME_LENGTH} characters is needed.", {"field": field})
-    categories = [unicodedata.category(c) for c in name]
-    if any(cat == "Cc" for cat in categories):
-        raise ValidationFailed(f"`{field}` contains control characters.", {"field": field})
-    if all(cat[0] in "CZ" or cat == "Mn" for cat in categories):  # format, unassigned, spaces, lone marks
-        raise ValidationFailed(f"`{field}` has no visible character.", {"field": field})
-    return name
+    """A person's name: 1 to 200 characters (:func:`clean_label`)."""
+    return clean_label(name, field, MAX_NAME_LENGTH)
 
 
 def walk_problem(value: Any, depth: int = 0, max_depth: int = MAX_JSON_DEPTH) -> str | None:

@@ -17,6 +17,7 @@ from .audit import Actor
 from .core.config import Settings
 from .core.db import begin_write
 from .errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from .inputs import clean_label
 from .models import ApiKey
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,8 @@ def create_key(sessions: sessionmaker, name: str, role: str, secret: str | None 
     with begin_write(sessions) as session:
         if collection is not None:
             crud.get_collection(session, collection, lock="share")  # not in a collection being deleted
-        key = ApiKey(name=name.strip() or role, role=role, prefix=display_prefix(secret), key_hash=hash_key(secret),
-                     collection=collection)
+        key = ApiKey(name=clean_label(name.strip() or role, "name", 200), role=role, prefix=display_prefix(secret),
+                     key_hash=hash_key(secret), collection=collection)
         session.add(key)
         session.flush()
         audit.record(session, actor, "key.create", collection=collection, target=key.id,

@@ -151,3 +151,22 @@ def test_a_json_operation_given_a_form_and_a_wrong_method_say_what_they_take(cli
     documented = client.get("/openapi.json").json()["paths"]
     assert "415" in documented["/api/v1/identify"]["post"]["responses"]
     assert "415" in documented["/api/v1/people"]["post"]["responses"]
+
+
+@pytest.mark.parametrize("trick", ["\u202e", "\u2066", "\u2069", "\U000E0041", "\u2028", "\u2029", "\x1b"])
+def test_text_that_changes_how_it_is_shown_is_refused_in_names_sources_and_key_names(db_client, photos, trick):
+    """Issue 26, point 11: "Ann\u202egnp.exe" shows as "Annexe.png"; a tag character is invisible; a line
+    separator breaks a log line or a CSV row. Refused like control characters, on every name people read."""
+    r = enroll(db_client, photos["Emma_Watson"][0], name=f"Emma{trick}Watson")
+    assert_error(r, 422, "validation_error")
+    assert_nothing_stored(db_client)
+    r = db_client.post("/api/v1/people", json={"name": f"Ann{trick}gnp.exe"})
+    assert_error(r, 422, "validation_error")
+    r = db_client.post("/api/v1/events", json={"source": f"door{trick}1"})
+    assert_error(r, 422, "validation_error")
+    r = db_client.post("/api/v1/keys", json={"name": f"cam{trick}era", "role": "recognition"})
+    assert_error(r, 422, "validation_error")
+    assert db_client.get("/api/v1/events").json()["total"] == 0
+    assert len(db_client.get("/api/v1/keys").json()) == 1  # the admin key only
+    # a zero-width joiner inside an emoji sequence is text, not a trick: still a name
+    assert db_client.post("/api/v1/people", json={"name": "Kim \U0001F469\u200D\U0001F4BB"}).status_code == 201
