@@ -53,6 +53,13 @@ class DistanceDistribution:
             return 10 ** self.log10_p[0] if d == self.distance[0] else 0.0
         return float(10 ** np.interp(d, self.distance, self.log10_p))
 
+    def measured_down_to(self) -> float:
+        """The smallest P(distance <= d) its pairs measure (MIN_TAIL_COUNT of them below d); below, the fitted tail.
+
+        1.0 when the pair count is not recorded (then nothing is known to be measured).
+        """
+        return min(1.0, MIN_TAIL_COUNT / self.pairs) if self.pairs else 1.0
+
     def to_dict(self) -> dict[str, Any]:
         return {"log10_p": [round(v, 4) for v in self.log10_p], "distance": [round(v, 6) for v in self.distance],
                 "pairs": self.pairs}
@@ -259,8 +266,17 @@ def measure(embeddings: np.ndarray, labels: np.ndarray, *, seed: int = 0, per_pe
                 if len(rest):
                     rest = _per_person(rest, 2 * per_person, rng)
                     gen_parts.append(np.sqrt(np.maximum(2.0 - 2.0 * (unit[rest] @ p[row]), 0.0)))
-        impostor[s] = knots_from_samples(np.concatenate(imp_parts), fit_tail=True)
-        genuine[s] = knots_from_samples(np.concatenate(gen_parts), fit_tail=False)
+        for kind, parts, out in (("impostor", imp_parts, impostor), ("genuine", gen_parts, genuine)):
+            try:
+                samples = np.concatenate(parts) if parts else np.zeros(0)
+                out[s] = knots_from_samples(samples, fit_tail=kind == "impostor")
+            except TrainingError as exc:  # say which distribution, and what data would make it
+                need = f"people with {s + 1} or more photos" if kind == "genuine" else "people"
+                raise TrainingError(
+                    f"too few photos to calibrate on: {exc.details['distances']} {kind} distances for {s}-photo "
+                    f"prototypes, at least {exc.details['least']} needed. The data has {len(by_person)} people and "
+                    f"{len(photo_owner)} photos with a face; calibrate needs more {need} (hundreds of people for "
+                    "thresholds worth serving).", {**exc.details, "kind": kind, "shots": s}) from None
     source = {"photos": int(len(photo_owner)), "identities": len(by_person), "seed": seed,
               "per_person": per_person, "stranger_photos": int(len(strangers)),
               "impostor_pairs": {str(s): impostor[s].pairs for s in SHOT_CLASSES},

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FaceshotError
+from .errors import FaceshotError, TrainingError
 
 
 def _pipeline(args):
@@ -38,6 +38,9 @@ def cmd_embed(args) -> int:
         except FaceshotError as exc:
             entry["error"] = exc.to_dict()
             status = 1
+            # the JSON keeps the other images' faces; the person at the terminal is told in one line
+            said = exc.message if path in exc.message else f"{path}: {exc.message}"
+            print(f"faceshot: {exc.code}: {said}", file=sys.stderr)
         out["images"].append(entry)
     json.dump(out, sys.stdout, indent=None if args.compact else 2)
     sys.stdout.write("\n")
@@ -45,9 +48,14 @@ def cmd_embed(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from .errors import InvalidImage
     from .imageio import load_image
+    from .operating_point import DEFAULT_TARGET_FAR, one_to_one_rate, one_to_one_threshold
     from .pipeline import select_one_face
 
+    for path in (args.a, args.b):  # before the model loads: a mistyped name is told at once
+        if not Path(path).is_file():
+            raise InvalidImage(f"No such file: {path}" if not Path(path).exists() else f"{path} is a folder")
     pipe = _pipeline(args)
     vectors, boxes = [], []
     for which, path, box in (("a", args.a, args.box_a), ("b", args.b, args.box_b)):
@@ -62,49 +70,79 @@ def cmd_compare(args) -> int:
         vectors.append(pipe.embed_faces(image, [face])[0].embedding)
         boxes.append([round(float(v), 1) for v in face.box])
     distance = float(np.linalg.norm(vectors[0] - vectors[1]))
-    threshold = args.threshold if args.threshold is not None else pipe.encoder.threshold_for(1)
+    cal = pipe.encoder.calibration
+    # POST /compare's rule and fields: --threshold, else FACESHOT_THRESHOLD, else FACESHOT_TARGET_FAR's distance
+    settings_threshold = getattr(args, "settings_threshold", None)
+    fixed = ((args.threshold, "--threshold") if args.threshold is not None
+             else (settings_threshold, "FACESHOT_THRESHOLD") if settings_threshold is not None else None)
+    threshold, source = one_to_one_threshold(cal, getattr(args, "target_far", DEFAULT_TARGET_FAR), fixed,
+                                             checkpoint=pipe.encoder.threshold_for(1))
+    rate = one_to_one_rate(cal, 1, threshold)
     result = {
+        "match": distance <= threshold,
         "distance": round(distance, 4),
         "similarity": round(1 - distance**2 / 2, 4),
-        "threshold": threshold,
-        "same_person": distance <= threshold,
+        "threshold": round(threshold, 4),
+        "threshold_source": source,
+        "stranger_accept_rate": None if rate is None else round(rate, 8),
         "box_a": boxes[0],
         "box_b": boxes[1],
-        "encoder": pipe.encoder.metadata.name,
+        "encoder": pipe.encoder.describe(),
     }
     print(json.dumps(result, indent=2))
     return 0
 
 
-def _photos(args, pipe):
-    """The image folder's embeddings, restricted to one side of the identity split, and per-photo latency."""
-    from .dataset_embeddings import embed_dataset, list_image_folder
+def _people(args) -> dict[str, list[str]]:
+    """The image folder's people on the chosen side of the identity split (read before any model loads)."""
+    from .dataset_embeddings import list_image_folder
     from .identities import one_side
-    from .openset import embedded_photos
 
     people = list_image_folder(args.data_dir)
     keep = set(one_side(sorted(people), args.identities, args.val_fraction, args.split_seed))
-    people = {p: files for p, files in people.items() if p in keep}
-    vectors, millis = embed_dataset(pipe, args.data_dir, people, args.cache_dir, progress=not args.quiet)
+    return {p: files for p, files in people.items() if p in keep}
+
+
+def _photos(args, pipe, people: dict[str, list[str]] | None = None):
+    """The image folder's embeddings, restricted to one side of the identity split, and per-photo latency."""
+    from .dataset_embeddings import embed_dataset
+    from .openset import embedded_photos
+
+    people = people if people is not None else _people(args)
+    vectors, millis = embed_dataset(pipe, args.data_dir, people, eval_cache_dir(args), progress=not args.quiet)
     return embedded_photos(people, vectors), vectors, millis
 
 
-def _calibration(args, pipe):
+def eval_cache_dir(args) -> Path:
+    """--cache-dir, else ``eval`` under the model cache ($FACESHOT_MODEL_CACHE): never the working directory."""
+    if args.cache_dir:
+        return Path(args.cache_dir)
+    sources = getattr(args, "sources", None)
+    return (Path(sources.cache_dir) if sources else Path.home() / ".cache" / "faceshot") / "eval"
+
+
+def _calibration_file(args):
+    """--calibration's distributions, or None (then the encoder's own are used)."""
     from .calibration import Calibration
 
-    if args.calibration:
+    if not args.calibration:
+        return None
+    try:
         raw = json.loads(Path(args.calibration).read_text())
         return Calibration.from_dict(raw.get("calibration", raw))
-    return pipe.encoder.calibration
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not JSON, or not a calibration's
+        raise TrainingError(f"{args.calibration} is not a calibration written by faceshot calibrate --out "
+                            f"({type(exc).__name__}: {exc})") from None
 
 
 def cmd_eval_openset(args) -> int:
     from .gallery_sweep import fixed, format_sweep, gallery_aware, plot_sweep, sweep
     from .openset import run_protocol
 
+    people, cal = _people(args), _calibration_file(args)  # a wrong folder or file is told before the model loads
     pipe = _pipeline(args)
-    gallery, vectors, millis = _photos(args, pipe)
-    cal = _calibration(args, pipe)
+    gallery, vectors, millis = _photos(args, pipe, people)
+    cal = cal or pipe.encoder.calibration
     if args.threshold is not None:
         decide, label = fixed(lambda s: args.threshold), "fixed"
     elif cal is not None:
@@ -212,28 +250,86 @@ def plot_dir_far(summary: dict, threshold: dict[int, float], out: str, title: st
 def cmd_calibrate(args) -> int:
     """Impostor and genuine distance distributions of one side of the identity split (what a checkpoint carries)."""
     from .calibration import measure
-    from .operating_point import operating_point
 
+    people = _people(args)  # a wrong folder is told before the model loads
     pipe = _pipeline(args)
-    gallery, _, _ = _photos(args, pipe)
+    gallery, _, _ = _photos(args, pipe, people)
     ok = gallery.ok
+    if not ok.any():
+        raise TrainingError(f"no face was found in any photo of {args.data_dir}: nothing to calibrate on")
     cal = measure(gallery.embeddings[ok], gallery.labels()[ok], seed=args.seed)
     cal.source.update({"data": Path(args.data_dir).name, "identities_side": args.identities,
                        "val_fraction": args.val_fraction, "split_seed": args.split_seed,
                        "split_rule": "sha256(seed:name) < val_fraction -> val (models/identities.py)",
                        "encoder": pipe.encoder.metadata.name, "encoder_hash": pipe.encoder.content_hash})
-    preview = {}
-    for k in (10, 50, 500, 5000):
-        op = operating_point(cal, args.far, {1: k})
-        preview[str(k)] = {"per_person_rate": op.per_person_rate, "thresholds": op.thresholds,
-                           "expected_recognition": op.expected_recognition}
+    preview, warnings = calibration_preview(cal, args.far)
     out = {"calibration": cal.to_dict(), "preview_at_far": args.far, "preview_one_photo_each": preview}
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(out["calibration"], indent=1) + "\n")
-    print(json.dumps({"source": cal.source, "preview_at_far": args.far, "preview_one_photo_each": preview},
-                     indent=2))
+    print(json.dumps({"source": cal.source, "preview_at_far": args.far, "preview_one_photo_each": preview,
+                      "warnings": warnings}, indent=2))
+    for warning in warnings:
+        print(f"faceshot: warning: {warning}", file=sys.stderr)
     return 0
+
+
+PREVIEW_K = (10, 50, 500, 5000)
+
+
+def calibration_preview(cal, far: float, ks=PREVIEW_K) -> tuple[dict, list[str]]:
+    """The thresholds a gallery of K one-photo people gets at ``far``, and what the sample cannot support of them.
+
+    The rule: a threshold for a per-person false-match rate p is measured when at least MIN_TAIL_COUNT (25)
+    impostor pairs fall within it, so n pairs measure rates down to 25 / n; a smaller p (a larger K at the same
+    FAR) is read off the fitted tail instead, and one-photo pairs grow as (2 x people)^2 (two photos a person),
+    so measuring p takes about sqrt(25 / p) / 2 people. And K_eff = K ** beta is fitted on galleries of at most
+    half the people (up to FIT_KS's largest K); past that, beta is extrapolated.
+    """
+    from math import sqrt
+
+    from .calibration import FIT_KS, MIN_TAIL_COUNT
+    from .operating_point import operating_point
+
+    preview = {}
+    for k in ks:
+        op = operating_point(cal, far, {1: k})
+        preview[str(k)] = {"per_person_rate": op.per_person_rate, "thresholds": op.thresholds,
+                           "expected_recognition": op.expected_recognition,
+                           # shot classes whose threshold lies below what their pairs measure
+                           "extrapolated": [s for s, d in cal.impostor.items()
+                                            if op.per_person_rate < d.measured_down_to()]}
+    people = cal.source.get("identities", "?")
+    warnings = []
+    beyond = {k: preview[str(k)]["per_person_rate"] for k in ks if preview[str(k)]["extrapolated"]}
+    if beyond:
+        one, k_max, p_min = cal.impostor[1], max(beyond), min(beyond.values())
+        pairs = MIN_TAIL_COUNT / p_min
+        warnings.append(
+            f"{people} people give {one.pairs:,} one-photo impostor pairs, which measure a per-person false-match "
+            f"rate down to {one.measured_down_to():.1e} (at least {MIN_TAIL_COUNT} pairs within the threshold). "
+            f"K={', '.join(map(str, sorted(beyond)))} at FAR {far:g} need rates down to {p_min:.1e}: those "
+            f"thresholds are extrapolated from the fitted tail, not measured. Measuring K={k_max} takes about "
+            f"{_about(pairs)} pairs: about {_about(sqrt(pairs) / cal.source.get('per_person', 2))} people with two "
+            "or more photos.")
+    fitted = max((max(sizes) for sizes in cal.gallery.fitted_on.get("k", {}).values() if sizes), default=0)
+    larger = [k for k in ks if k > fitted]
+    if larger and fitted < max(FIT_KS):  # the sample, not the fit's own largest K, stopped it
+        how = (f"fitted on galleries of up to {fitted} people" if fitted else
+               "assumed to be 1 (independence: too few gallery sizes to fit)")
+        warnings.append(
+            f"The gallery model (K_eff = K^beta) is fitted on galleries of up to half the people; with {people} "
+            f"people beta is {how}, and extrapolated for K={', '.join(map(str, larger))}. Fitting it up to "
+            f"K={max(FIT_KS)} takes {2 * max(FIT_KS):,} people.")
+    return preview, warnings
+
+
+def _about(n: float) -> str:
+    """Two significant figures, with thousands separators: 12,437,408 -> 12,000,000."""
+    from math import floor, log10
+
+    digits = max(0, floor(log10(max(n, 1))) - 1)
+    return f"{round(n, -digits):,.0f}"
 
 
 def cmd_fuse(args) -> int:
@@ -340,12 +436,16 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     p = with_encoder(sub.add_parser("compare", help="distance between the faces of two photos",
                                     description="Each photo's one face is used: the only one, the largest when "
                                     "it is twice the next, or the one --box-a/--box-b names (several similar faces "
-                                    "are refused with their boxes). Example: faceshot compare a.jpg b.jpg"))
+                                    "are refused with their boxes). The answer is POST /compare's: match, distance, "
+                                    "threshold, threshold_source, stranger_accept_rate. "
+                                    "Example: faceshot compare a.jpg b.jpg"))
     p.add_argument("a", help="first photo")
     p.add_argument("b", help="second photo")
     p.add_argument("--box-a", type=_box, default=None, help="x1,y1,x2,y2 of the face to use in a (default: none)")
     p.add_argument("--box-b", type=_box, default=None, help="x1,y1,x2,y2 of the face to use in b (default: none)")
-    p.add_argument("--threshold", type=float, default=None, help="default: the encoder's calibrated one")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="a fixed distance threshold (default: $FACESHOT_THRESHOLD, else the distance within which "
+                        "a stranger's photo falls at the rate $FACESHOT_TARGET_FAR, 0.01: POST /compare's rule)")
     p.set_defaults(func=cmd_compare)
 
     def with_protocol(p, k_many: bool = False):
@@ -359,8 +459,9 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--val-fraction", type=float, default=0.5,
                        help="the split: a person is 'val' when sha256('<seed>:<name>') < this (default: 0.5)")
         p.add_argument("--split-seed", type=int, default=0, help="default: 0")
-        p.add_argument("--cache-dir", default=".cache/faceshot-eval",
-                       help="embeddings cached per encoder and dataset (default: .cache/faceshot-eval)")
+        p.add_argument("--cache-dir", default=None,
+                       help="embeddings cached per encoder and dataset (default: eval/ in $FACESHOT_MODEL_CACHE, "
+                            "~/.cache/faceshot/eval)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         return p
 

@@ -13,21 +13,27 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
-from .detection import DetectedFace
-from .errors import FaceshotError
+from .errors import FaceshotError, TrainingError
 from .imageio import load_image
-from .pipeline import FacePipeline, centre_weighted_face
+
+if TYPE_CHECKING:
+    from .pipeline import FacePipeline
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
 
 def list_image_folder(root: str | Path) -> dict[str, list[str]]:
-    """person -> relative paths of their photos (one sub-folder per person)."""
+    """person -> relative paths of their photos (one sub-folder per person), or a TrainingError saying what is off."""
     root = Path(root)
+    layout = "one sub-folder of photos per person (DATA/Ada_Lovelace/1.jpg)"
+    if not root.is_dir():
+        raise TrainingError(f"{root} is {'a file' if root.exists() else 'not there'}: the data is a folder "
+                            f"holding {layout}.", {"path": str(root)})
     people: dict[str, list[str]] = {}
     for person_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         files = sorted(
@@ -36,7 +42,8 @@ def list_image_folder(root: str | Path) -> dict[str, list[str]]:
         if files:
             people[person_dir.name] = files
     if not people:
-        raise ValueError(f"{root} holds no person folders with images")
+        raise TrainingError(f"{root} holds no person folders with photos: the data is a folder holding {layout}.",
+                            {"path": str(root)})
     return people
 
 
@@ -80,6 +87,8 @@ _DET_WIDTH = 17
 
 
 def detect_dataset(pipeline: FacePipeline, root: Path, files: list[str], cache_dir, progress: bool) -> _NpzTable:
+    from .pipeline import centre_weighted_face  # here, not at the top: listing a folder needs no torch
+
     d = pipeline.detector
     key = hashlib.sha1(json.dumps(d.cache_parts()).encode()).hexdigest()[:8]
     table = _NpzTable(cache_file(Path(cache_dir), root, "detections", key) if cache_dir else None, _DET_WIDTH)
@@ -109,6 +118,8 @@ def embed_dataset(
     progress: bool = True,
 ) -> tuple[dict[str, np.ndarray | None], dict[str, float]]:
     """Return (relative path -> embedding or None, relative path -> ms for decode+detect+align+embed)."""
+    from .detection import DetectedFace
+
     root = Path(root)
     files = [f for fs in files_by_person.values() for f in fs]
     detections = detect_dataset(pipeline, root, files, cache_dir, progress)

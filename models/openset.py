@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import TrainingError
 from .prototypes import normalise, prototypes
 
 MAX_QUERIES_PER_PERSON = 10
@@ -77,9 +78,12 @@ def make_split(g: EmbeddedPhotos, k: int, max_shots: int, seed: int) -> Split:
     names = sorted(g.people)
     enrollable = [p for p in names if int(g.ok[g.people[p]].sum()) >= max_shots]
     queried = [p for p in enrollable if len(g.people[p]) >= max_shots + 1]
-    if len(enrollable) < k + 1:
-        raise ValueError(f"only {len(enrollable)} people have {max_shots} photos with a face: K={k} leaves no "
-                         "stranger")
+    if len(enrollable) < k + 1:  # TrainingError is a ValueError: a sweep skips such a K
+        raise TrainingError(f"K={k} people enrolled with {max_shots} photo(s) each needs at least {k + 1} people "
+                            f"with {max_shots} photo(s) in which a face was found (one more as a stranger); the data "
+                            f"has {len(enrollable)}. Give a smaller --k"
+                            + (f" (at most {len(enrollable) - 1})" if len(enrollable) > 1 else "")
+                            + " or more people.", {"k": k, "people": len(enrollable), "shots": max_shots})
     if len(queried) >= k:
         known = rng.choice(queried, size=k, replace=False).tolist()
     else:

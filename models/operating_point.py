@@ -110,6 +110,25 @@ def fixed_operating_point(cal: Calibration | None, thresholds: Mapping[int, floa
                           expected_recognition=_expected_recognition(cal, thresholds))
 
 
+def one_to_one_threshold(cal: Calibration | None, target_far: float, fixed: tuple[float, str] | None = None, *,
+                         checkpoint: float | None = None) -> tuple[float, str]:
+    """The distance within which two photos are called one person (compare, verify's rule), and where it comes from.
+
+    A pair is one comparison, not a gallery search: the distance at which the one-photo impostor
+    distribution reaches ``target_far`` (source ``FACESHOT_TARGET_FAR``). ``fixed`` is a threshold
+    someone chose, with its source's name (a request's, ``FACESHOT_THRESHOLD``), and wins; without
+    a calibration the encoder's own ``checkpoint`` threshold is all there is. ``faceshot compare``
+    and ``POST /compare`` both decide by this, so they cannot disagree.
+    """
+    if fixed is not None:
+        return float(fixed[0]), fixed[1]
+    if cal is not None:
+        return cal.impostor[1].quantile(target_far), "FACESHOT_TARGET_FAR"
+    if checkpoint is None:
+        raise ValueError("an uncalibrated encoder needs its checkpoint threshold")
+    return float(checkpoint), "encoder checkpoint"
+
+
 def one_to_one_rate(cal: Calibration | None, n_support: int, threshold: float) -> float | None:
     """The chance that a stranger's photo is within ``threshold`` of one given person's prototype (verify)."""
     return None if cal is None else cal.impostor[shot_class(n_support)].cdf(threshold)
