@@ -3,8 +3,9 @@
 ``faceshot = "app.cli:main"``. The groups come from ``models/cli.py`` (embed, compare,
 eval-openset, calibrate, fetch-weights), ``models/fewshot/cli.py`` (train, evaluate,
 export-encoder, prepare-faces) and this module (serve, import, export, watch, reembed, admin-key, admin-account). Every
-error is printed as ``faceshot: <code>: <message>`` with exit status 1 (2: bad usage).
-Heavy modules (torch) are imported by the commands, not here, so ``--help`` is quick.
+error is printed as ``faceshot: <code>: <message>`` with exit status 1 (2: bad usage; 130: Ctrl-C).
+Heavy modules (torch) are imported by the commands, not here, so ``--help`` is quick; the commands that
+need no face model (admin-key, admin-account, watch --server) never import it.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
+import signal
 import sys
 import tempfile
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 from models.cli import add_pipeline_commands
@@ -23,13 +29,20 @@ from models.fewshot.cli import add_training_commands
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 PIPELINE_COMMANDS = ("embed", "compare", "eval-openset", "calibrate")
+# they read the service's Settings (or none at all), never the pipeline commands' model defaults
+SERVICE_COMMANDS = ("serve", "import", "export", "watch", "reembed", "admin-key", "admin-account")
+INTERRUPTED = 130  # the shell's status for a command ended by Ctrl-C (128 + SIGINT)
+FOLDER_LAYOUT = ("one sub-folder of photos per person (people/Ada_Lovelace/1.jpg, people/Ada_Lovelace/2.jpg), or, "
+                 "as face_recognition takes them, one photo per person named after them (people/Ada_Lovelace.jpg; "
+                 "a trailing _<number> marks more photos of the same person: people/Ada_Lovelace_2.jpg). "
+                 "In names '_' becomes a space")
 
 
 class StartRefused(SystemExit):
-    """A start the configuration does not allow: the message is printed, the exit status is 1."""
+    """A start the configuration does not allow: the message is printed as ``faceshot: <code>: ...``, status 1."""
 
-    def __init__(self, message: str):
-        print(f"faceshot: {message}", file=sys.stderr)
+    def __init__(self, message: str, code: str = "validation_error"):
+        print(f"faceshot: {code}: {message}", file=sys.stderr)
         super().__init__(1)
 
 
@@ -51,25 +64,52 @@ def _settings():
         raise StartRefused(f"invalid settings: {problems}") from None
 
 
-def _prepared(settings):
-    """Data directory, schema, binding and admin key, or a refusal that says what to check."""
+@contextmanager
+def _opening_storage(settings):
+    """The data directory and database as the settings name them, or one line that says which cannot be used."""
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    from .errors import ServiceUnavailable, StorageUnavailable, ValidationFailed
     from .instance import StorageMismatch
-    from .startup import prepare_deployment
 
     try:
+        yield
+    except StorageMismatch as exc:  # the data directory and the database belong to different deployments
+        raise StartRefused(str(exc), "conflict") from None
+    except ArgumentError as exc:  # a database URL SQLAlchemy cannot read (unknown driver, malformed)
+        raise ValidationFailed(f"FACESHOT_DATABASE_URL (--database-url) {settings.database_url!r} is not a "
+                               f"database URL SQLAlchemy can use: {exc}") from None
+    except OperationalError as exc:
+        reason = " ".join(str(exc.orig).split())  # drivers' messages span lines
+        raise ServiceUnavailable(f"cannot open the database {settings.database_label}: {reason}") from None
+    except OSError as exc:
+        if not _within(exc.filename, settings.data_dir):  # a model file, a photo: main() names it as it is
+            raise
+        raise StorageUnavailable(f"cannot use the data directory {settings.data_dir} (FACESHOT_DATA_DIR, "
+                                 f"--data-dir): {exc.strerror or exc}"
+                                 + (f": {exc.filename}" if exc.filename else "")) from None
+
+
+def _within(filename, folder: Path) -> bool:
+    if not filename:
+        return False
+    path, folder = Path(os.fsdecode(filename)).absolute(), Path(folder).absolute()
+    return path == folder or folder in path.parents
+
+
+def _prepared(settings):
+    """Data directory, schema, binding and admin key, or a refusal that says what to check."""
+    from .startup import prepare_deployment
+
+    with _opening_storage(settings):
         return prepare_deployment(settings)
-    except StorageMismatch as exc:
-        raise StartRefused(str(exc)) from None
 
 
 def _service(settings, **kwargs):
-    from .instance import StorageMismatch
     from .main import build_service
 
-    try:
+    with _opening_storage(settings):
         return build_service(settings, **kwargs)
-    except StorageMismatch as exc:
-        raise StartRefused(str(exc)) from None
 
 
 def _weights_present(settings) -> None:
@@ -80,7 +120,7 @@ def _weights_present(settings) -> None:
     try:
         check_weights(settings.encoder, settings.weight_sources())
     except (CheckpointError, WeightsUnavailable) as exc:
-        raise StartRefused(f"FACESHOT_ENCODER={settings.encoder}: {exc}") from None
+        raise StartRefused(f"FACESHOT_ENCODER={settings.encoder}: {exc.message}", exc.code) from None
 
 
 def _apply_overrides(args) -> None:
@@ -144,59 +184,163 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def cmd_import(args) -> int:
-    """Enroll one person per sub-folder, through the same code path as POST /enroll (or read an export)."""
-    from tqdm import tqdm
+def _person_name(stem: str) -> str:
+    """A flat folder's file stem as a person's name: a trailing _<number> (their 2nd, 3rd... photo) dropped."""
+    return (re.sub(r"[_\- ]+\(?\d{1,4}\)?$", "", stem) or stem).replace("_", " ").strip()
 
+
+def people_in_folder(root: Path) -> tuple[dict[str, list[Path]], str]:
+    """person's name -> their photos, and the layout found ("folders" or "flat"), or a refusal saying how to
+    lay the folder out: one sub-folder per person, or face_recognition's one photo per person (FOLDER_LAYOUT)."""
+    from models.dataset_embeddings import IMAGE_SUFFIXES
+
+    from .errors import NotFound, ValidationFailed
+
+    export = f" A file from faceshot export is read with --from-export {root}." if root.suffix == ".tar" else ""
+    if not root.exists():
+        raise NotFound(f"No folder {root}. Import takes a folder holding {FOLDER_LAYOUT}.{export}",
+                       {"path": str(root)})
+    if not root.is_dir():
+        raise ValidationFailed(f"{root} is a file; import takes a folder holding {FOLDER_LAYOUT}.{export}",
+                               {"path": str(root)})
+
+    def photos(folder: Path) -> list[Path]:
+        return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+
+    loose = photos(root)
+    folders = {d.name: photos(d) for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+    folders = {name: files for name, files in folders.items() if files}
+    if loose and folders:  # which photos belong to whom would be a guess
+        raise ValidationFailed(
+            f"{root} holds both photos ({', '.join(f.name for f in loose[:3])}{', ...' if len(loose) > 3 else ''}) "
+            f"and folders of photos ({', '.join(list(folders)[:3])}{', ...' if len(folders) > 3 else ''}): use one "
+            f"layout, {FOLDER_LAYOUT}.", {"path": str(root)})
+    if folders:
+        return {name.replace("_", " ").strip(): files for name, files in folders.items()}, "folders"
+    if not loose:
+        raise ValidationFailed(f"{root} holds no photos ({', '.join(sorted(IMAGE_SUFFIXES))}). Import takes a "
+                               f"folder holding {FOLDER_LAYOUT}.", {"path": str(root)})
+    people: dict[str, list[Path]] = {}
+    for f in loose:
+        people.setdefault(_person_name(f.stem), []).append(f)
+    return people, "flat"
+
+
+class _StopBetweenPeople:
+    """Ctrl-C asks the import to stop before the next person (each is stored all or nothing); a second stops now."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _ask(self, _signum, _frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("faceshot: stopping after this person (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
+            self._previous = signal.signal(signal.SIGINT, self._ask)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _warning_text(warning: dict) -> str:
+    if warning["code"] == "looks_like_other_person":
+        own = warning.get("distance_to_own")
+        return (f"looks like {warning['person']['name']} (distance {warning['distance']:.2f}"
+                + (f"; to this person's other photos {own:.2f}" if own is not None else "") + ")")
+    if warning["code"] == "near_duplicate":
+        return f"almost the same as another photo of this person (distance {warning['distance']:.2f})"
+    return warning.get("message", warning["code"])
+
+
+def cmd_import(args) -> int:
+    """Enroll a folder of people, each through the same code path as POST /enroll (or read an export)."""
     if (args.dir is None) == (args.from_export is None):
         print("faceshot: usage: import takes a folder of people or --from-export FILE, one of them", file=sys.stderr)
         return 2
     if args.from_export is not None:
         return _import_export(args)
 
-    from models.dataset_embeddings import list_image_folder
     from models.errors import FaceshotError
 
     from .audit import CLI
 
+    root = Path(args.dir)
+    people, layout = people_in_folder(root)  # before the model loads: a wrong folder is told at once
     _apply_overrides(args)
     service = _service(_settings())
-    folders = list_image_folder(args.dir)
-    root = Path(args.dir)
-    enrolled, refused, skipped = [], [], []
+    enrolled, refused, skipped, warnings = [], [], [], []
     collection = args.collection or "default"
     service.ensure_collection(collection, CLI)
     existing = ({p.name for p in service.list_people(None, 1_000_000, 0, collection)[0]} if args.skip_existing
                 else set())
-    for person, files in tqdm(folders.items(), desc="importing", unit="person"):
-        name = person.replace("_", " ")
-        if name in existing:
-            skipped.append(name)
-            continue
-        prepared = []
-        for rel in files[: args.max_photos]:
+    how = "one sub-folder each" if layout == "folders" else "photos named after them"
+    print(f"faceshot: {len(people)} people in {root} ({how})", file=sys.stderr, flush=True)
+    with _StopBetweenPeople() as stop:
+        for n, (name, files) in enumerate(people.items(), 1):
+            if stop.requested:
+                break
+            step = f"[{n}/{len(people)}] {name}:"
+            if name in existing:
+                skipped.append(name)
+                print(f"{step} already enrolled, skipped", file=sys.stderr, flush=True)
+                continue
+            prepared, kept = [], []
+            for path in files[: args.max_photos]:
+                rel = str(path.relative_to(root))
+                try:
+                    prepared.append(service.prepare(path.read_bytes()))
+                    kept.append(rel)
+                except FaceshotError as exc:
+                    refused.append({"photo": rel, "code": exc.code, "reason": exc.message})
+                    print(f"{step} {rel} refused ({exc.code}: {exc.message})", file=sys.stderr, flush=True)
+            if stop.requested:  # nothing of this person is stored yet: the next run enrolls them
+                break
+            if not prepared:
+                continue
             try:
-                prepared.append(service.prepare((root / rel).read_bytes()))
+                result = service.enroll(name, prepared, collection=collection, actor=CLI)
             except FaceshotError as exc:
-                refused.append({"photo": rel, "code": exc.code, "reason": exc.message})
-        if not prepared:
-            continue
-        try:
-            result = service.enroll(name, prepared, collection=collection, actor=CLI)
-            enrolled.append({"name": name, "id": result.person.id, "photos": len(prepared),
-                             "warnings": [w["code"] for w in result.warnings]})
-        except FaceshotError as exc:
-            refused += [{"photo": rel, "code": exc.code, "reason": exc.message} for rel in files[: args.max_photos]]
+                refused += [{"photo": rel, "code": exc.code, "reason": exc.message} for rel in kept]
+                print(f"{step} refused ({exc.code}: {exc.message})", file=sys.stderr, flush=True)
+                continue
+            enrolled.append({"name": name, "id": result.person.id, "photos": len(prepared)})
+            told = []
+            for w in result.warnings:
+                photo = kept[w["image_index"]] if "image_index" in w else None
+                warnings.append({"name": name, "photo": photo, "code": w["code"], "message": _warning_text(w),
+                                 **({"looks_like": w["person"]["name"]} if "person" in w else {}),
+                                 **({"distance": w["distance"]} if "distance" in w else {})})
+                told.append(f"warning: {photo}: {_warning_text(w)}")
+            print("; ".join([f"{step} enrolled ({len(prepared)} photo{'s' if len(prepared) > 1 else ''})", *told]),
+                  file=sys.stderr, flush=True)
     summary = {"enrolled_people": len(enrolled), "enrolled_photos": sum(e["photos"] for e in enrolled),
-               "skipped_existing": len(skipped), "refused_photos": refused,
-               "warnings": [e for e in enrolled if e["warnings"]]}
+               "skipped_existing": len(skipped), "refused_photos": refused, "warnings": warnings,
+               "layout": layout}
+    if stop.requested:
+        summary["interrupted"] = True
     print(json.dumps(summary, indent=2))
-    return 0 if enrolled or skipped or not folders else 1
+    if stop.requested:
+        again = "again" if args.skip_existing else "again without --no-skip-existing"
+        print(f"faceshot: interrupted after {len(enrolled)} people; run it {again} to continue", file=sys.stderr)
+        return INTERRUPTED
+    return 0 if enrolled or skipped else 1
 
 
 def _import_export(args) -> int:
     from dataclasses import asdict
 
+    from .errors import NotFound
+
+    if not Path(args.from_export).is_file():  # before the model loads
+        raise NotFound(f"No file {args.from_export}: --from-export takes a file written by faceshot export.",
+                       {"path": args.from_export})
     from .transfer import import_export
 
     _apply_overrides(args)
@@ -211,14 +355,17 @@ def _import_export(args) -> int:
 
 def cmd_export(args) -> int:
     """The whole gallery into one file another faceshot can import."""
+    from .errors import Conflict, NotFound
+
+    out = Path(args.out)  # checked before the data directory and the model are opened
+    if not out.parent.is_dir():
+        raise NotFound(f"No folder {out.parent} to write {out.name} into.", {"path": str(out)})
+    if out.exists() and not args.force:
+        raise Conflict(f"{out} exists; choose another name or pass --force.", {"path": str(out)})
     from .transfer import export_gallery
 
     _apply_overrides(args)
     service = _service(_settings(), check_encoder=False)
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        print(f"faceshot: {out} exists; choose another name or pass --force", file=sys.stderr)
-        return 1
     manifest = export_gallery(service, out, photos=args.photos, collection=args.collection)
     print(json.dumps({"file": str(out), "bytes": out.stat().st_size, **manifest["counts"],
                       "encoder": manifest["encoder"]["name"]}, indent=2))
@@ -227,31 +374,51 @@ def cmd_export(args) -> int:
 
 def cmd_watch(args) -> int:
     """Recognition events from a stream, webcam or file: printed as JSON lines and stored (here or on a server)."""
-    from .watch import LocalRecognizer, RemoteRecognizer, parse_start, watch
+    from .watch import check_source, watch
 
+    check_source(args.video)  # a missing file is told before a server is called or the model loads
     if args.server:
         key = args.key or os.environ.get("FACESHOT_WATCH_KEY")
         if not key:
             print("faceshot: --server needs --key (or FACESHOT_WATCH_KEY): a recognition key", file=sys.stderr)
             return 2
-        recognizer, service = RemoteRecognizer(args.server, key, send_faces=args.send_faces,
-                                               collection=args.collection), None
-    else:
-        _apply_overrides(args)
-        service = _service(_settings())
-        recognizer = LocalRecognizer(service, args.collection)
+        return _watch_through(args, key)
+    from .watch_local import LocalRecognizer
+
+    _apply_overrides(args)
+    service = _service(_settings())
     try:
-        count = watch(args.video, recognizer, name=args.source, fps=args.fps, start=parse_start(args.start),
+        return _watch_with(args, watch, LocalRecognizer(service, args.collection))
+    finally:
+        service.close()
+
+
+def _watch_through(args, key: str) -> int:
+    """watch --server: the server's refusals and an unreachable server as one line each (no torch loaded here)."""
+    import httpx
+
+    from .client import FaceshotAPIError
+    from .errors import ServiceUnavailable
+    from .watch import RemoteRecognizer, watch
+
+    try:
+        return _watch_with(args, watch, RemoteRecognizer(args.server, key, send_faces=args.send_faces,
+                                                         collection=args.collection))
+    except FaceshotAPIError as exc:
+        refusal = FaceshotError(f"the server {args.server} answered {exc.status}: {exc.message}", exc.details)
+        refusal.code = exc.code  # the server's own code, as the API gave it
+        raise refusal from None
+    except httpx.HTTPError as exc:
+        raise ServiceUnavailable(f"cannot reach the faceshot server {args.server}: {exc}") from None
+
+
+def _watch_with(args, watch, recognizer) -> int:
+    try:
+        count = watch(args.video, recognizer, name=args.source, fps=args.fps, start=args.start,
                       reconnect=not args.no_reconnect,
                       on_event=lambda e: print(json.dumps(e, default=str), flush=True))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # how a watch of a camera is ended: not an error
         return 0
-    except FileNotFoundError as exc:
-        print(f"faceshot: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if service is not None:
-            service.close()
     print(f"faceshot: {count} event(s) from {args.video}", file=sys.stderr)
     return 0
 
@@ -353,12 +520,39 @@ def cmd_admin_account(args) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {value}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"more than 0, not {text}")
+    return value
+
+
+def _iso_time(text: str) -> datetime:
+    """An ISO 8601 time (a trailing Z allowed); without a zone, UTC."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an ISO 8601 time such as 2026-03-02T08:00:00+01:00, not {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
 def add_service_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``serve``, ``import``, ``export``, ``watch``, ``reembed``, ``admin-key`` and ``admin-account``."""
-    def common(p):
+    def storage(p):
         p.add_argument("--data-dir", default=None, help="default: $FACESHOT_DATA_DIR or ./data")
         p.add_argument("--database-url", default=None, help="default: $FACESHOT_DATABASE_URL or SQLite under "
                                                            "the data directory")
+        return p
+
+    def common(p):  # the commands that run the face model
+        storage(p)
         p.add_argument("--encoder", default=None, help="default: $FACESHOT_ENCODER or dlib")
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: $FACESHOT_DEVICE or auto)")
         return p
@@ -374,17 +568,20 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-level", default="info", help="default: info")
     p.set_defaults(func=cmd_serve)
 
-    p = common(sub.add_parser("import", help="enroll a folder of people (one sub-folder each)",
-                              description="Example: faceshot import path/to/people --max-photos 2 "
-                                          "(or: faceshot import --from-export gallery.tar)"))
-    p.add_argument("dir", nargs="?", default=None, help="a folder with one sub-folder of photos per person "
-                   "(default: none; give it or --from-export)")
+    p = common(sub.add_parser("import", help="enroll a folder of people (a sub-folder or a photo each)",
+                              description=f"Enrolls a folder holding {FOLDER_LAYOUT}. One line per person "
+                              "(with who a photo looks like, if it looks like someone already enrolled), then a "
+                              "JSON summary. Ctrl-C stops before the next person; run it again to continue. "
+                              "Example: faceshot import path/to/people --max-photos 2 "
+                              "(or: faceshot import --from-export gallery.tar)"))
+    p.add_argument("dir", nargs="?", default=None, help="a folder with one sub-folder of photos per person, or one "
+                   "photo per person named after them (default: none; give it or --from-export)")
     p.add_argument("--from-export", metavar="FILE", default=None,
                    help="instead of a folder: a file from faceshot export; people already here (same id or "
                         "external id) are skipped (default: none)")
     p.add_argument("--collection", default=None, help="the collection to enroll into, made if missing (default: "
                                                       "default; with --from-export: each person's own)")
-    p.add_argument("--max-photos", type=int, default=2, help="photos per person to enroll (default: 2)")
+    p.add_argument("--max-photos", type=_at_least_one, default=2, help="photos per person to enroll (default: 2)")
     p.add_argument("--skip-existing", action=argparse.BooleanOptionalAction, default=True,
                    help="skip folders whose name is already enrolled, so a second run adds only the new ones "
                         "(default: on; --no-skip-existing enrolls them again as further people)")
@@ -407,14 +604,16 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
                               "their best frames. Example: faceshot watch rtsp://cam.local/stream --source door-1"))
     p.add_argument("video", help="rtsp://..., http://..., a webcam index or device, or a video file")
     p.add_argument("--source", default="camera", help="the camera's name in the events (default: camera)")
-    p.add_argument("--fps", type=float, default=5.0, help="frames analysed per second (default: 5)")
+    p.add_argument("--fps", type=_positive, default=5.0, help="frames analysed per second (default: 5)")
     p.add_argument("--server", default=None, help="a faceshot server's URL: it does the work and stores the events "
                                                   "(default: none, in-process on the data directory)")
     p.add_argument("--key", default=None, help="with --server: a recognition key (default: $FACESHOT_WATCH_KEY)")
     p.add_argument("--send-faces", action="store_true", help="with --server: send a face crop with each event (kept "
                                                              "only if the server keeps them; default: off)")
-    p.add_argument("--start", default=None, help="a video file's start time, ISO 8601 (default: now)")
-    p.add_argument("--no-reconnect", action="store_true", help="stop when a stream drops (default: reconnect)")
+    p.add_argument("--start", type=_iso_time, default=None,
+                   help="a video file's start time, ISO 8601 (default: now)")
+    p.add_argument("--no-reconnect", action="store_true", help="exit with status 1 when a stream cannot be opened "
+                                                               "or drops (default: reopen it, with backoff)")
     p.add_argument("--collection", default=None, help="name the people of this collection, and record the events "
                                                       "there (default: the default collection)")
     p.set_defaults(func=cmd_watch)
@@ -425,13 +624,13 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
                    help="remove faces that cannot be re-made (photo not kept) instead of changing nothing")
     p.set_defaults(func=cmd_reembed)
 
-    p = common(sub.add_parser("admin-key", help="create a new admin API key and print it (shown once)",
+    p = storage(sub.add_parser("admin-key", help="create a new admin API key and print it (shown once)",
                               description="Example: faceshot admin-key --name 'second admin'"))
     p.add_argument("--name", default="admin (faceshot admin-key)",
                    help="a name to tell the key apart (default: %(default)s)")
     p.set_defaults(func=cmd_admin_key)
 
-    p = common(sub.add_parser("admin-account", help="create a named account for the admin page, or --reset its "
+    p = storage(sub.add_parser("admin-account", help="create a named account for the admin page, or --reset its "
                               "password", description="Example: faceshot admin-account ann --right warehouse=admin "
                               "(the password is asked for; scripts: --password-stdin)"))
     p.add_argument("name", help="the account's name: lowercase letters, digits, '.', '_', '@', '-'")
@@ -458,15 +657,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_defaults(args) -> None:
     """What no flag said about the encoder comes from the settings (FACESHOT_ENCODER, _DEVICE, _MODEL_CACHE...)."""
-    from .core.config import ModelSettings
+    if args.command in SERVICE_COMMANDS:  # they read Settings themselves; weight sources would import torch
+        return
+    from .core.config import ModelSettings, Settings
 
-    model = ModelSettings()
-    # the service's commands hand their flags to Settings; training commands tell --encoder from --checkpoint
+    if args.command == "compare":  # POST /compare's own settings, validated as the server validates them
+        from pydantic import create_model
+
+        fields = {n: (f.annotation, f) for n, f in Settings.model_fields.items() if n in ("threshold", "target_far")}
+        model = create_model("CompareSettings", __base__=ModelSettings, **fields)()
+        args.settings_threshold, args.target_far = model.threshold, model.target_far
+    else:
+        model = ModelSettings()
+    # training commands tell --encoder from --checkpoint
     if args.command in PIPELINE_COMMANDS and hasattr(args, "encoder"):
         args.encoder = args.encoder or model.encoder
         if getattr(args, "device", None) is None:
             args.device = None if model.device == "auto" else model.device
     args.sources = model.weight_sources()
+
+
+def _os_error(exc: OSError) -> FaceshotError:
+    """A file or folder the command was pointed at that cannot be used, as one line (the code says which kind)."""
+    from .errors import NotFound, StorageUnavailable
+
+    where = f"{os.fsdecode(exc.filename)}: " if exc.filename else ""
+    kind = NotFound if isinstance(exc, (FileNotFoundError, NotADirectoryError)) else StorageUnavailable
+    return kind(f"{where}{exc.strerror or exc}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -477,6 +694,13 @@ def main(argv: list[str] | None = None) -> int:
     except FaceshotError as exc:
         print(f"faceshot: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a path the user gave that is missing or unreadable: one line, not a traceback
+        error = _os_error(exc)
+        print(f"faceshot: {error.code}: {error.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("faceshot: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

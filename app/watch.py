@@ -4,9 +4,14 @@ Frames are read with OpenCV (already a dependency of the detector; its wheels ca
 RTSP, HTTP streams, webcams and files all open the same way, and PyAV would be a second FFmpeg),
 sampled at ``fps``, and their faces followed by :class:`app.tracking.FaceTracker`. When a track
 closes, its best frames decide who it was, against the gallery and its calibrated threshold,
-and one event is recorded: in-process (:class:`LocalRecognizer`, the service's own database) or
-through a faceshot server (:class:`RemoteRecognizer`: ``/embed`` per frame, ``/identify`` with the
-track's embedding, ``POST /events``). A stream that drops is reopened with backoff; a file ends.
+and one event is recorded: in-process (:class:`app.watch_local.LocalRecognizer`, the service's own
+database) or through a faceshot server (:class:`RemoteRecognizer`: ``/embed`` per frame, ``/identify``
+with the track's embedding, ``POST /events``). A stream that drops is reopened with backoff (or, with
+``reconnect=False``, ends the watch with :class:`SourceLost`); a file ends.
+
+This module imports no torch and no face pipeline, so a door PC runs ``faceshot watch --server`` from the
+light install (requirements-watch.txt); the in-process recognizer, which needs the pipeline, is in
+:mod:`app.watch_local`.
 """
 
 from __future__ import annotations
@@ -22,12 +27,25 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
+from .errors import NotFound, ServiceUnavailable, ValidationFailed
 from .events import NewEvent
-from .models import DEFAULT_COLLECTION
 from .tracking import FaceTracker, Observation, Track, quality_score
 
 log = logging.getLogger(__name__)
 CROP_SIZE = 160
+
+
+class SourceLost(ServiceUnavailable):
+    """A camera stream that cannot be opened or stopped sending frames, when it is not to be reopened."""
+
+
+def __getattr__(name: str):
+    # LocalRecognizer needs the face pipeline (torch): imported on first use, so `import app.watch` stays light
+    if name == "LocalRecognizer":
+        from .watch_local import LocalRecognizer
+
+        return LocalRecognizer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -38,7 +56,7 @@ class Decision:
     threshold: float | None
 
 
-def _crop(image: np.ndarray, box) -> np.ndarray:
+def crop_around(image: np.ndarray, box) -> np.ndarray:
     """A square crop around the face, at most CROP_SIZE pixels a side (what an event may keep)."""
     from PIL import Image
 
@@ -60,33 +78,6 @@ def jpeg(image: np.ndarray, quality: int = 85) -> bytes:
     return out.getvalue()
 
 
-class LocalRecognizer:
-    """The pipeline, gallery and event log of this process (a service built on the data directory)."""
-
-    def __init__(self, service, collection: str | None = None):
-        self.service, self.collection = service, collection or DEFAULT_COLLECTION
-        self.keeps_crops = service.settings.event_faces
-        service.check_collection(self.collection)
-
-    def observe(self, image: np.ndarray, t: float) -> list[Observation]:
-        _, faces = self.service.inference.analyze_image(image)
-        return [Observation(t, f.face.box.copy(), f.embedding, quality_score(f.face), dict(f.face.quality),
-                            _crop(image, f.face.box) if self.keeps_crops else None) for f in faces]
-
-    def decide(self, embedding: np.ndarray) -> Decision:
-        face = self.service.identify(None, top_k=1, embedding=embedding, collection=self.collection).faces[0]
-        return Decision(face.person.id if face.person else None, face.person.name if face.person else None,
-                        face.distance, face.threshold)
-
-    def record(self, event: NewEvent) -> dict:
-        """The event stored, as the API shows it (the same JSON as a server's, for the output)."""
-        from .events import event_dict
-        from .schemas import EventOut
-
-        event.collection = self.collection
-        return EventOut.model_validate(event_dict(self.service.record_event(event))).model_dump(mode="json")
-
-
 class RemoteRecognizer:
     """A faceshot server does the work: ``url`` and a recognition key (app/client.py)."""
 
@@ -104,7 +95,7 @@ class RemoteRecognizer:
         for f in answer.faces:
             face = _Detected(np.asarray(f.box), f.det_score, np.asarray(f.landmarks), f.quality)
             out.append(Observation(t, face.box, np.asarray(f.embedding, dtype=np.float32), quality_score(face),
-                                   dict(f.quality), _crop(image, f.box) if self.keeps_crops else None))
+                                   dict(f.quality), crop_around(image, f.box) if self.keeps_crops else None))
         return out
 
     def decide(self, embedding: np.ndarray) -> Decision:
@@ -133,6 +124,21 @@ def _is_stream(source: str) -> bool:
     return source.isdigit() or "://" in source or source.startswith("/dev/")
 
 
+def check_source(source: str) -> None:
+    """A video file that is not there is refused at once (NotFound); streams and webcams are tried when read."""
+    from pathlib import Path
+
+    if not _is_stream(source) and not Path(source).exists():
+        raise NotFound(f"No video file {source}: give a file, a stream URL (rtsp://, http://) or a webcam "
+                       "(0, /dev/video0).", {"source": source})
+
+
+def _refuse_file(source: str):
+    check_source(source)
+    raise ValidationFailed(f"{source} is not a video this OpenCV can read (a folder, or a format its FFmpeg "
+                           "lacks).", {"source": source})
+
+
 def frames(source: str, fps: float, *, reconnect: bool = True, stop: threading.Event | None = None,
            max_backoff_s: float = 30.0) -> Iterator[tuple[float, np.ndarray]]:
     """(seconds since the start, RGB frame) at most ``fps`` times a second; a dropped stream is reopened.
@@ -150,7 +156,9 @@ def frames(source: str, fps: float, *, reconnect: bool = True, stop: threading.E
         if not cap.isOpened():
             cap.release()
             if not live:
-                raise FileNotFoundError(f"cannot open {source} as a video")
+                _refuse_file(source)
+            if not reconnect:
+                raise SourceLost(f"cannot open {source} (--no-reconnect: not tried again)", {"source": source})
             log.warning("cannot open %s; retrying in %.0f s", source, backoff)
             stop.wait(backoff)
             backoff = min(max_backoff_s, backoff * 2)
@@ -168,8 +176,10 @@ def frames(source: str, fps: float, *, reconnect: bool = True, stop: threading.E
             last = t
             yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         cap.release()
-        if not live or not reconnect:
+        if not live or stop.is_set():
             return
+        if not reconnect:
+            raise SourceLost(f"{source} stopped sending frames (--no-reconnect: not reopened)", {"source": source})
         log.warning("%s stopped sending frames; reconnecting", source)
 
 
@@ -198,14 +208,12 @@ def watch(source: str, recognizer, *, name: str, fps: float = 5.0, start: dateti
             on_event(recognizer.record(event))
             count += 1
 
-    for t, image in frames(source, fps, reconnect=reconnect, stop=stop):
-        close(tracker.update(t, recognizer.observe(image, t)))
+    try:
+        for t, image in frames(source, fps, reconnect=reconnect, stop=stop):
+            close(tracker.update(t, recognizer.observe(image, t)))
+    except SourceLost:
+        close(tracker.flush())  # the people in view when the stream went still get their event
+        raise
     close(tracker.flush())
     return count
 
-
-def parse_start(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

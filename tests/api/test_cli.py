@@ -62,3 +62,21 @@ def test_errors_have_one_format_and_exit_status(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "missing.jpg"), str(tmp_path / "missing.jpg"), "--device", "cpu"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("faceshot: invalid_image: ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, stdin", [(["admin-key", "--name", "second admin"], ""),
+                                         (["admin-account", "ann", "--deployment-admin", "--password-stdin"],
+                                          "a long enough password\n")])
+def test_the_admin_commands_load_no_face_model_and_offer_no_encoder(tmp_path, argv, stdin):
+    """They only touch the database: no torch import (it took them 3.5 s), no --encoder or --device to offer."""
+    probe = ("import sys, app.cli\n"
+             f"status = app.cli.main({[*argv, '--data-dir', str(tmp_path / 'data')]!r})\n"
+             "loaded = sorted(m for m in ('torch', 'models.pipeline', 'models.sources') if m in sys.modules)\n"
+             "print('loaded:', loaded, file=sys.stderr)\n"
+             "sys.exit(status)\n")
+    out = subprocess.run([sys.executable, "-c", probe], input=stdin, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "loaded: []" in out.stderr.splitlines()
+    assert (tmp_path / "data" / "faceshot.db").exists()
+    usage = subprocess.run([FACESHOT, argv[0], "--help"], capture_output=True, text=True, timeout=60).stdout
+    assert "--data-dir" in usage and "--encoder" not in usage and "--device" not in usage

@@ -7,6 +7,9 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import socket
+import subprocess
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -17,7 +20,7 @@ import pytest
 from app.cli import main
 from app.events import NewEvent
 from app.testing.clips import door_clip
-from app.testing.server import Server
+from app.testing.server import FACESHOT, Server
 
 from .conftest import upload
 
@@ -171,51 +174,94 @@ def test_face_crops_follow_the_privacy_settings(make_client, tmp_path, photos):
     assert r.status_code == 404
 
 
+class Camera:
+    """An MJPEG-over-HTTP camera that sends ``frames`` frames per connection, then closes it (a dropped stream)."""
+
+    def __init__(self, frames: int = 15):
+        import io
+
+        from PIL import Image
+
+        self.connections = []
+        outer = self
+
+        def jpeg(i):
+            out = io.BytesIO()
+            Image.new("RGB", (160, 120), (i * 10 % 255, 80, 80)).save(out, "JPEG")
+            return out.getvalue()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                outer.connections.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                for i in range(frames):
+                    data = jpeg(i)
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data)
+                                     + data + b"\r\n")
+                    self.wfile.flush()
+                    time.sleep(0.02)  # a camera's frame interval, not synchronisation
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/stream"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def test_a_stream_that_drops_is_reopened():
     """An MJPEG-over-HTTP camera that closes the connection after 15 frames: frames keep coming, from a new one."""
-    import io
-
-    from PIL import Image
-
     from app.watch import frames
 
-    connections = []
-
-    def jpeg(i):
-        out = io.BytesIO()
-        Image.new("RGB", (160, 120), (i * 10 % 255, 80, 80)).save(out, "JPEG")
-        return out.getvalue()
-
-    class Camera(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            connections.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-            self.end_headers()
-            for i in range(15):
-                data = jpeg(i)
-                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data)
-                                 + data + b"\r\n")
-                self.wfile.flush()
-                time.sleep(0.02)  # a camera's frame interval, not synchronisation
-
-        def log_message(self, *args):
-            pass
-
-    camera = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
-    threading.Thread(target=camera.serve_forever, daemon=True).start()
+    camera = Camera(frames=15)
     stop, got = threading.Event(), []
     try:
-        for t, image in frames(f"http://127.0.0.1:{camera.server_address[1]}/stream", fps=1000, stop=stop,
-                               max_backoff_s=1):
+        for t, image in frames(camera.url, fps=1000, stop=stop, max_backoff_s=1):
             got.append((t, image.shape))
             if len(got) >= 25:
                 stop.set()
     finally:
-        camera.shutdown()
-    assert len(got) == 25 and len(connections) >= 2
+        camera.close()
+    assert len(got) == 25 and len(camera.connections) >= 2
     assert all(shape == (120, 160, 3) for _, shape in got)
     assert [t for t, _ in got] == sorted(t for t, _ in got)  # a stream's time runs on across reconnections
+
+
+def _watch(*argv, data_dir):
+    env = {**os.environ, "FACESHOT_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1", "FACESHOT_TORCH_THREADS": "1"}
+    env.pop("FACESHOT_DATABASE_URL", None)
+    return subprocess.run([FACESHOT, "watch", *argv], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_no_reconnect_ends_the_watch_when_the_stream_drops(tmp_path):
+    """--no-reconnect: the camera's one connection ends, and so does the watch: status 1, one line naming it."""
+    camera = Camera(frames=15)
+    try:
+        out = _watch(camera.url, "--no-reconnect", "--fps", "100", "--source", "door-1", data_dir=tmp_path / "data")
+    finally:
+        camera.close()
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.splitlines()[-1] == (f"faceshot: unavailable: {camera.url} stopped sending frames "
+                                           "(--no-reconnect: not reopened)")
+    assert camera.connections == ["/stream"]  # it was not opened again
+
+
+def test_no_reconnect_ends_the_watch_when_the_stream_cannot_be_opened(tmp_path):
+    """A camera that is not there: reported at once (before, it was retried for ever), through a server or not."""
+    with socket.socket() as s:  # a port bound but never listening: the connection is refused
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/stream"
+        out = _watch(url, "--no-reconnect", "--server", "http://127.0.0.1:9", "--key", "fs_unused",
+                     data_dir=tmp_path / "data")
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    # the last line is ours; FFmpeg's own line above it says why (refused, 401...), and is kept for that
+    assert out.stderr.splitlines()[-1] == f"faceshot: unavailable: cannot open {url} (--no-reconnect: not tried again)"
 
 
 def test_two_workers_never_send_one_delivery_twice(make_client, tmp_path, database_url):

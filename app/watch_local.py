@@ -1,0 +1,40 @@
+"""The in-process recognizer of ``faceshot watch`` (no ``--server``): this process's pipeline, gallery and event log.
+
+Apart from :mod:`app.watch` because it needs the face pipeline (torch); ``watch --server`` does not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .events import NewEvent
+from .models import DEFAULT_COLLECTION
+from .tracking import Observation, quality_score
+from .watch import Decision, crop_around
+
+
+class LocalRecognizer:
+    """The pipeline, gallery and event log of this process (a service built on the data directory)."""
+
+    def __init__(self, service, collection: str | None = None):
+        self.service, self.collection = service, collection or DEFAULT_COLLECTION
+        self.keeps_crops = service.settings.event_faces
+        service.check_collection(self.collection)
+
+    def observe(self, image: np.ndarray, t: float) -> list[Observation]:
+        _, faces = self.service.inference.analyze_image(image)
+        return [Observation(t, f.face.box.copy(), f.embedding, quality_score(f.face), dict(f.face.quality),
+                            crop_around(image, f.face.box) if self.keeps_crops else None) for f in faces]
+
+    def decide(self, embedding: np.ndarray) -> Decision:
+        face = self.service.identify(None, top_k=1, embedding=embedding, collection=self.collection).faces[0]
+        return Decision(face.person.id if face.person else None, face.person.name if face.person else None,
+                        face.distance, face.threshold)
+
+    def record(self, event: NewEvent) -> dict:
+        """The event stored, as the API shows it (the same JSON as a server's, for the output)."""
+        from .events import event_dict
+        from .schemas import EventOut
+
+        event.collection = self.collection
+        return EventOut.model_validate(event_dict(self.service.record_event(event))).model_dump(mode="json")
