@@ -11,6 +11,7 @@ does not tell which names exist.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -23,7 +24,8 @@ from sqlalchemy.orm import sessionmaker
 from . import audit, crud
 from .audit import Actor
 from .core.db import begin_write
-from .errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from .errors import Conflict, NotFound, Overloaded, Unauthorized, ValidationFailed
+from .keys import revoke_keys_of_account
 from .models import AdminAccount, AdminGrant
 
 RIGHTS = ("admin", "viewer")
@@ -89,9 +91,13 @@ def _set_rights(account: AdminAccount, rights: dict[str, str]) -> None:
     account.grants = [AdminGrant(collection=c, role=r) for c, r in sorted(rights.items())]
 
 
+PASSWORD_CHECKS = 2  # argon2id verifications at once per process
+
+
 class Accounts:
     def __init__(self, sessions: sessionmaker):
         self.sessions = sessions
+        self._checks = threading.BoundedSemaphore(PASSWORD_CHECKS)
 
     def create(self, name: str, password: str, *, deployment_admin: bool = False, rights: dict[str, str] | None = None,
                actor: Actor | None = None) -> AccountView:
@@ -160,6 +166,8 @@ class Accounts:
             if disabled is not None and disabled != (account.disabled_at is not None):
                 account.disabled_at = datetime.now(timezone.utc) if disabled else None
                 changed.append("disabled" if disabled else "enabled")
+                if disabled:
+                    revoke_keys_of_account(session, account.id, actor)
             session.flush()
             audit.record(session, actor, "account.update", target=account.id,
                          details={"name": account.name, "changed": changed, "rights": new_rights,
@@ -167,14 +175,25 @@ class Accounts:
             return AccountView.of(account)
 
     def delete(self, account_id: str, actor: Actor | None = None) -> None:
-        with self.sessions.begin() as session:
+        with begin_write(self.sessions) as session:
             account = self._get(session, account_id)
             audit.record(session, actor, "account.delete", target=account.id, details={"name": account.name})
+            revoke_keys_of_account(session, account.id, actor)
             session.delete(account)
 
     def authenticate(self, name: str, password: str) -> AdminAccount:
         """The account whose name and password these are; one error for a wrong name, a wrong password and a
-        disabled account."""
+        disabled account. At most :data:`PASSWORD_CHECKS` at once per process, beyond them refused at once
+        (``overloaded``): each check costs an argon2id hash, 64 MB and a tenth of a second, and an unauthenticated
+        crowd of sign-ins (40 at once: +892 MB) must not cost recognition its memory and cores."""
+        if not self._checks.acquire(blocking=False):
+            raise Overloaded("Too many sign-ins are being checked at once; try again in a moment.", retry_after=1)
+        try:
+            return self._authenticate(name, password)
+        finally:
+            self._checks.release()
+
+    def _authenticate(self, name: str, password: str) -> AdminAccount:
         refused = Unauthorized("That account name or password is not valid.")
         try:
             name = normalise_name(name)

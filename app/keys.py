@@ -48,7 +48,8 @@ def create_key(sessions: sessionmaker, name: str, role: str, secret: str | None 
         if collection is not None:
             crud.get_collection(session, collection, lock="share")  # not in a collection being deleted
         key = ApiKey(name=clean_label(name.strip() or role, "name", 200), role=role, prefix=display_prefix(secret),
-                     key_hash=hash_key(secret), collection=collection)
+                     key_hash=hash_key(secret), collection=collection,
+                     created_by_account=actor.id if actor is not None and actor.kind == "account" else None)
         session.add(key)
         session.flush()
         audit.record(session, actor, "key.create", collection=collection, target=key.id,
@@ -92,6 +93,18 @@ def revoke_key(sessions: sessionmaker, key_id: str, actor: Actor | None = None) 
         audit.record(session, actor, "key.revoke", collection=key.collection, target=key.id,
                      details={"name": key.name, "role": key.role})
         return key
+
+
+def revoke_keys_of_account(session, account_id: str, actor: Actor | None) -> int:
+    """Revoke, in the caller's transaction, the keys an admin account made (it is being disabled or deleted: a
+    key it made must not outlive its right to make one); how many were revoked."""
+    made = session.scalars(select(ApiKey).where(ApiKey.created_by_account == account_id,
+                                                ApiKey.revoked_at.is_(None))).all()
+    for key in made:
+        key.revoked_at = datetime.now(timezone.utc)
+        audit.record(session, actor, "key.revoke", collection=key.collection, target=key.id,
+                     details={"name": key.name, "role": key.role, "reason": "its account was disabled or deleted"})
+    return len(made)
 
 
 def _lock_active_admins(session) -> int:

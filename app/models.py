@@ -115,6 +115,8 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # the admin account that made it (on the admin page): disabling or deleting the account revokes it
+    created_by_account: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class GalleryState(Base):

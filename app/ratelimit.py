@@ -46,6 +46,11 @@ class RateLimiter:
     def failures_exceeded(self, client: str) -> bool:
         return any(not self._window.test(item, "auth-failure", client) for item in self.failed_auth)
 
+    def has_failures(self, client: str) -> bool:
+        """Whether ``client`` failed at all within the brake's windows."""
+        return any(self._window.get_window_stats(item, "auth-failure", client).remaining < item.amount
+                   for item in self.failed_auth)
+
     def check_failures(self, client: str) -> None:
         """For a credential that failed: 429 instead of 401 once the address has sent too many wrong ones
         (valid keys are never checked against this: a flood of wrong ones cannot lock them out)."""

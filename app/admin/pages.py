@@ -20,7 +20,7 @@ from models.errors import FaceshotError
 
 from .. import keys
 from ..api.deps import ServiceDep, client_address
-from ..errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from ..errors import Forbidden, NotFound, TryLater, Unauthorized, ValidationFailed
 from ..events import event_dict
 from ..inputs import parse_metadata
 from .auth import Admin, AdminRoute, AdminWrite, actor_of, safe_next, signer
@@ -89,7 +89,10 @@ def login(request: Request, service: ServiceDep, secret: Annotated[str, Form()] 
     signed_in = None
     if account:
         brake = f"account:{account}"
-        if braked or limiter.failures_exceeded(brake):
+        # An account guessed at from many addresses is braked, but not for an address that has not failed lately:
+        # else anyone could keep its owner out with 30 wrong passwords a minute. Such an address gets its try; a
+        # wrong one brakes it too.
+        if braked or (limiter.failures_exceeded(brake) and limiter.has_failures(client)):
             return _login_page(request, 429, "Too many failed sign-ins for this account or from this address; wait "
                                              "a minute, or sign in with an admin key.", next)
         try:
@@ -98,6 +101,10 @@ def login(request: Request, service: ServiceDep, secret: Annotated[str, Form()] 
             limiter.record_failure(client)
             limiter.record_failure(brake)
             return _login_page(request, 401, exc.message, next)
+        except TryLater as exc:
+            response = _login_page(request, exc.status, exc.message, next)
+            response.headers.update(exc.headers)
+            return response
         by = "account"
     elif password is not None and secret and hmac.compare_digest(secret.encode(),
                                                                  password.get_secret_value().encode()):
