@@ -458,8 +458,8 @@ class Webhooks:
 
     async def _post(self, url: httpx.URL, address, body: bytes, headers: dict, timeout: float) -> int:
         """POST to ``address`` as if to ``url``'s host; the answer's status (its body is not read)."""
-        if self._tls is None:
-            self._tls = httpx.create_ssl_context(trust_env=False)
+        if self._tls is None:  # SSL_CERT_FILE or SSL_CERT_DIR, if set: a LAN receiver's own CA
+            self._tls = httpx.create_ssl_context()
         # trust_env off: a proxy from the environment would make its own lookup, after the check
         async with httpx.AsyncClient(verify=self._tls, trust_env=False, follow_redirects=False,
                                      timeout=timeout) as http:

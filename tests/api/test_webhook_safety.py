@@ -8,6 +8,7 @@ import select
 import socket
 import threading
 import time
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -172,6 +173,32 @@ def test_an_allowed_private_network_gets_deliveries_and_loopback_must_be_named(m
     assert (delivery["state"], delivery["last_error"]) == ("delivered", None)
 
 
+def test_https_to_the_checked_address_still_checks_the_name(make_client, tmp_path, monkeypatch):
+    """Connecting to the address checked does not loosen TLS: SNI and the certificate are the registered name's
+    (a receiver with a certificate for `localhost` is reached as localhost, and refused as 127.0.0.1)."""
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the operator's own CA for a LAN receiver
+    receiver, names = Receiver(), []
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    served.sni_callback = lambda _sock, name, _ctx: names.append(name)
+    receiver.server.socket = served.wrap_socket(receiver.server.socket, server_side=True)
+    client = make_client(tmp_path / "data", webhook_max_attempts=1, **ALLOW_LOOPBACK)
+    by_name = register(client, f"https://localhost:{receiver.port}/hook")
+    by_address = register(client, f"https://127.0.0.1:{receiver.port}/hook")
+    assert client.post("/api/v1/events", json=EVENT).status_code == 201
+    assert [d["state"] for d in deliveries_settled(client, by_name["id"])] == ["delivered"]
+    assert [d["last_error"] for d in deliveries_settled(client, by_address["id"])] == ["receiver_failed"]
+    assert len(receiver.requests) == 1 and receiver.requests[0]["headers"]["host"] == f"localhost:{receiver.port}"
+    assert "localhost" in names
+
+
 def test_a_name_that_resolves_inside_is_refused_at_delivery(make_client, tmp_path):
     """Registered while loopback was allowed, delivered after the operator took that back: the name is resolved and
     checked again when sending, and the receiver gets nothing."""
@@ -208,6 +235,35 @@ def test_failures_inside_read_alike_and_redirects_are_not_followed(make_client, 
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "app.webhooks")
     for detail in ("ConnectError", "timeout", "answered 500", "answered 307"):
         assert detail in logged, (detail, logged)
+
+
+def test_errors_stored_by_an_earlier_version_are_withheld(client):
+    """Rows written before the vocabulary carried connection errors and statuses of internal hosts verbatim."""
+    from app.events import NewEvent
+    from app.models import WebhookDelivery
+
+    service = client.app.state.service
+    service.webhooks.stop()  # the row below stays as an earlier version left it
+    hook = register(client, "http://example.com/hook")
+    event = service.events.record(NewEvent(time=datetime.now(timezone.utc), source="door-1", person_id=None,
+                                           distance=0.8, threshold=0.4, box=[], quality={}))
+    with service.sessions.begin() as session:
+        session.query(WebhookDelivery).filter_by(event_id=event.id).update(
+            {"state": "failed", "attempts": 8, "last_status": 401,
+             "last_error": "ConnectError: [Errno 111] Connection refused"})
+    [delivery] = client.get(f"/api/v1/webhooks/{hook['id']}/deliveries").json()
+    assert (delivery["last_error"], delivery["last_status"]) == ("withheld", None)
+
+
+def test_public_receivers_are_told_why_private_ones_only_that_they_failed():
+    from app.webhooks import Outcome
+
+    assert Outcome("http_error", 503).shown() == ("http_error", 503)
+    assert Outcome("connect_failed").shown() == ("connect_failed", None)
+    assert Outcome(None, 204, public=False).shown() == (None, None)
+    for error in ("connect_failed", "no_response", "timeout", "http_error"):
+        assert Outcome(error, 500, public=False).shown() == ("receiver_failed", None)
+    assert Outcome("refused_address", public=False).shown() == ("refused_address", None)
 
 
 def test_the_allowed_networks_are_checked_when_the_service_starts():
