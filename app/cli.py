@@ -205,7 +205,8 @@ def people_in_folder(root: Path) -> tuple[dict[str, list[Path]], str]:
                                {"path": str(root)})
 
     def photos(folder: Path) -> list[Path]:
-        return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        return sorted(f for f in folder.iterdir()  # not ._x.jpg: macOS's resource forks beside the photos
+                      if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
 
     loose = photos(root)
     folders = {d.name: photos(d) for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")}
