@@ -7,8 +7,6 @@ time), the admin page's password, or the command line. Photos and embeddings nev
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -17,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import crud
 from .models import AuditEntry, as_utc, new_id
+from .spreadsheet import csv_document
 
 CSV_FIELDS = ("time", "actor", "actor_id", "collection", "action", "target", "details")
 
@@ -79,13 +78,8 @@ class AuditLog:
             return [entry_dict(e) for e in rows], total
 
     def csv(self, *, collection=None, action=None, since=None, until=None) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(CSV_FIELDS)
         with self.sessions() as session:
             q = self._filtered(select(AuditEntry), collection, action, since, until)
-            for e in session.scalars(q.order_by(AuditEntry.time)):
-                d = entry_dict(e)
-                writer.writerow([d["time"], e.actor_name, e.actor_id or e.actor_kind, e.collection or "", e.action,
-                                 e.target or "", d["details"]])
-        return out.getvalue()
+            return csv_document(CSV_FIELDS, ([entry_dict(e)["time"], e.actor_name, e.actor_id or e.actor_kind,
+                                              e.collection or "", e.action, e.target or "", e.details]
+                                             for e in session.scalars(q.order_by(AuditEntry.time))))

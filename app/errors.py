@@ -8,7 +8,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.errors import FaceshotError
@@ -124,6 +124,16 @@ class TooManyImages(FaceshotError):
 
     code = "too_many_images"
     status = 422
+
+
+def database_error(exc: DBAPIError) -> FaceshotError:
+    """A failed write's database error as the caller should hear it: full disk, read-only file, or unreachable."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    if "disk is full" in text or "no space left" in text or "could not extend file" in text:
+        return InsufficientStorage("The database's disk is full; nothing was stored.", {"reason": "enospc"})
+    if "readonly database" in text or "read-only" in text:
+        return StorageUnavailable("The database file cannot be written; nothing was stored.", {"reason": "erofs"})
+    return ServiceUnavailable("The database is unreachable; nothing was stored.")
 
 
 def error_response(status: int, code: str, message: str, details: dict | None = None, headers=None) -> JSONResponse:

@@ -10,20 +10,23 @@ is never lost between the two.
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
+from PIL import Image
 from sqlalchemy import delete, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.exc import DBAPIError
+
+from models.imageio import load_image
 
 from . import crud
 from .core.config import Settings
-from .core.db import begin_write
-from .errors import NotFound, ValidationFailed
+from .core.db import Database, begin_write
+from .errors import NotFound, ValidationFailed, database_error
 from .inputs import clean_label
 from .models import DEFAULT_COLLECTION, Person, RecognitionEvent, Webhook, WebhookDelivery, as_utc, new_id
+from .spreadsheet import csv_document
 
 CSV_FIELDS = ("id", "time", "source", "person_id", "person_name", "distance", "threshold", "frames", "duration_s")
 
@@ -45,6 +48,15 @@ class NewEvent:
     collection: str = DEFAULT_COLLECTION  # the gallery it was decided against; its webhooks get it
 
 
+def reencoded_crop(data: bytes) -> bytes:
+    """A face crop as a JPEG made here: whatever came (HTML, SVG, a program) was served back as image/jpeg; now
+    only pixels that decoded are kept."""
+    image = load_image(data, max_bytes=CROP_MAX_BYTES, max_pixels=CROP_MAX_PIXELS)
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
 def api_base(collection: str) -> str:
     """Where a collection's operations live (today's paths are `default`'s)."""
     return "/api/v1" if collection == DEFAULT_COLLECTION else f"/api/v1/collections/{collection}"
@@ -60,17 +72,41 @@ def event_dict(e: RecognitionEvent, *, with_crop_url: bool = True) -> dict:
             "face_url": f"{api_base(e.collection)}/events/{e.id}/face" if (with_crop_url and e.face_crop) else None}
 
 
+FUTURE_SKEW = timedelta(minutes=5)  # a camera's clock a little ahead of the server's
+CROP_MAX_BYTES = 64 * 1024
+CROP_MAX_PIXELS = 512 * 512
+
+
 class EventLog:
-    def __init__(self, settings: Settings, sessions: sessionmaker):
-        self.settings, self.sessions = settings, sessions
+    def __init__(self, settings: Settings, db: Database):
+        self.settings, self.db, self.sessions = settings, db, db.sessions
         self._last_purge: datetime | None = None
+
+    def _checked_time(self, when: datetime) -> datetime:
+        """An event's time within FACESHOT_EVENT_MAX_AGE_H of the server's clock (five minutes ahead at most): a
+        year-9999 event outlived retention, a back-dated one rewrote a past day's attendance."""
+        when, now = as_utc(when), datetime.now(timezone.utc)
+        oldest = now - timedelta(hours=self.settings.event_max_age_h)
+        if not oldest <= when <= now + FUTURE_SKEW:
+            raise ValidationFailed(f"An event's time must lie between {oldest.isoformat(timespec='seconds')} and "
+                                   f"{(now + FUTURE_SKEW).isoformat(timespec='seconds')} (the server's clock, "
+                                   "FACESHOT_EVENT_MAX_AGE_H back).", {"field": "time", "server_time": now.isoformat()})
+        return when
 
     # -- writing -------------------------------------------------------------------------------
     def record(self, new: NewEvent) -> RecognitionEvent:
         """Store one event (its crop only as configured) and queue it for its collection's webhooks, in one
         transaction."""
         new.source = clean_label(new.source, "source", 100)
-        crop = new.face_crop if self._keeps_crop(new.person_id is not None) else None
+        when = self._checked_time(new.time)
+        crop = reencoded_crop(new.face_crop) if new.face_crop and self._keeps_crop(new.person_id is not None) else None
+        self.db.check_writable()
+        try:
+            return self._record(new, when, crop)
+        except DBAPIError as exc:
+            raise database_error(exc) from exc
+
+    def _record(self, new: NewEvent, when: datetime, crop: bytes | None) -> RecognitionEvent:
         with begin_write(self.sessions) as session:
             crud.get_collection(session, new.collection, lock="share")  # not in a collection being deleted
             name = None
@@ -79,7 +115,7 @@ class EventLog:
                 if person is None or person.collection != new.collection:
                     raise NotFound(f"No person with id {new.person_id}.", {"person_id": new.person_id})
                 name = person.name
-            event = RecognitionEvent(id=new_id(), time=as_utc(new.time), source=new.source, person_id=new.person_id,
+            event = RecognitionEvent(id=new_id(), time=when, source=new.source, person_id=new.person_id,
                                      person_name=name, distance=new.distance, threshold=new.threshold,
                                      box=list(new.box), quality=dict(new.quality), frames=new.frames,
                                      duration_s=new.duration_s, face_crop=crop, collection=new.collection)
@@ -143,15 +179,11 @@ class EventLog:
 
     def csv(self, *, collection=DEFAULT_COLLECTION, **filters) -> str:
         """Every matching event as CSV, oldest first (a spreadsheet reads a day top to bottom)."""
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(CSV_FIELDS)
         with self.sessions() as session:
             q = self._filtered(select(RecognitionEvent), collection, **filters).order_by(RecognitionEvent.time)
-            for e in session.scalars(q):
-                writer.writerow([e.id, as_utc(e.time).isoformat(), e.source, e.person_id or "",
-                                 e.person_name or "unknown", e.distance, e.threshold, e.frames, e.duration_s])
-        return out.getvalue()
+            return csv_document(CSV_FIELDS, ([e.id, as_utc(e.time).isoformat(), e.source, e.person_id or "",
+                                              e.person_name or "unknown", e.distance, e.threshold, e.frames,
+                                              e.duration_s] for e in session.scalars(q)))
 
     def presence(self, since: date, until: date, source: str | None = None,
                  collection: str = DEFAULT_COLLECTION) -> list[dict]:

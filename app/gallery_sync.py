@@ -21,7 +21,7 @@ from models.errors import FaceshotError
 
 from . import crud
 from .core.db import Database, begin_write
-from .errors import Conflict, InsufficientStorage, NotFound, ServiceUnavailable, StorageUnavailable
+from .errors import Conflict, NotFound, ServiceUnavailable, database_error
 from .faults import crash_point
 from .gallery import Galleries, Gallery
 from .models import DEFAULT_COLLECTION, GalleryChange, GalleryState
@@ -44,16 +44,6 @@ def write_conflict(exc: IntegrityError | StaleDataError) -> FaceshotError:
     if "external_id" in text:
         return Conflict("That external_id is taken by another person.", {"field": "external_id"})
     return Conflict("That conflicts with an existing record; nothing was stored.", {})
-
-
-def database_error(exc: DBAPIError) -> FaceshotError:
-    """A failed write's database error as the caller should hear it: full disk, read-only file, or unreachable."""
-    text = str(getattr(exc, "orig", exc)).lower()
-    if "disk is full" in text or "no space left" in text or "could not extend file" in text:
-        return InsufficientStorage("The database's disk is full; nothing was stored.", {"reason": "enospc"})
-    if "readonly database" in text or "read-only" in text:
-        return StorageUnavailable("The database file cannot be written; nothing was stored.", {"reason": "erofs"})
-    return ServiceUnavailable("The database is unreachable; nothing was stored.")
 
 
 class GallerySync:
@@ -137,10 +127,7 @@ class GallerySync:
         transaction to break one) is tried again, a few times, from the start.
         """
         new_photos = list(new_photos)
-        problem = self.db.file_problem()
-        if problem:
-            raise StorageUnavailable("The database file was removed or replaced while the service ran; "
-                                     "nothing was stored. Restart the service.", {"reason": problem})
+        self.db.check_writable()
         for attempt in range(DEADLOCK_RETRIES + 1):
             try:
                 self.photos.reserve(new_photos)

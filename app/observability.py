@@ -144,8 +144,10 @@ class ObservabilityMiddleware:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
-                message["headers"] = [*message.get("headers", []),
-                                      (REQUEST_ID_HEADER.lower().encode(), request_id.encode())]
+                headers = [*message.get("headers", []), (REQUEST_ID_HEADER.lower().encode(), request_id.encode())]
+                if not any(k.lower() == b"x-content-type-options" for k, _ in headers):
+                    headers.append((b"x-content-type-options", b"nosniff"))  # a stored face crop is never sniffed
+                message["headers"] = headers
             await send(message)
 
         try:

@@ -83,7 +83,7 @@ class FaceService:
                                         settings.gallery_sync_interval_s, settings.crash_at)
         self.inference = Inference(settings, pipeline)
         self.queue = InferenceQueue(settings.inference_queue)
-        self.events = EventLog(settings, self.sessions) if db is not None else None
+        self.events = EventLog(settings, db) if db is not None else None
         self.webhooks = Webhooks(settings, self.sessions) if db is not None else None
         self.audit = audit.AuditLog(self.sessions) if db is not None else None
         self.accounts = Accounts(self.sessions) if db is not None else None
@@ -615,14 +615,13 @@ class FaceService:
             _, face_b = self.inference.one_face(data_b, box_b)
             embedding_b = face_b.embedding
         distance = float(np.linalg.norm(face_a.embedding - embedding_b))
+        from models.operating_point import one_to_one_threshold  # the rule `faceshot compare` decides by too
+
         cal = self.pipeline.encoder.calibration
-        if threshold is not None or self.settings.threshold is not None:
-            used, source = ((threshold, "request") if threshold is not None
-                            else (self.settings.threshold, "FACESHOT_THRESHOLD"))
-        elif cal is not None:
-            used, source = cal.impostor[1].quantile(self.settings.target_far), "FACESHOT_TARGET_FAR"
-        else:
-            used, source = self.pipeline.encoder.threshold_for(1), "encoder checkpoint"
+        fixed = ((threshold, "request") if threshold is not None
+                 else (self.settings.threshold, "FACESHOT_THRESHOLD") if self.settings.threshold is not None else None)
+        used, source = one_to_one_threshold(cal, self.settings.target_far, fixed,
+                                            checkpoint=self.pipeline.encoder.threshold_for(1))
         rate = one_to_one_rate(cal, 1, used)
         return CompareResult(match=distance <= used, distance=round(distance, 4),
                              similarity=round(1 - distance**2 / 2, 4), threshold=round(float(used), 4),

@@ -82,6 +82,9 @@ class Settings(ModelSettings):
     event_faces: bool = False  # keep a crop of the face with each event of an enrolled person
     event_unknown_faces: bool = False  # and with unknown faces' events too (needs event_faces)
     event_retention_days: float = Field(30.0, gt=0)  # events older than this are deleted, crops with them
+    # how far back an event's own time may lie (a watcher that was offline sends late); beyond, and more than
+    # five minutes ahead, it is refused: a back-dated event would rewrite a past day's attendance
+    event_max_age_h: float = Field(24.0, gt=0)
     # one whole delivery attempt (resolving, connecting, sending, the answer's headers); at most lease - margin
     webhook_timeout_s: float = Field(5.0, gt=0)
     webhook_max_attempts: int = Field(8, ge=1, le=30)  # then the delivery is marked failed

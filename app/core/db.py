@@ -110,6 +110,15 @@ class Database:
             return "database_file_replaced"
         return None
 
+    def check_writable(self) -> None:
+        """Refuse a write into a SQLite file that was removed or replaced under the running service: it would go
+        into a ghost inode no restart sees again, and be acknowledged."""
+        from ..errors import StorageUnavailable
+
+        if problem := self.file_problem():
+            raise StorageUnavailable("The database file was removed or replaced while the service ran; nothing was "
+                                     "stored. Restart the service.", {"reason": problem})
+
     def reachable(self) -> bool:
         try:
             with self.sessions() as session:
