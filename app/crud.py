@@ -126,8 +126,9 @@ def get_collection(session: Session, name: str, lock: str | None = None) -> Coll
     """The collection, or NotFound (SQLite keeps no foreign key to it: this is the check).
 
     ``lock`` (PostgreSQL; SQLite's write lock is :func:`app.core.db.begin_write`'s): ``"share"`` for a write that
-    creates something in it, ``"delete"`` for deleting it; the two exclude each other until commit, so nothing is
-    created in a collection being deleted, and a delete waits for what is being created in it.
+    creates something in it, ``"exclusive"`` for deleting it (or counting what is in it before adding); the two
+    exclude each other until commit, so nothing is created in a collection being deleted, and a delete waits for
+    what is being created in it.
     """
     query = select(Collection).where(Collection.name == name)
     if lock is not None:

@@ -467,7 +467,7 @@ class FaceService:
         counts = {}
 
         def work(session):
-            crud.get_collection(session, name, lock="delete")  # waits for what is being created in it, then bars it
+            crud.get_collection(session, name, lock="exclusive")  # waits for what is being created in it, then bars it
             people = session.scalars(select(Person).where(Person.collection == name)
                                      .options(selectinload(Person.faces))).all()
             touched.update(p.id for p in people)

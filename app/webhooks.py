@@ -45,9 +45,10 @@ from sqlalchemy.orm import sessionmaker
 
 from . import audit, crud
 from .core.config import WEBHOOK_LEASE_MARGIN_S, WEBHOOK_LEASE_S, Settings
+from .core.db import begin_write
 from .errors import Conflict, NotFound, ValidationFailed
 from .events import event_dict
-from .models import DEFAULT_COLLECTION, Collection, RecognitionEvent, Webhook, WebhookDelivery
+from .models import DEFAULT_COLLECTION, RecognitionEvent, Webhook, WebhookDelivery
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=WEBHOOK_LEASE_S)  # a claimed delivery is one worker's for this long (see config)
@@ -226,11 +227,10 @@ class Webhooks:
         self.check_url(url)
         secret = "whsec_" + secrets.token_urlsafe(32)
         limit = MAX_PER_COLLECTION
-        with self.sessions.begin() as session:
-            # the collection's row locked (PostgreSQL) and the insert before the count (SQLite's write lock): two
-            # registrations at once cannot both pass the cap
-            session.execute(select(Collection.name).where(Collection.name == collection).with_for_update())
-            crud.get_collection(session, collection)
+        with begin_write(self.sessions) as session:
+            # the collection's row locked (PostgreSQL; SQLite's write lock comes first): two registrations at once
+            # cannot both pass the cap, and none lands in a collection being deleted
+            crud.get_collection(session, collection, lock="exclusive")
             hook = Webhook(url=url, secret=secret, collection=collection)
             session.add(hook)
             session.flush()

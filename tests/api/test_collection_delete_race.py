@@ -19,7 +19,7 @@ from app.audit import CLI
 from app.errors import NotFound
 from app.events import NewEvent
 from app.keys import authenticate, create_key
-from app.models import ApiKey, Person, RecognitionEvent
+from app.models import ApiKey, Person, RecognitionEvent, Webhook
 from models.errors import FaceshotError
 
 ROUNDS = 12
@@ -34,13 +34,13 @@ def orphans(service, name: str) -> dict[str, int]:
     with service.sessions() as session:
         return {table.__tablename__: session.scalar(select(func.count()).select_from(table)
                                                     .where(table.collection == name))
-                for table in (Person, ApiKey, RecognitionEvent)}
+                for table in (Person, ApiKey, RecognitionEvent, Webhook)}
 
 
 def one_round(service, name: str) -> tuple[list[str], list[BaseException]]:
-    """Delete ``name`` while five others create in it, all released at once; what each got."""
+    """Delete ``name`` while six others create in it, all released at once; what each got."""
     mover = service.create_person(f"mover of {name}", collection="default", actor=CLI)
-    start = threading.Barrier(6)
+    start = threading.Barrier(7)
     outcomes: list[str] = []
     failures: list[BaseException] = []
 
@@ -63,6 +63,7 @@ def one_round(service, name: str) -> tuple[list[str], list[BaseException]]:
                                               threshold=None, box=[0, 0, 1, 1], quality={}, collection=name)),
         lambda: service.move_person(mover.id, "default", name, actor=CLI),
         lambda: service.create_person("late too", collection=name, actor=CLI),
+        lambda: service.webhooks.create("https://receiver.example/hook", CLI, name),
     ]
     threads = [threading.Thread(target=run, args=(a,)) for a in actions]
     for t in threads:
@@ -80,7 +81,8 @@ def test_nothing_lands_in_a_collection_being_deleted(service):
         _, old_secret = create_key(service.sessions, "old", "admin", collection=name, actor=CLI)
         outcomes, failures = one_round(service, name)
         assert not failures, f"round {round_}: {failures!r}"
-        assert orphans(service, name) == {"people": 0, "api_keys": 0, "recognition_events": 0}, f"round {round_}"
+        assert orphans(service, name) == {"people": 0, "api_keys": 0, "recognition_events": 0,
+                                          "webhooks": 0}, f"round {round_}"
         # a new collection of the same name is new: the old one's key does not work in it
         service.create_collection(name, CLI)
         with pytest.raises(FaceshotError):
