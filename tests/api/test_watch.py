@@ -27,7 +27,8 @@ from app.testing.server import FACESHOT, Server
 from .conftest import upload
 
 FPS = 10
-START = datetime(2026, 12, 2, 8, 0, tzinfo=timezone.utc)
+# a recording started an hour ago: an event's time must lie within FACESHOT_EVENT_MAX_AGE_H (24 h) of the server's clock
+START = (datetime.now(timezone.utc) - timedelta(hours=1)).replace(microsecond=0)
 # who is on screen, from when to when (seconds into the clip); nobody in between
 SCENES = [("Emma_Watson", 0.6, 2.1), ("Wen_Jiabao", 2.7, 4.2), ("Yasar_Yakis", 4.8, 6.3)]
 LENGTH_S = 7.0
