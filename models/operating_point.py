@@ -88,7 +88,8 @@ def operating_point(cal: Calibration, target_far: float, counts: Mapping[int, in
     if p <= 10 ** (-8.5):
         warnings.append(f"The per-person false-match rate this needs ({p:.1e}) is beyond what the calibration "
                         "resolves; the thresholds are extrapolated.")
-    return OperatingPoint(thresholds, target_far, p, k, "target", target_far, expected, warnings)
+    # the gallery's own size is reported (an empty one is 0), though its thresholds are those of a first person
+    return OperatingPoint(thresholds, target_far, p, sum(counts.values()), "target", target_far, expected, warnings)
 
 
 def fixed_operating_point(cal: Calibration | None, thresholds: Mapping[int, float], counts: Mapping[int, int],

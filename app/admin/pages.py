@@ -288,7 +288,9 @@ def _events_page(request: Request, service, status_code: int = 200, **extra):
     rows, total = service.events.list(**_event_filters(source, who, day), collection=collection, limit=200)
     settings = service.settings
     return render(request, "events.html", status_code, section="events", events=[event_dict(e) for e in rows],
-                  total=total, hooks=service.webhooks.list(collection), collection=collection,
+                  total=total, collection=collection,
+                  # webhook URLs may carry tokens: a viewer does not see them (nor keys, nor the audit log)
+                  hooks=service.webhooks.list(collection) if request.state.admin.may_change(collection) else [],
                   filters={"source": source, "who": who, "day": day},
                   query=urlencode({k: v for k, v in (("source", source), ("who", who), ("day", day)) if v}),
                   keeps_faces=settings.event_faces, keeps_unknown=settings.event_unknown_faces,
@@ -391,11 +393,13 @@ def _settings_page(request: Request, service, status_code: int = 200, **extra):
     session = request.state.admin
     collection = current_collection(request, session)
     info = service.model_info(collection)  # what GET /api/v1/model says, from the same place
-    deployment = session.deployment_admin
+    deployment, manages = session.deployment_admin, session.may_change(collection)
     return render(request, "settings.html", status_code, section="settings", encoder=info.encoder,
                   op=info.operating_point, counts=info.gallery, store_images=info.store_images,
-                  keys=_keys_shown(service, session, collection), signed_in_by=session.by, collection=collection,
-                  audit=service.audit.list(collection=None if deployment else collection, limit=20)[0],
+                  keys=_keys_shown(service, session, collection) if manages else [], signed_in_by=session.by,
+                  collection=collection,
+                  audit=service.audit.list(collection=None if deployment else collection, limit=20)[0] if manages
+                  else [],
                   accounts=service.accounts.list() if deployment else [],
                   all_collections=all_collections(request) if deployment else [], **extra)
 
@@ -409,8 +413,9 @@ def settings_page(request: Request, service: ServiceDep, session: Admin):
 
 @router.get("/audit.csv")
 def audit_csv(request: Request, service: ServiceDep, session: Admin):
-    """Everything for a deployment admin; a collection's admin, that collection's entries."""
-    collection = None if session.deployment_admin else current_collection(request, session)
+    """Everything for a deployment admin; a collection's admin, that collection's entries; a viewer, nothing (the
+    entries name keys and webhook URLs)."""
+    collection = None if session.deployment_admin else current_collection(request, session, change=True)
     return Response(service.audit.csv(collection=collection), media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
 

@@ -46,7 +46,9 @@ def current_collection(request: Request, session: AdminSession, change: bool = F
     choice, else the first this admin may see."""
     asked = request.headers.get(COLLECTION_HEADER)
     if asked is not None:
-        return require(session, asked, change)
+        require(session, asked, change)
+        request.app.state.service.check_collection(asked)  # a deployment admin may see every one that exists
+        return asked
     visible = visible_collections(request, session)
     chosen = request.cookies.get(COLLECTION_COOKIE)
     if chosen not in visible:  # none chosen, or one it has no right in, or one deleted since

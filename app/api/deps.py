@@ -105,12 +105,6 @@ def admin_key(request: Request, service: ServiceDep, key: Annotated[str | None, 
     return _key(request, service, key, need_admin=True, scoped=True)
 
 
-@before_body(_key_check(need_admin=False, scoped=False))
-def deployment_recognition_key(request: Request, service: ServiceDep,
-                               key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
-    return _key(request, service, key, need_admin=False, scoped=False)
-
-
 @before_body(_key_check(need_admin=True, scoped=False))
 def deployment_admin_key(request: Request, service: ServiceDep,
                          key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
@@ -124,7 +118,6 @@ def current_collection(request: Request) -> str:
 
 RecognitionKey = Annotated[ApiKey, Depends(recognition_key)]  # within the operation's collection
 AdminKey = Annotated[ApiKey, Depends(admin_key)]
-DeploymentRecognitionKey = Annotated[ApiKey, Depends(deployment_recognition_key)]  # keys of every collection only
 DeploymentAdminKey = Annotated[ApiKey, Depends(deployment_admin_key)]
 CollectionDep = Annotated[str, Depends(current_collection)]
 

@@ -403,3 +403,37 @@ def test_password_checks_are_bounded_at_once(deployment):
     assert all(r.headers.get("retry-after") for r in answers if r.status_code == 503)
     assert accounts._checks._value == 2  # every place given back
     _fresh_failure_count(deployment)
+
+
+def test_a_viewer_sees_no_keys_webhook_urls_or_audit_entries(deployment):
+    """Issue 26, point 14: a viewer saw key names and prefixes, and webhook URLs (which may carry tokens)."""
+    api = deployment["api"]
+    token_url = "https://hooks.example.com/warehouse?token=s3cr3t-t0ken"
+    assert api.post("/api/v1/collections/warehouse/webhooks", json={"url": token_url}).status_code == 201
+    client = _browser_like(deployment)
+    sign_in(client, PASSWORD, "vic")
+    client.cookies.set(COLLECTION_COOKIE, "warehouse")
+    settings, events = client.get("/admin/settings").text, client.get("/admin/events").text
+    for page in (settings, events):
+        assert "s3cr3t-t0ken" not in page and "hooks.example.com" not in page
+        assert "warehouse admin" not in page and "warehouse recognition" not in page  # the keys' names
+    assert "shown to the collection's admins" in settings
+    assert client.get("/admin/audit.csv").status_code == 403
+    # the collection's admin still sees them
+    admin = _browser_like(deployment)
+    sign_in(admin, PASSWORD, "ann")
+    assert "hooks.example.com" in admin.get("/admin/events").text
+    assert "warehouse recognition" in admin.get("/admin/settings").text
+
+
+def test_a_collection_header_naming_no_collection_is_404_and_makes_no_gallery(deployment):
+    """Issue 26, point 14: a deployment admin's X-Faceshot-Collection minted an empty gallery per name."""
+    client = _browser_like(deployment)
+    csrf = sign_in(client, PASSWORD, "dora")
+    service = deployment["app"].state.service
+    before = service.galleries.names()
+    for name in ("nowhere", "x" * 3000):
+        r = client.post("/admin/api/identify", files=[("image", ("a.jpg", b"\xff\xd8", "image/jpeg"))],
+                        headers={"X-CSRF-Token": csrf, COLLECTION_HEADER: name})
+        assert r.status_code == 404, r.text
+    assert service.galleries.names() == before

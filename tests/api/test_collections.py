@@ -236,3 +236,14 @@ def test_the_migration_keeps_every_person_face_and_photo_in_default(database_url
 def test_collection_names_are_checked(client, bad):
     r = client.post("/api/v1/collections", json={"name": bad})
     assert (r.status_code, r.json()["error"]["code"]) == (422, "validation_error")
+
+
+def test_only_deployment_admin_keys_list_the_collections_and_an_empty_gallery_is_size_0(client):
+    """Issue 26, point 14: any unscoped recognition key listed every collection's name and size; an empty
+    gallery reported gallery_size 1."""
+    assert client.get("/api/v1/model").json()["operating_point"]["gallery_size"] == 0
+    camera = client.post("/api/v1/keys", json={"name": "camera", "role": "recognition"}).json()["key"]
+    assert client.post("/api/v1/collections", json={"name": "secret-site"}).status_code == 201
+    r = client.get("/api/v1/collections", headers={"X-API-Key": camera})
+    assert r.status_code == 403 and "secret-site" not in r.text
+    assert "secret-site" in client.get("/api/v1/collections").text

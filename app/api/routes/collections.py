@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field
 from ...audit import Actor
 from ...errors import Forbidden
 from ...schemas import CollectionIn, CollectionOut, PersonOut, _Strict, error_responses
-from ..deps import AdminKey, CollectionDep, DeploymentAdminKey, DeploymentRecognitionKey, ServiceDep
+from ..deps import AdminKey, CollectionDep, DeploymentAdminKey, ServiceDep
 from ..gate import GatedRoute
 
 router = APIRouter(tags=["collections"], route_class=GatedRoute, responses=error_responses(401, 403, 422, 429, 503))
@@ -32,8 +32,9 @@ def create_collection(service: ServiceDep, key: DeploymentAdminKey, body: Collec
 
 
 @router.get("/collections", response_model=list[CollectionOut], summary="Every collection with its size")
-def list_collections(service: ServiceDep, _key: DeploymentRecognitionKey):
-    """Keys of every collection only: a key bound to one collection does not learn the others' names."""
+def list_collections(service: ServiceDep, _key: DeploymentAdminKey):
+    """Deployment admin keys only: a camera's recognition key, or a key bound to one collection, does not learn the
+    collections' names and sizes."""
     return [{"name": c.name, "created_at": c.created_at, "people": n} for c, n in service.list_collections()]
 
 
