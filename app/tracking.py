@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.pipeline import iou
+from models.boxes import iou
 
 
 @dataclass

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .boxes import iou
 from .detection import DetectedFace, FaceDetector
 from .encoder import Encoder
 from .errors import FaceNotFoundInBox, MultipleFaces, NoFace
@@ -174,11 +175,3 @@ def select_one_face(
         f"The image holds {len(faces)} faces of similar size; say which one with `box`.",
         {"faces": [f.to_dict() for f in ordered]},
     )
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0

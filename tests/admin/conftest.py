@@ -66,7 +66,8 @@ def running_app(pipeline, data_dir: Path, **settings):
 @pytest.fixture(scope="module")
 def server(pipeline, tmp_path_factory):
     """create_app on a fresh data directory, served by uvicorn in a thread (shares the test's pipeline)."""
-    with running_app(pipeline, tmp_path_factory.mktemp("admin-data")) as running:
+    # events recorded on fixed past days (attendance sheets): the operator's setting for analysing old footage
+    with running_app(pipeline, tmp_path_factory.mktemp("admin-data"), event_max_age_h=24 * 365 * 20) as running:
         yield running
 
 

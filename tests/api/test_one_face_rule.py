@@ -91,4 +91,4 @@ def test_cli_compare_follows_the_same_rule(photos, pair, capsys):
             right_box = token
     assert main(["compare", str(path), leonid, "--box-a", right_box, "--device", "cpu"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["same_person"] is True and out["box_a"][0] >= split - 10
+    assert out["match"] is True and out["box_a"][0] >= split - 10

@@ -101,7 +101,7 @@ def test_cli_embed_and_compare(photos, capsys):
     assert cli_main(["compare", str(a), str(photos["Emma_Watson"][0]), "--device", "cpu"]) == 0
     diff = json.loads(capsys.readouterr().out)
     assert same["distance"] < diff["distance"]
-    assert same["same_person"] is True and diff["same_person"] is False
+    assert same["match"] is True and diff["match"] is False
 
 
 def test_cli_reports_bad_input_as_typed_error(tmp_path, capsys):
