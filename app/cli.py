@@ -154,12 +154,18 @@ def prepare_multiprocess_dir(workers: int) -> str | None:
 
 def cmd_serve(args) -> int:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from .observability import log_config
+    from .serving import GuardedHttpProtocol, PortRefused, listening_socket
 
     _apply_overrides(args)
     os.environ["FACESHOT_WORKERS"] = str(args.workers)
     settings = _settings()
+    try:  # first: a busy port is one plain line, before anything loads
+        sock = listening_socket(args.host, args.port)
+    except PortRefused as exc:
+        raise StartRefused(str(exc), code="unavailable") from None
     _weights_present(settings)
     # Schema, binding and first admin key once, before the workers start, so they never race for them.
     db, where = _prepared(settings)
@@ -167,18 +173,31 @@ def cmd_serve(args) -> int:
     if where and where != "FACESHOT_ADMIN_KEY":
         print(f"faceshot: the admin API key is in {where}", file=sys.stderr)
     base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
-    print(f"faceshot: serving {base} (admin page {base}/admin, API docs {base}/docs)", file=sys.stderr)
+    print(f"faceshot: serving {base} (admin page {base}/admin, API docs {base}/docs; ready when "
+          f"{base}/api/v1/ready says so)", file=sys.stderr)
     made_metrics_dir = args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     metrics_dir = prepare_multiprocess_dir(args.workers)
+    config = uvicorn.Config(
+        "app.main:app", workers=args.workers, log_level=args.log_level, log_config=log_config(args.log_level),
+        access_log=False,
+        # headers timed, connections per address capped (app/serving.py); idle keep-alive connections closed after
+        # 5 s; bounded connections per worker
+        http=GuardedHttpProtocol, timeout_keep_alive=5, limit_concurrency=settings.limit_concurrency,
+        # X-Forwarded-For only from the proxies named in FORWARDED_ALLOW_IPS (read by uvicorn):
+        # otherwise any caller could pick the address its rate limits are counted under.
+        proxy_headers=bool(os.environ.get("FORWARDED_ALLOW_IPS")))
     try:
-        uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers,
-                    log_level=args.log_level, log_config=log_config(args.log_level), access_log=False,
-                    # bounded connections; idle keep-alive connections closed after 5 s
-                    limit_concurrency=settings.limit_concurrency, timeout_keep_alive=5,
-                    # X-Forwarded-For only from the proxies named in FORWARDED_ALLOW_IPS (read by uvicorn):
-                    # otherwise any caller could pick the address its rate limits are counted under.
-                    proxy_headers=bool(os.environ.get("FORWARDED_ALLOW_IPS")))
+        if args.workers > 1:  # as uvicorn.run does, on the socket bound above
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            server = uvicorn.Server(config)
+            server.run(sockets=[sock])
+            if not server.started:
+                return 3  # uvicorn's own status for a start that failed (its log line says why)
+    except KeyboardInterrupt:
+        pass
     finally:
+        sock.close()
         if made_metrics_dir and metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0

@@ -459,14 +459,23 @@ class BodyGuard:
         # A JSON body may carry base64 photos where the route takes photos: the route raises the limit to its own
         # (GatedRoute, before it reads the body); until then, and on every other route, the small one holds.
         declared = headers.get(b"content-length", b"")
+        # a body still on its way when the answer goes out (401 before it was read, 413 partway) is not read and
+        # thrown away to keep the connection: the answer closes it (a key-less client pushed 200 MB after its 401)
+        arrived = not ((declared.isdigit() and int(declared) > 0) or b"transfer-encoding" in headers)
+
+        async def closing_send(message):
+            if message["type"] == "http.response.start" and not arrived and message["status"] >= 400:
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
         if declared.isdigit() and int(declared) > (self.json_photo_bytes if b"json" in ctype else limit):
             await error_response(413, "request_too_large", f"The request body is over the limit of {size_text(limit)}.",
-                                 {"max_bytes": limit})(scope, receive, send)
+                                 {"max_bytes": limit})(scope, receive, closing_send)
             return
         received, more = 0, True
 
         async def guarded_receive():
-            nonlocal received, more
+            nonlocal received, more, arrived
             if not more:
                 return await receive()  # after the body: waiting for a disconnect is not a stalled upload
             try:
@@ -475,6 +484,7 @@ class BodyGuard:
                 raise HTTPException(408, f"The request body stopped arriving for {self.timeout_s:g} s.") from None
             if message["type"] == "http.request":
                 more = message.get("more_body", False)
+                arrived = not more
                 received += len(message.get("body", b""))
                 allowed = scope.get(BODY_LIMIT, limit)
                 if received > allowed:
@@ -482,4 +492,4 @@ class BodyGuard:
                     raise HTTPException(413, f"The request body is over the limit of {size_text(allowed)}.")
             return message
 
-        await self.app(scope, guarded_receive, send)
+        await self.app(scope, guarded_receive, closing_send)

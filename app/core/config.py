@@ -77,6 +77,8 @@ class Settings(ModelSettings):
     inference_queue: int = Field(32, ge=1)  # photos waiting for or in the face pipeline per worker; beyond: 503
     body_timeout_s: float = Field(30.0, gt=0)  # longest wait for the next piece of a request body; beyond: 408
     limit_concurrency: int = Field(256, ge=1)  # connections per worker (uvicorn); beyond: 503
+    header_timeout_s: float = Field(10.0, gt=0, le=300)  # a request's headers must arrive within this; else closed
+    connections_per_address: int = Field(64, ge=1)  # open connections per client address and worker (not proxies)
     recognition_sees_candidates: bool = False  # recognition keys see the names of candidates that did not match
     # recognition events (faceshot watch, POST /events): privacy by default, no face kept unless asked
     event_faces: bool = False  # keep a crop of the face with each event of an enrolled person
