@@ -435,7 +435,7 @@ def _watch_through(args, key: str) -> int:
 def _watch_with(args, watch, recognizer) -> int:
     try:
         count = watch(args.video, recognizer, name=args.source, fps=args.fps, start=args.start,
-                      reconnect=not args.no_reconnect,
+                      reconnect=not args.no_reconnect, playlists=args.allow_playlists,
                       on_event=lambda e: print(json.dumps(e, default=str), flush=True))
     except KeyboardInterrupt:  # how a watch of a camera is ended: not an error
         return 0
@@ -632,6 +632,9 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
                                                              "only if the server keeps them; default: off)")
     p.add_argument("--start", type=_iso_time, default=None,
                    help="a video file's start time, ISO 8601 (default: now)")
+    p.add_argument("--allow-playlists", action="store_true",
+                   help="let FFmpeg follow HLS/DASH playlists, which name further URLs for the watcher to fetch "
+                        "(default: off: camera streams and video files only)")
     p.add_argument("--no-reconnect", action="store_true", help="exit with status 1 when a stream cannot be opened "
                                                                "or drops (default: reopen it, with backoff)")
     p.add_argument("--collection", default=None, help="name the people of this collection, and record the events "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -139,8 +140,32 @@ def _refuse_file(source: str):
                            "lacks).", {"source": source})
 
 
+# FFmpeg follows what a stream tells it: an HTTP "camera" answering with an HLS playlist made the watcher fetch every
+# URL the playlist named (internal hosts, file://): a blind SSRF from the door PC. Only these protocols and
+# containers are opened: camera streams (RTSP, MJPEG or MPEG-TS over HTTP) and video files; playlists when asked.
+FFMPEG_PROTOCOLS = "file,pipe,rtsp,rtsps,rtp,srtp,udp,tcp,tls,http,https,httpproxy"
+FFMPEG_CONTAINERS = ("rtsp,sdp,mjpeg,mpjpeg,mpegts,h264,hevc,mpegvideo,m4v,mov,matroska,webm,avi,flv,asf,ogg,"
+                     "rawvideo,image2,image2pipe,jpeg_pipe,png_pipe")
+PLAYLIST_CONTAINERS = ",hls,dash,concat"
+# the variable OpenCV reads, and the operator's own options in it (e.g. rtsp_transport;tcp) as the process started
+FFMPEG_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_GIVEN_FFMPEG_OPTIONS = os.environ.get(FFMPEG_OPTIONS)
+
+
+def ffmpeg_options(playlists: bool = False, given: str | None = None) -> str:
+    """OpenCV's FFmpeg capture options (OPENCV_FFMPEG_CAPTURE_OPTIONS: ``key;value|key;value``) restricted to the
+    protocols and containers above; the operator's own options kept, and their own whitelists winning."""
+    options = [o for o in (given or "").split("|") if o]
+    keys = {o.split(";", 1)[0] for o in options}
+    if "protocol_whitelist" not in keys:
+        options.append(f"protocol_whitelist;{FFMPEG_PROTOCOLS}")
+    if "format_whitelist" not in keys:
+        options.append(f"format_whitelist;{FFMPEG_CONTAINERS}{PLAYLIST_CONTAINERS if playlists else ''}")
+    return "|".join(options)
+
+
 def frames(source: str, fps: float, *, reconnect: bool = True, stop: threading.Event | None = None,
-           max_backoff_s: float = 30.0) -> Iterator[tuple[float, np.ndarray]]:
+           max_backoff_s: float = 30.0, playlists: bool = False) -> Iterator[tuple[float, np.ndarray]]:
     """(seconds since the start, RGB frame) at most ``fps`` times a second; a dropped stream is reopened.
 
     A file's time is its own (frame timestamps), so a file is processed as fast as the CPU allows and
@@ -150,6 +175,7 @@ def frames(source: str, fps: float, *, reconnect: bool = True, stop: threading.E
 
     stop = stop or threading.Event()
     live = _is_stream(source)
+    os.environ[FFMPEG_OPTIONS] = ffmpeg_options(playlists, _GIVEN_FFMPEG_OPTIONS)
     opened_at, backoff, last = time.monotonic(), 1.0, -1e9
     while not stop.is_set():
         cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
@@ -185,8 +211,9 @@ def frames(source: str, fps: float, *, reconnect: bool = True, stop: threading.E
 
 def watch(source: str, recognizer, *, name: str, fps: float = 5.0, start: datetime | None = None,
           tracker: FaceTracker | None = None, on_event: Callable[[dict], None] = lambda e: None,
-          stop: threading.Event | None = None, reconnect: bool = True) -> int:
-    """Run until the file ends (or ``stop``); returns how many events were recorded."""
+          stop: threading.Event | None = None, reconnect: bool = True, playlists: bool = False) -> int:
+    """Run until the file ends (or ``stop``); returns how many events were recorded. ``playlists``: let FFmpeg
+    follow HLS/DASH playlists and concat lists (which name URLs for it to fetch)."""
     tracker = tracker or FaceTracker()
     start = start or datetime.now(timezone.utc)
     count = 0
@@ -209,7 +236,7 @@ def watch(source: str, recognizer, *, name: str, fps: float = 5.0, start: dateti
             count += 1
 
     try:
-        for t, image in frames(source, fps, reconnect=reconnect, stop=stop):
+        for t, image in frames(source, fps, reconnect=reconnect, stop=stop, playlists=playlists):
             close(tracker.update(t, recognizer.observe(image, t)))
     except SourceLost:
         close(tracker.flush())  # the people in view when the stream went still get their event
