@@ -56,7 +56,7 @@ def _settings():
     if unknown:  # a misspelled setting would otherwise be ignored in silence
         raise StartRefused("unknown settings: " + "; ".join(
             f"{name}" + (f" (did you mean {near}?)" if near else "") for name, near in unknown)
-            + ". The settings are listed in the README's Configuration table.")
+            + ". The settings are listed in docs/configuration.md.")
     try:
         return Settings()
     except ValidationError as exc:

@@ -80,4 +80,4 @@ def test_a_misspelled_setting_is_one_line_with_its_code(tmp_path):
     out = subprocess.run([FACESHOT, "admin-key"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and out.stderr.splitlines() == [
         "faceshot: validation_error: unknown settings: FACESHOT_TRESHOLD (did you mean FACESHOT_THRESHOLD?). "
-        "The settings are listed in the README's Configuration table."]
+        "The settings are listed in docs/configuration.md."]

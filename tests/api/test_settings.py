@@ -86,13 +86,13 @@ def test_a_misspelled_setting_stops_the_start_and_names_the_right_one(tmp_path):
     assert read <= known_names(), sorted(read - known_names())
 
 
-def test_the_readme_lists_every_setting_the_service_reads():
+def test_the_configuration_reference_lists_every_setting_the_service_reads():
     import re
     from pathlib import Path
 
     from app.core.config import OTHER_NAMES, known_names
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     listed = set(re.findall(r"`(FACESHOT_[A-Z0-9_]+)`", readme))
     assert known_names() - OTHER_NAMES - {"FACESHOT_CRASH_AT"} <= listed, sorted(known_names() - listed)
     assert OTHER_NAMES <= listed

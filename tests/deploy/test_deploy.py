@@ -203,3 +203,38 @@ def test_a_cpu_host_needs_no_file_edits(compose_cmd, tmp_path):
     api = json.loads(out.stdout)["services"]["api"]
     assert "deploy" not in api or not api["deploy"].get("resources")
     assert api["environment"]["FACESHOT_DEVICE"] == "cpu" and api["build"]["args"]["VARIANT"] == "cpu"
+
+
+def test_the_door_watcher_runs_as_a_compose_service_and_a_systemd_unit(compose_cmd, tmp_path):
+    """Issue 25, point 9: the office recipe's watcher as a service. The compose profile is off by default (the
+    stack without it is unchanged) and, when on, runs `faceshot watch … --server http://api:8000` with the key from
+    .env; the systemd unit's command is one the CLI takes."""
+    import shlex
+
+    from app.cli import build_parser
+
+    cmd, env = compose_cmd
+    (tmp_path / ".env").write_text("POSTGRES_PASSWORD=pw-test\nFACESHOT_WATCH_SOURCE=rtsp://192.168.1.20/stream\n"
+                                   "FACESHOT_WATCH_NAME=front-door\nFACESHOT_WATCH_KEY=fs_door_key\n")
+    base = [*cmd, "--project-directory", str(tmp_path)]
+    plain = json.loads(subprocess.run([*base, "config", "--format", "json"], cwd=tmp_path, env=env,
+                                      capture_output=True, text=True, timeout=60, check=True).stdout)
+    assert "watch" not in plain["services"]
+    out = subprocess.run([*base, "--profile", "watch", "config", "--format", "json"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    watch = json.loads(out.stdout)["services"]["watch"]
+    argv = watch["entrypoint"] + watch["command"]
+    assert argv == ["faceshot", "watch", "rtsp://192.168.1.20/stream", "--source", "front-door",
+                    "--server", "http://api:8000"]
+    assert watch["environment"]["FACESHOT_WATCH_KEY"] == "fs_door_key" and watch["restart"] == "unless-stopped"
+    args = build_parser().parse_args(argv[1:])
+    assert (args.video, args.source, args.server) == ("rtsp://192.168.1.20/stream", "front-door", "http://api:8000")
+
+    unit = (ROOT / "docker" / "faceshot-watch.service").read_text()
+    exec_start = next(line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart="))
+    argv = shlex.split(exec_start)
+    assert argv[0].endswith("/bin/faceshot") and "--key" not in argv  # the key comes from the environment file
+    args = build_parser().parse_args(argv[1:])
+    assert args.command == "watch" and args.server.startswith("https://")
+    assert "EnvironmentFile=" in unit and "Restart=always" in unit
