@@ -4,11 +4,13 @@ The protocol that makes the start-up sweep safe (it can never delete a photo bec
 database looks empty, since it only ever looks at files the journal names):
 
 - before a write, :meth:`PhotoStore.reserve` commits a ``write`` row per file it will create;
-- the file is written to a hidden partial name, synced, then renamed into place;
+- the file is written to a hidden partial name, synced, then renamed into place (or, for a name
+  that came from outside, such as an export's face id, linked into place only where no file is);
 - the transaction that commits the face also deletes its ``write`` row (:meth:`settle`);
 - a deletion commits ``delete`` rows with it (:meth:`doom`) and removes them with the files.
 
-A row left over therefore names a file of an interrupted write. The sweep moves an
+A row left over therefore names a file of an interrupted write. A failed write removes its files,
+never one a stored face refers to (:meth:`PhotoStore.abandon`). The sweep moves an
 uncommitted upload into ``quarantine/`` (kept :data:`QUARANTINE_DAYS` days) and removes the
 file of a committed deletion, and refuses to run at all unless the data directory and the
 database carry the same instance id (:mod:`app.instance`).
@@ -29,7 +31,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from .errors import InsufficientStorage, StorageUnavailable
+from .errors import Conflict, InsufficientStorage, StorageUnavailable
 from .models import Face, PhotoJournal, as_utc
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ QUARANTINE_DAYS = 7
 # Only names the service makes itself (a face id) are ever joined to the folder: never a path from outside.
 _NAME = re.compile(r"^[0-9a-f]{32}\.img$")
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK)
 
 
 def storage_error(exc: OSError, what: str) -> StorageUnavailable:
@@ -93,8 +96,12 @@ class PhotoStore:
             with self.sessions.begin() as session:
                 session.add_all(PhotoJournal(file_name=self._path(n).name, kind="write") for n in names)
 
-    def write(self, name: str, data: bytes) -> None:
-        """Write one photo whole (owner-only), or raise a storage error and leave no file behind."""
+    def write(self, name: str, data: bytes, *, replace: bool = True) -> None:
+        """Write one photo whole (owner-only), or raise a storage error and leave no file behind.
+
+        ``replace=False`` (a name from outside, e.g. an export's face id): a file already at that name is another
+        face's photo, kept as it is, and the write refused (:class:`Conflict`, reason ``photo_exists``).
+        """
         path, partial = self._path(name), self._partial(name)
         try:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -106,11 +113,35 @@ class PhotoStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(partial, path)
+            if replace:
+                os.replace(partial, path)
+            else:
+                self._place_new(partial, path)
             self._sync_folder()
+        except FileExistsError:
+            _forget(partial)
+            raise Conflict(f"A photo file named {name} is already stored (another face's); it was left as it is and "
+                           "nothing was stored.", {"reason": "photo_exists", "file": name}) from None
         except OSError as exc:
             _forget(partial)
             raise storage_error(exc, "the photo") from exc
+
+    @staticmethod
+    def _place_new(partial: Path, path: Path) -> None:
+        """Put ``partial`` at ``path`` unless a file is there (FileExistsError): a rename would replace it."""
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            # A folder without hard links: the journal row this write holds keeps every other writer off the name.
+            if os.path.lexists(path):
+                raise FileExistsError(errno.EEXIST, "a photo is already stored under this name", str(path)) from None
+            os.replace(partial, path)
+            return
+        os.unlink(partial)
 
     def _sync_folder(self) -> None:
         """Make the rename durable before the database commit that refers to it."""
@@ -127,8 +158,30 @@ class PhotoStore:
             session.execute(delete(PhotoJournal).where(PhotoJournal.file_name.in_(names)))
 
     def abandon(self, names: list[str]) -> None:
-        """A write that failed: remove what it wrote and its journal rows (what fails here, the sweep finishes)."""
-        self._release([n for n in names if _forget(self._path(n)) & _forget(self._partial(n))])
+        """A write that failed: remove what it wrote and its journal rows (what fails here, the sweep finishes).
+
+        A file a stored face refers to is not this write's, whatever its name says (an export's face id that
+        another face already has): it stays. Without the database to ask, the files stay for the sweep.
+        """
+        if not names:
+            return
+        try:
+            theirs = self._referenced(names)
+        except Exception:
+            log.warning("could not check %d photo(s) of a failed write; the next start-up sweep will", len(names))
+            for n in names:
+                _forget(self._partial(n))
+            return
+        self._release([n for n in names if (n in theirs or _forget(self._path(n))) & _forget(self._partial(n))])
+
+    def _referenced(self, names: list[str]) -> set[str]:
+        """Those of ``names`` a stored face refers to."""
+        found: set[str] = set()
+        with self.sessions() as session:
+            for start in range(0, len(names), 500):
+                found |= set(session.execute(
+                    select(Face.image_file).where(Face.image_file.in_(names[start:start + 500]))).scalars())
+        return found
 
     # -- deleting ------------------------------------------------------------------------------
     @staticmethod
@@ -174,11 +227,7 @@ class PhotoStore:
         cutoff = datetime.now(timezone.utc) - timedelta(seconds=min_age_s)
         with self.sessions() as session:
             rows = list(session.execute(select(PhotoJournal)).scalars())
-            names = [r.file_name for r in rows]
-            referenced = set()
-            for start in range(0, len(names), 500):
-                referenced |= set(session.execute(
-                    select(Face.image_file).where(Face.image_file.in_(names[start:start + 500]))).scalars())
+        referenced = self._referenced([r.file_name for r in rows])
         settled = []
         for row in rows:
             name = row.file_name

@@ -287,15 +287,39 @@ class FaceService:
                        collection: str = DEFAULT_COLLECTION) -> EnrollResult:
         """A person from an export (:mod:`app.transfer`) with their own ids and dates, all or nothing.
 
-        No enrollment warnings: the person was enrolled (and warned about) where the export was made.
+        No enrollment warnings: the person was enrolled (and warned about) where the export was made. The face ids
+        come from the file: one another face has (or a photo file already at its name) is refused before anything
+        is written, photos go only where no file is, and a refused write removes only what it wrote.
         """
+        from .inputs import check_metadata, check_text  # the API's rules for text, which an export never met
+
         name = clean_name(name)
-        prepared = [p for _, p, _ in faces]
+        if external_id is not None:
+            check_text(external_id, "external_id")
+        check_metadata(metadata)
+        face_ids = [face_id for face_id, _, _ in faces]
+        if len(set(face_ids)) < len(face_ids):
+            raise ValidationFailed("A face id appears twice among this person's faces; nothing was stored.",
+                                   {"field": "faces"})
         names = [(face_id, self.photos.file_name(face_id) if self.settings.store_images and p.image_bytes else None)
                  for face_id, p, _ in faces]
 
+        def refuse_taken(session) -> None:
+            taken = session.execute(select(Face.id, Face.person_id).where(Face.id.in_(face_ids))).first()
+            if taken is not None:
+                raise Conflict(f"Face {taken.id} is already stored, as a face of person {taken.person_id}; nothing "
+                               "was stored.", {"reason": "face_exists", "face_id": taken.id})
+
+        with self.sessions() as session:
+            refuse_taken(session)
+        for _, file_name in names:
+            if file_name is not None and self.photos.exists(file_name):  # a file no face row names: not ours either
+                raise Conflict(f"A photo file named {file_name} is already stored; it was left as it is and nothing "
+                               "was stored.", {"reason": "photo_exists", "file": file_name})
+
         def work(session):
             crud.get_collection(session, collection, lock="share")
+            refuse_taken(session)  # stored meanwhile by another process
             person = Person(id=person_id, name=name, external_id=external_id, meta=metadata or {},
                             collection=collection)
             if created_at is not None:
@@ -304,10 +328,19 @@ class FaceService:
             session.flush()
             audit.record(session, audit.CLI, "person.import", collection=collection, target=person_id,
                          details={"name": name, "faces": len(faces)})
-            stored = self._store_faces(session, person, prepared, names)
-            for face, (_, _, when) in zip(stored, faces):
+            stored = []
+            for (face_id, p, when), (_, file_name) in zip(faces, names):
+                face = Face(id=face_id, person_id=person_id, embedding=np.asarray(p.embedding, dtype="<f4").tobytes(),
+                            encoder_hash=self.pipeline.encoder.content_hash, box=p.box, det_score=p.det_score,
+                            image_file=file_name, image_type=p.image_type if file_name else None)
                 if when is not None:
                     face.created_at = when
+                session.add(face)
+                stored.append(face)
+            session.flush()  # a face id taken since the check fails here, before any photo is written
+            for (_, p, _), (_, file_name) in zip(faces, names):
+                if file_name is not None:
+                    self.photos.write(file_name, p.image_bytes, replace=False)
             return EnrollResult(person, stored)
 
         return self.gallery_sync.write(work, touched={person_id}, new_photos=[n for _, n in names if n])
