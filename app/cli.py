@@ -361,16 +361,19 @@ def _import_export(args) -> int:
     if not Path(args.from_export).is_file():  # before the model loads
         raise NotFound(f"No file {args.from_export}: --from-export takes a file written by faceshot export.",
                        {"path": args.from_export})
-    from .transfer import import_export
+    from .transfer import check_export, import_export
 
     _apply_overrides(args)
-    service = _service(_settings())
+    settings = _settings()
+    check_export(Path(args.from_export), settings.max_upload_bytes)  # a file refused whole: told before the model loads
+    service = _service(settings)
     summary = import_export(service, Path(args.from_export), collection=args.collection)
     print(json.dumps(asdict(summary), indent=2))
-    if summary.refused:
-        print(f"faceshot: {len(summary.refused)} person(s) could not be imported (see above); the others were.",
+    if summary.refused:  # status 1: a script must not take a partial import for a whole one
+        print(f"faceshot: {len(summary.refused)} refused (see `refused`, with their lines), "
+              f"{summary.imported_people} imported; fix those lines and run it again (the imported are skipped).",
               file=sys.stderr)
-    return 1 if summary.refused and not summary.imported_people else 0
+    return 1 if summary.refused else 0
 
 
 def cmd_export(args) -> int:
