@@ -131,6 +131,9 @@ class GallerySync:
         for attempt in range(DEADLOCK_RETRIES + 1):
             try:
                 self.photos.reserve(new_photos)
+            except IntegrityError as exc:  # another write holds one of these photo names in the journal
+                raise Conflict("Another change is storing a photo under the same name; nothing was stored.",
+                               {"reason": "photo_name_taken"}) from exc
             except DBAPIError as exc:
                 raise database_error(exc) from exc
             try:
