@@ -89,3 +89,15 @@ def test_nothing_lands_in_a_collection_being_deleted(service):
             authenticate(service.sessions, old_secret, need_admin=True, collection=name)
         refused += outcomes.count("refused")
     assert refused  # the race was run, not only won by the creators
+
+
+def test_a_photo_name_another_write_holds_is_a_conflict_not_an_outage(service):
+    """The journal row of a photo name another write holds refused the second write as 'the database is
+    unreachable' (seen by two imports of one face id at once)."""
+    from app.errors import Conflict
+
+    name = service.photos.file_name("0123456789abcdef0123456789abcdef")
+    service.photos.reserve([name])
+    with pytest.raises(Conflict) as refused:
+        service.gallery_sync.write(lambda session: None, new_photos=[name])
+    assert refused.value.details == {"reason": "photo_name_taken"}
