@@ -7,6 +7,7 @@ case's label (seed photo + mutation) so it can be rebuilt and added to the test'
 REGRESSIONS; the exit status is 1 if there was one.
 
     .venv/bin/python bench/fuzz_uploads.py --cases 2000 --seed 1
+    .venv/bin/python bench/fuzz_uploads.py --cases 2000 --seed 1 --database-url postgresql+psycopg://.../fresh
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-seconds", type=float, default=3600, help="stop early after this long (bounded run)")
     ap.add_argument("--json", type=Path, help="write the counts here")
+    ap.add_argument("--database-url", default=None, help="a fresh database to run against (default: SQLite in a "
+                                                         "temporary folder); e.g. PostgreSQL's")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,6 +52,7 @@ def main() -> int:
             max_upload_bytes=2_000_000,
             store_images=False,
             torch_threads=1,
+            **({"database_url": args.database_url} if args.database_url else {}),
         )
         with TestClient(create_app(settings)) as client:
             client.headers["X-API-Key"] = ADMIN
