@@ -173,8 +173,7 @@ def cmd_serve(args) -> int:
     if where and where != "FACESHOT_ADMIN_KEY":
         print(f"faceshot: the admin API key is in {where}", file=sys.stderr)
     base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
-    print(f"faceshot: serving {base} (admin page {base}/admin, API docs {base}/docs; ready when "
-          f"{base}/api/v1/ready says so)", file=sys.stderr)
+    print(f"faceshot: serving {base} (admin page {base}/admin, API docs {base}/docs)", file=sys.stderr)
     made_metrics_dir = args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     metrics_dir = prepare_multiprocess_dir(args.workers)
     config = uvicorn.Config(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -72,12 +73,13 @@ def test_every_sync_method_against_the_server(served, photos):
         # events and webhooks, as a watcher and an HR system use them
         hook = fs.create_webhook("http://127.0.0.1:9/unreachable")
         assert hook.secret.startswith("whsec_") and [h.id for h in fs.list_webhooks()] == [hook.id]
+        seen = datetime.now(timezone.utc) - timedelta(minutes=5)  # within FACESHOT_EVENT_MAX_AGE_H of the clock
         event = fs.post_event({"source": "door-1", "person_id": person.id, "distance": 0.2, "threshold": 0.4,
-                               "time": "2026-12-02T08:00:00Z"})
+                               "time": seen.isoformat()})
         assert event.person["name"] == "Emma C. Watson" and event.source == "door-1"
         assert [e.id for e in fs.list_events(source="door-1", unknown=False).items] == [event.id]
         assert fs.list_events(unknown=True).total == 0
-        rows = fs.presence("2026-12-02").rows
+        rows = fs.presence(seen.date().isoformat()).rows
         assert [(r.person["name"], r.events) for r in rows] == [("Emma C. Watson", 1)]
         assert [d.event_id for d in fs.deliveries(hook.id)] == [event.id]
         fs.delete_webhook(hook.id)
