@@ -50,7 +50,7 @@ def _settings():
     """The settings from the environment, or a refusal that names the bad ones."""
     from pydantic import ValidationError
 
-    from .core.config import Settings, unknown_settings
+    from app.core.config import Settings, unknown_settings
 
     unknown = unknown_settings(os.environ)
     if unknown:  # a misspelled setting would otherwise be ignored in silence
@@ -69,8 +69,8 @@ def _opening_storage(settings):
     """The data directory and database as the settings name them, or one line that says which cannot be used."""
     from sqlalchemy.exc import ArgumentError, OperationalError
 
-    from .errors import ServiceUnavailable, StorageUnavailable, ValidationFailed
-    from .instance import StorageMismatch
+    from app.core.errors import ServiceUnavailable, StorageUnavailable, ValidationFailed
+    from app.core.instance import StorageMismatch
 
     try:
         yield
@@ -99,14 +99,14 @@ def _within(filename, folder: Path) -> bool:
 
 def _prepared(settings):
     """Data directory, schema, binding and admin key, or a refusal that says what to check."""
-    from .startup import prepare_deployment
+    from app.startup import prepare_deployment
 
     with _opening_storage(settings):
         return prepare_deployment(settings)
 
 
 def _service(settings, **kwargs):
-    from .main import build_service
+    from app.main import build_service
 
     with _opening_storage(settings):
         return build_service(settings, **kwargs)
@@ -114,8 +114,8 @@ def _service(settings, **kwargs):
 
 def _weights_present(settings) -> None:
     """The encoder's weights (every member's) are on this machine, or a refusal naming the fetch command."""
+    from models.encoders.sources import check_weights
     from models.errors import CheckpointError, WeightsUnavailable
-    from models.sources import check_weights
 
     try:
         check_weights(settings.encoder, settings.weight_sources())
@@ -156,8 +156,8 @@ def cmd_serve(args) -> int:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from .observability import log_config
-    from .serving import GuardedHttpProtocol, PortRefused, listening_socket
+    from app.api.edge import GuardedHttpProtocol, PortRefused, listening_socket
+    from app.core.observability import log_config
 
     _apply_overrides(args)
     os.environ["FACESHOT_WORKERS"] = str(args.workers)
@@ -210,9 +210,8 @@ def _person_name(stem: str) -> str:
 def people_in_folder(root: Path) -> tuple[dict[str, list[Path]], str]:
     """person's name -> their photos, and the layout found ("folders" or "flat"), or a refusal saying how to
     lay the folder out: one sub-folder per person, or face_recognition's one photo per person (FOLDER_LAYOUT)."""
-    from models.dataset_embeddings import IMAGE_SUFFIXES
-
-    from .errors import NotFound, ValidationFailed
+    from app.core.errors import NotFound, ValidationFailed
+    from models.evaluation.dataset_embeddings import IMAGE_SUFFIXES
 
     export = f" A file from faceshot export is read with --from-export {root}." if root.suffix == ".tar" else ""
     if not root.exists():
@@ -286,9 +285,8 @@ def cmd_import(args) -> int:
     if args.from_export is not None:
         return _import_export(args)
 
+    from app.access.audit import CLI
     from models.errors import FaceshotError
-
-    from .audit import CLI
 
     root = Path(args.dir)
     people, layout = people_in_folder(root)  # before the model loads: a wrong folder is told at once
@@ -355,12 +353,12 @@ def cmd_import(args) -> int:
 def _import_export(args) -> int:
     from dataclasses import asdict
 
-    from .errors import NotFound
+    from app.core.errors import NotFound
 
     if not Path(args.from_export).is_file():  # before the model loads
         raise NotFound(f"No file {args.from_export}: --from-export takes a file written by faceshot export.",
                        {"path": args.from_export})
-    from .transfer import check_export, import_export
+    from app.gallery.transfer import check_export, import_export
 
     _apply_overrides(args)
     settings = _settings()
@@ -377,14 +375,14 @@ def _import_export(args) -> int:
 
 def cmd_export(args) -> int:
     """The whole gallery into one file another faceshot can import."""
-    from .errors import Conflict, NotFound
+    from app.core.errors import Conflict, NotFound
 
     out = Path(args.out)  # checked before the data directory and the model are opened
     if not out.parent.is_dir():
         raise NotFound(f"No folder {out.parent} to write {out.name} into.", {"path": str(out)})
     if out.exists() and not args.force:
         raise Conflict(f"{out} exists; choose another name or pass --force.", {"path": str(out)})
-    from .transfer import export_gallery
+    from app.gallery.transfer import export_gallery
 
     _apply_overrides(args)
     service = _service(_settings(), check_encoder=False)
@@ -396,7 +394,7 @@ def cmd_export(args) -> int:
 
 def cmd_watch(args) -> int:
     """Recognition events from a stream, webcam or file: printed as JSON lines and stored (here or on a server)."""
-    from .watch import check_source, watch
+    from app.live.watch import check_source, watch
 
     check_source(args.video)  # a missing file is told before a server is called or the model loads
     if args.server:
@@ -405,7 +403,7 @@ def cmd_watch(args) -> int:
             print("faceshot: --server needs --key (or FACESHOT_WATCH_KEY): a recognition key", file=sys.stderr)
             return 2
         return _watch_through(args, key)
-    from .watch_local import LocalRecognizer
+    from app.live.watch_local import LocalRecognizer
 
     _apply_overrides(args)
     service = _service(_settings())
@@ -419,9 +417,9 @@ def _watch_through(args, key: str) -> int:
     """watch --server: the server's refusals and an unreachable server as one line each (no torch loaded here)."""
     import httpx
 
-    from .client import FaceshotAPIError
-    from .errors import ServiceUnavailable
-    from .watch import RemoteRecognizer, watch
+    from app.client import FaceshotAPIError
+    from app.core.errors import ServiceUnavailable
+    from app.live.watch import RemoteRecognizer, watch
 
     try:
         return _watch_with(args, watch, RemoteRecognizer(args.server, key, send_faces=args.send_faces,
@@ -463,8 +461,8 @@ def cmd_reembed(args) -> int:
 
 def cmd_admin_key(args) -> int:
     """Mint a new admin key and print it once: the operator's way back in without a restart."""
-    from .audit import CLI
-    from .keys import create_key
+    from app.access.audit import CLI
+    from app.access.keys import create_key
 
     _apply_overrides(args)
     db, _ = _prepared(_settings())
@@ -481,7 +479,7 @@ def _read_password(args) -> str:
     """From standard input with --password-stdin (scripts), else asked twice without echo (a person)."""
     import getpass
 
-    from .errors import ValidationFailed
+    from app.core.errors import ValidationFailed
 
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
@@ -492,7 +490,7 @@ def _read_password(args) -> str:
 
 
 def _parse_rights(pairs: list[str]) -> dict[str, str]:
-    from .errors import ValidationFailed
+    from app.core.errors import ValidationFailed
 
     rights = {}
     for pair in pairs:
@@ -509,9 +507,9 @@ def cmd_admin_account(args) -> int:
     The operator's way in (and back in) from the host, like admin-key: the API's /admin-accounts needs a
     deployment admin key, and a forgotten password or a disabled last account would otherwise need one too.
     """
-    from .accounts import Accounts
-    from .audit import CLI
-    from .errors import Conflict, NotFound, ValidationFailed
+    from app.access.accounts import Accounts
+    from app.access.audit import CLI
+    from app.core.errors import Conflict, NotFound, ValidationFailed
 
     _apply_overrides(args)
     rights = _parse_rights(args.right)
@@ -684,7 +682,7 @@ def _model_defaults(args) -> None:
     """What no flag said about the encoder comes from the settings (FACESHOT_ENCODER, _DEVICE, _MODEL_CACHE...)."""
     if args.command in SERVICE_COMMANDS:  # they read Settings themselves; weight sources would import torch
         return
-    from .core.config import ModelSettings, Settings
+    from app.core.config import ModelSettings, Settings
 
     if args.command == "compare":  # POST /compare's own settings, validated as the server validates them
         from pydantic import create_model
@@ -704,7 +702,7 @@ def _model_defaults(args) -> None:
 
 def _os_error(exc: OSError) -> FaceshotError:
     """A file or folder the command was pointed at that cannot be used, as one line (the code says which kind)."""
-    from .errors import NotFound, StorageUnavailable
+    from app.core.errors import NotFound, StorageUnavailable
 
     where = f"{os.fsdecode(exc.filename)}: " if exc.filename else ""
     kind = NotFound if isinstance(exc, (FileNotFoundError, NotADirectoryError)) else StorageUnavailable

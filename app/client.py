@@ -7,7 +7,7 @@
         face = fs.identify("door.jpg").faces[0]
         print(face.person.name if face.person else "unknown", face.distance)
 
-Results are the server's own response models (:mod:`app.schemas`), so they match the OpenAPI
+Results are the server's own response models (:mod:`app.core.schemas`), so they match the OpenAPI
 document by construction. Every refusal is raised as :class:`FaceshotAPIError` with the
 server's ``code``, ``message`` and ``details`` (and the HTTP status). A photo is a path, bytes
 or a binary file object. Each operation is described once (:class:`_Calls`); the two clients
@@ -25,7 +25,7 @@ from typing import IO, Any
 import httpx
 from pydantic import TypeAdapter
 
-from .schemas import (
+from app.core.schemas import (
     AccountOut,
     AuditPage,
     CollectionOut,

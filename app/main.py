@@ -12,17 +12,17 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi_offline import FastAPIOffline
 
-from .admin import mount_admin
-from .api.collection_paths import CollectionPaths, with_collection_paths
-from .api.gate import JSON_PHOTO_BODIES, BodyGuard
-from .api.paths import API_PREFIX
-from .api.routes import accounts, audit, collections, events, people, recognition, system
-from .core.config import Settings, get_settings
-from .errors import install_error_handlers
-from .observability import install_observability, worker_exiting
-from .ratelimit import RateLimiter
-from .service import FaceService
-from .startup import prepare_deployment
+from app.access.ratelimit import RateLimiter
+from app.admin import mount_admin
+from app.api.collection_paths import CollectionPaths, with_collection_paths
+from app.api.gate import JSON_PHOTO_BODIES, BodyGuard
+from app.api.paths import API_PREFIX
+from app.api.routes import accounts, audit, collections, events, people, recognition, system
+from app.core.config import Settings, get_settings
+from app.core.errors import install_error_handlers
+from app.core.observability import install_observability, worker_exiting
+from app.service import FaceService
+from app.startup import prepare_deployment
 
 log = logging.getLogger("faceshot")
 

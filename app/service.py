@@ -1,9 +1,9 @@
 """What the routes call: enroll, identify, verify, detect and manage people, one typed result each.
 
 The jobs behind the verbs live in modules of their own: the face pipeline as a request
-runs it (:mod:`app.inference`), the gallery consistency protocol (:mod:`app.gallery_sync`),
-stored photos (:mod:`app.photos`), re-embedding (:mod:`app.reembed`), the read-only queries
-(:mod:`app.crud`) and enrollment warnings (:mod:`app.enrollment_checks`).
+runs it (:mod:`app.inference.runner`), the gallery consistency protocol (:mod:`app.gallery.sync`),
+stored photos (:mod:`app.gallery.photos`), re-embedding (:mod:`app.gallery.reembed`), the read-only queries
+(:mod:`app.gallery.queries`) and enrollment warnings (:mod:`app.gallery.enrollment_checks`).
 """
 
 from __future__ import annotations
@@ -18,31 +18,27 @@ import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import selectinload
 
-from models.calibration import SHOT_CLASSES
-from models.errors import NoFace
-from models.operating_point import OperatingPoint, fixed_operating_point, one_to_one_rate, operating_point
-from models.pipeline import FacePipeline
-from models.prototypes import prototype
-
-from . import audit, crud
-from .accounts import Accounts
-from .admission import InferenceQueue
-from .audit import Actor
-from .core.config import Settings
-from .core.db import Database
-from .embeddings import check_embedding
-from .enrollment_checks import enrollment_warnings
-from .errors import Conflict, NotFound, PersonExists, ValidationFailed
-from .events import EventLog, NewEvent
-from .gallery import Galleries, Gallery, Match
-from .gallery_sync import GallerySync
-from .inference import MAX_FACES_PER_ENROLL, Inference, PreparedFace
-from .inputs import clean_name
-from .models import COLLECTION_PATTERN, DEFAULT_COLLECTION, AdminGrant, ApiKey, Collection, Face, Person, new_id
-from .observability import observe_stages
-from .photos import PhotoStore
-from .reembed import reembed
-from .results import (
+from app.access import audit
+from app.access.accounts import Accounts
+from app.access.audit import Actor
+from app.core.config import Settings
+from app.core.db import Database
+from app.core.errors import Conflict, NotFound, PersonExists, ValidationFailed
+from app.core.inputs import clean_name
+from app.core.observability import observe_stages
+from app.core.tables import COLLECTION_PATTERN, DEFAULT_COLLECTION, AdminGrant, ApiKey, Collection, Face, Person, new_id
+from app.gallery import queries
+from app.gallery.embeddings import check_embedding
+from app.gallery.enrollment_checks import enrollment_warnings
+from app.gallery.index import Galleries, Gallery, Match
+from app.gallery.photos import PhotoStore
+from app.gallery.reembed import reembed
+from app.gallery.sync import GallerySync
+from app.inference.admission import InferenceQueue
+from app.inference.runner import MAX_FACES_PER_ENROLL, Inference, PreparedFace
+from app.live.events import EventLog, NewEvent
+from app.live.webhooks import Webhooks
+from app.recognition.results import (
     Candidate,
     CompareResult,
     DetectResult,
@@ -58,7 +54,11 @@ from .results import (
     PersonRef,
     VerifyResult,
 )
-from .webhooks import Webhooks
+from models.calibration import SHOT_CLASSES
+from models.errors import NoFace
+from models.operating_point import OperatingPoint, fixed_operating_point, one_to_one_rate, operating_point
+from models.pipeline import FacePipeline
+from models.prototypes import prototype
 
 __all__ = ["MAX_FACES_PER_ENROLL", "EnrollResult", "FaceService", "PreparedFace"]
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ class FaceService:
         info = self._operating_info(op)
         gallery = self.galleries.get(collection)
         with self.sessions() as session:
-            people, faces = crud.counts(session, collection)
+            people, faces = queries.counts(session, collection)
         return ModelInfo(
             encoder=self.pipeline.encoder.describe(), threshold=round(op.threshold_for(1), 4),
             threshold_by_support=info.thresholds, threshold_source=info.source,
@@ -186,7 +186,7 @@ class FaceService:
 
     def counts(self) -> dict:
         with self.sessions() as session:
-            people, faces = crud.counts(session)
+            people, faces = queries.counts(session)
         return {"people": people, "faces": faces, "indexed_people": len(self.galleries)}
 
     def readiness(self) -> dict[str, Any]:
@@ -205,7 +205,7 @@ class FaceService:
         if person_id is None:
             return []
         with self.sessions() as session:
-            return [f.vector for f in crud.get_person(session, person_id=person_id, collection=collection).faces]
+            return [f.vector for f in queries.get_person(session, person_id=person_id, collection=collection).faces]
 
     def enrollment_warnings(self, prepared: list[PreparedFace], person_id: str | None = None,
                             collection: str = DEFAULT_COLLECTION) -> list[dict]:
@@ -253,7 +253,7 @@ class FaceService:
         person_id, names = new_id(), self._photo_names(prepared)
 
         def work(session):
-            crud.get_collection(session, collection, lock="share")
+            queries.get_collection(session, collection, lock="share")
             person = Person(id=person_id, name=name, external_id=external_id, meta=metadata or {},
                             collection=collection)
             session.add(person)
@@ -268,7 +268,7 @@ class FaceService:
         """A second enrollment of one person (a script run twice, the README's examples after its curl steps)
         would split their matches between two entries: refused with the existing id, to add photos to."""
         with self.sessions() as session:
-            named = crud.support_of_people_named(session, name=name, collection=collection,
+            named = queries.support_of_people_named(session, name=name, collection=collection,
                                                  encoder_hash=self.pipeline.encoder.content_hash)
         for person_id, support in named.items():
             threshold = self.threshold_for(len(support), None, collection)
@@ -285,13 +285,13 @@ class FaceService:
     def restore_person(self, person_id: str, name: str, external_id: str | None, metadata: dict | None,
                        created_at, faces: list[tuple[str, PreparedFace, Any]],
                        collection: str = DEFAULT_COLLECTION) -> EnrollResult:
-        """A person from an export (:mod:`app.transfer`) with their own ids and dates, all or nothing.
+        """A person from an export (:mod:`app.gallery.transfer`) with their own ids and dates, all or nothing.
 
         No enrollment warnings: the person was enrolled (and warned about) where the export was made. The face ids
         come from the file: one another face has (or a photo file already at its name) is refused before anything
         is written, photos go only where no file is, and a refused write removes only what it wrote.
         """
-        from .inputs import check_metadata, check_text  # the API's rules for text, which an export never met
+        from app.core.inputs import check_metadata, check_text  # the API's rules for text, which an export never met
 
         name = clean_name(name)
         if external_id is not None:
@@ -318,7 +318,7 @@ class FaceService:
                                "was stored.", {"reason": "photo_exists", "file": file_name})
 
         def work(session):
-            crud.get_collection(session, collection, lock="share")
+            queries.get_collection(session, collection, lock="share")
             refuse_taken(session)  # stored meanwhile by another process
             person = Person(id=person_id, name=name, external_id=external_id, meta=metadata or {},
                             collection=collection)
@@ -353,8 +353,8 @@ class FaceService:
         names = self._photo_names(prepared)
 
         def work(session):
-            crud.get_collection(session, collection, lock="share")
-            person = crud.get_person(session, person_id=person_id, collection=collection)
+            queries.get_collection(session, collection, lock="share")
+            person = queries.get_person(session, person_id=person_id, collection=collection)
             audit.record(session, actor, "face.add", collection=collection, target=person_id,
                          details={"name": person.name, "faces": len(prepared)})
             return EnrollResult(person, self._store_faces(session, person, prepared, names), warnings)
@@ -366,7 +366,7 @@ class FaceService:
         name = clean_name(name)
 
         def work(session):
-            crud.get_collection(session, collection, lock="share")
+            queries.get_collection(session, collection, lock="share")
             person = Person(name=name, external_id=external_id, meta=metadata or {}, collection=collection)
             session.add(person)
             session.flush()
@@ -380,8 +380,8 @@ class FaceService:
                       fields: set[str], collection: str = DEFAULT_COLLECTION, actor: Actor | None = None) -> Person:
         """Change the ``fields`` named (a field sent as null is cleared; one not sent is kept)."""
         def work(session):
-            crud.get_collection(session, collection, lock="share")
-            person = crud.get_person(session, person_id=person_id, collection=collection)
+            queries.get_collection(session, collection, lock="share")
+            person = queries.get_person(session, person_id=person_id, collection=collection)
             if "name" in fields:
                 person.name = clean_name(name)
             if "external_id" in fields:
@@ -400,8 +400,8 @@ class FaceService:
         doomed: list[str] = []
 
         def work(session):
-            crud.get_collection(session, collection, lock="share")
-            person = crud.get_person(session, person_id=person_id, collection=collection)
+            queries.get_collection(session, collection, lock="share")
+            person = queries.get_person(session, person_id=person_id, collection=collection)
             doomed.extend(f.image_file for f in person.faces if f.image_file)
             self.photos.doom(session, doomed)
             audit.record(session, actor, "person.delete", collection=collection, target=person_id,
@@ -416,7 +416,7 @@ class FaceService:
         doomed: list[str] = []
 
         def work(session):
-            owner = crud.get_person(session, person_id=person_id, collection=collection)
+            owner = queries.get_person(session, person_id=person_id, collection=collection)
             face = session.get(Face, face_id)
             if face is None or face.person_id != person_id:
                 raise NotFound(f"Person {person_id} has no face {face_id}.", {"face_id": face_id})
@@ -435,18 +435,18 @@ class FaceService:
     def get_person(self, person_id: str, collection: str | None = DEFAULT_COLLECTION) -> Person:
         """The person (None for ``collection``: in whichever collection they are)."""
         with self.sessions() as session:
-            return crud.get_person(session, person_id=person_id, collection=collection)
+            return queries.get_person(session, person_id=person_id, collection=collection)
 
     def list_people(self, search: str | None, limit: int, offset: int,
                     collection: str | None = DEFAULT_COLLECTION) -> tuple[list[Person], int]:
         with self.sessions() as session:
-            return crud.list_people(session, search=search, limit=limit, offset=offset, collection=collection)
+            return queries.list_people(session, search=search, limit=limit, offset=offset, collection=collection)
 
     def face_image(self, person_id: str, face_id: str, collection: str = DEFAULT_COLLECTION) -> tuple[bytes, str]:
         """A face's stored photo and its media type."""
         with self.sessions() as session:
-            crud.get_person(session, person_id=person_id, collection=collection)
-            name, media_type = crud.face_photo(session, person_id=person_id, face_id=face_id)
+            queries.get_person(session, person_id=person_id, collection=collection)
+            name, media_type = queries.face_photo(session, person_id=person_id, face_id=face_id)
         data = self.photos.read(name)
         if data is None:
             raise NotFound("This face's photo is missing from the data directory.", {"face_id": face_id})
@@ -483,11 +483,11 @@ class FaceService:
 
     def list_collections(self) -> list[tuple[Collection, int]]:
         with self.sessions() as session:
-            return crud.collections_with_counts(session)
+            return queries.collections_with_counts(session)
 
     def check_collection(self, name: str) -> None:
         with self.sessions() as session:
-            crud.get_collection(session, name)
+            queries.get_collection(session, name)
 
     def delete_collection(self, name: str, actor: Actor | None = None) -> dict:
         """The collection with exactly its people, faces, embeddings, photos, keys, events, webhooks, admin rights
@@ -500,7 +500,8 @@ class FaceService:
         counts = {}
 
         def work(session):
-            crud.get_collection(session, name, lock="exclusive")  # waits for what is being created in it, then bars it
+            # waits for what is being created in it, then bars it
+            queries.get_collection(session, name, lock="exclusive")
             people = session.scalars(select(Person).where(Person.collection == name)
                                      .options(selectinload(Person.faces))).all()
             touched.update(p.id for p in people)
@@ -528,7 +529,7 @@ class FaceService:
         photos; the external id stays with the original, as it is unique)."""
         if copy:
             with self.sessions() as session:
-                source = crud.get_person(session, person_id=person_id, collection=collection)
+                source = queries.get_person(session, person_id=person_id, collection=collection)
                 prepared = [PreparedFace(embedding=f.vector, box=f.box, det_score=f.det_score, quality={},
                                          image_bytes=self.photos.read(f.image_file) if f.image_file else None,
                                          image_type=f.image_type) for f in source.faces]
@@ -538,8 +539,8 @@ class FaceService:
 
         def work(session):
             for each in sorted({collection, to}):
-                crud.get_collection(session, each, lock="share")
-            person = crud.get_person(session, person_id=person_id, collection=collection)
+                queries.get_collection(session, each, lock="share")
+            person = queries.get_person(session, person_id=person_id, collection=collection)
             person.collection = to
             session.flush()
             audit.record(session, actor, "person.move", collection=collection, target=person_id,
@@ -604,7 +605,7 @@ class FaceService:
         """Is the photo's one face (the only or dominant one, or the one in ``box``) this person?"""
         self.sync(force=True)
         with self.sessions() as session:
-            person = crud.get_person(session, person_id=person_id, collection=collection)
+            person = queries.get_person(session, person_id=person_id, collection=collection)
             embs = [f.vector for f in person.faces if f.encoder_hash == self.pipeline.encoder.content_hash]
             name = person.name
         if not embs:
@@ -619,7 +620,7 @@ class FaceService:
                             stranger_accept_rate=None if rate is None else round(rate, 8))
 
     def client_embedding(self, value, encoder_hash: str | None, field: str = "embedding") -> np.ndarray:
-        """A vector a client sent, accepted only from this service's encoder (:mod:`app.embeddings`)."""
+        """A vector a client sent, accepted only from this service's encoder (:mod:`app.gallery.embeddings`)."""
         encoder = self.pipeline.encoder
         return check_embedding(value, encoder_hash, expected_hash=encoder.content_hash,
                                size=encoder.metadata.embedding_size, field=field)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import os
 
-from .core.config import Settings
-from .core.db import Database, upgrade_database
-from .instance import bind_data_dir
-from .keys import ensure_admin_key
+from app.access.keys import ensure_admin_key
+from app.core.config import Settings
+from app.core.db import Database, upgrade_database
+from app.core.instance import bind_data_dir
 
 log = logging.getLogger(__name__)
 

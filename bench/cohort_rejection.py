@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from bench.last_layer_faces import Experiment, pooled_features
-from models.openset import make_split
+from models.evaluation.openset import make_split
 
 OFF = float("inf")
 

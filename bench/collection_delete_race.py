@@ -37,15 +37,15 @@ def main() -> None:
     try:
         from app.core.tables import ApiKey, Collection, Person, RecognitionEvent, Webhook
     except ImportError:  # a tree before the re-layout
-        from app.models import ApiKey, Collection, Person, RecognitionEvent, Webhook
+        from app.core.tables import ApiKey, Collection, Person, RecognitionEvent, Webhook
     try:
         from app.access.audit import CLI
         from app.access.keys import authenticate, create_key
         from app.live.events import NewEvent
     except ImportError:
-        from app.audit import CLI
-        from app.events import NewEvent
-        from app.keys import authenticate, create_key
+        from app.access.audit import CLI
+        from app.access.keys import authenticate, create_key
+        from app.live.events import NewEvent
 
     data = Path(tempfile.mkdtemp(prefix="faceshot-delete-race-"))
     settings = Settings(data_dir=data, admin_key="bench-admin-key-0123456789",

@@ -24,10 +24,10 @@ import numpy as np
 from sqlalchemy import insert
 
 from app.core.db import Database, upgrade_database
-from app.gallery import Galleries
-from app.gallery_sync import GallerySync
-from app.models import Collection, Face, Person, new_id
-from app.photos import PhotoStore
+from app.core.tables import Collection, Face, Person, new_id
+from app.gallery.index import Galleries
+from app.gallery.photos import PhotoStore
+from app.gallery.sync import GallerySync
 
 DIM = 128
 

@@ -21,7 +21,7 @@ import dlib
 import numpy as np
 
 from models.detection import FaceDetector
-from models.dlib_resnet_assets import dlib_model_path
+from models.encoders.dlib_resnet_assets import dlib_model_path
 from models.imageio import load_image
 
 

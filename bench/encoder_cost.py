@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.detection import FaceDetector  # noqa: E402
+from models.encoders.sources import load_encoder  # noqa: E402
 from models.imageio import load_image  # noqa: E402
-from models.sources import load_encoder  # noqa: E402
 
 
 def timed(fn) -> float:

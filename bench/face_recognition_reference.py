@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.dataset_embeddings import list_image_folder
-from models.dlib_resnet_assets import dlib_model_path
-from models.openset import embedded_photos, run_protocol
+from models.encoders.dlib_resnet_assets import dlib_model_path
+from models.evaluation.dataset_embeddings import list_image_folder
+from models.evaluation.openset import embedded_photos, run_protocol
 
 
 def _shim_pkg_resources() -> None:

@@ -99,7 +99,7 @@ def main() -> int:
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    from app import gallery as current
+    from app.gallery import index as current
 
     versions = {"reference": load_reference(args.ref), "current": current}
     rng = np.random.default_rng(0)

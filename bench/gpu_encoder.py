@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.encoders.sources import load_encoder
 from models.imageio import load_image
 from models.pipeline import FacePipeline
-from models.sources import load_encoder
 
 
 def sync(device):

@@ -84,7 +84,7 @@ def http_latency(photos: Path, n: int, port: int) -> dict:
 
 
 def search_latency(people: int, queries: int, dim: int = 128) -> dict:
-    from app.gallery import Gallery
+    from app.gallery.index import Gallery
 
     rng = np.random.default_rng(0)
     g = Gallery(dim)

@@ -29,11 +29,11 @@ import torch.nn.functional as F
 from PIL import Image
 from pytorch_metric_learning import distances, losses, miners
 
+from models.encoders.sources import dlib_checkpoint
+from models.evaluation.openset import EmbeddedPhotos, calibrate_threshold, run_protocol
 from models.fewshot.backbones import EncoderBackbone
 from models.fewshot.evaluate import gallery_of
 from models.identities import split_identities
-from models.openset import EmbeddedPhotos, calibrate_threshold, run_protocol
-from models.sources import dlib_checkpoint
 
 
 @torch.no_grad()

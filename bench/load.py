@@ -85,7 +85,7 @@ def insert_synthetic(data_dir: Path, n: int, seed: int = 0) -> dict:
 
     from app.core.config import Settings
     from app.core.db import make_engine, upgrade_database
-    from app.models import Face, GalleryState, Person, new_id, utcnow
+    from app.core.tables import Face, GalleryState, Person, new_id, utcnow
     from models.pipeline import FacePipeline
 
     t0 = time.monotonic()

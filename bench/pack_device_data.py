@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.dlib_resnet_assets import dlib_model_path  # noqa: E402
+from models.encoders.dlib_resnet_assets import dlib_model_path  # noqa: E402
 from models.fewshot.datasets.face_chips import CACHE_META  # noqa: E402
 from models.fewshot.datasets.image_folder import ImageFolderDataset
 from models.identities import split_identities  # noqa: E402

@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.calibration import measure  # noqa: E402
-from models.dataset_embeddings import detect_dataset, embed_dataset, list_image_folder  # noqa: E402
-from models.gallery_sweep import gallery_aware  # noqa: E402
+from models.evaluation.dataset_embeddings import detect_dataset, embed_dataset, list_image_folder  # noqa: E402
+from models.evaluation.gallery_sweep import gallery_aware  # noqa: E402
+from models.evaluation.openset import EmbeddedPhotos, embedded_photos, make_split, run_protocol  # noqa: E402
 from models.identities import split_identities  # noqa: E402
-from models.openset import EmbeddedPhotos, embedded_photos, make_split, run_protocol  # noqa: E402
 from models.pipeline import FacePipeline  # noqa: E402
 from models.prototypes import normalise  # noqa: E402
 

@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from app.core.config import Settings
+from app.live.tracking import FaceTracker
+from app.live.watch import watch
+from app.live.watch_local import LocalRecognizer
 from app.main import build_service
 from app.testing.clips import door_clip
-from app.tracking import FaceTracker
-from app.watch import LocalRecognizer, watch
 
 
 def main() -> None:

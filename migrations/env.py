@@ -4,7 +4,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from app.core.config import Settings
-from app.models import Base
+from app.core.tables import Base
 
 config = context.config
 url = config.attributes.get("sqlalchemy_url") or Settings().sqlalchemy_url

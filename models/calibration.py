@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import TrainingError
+from models.errors import TrainingError
 
 SHOT_CLASSES = (1, 2, 3)  # 3 stands for "3 or more photos"
 LOG10_P_MIN = -9.0

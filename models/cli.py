@@ -14,18 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FaceshotError, TrainingError
+from models.errors import FaceshotError, TrainingError
 
 
 def _pipeline(args):
-    from .pipeline import FacePipeline
+    from models.pipeline import FacePipeline
 
     return FacePipeline.from_spec(args.encoder, args.device, fp16=getattr(args, "fp16", False),
                                   sources=getattr(args, "sources", None))
 
 
 def cmd_embed(args) -> int:
-    from .imageio import load_image
+    from models.imageio import load_image
 
     pipe = _pipeline(args)
     out = {"encoder": pipe.encoder.describe(), "images": []}
@@ -48,10 +48,10 @@ def cmd_embed(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .errors import InvalidImage
-    from .imageio import load_image
-    from .operating_point import DEFAULT_TARGET_FAR, one_to_one_rate, one_to_one_threshold
-    from .pipeline import select_one_face
+    from models.errors import InvalidImage
+    from models.imageio import load_image
+    from models.operating_point import DEFAULT_TARGET_FAR, one_to_one_rate, one_to_one_threshold
+    from models.pipeline import select_one_face
 
     for path in (args.a, args.b):  # before the model loads: a mistyped name is told at once
         if not Path(path).is_file():
@@ -95,8 +95,8 @@ def cmd_compare(args) -> int:
 
 def _people(args) -> dict[str, list[str]]:
     """The image folder's people on the chosen side of the identity split (read before any model loads)."""
-    from .dataset_embeddings import list_image_folder
-    from .identities import one_side
+    from models.evaluation.dataset_embeddings import list_image_folder
+    from models.identities import one_side
 
     people = list_image_folder(args.data_dir)
     keep = set(one_side(sorted(people), args.identities, args.val_fraction, args.split_seed))
@@ -105,8 +105,8 @@ def _people(args) -> dict[str, list[str]]:
 
 def _photos(args, pipe, people: dict[str, list[str]] | None = None):
     """The image folder's embeddings, restricted to one side of the identity split, and per-photo latency."""
-    from .dataset_embeddings import embed_dataset
-    from .openset import embedded_photos
+    from models.evaluation.dataset_embeddings import embed_dataset
+    from models.evaluation.openset import embedded_photos
 
     people = people if people is not None else _people(args)
     vectors, millis = embed_dataset(pipe, args.data_dir, people, eval_cache_dir(args), progress=not args.quiet)
@@ -123,7 +123,7 @@ def eval_cache_dir(args) -> Path:
 
 def _calibration_file(args):
     """--calibration's distributions, or None (then the encoder's own are used)."""
-    from .calibration import Calibration
+    from models.calibration import Calibration
 
     if not args.calibration:
         return None
@@ -136,8 +136,8 @@ def _calibration_file(args):
 
 
 def cmd_eval_openset(args) -> int:
-    from .gallery_sweep import fixed, format_sweep, gallery_aware, plot_sweep, sweep
-    from .openset import run_protocol
+    from models.evaluation.gallery_sweep import fixed, format_sweep, gallery_aware, plot_sweep, sweep
+    from models.evaluation.openset import run_protocol
 
     people, cal = _people(args), _calibration_file(args)  # a wrong folder or file is told before the model loads
     pipe = _pipeline(args)
@@ -225,7 +225,7 @@ def plot_dir_far(summary: dict, threshold: dict[int, float], out: str, title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .openset import dir_far_curve
+    from models.evaluation.openset import dir_far_curve
 
     fars = np.logspace(-3, 0, 60)
     fig, ax = plt.subplots(figsize=(6, 4.2))
@@ -249,7 +249,7 @@ def plot_dir_far(summary: dict, threshold: dict[int, float], out: str, title: st
 
 def cmd_calibrate(args) -> int:
     """Impostor and genuine distance distributions of one side of the identity split (what a checkpoint carries)."""
-    from .calibration import measure
+    from models.calibration import measure
 
     people = _people(args)  # a wrong folder is told before the model loads
     pipe = _pipeline(args)
@@ -288,8 +288,8 @@ def calibration_preview(cal, far: float, ks=PREVIEW_K) -> tuple[dict, list[str]]
     """
     from math import sqrt
 
-    from .calibration import FIT_KS, MIN_TAIL_COUNT
-    from .operating_point import operating_point
+    from models.calibration import FIT_KS, MIN_TAIL_COUNT
+    from models.operating_point import operating_point
 
     preview = {}
     for k in ks:
@@ -334,8 +334,8 @@ def _about(n: float) -> str:
 
 def cmd_fuse(args) -> int:
     """Learn an ensemble's member weights and calibration on one side of the identity split; write its manifest."""
-    from .fewshot.fusion import fit_weights, fused_manifest
-    from .pipeline import FacePipeline
+    from models.fewshot.fusion import fit_weights, fused_manifest
+    from models.pipeline import FacePipeline
 
     parts, members, g = [], [], None
     for spec in args.members:
@@ -362,14 +362,14 @@ def cmd_fuse(args) -> int:
 
 def EmbeddedPhotosWithFaces(a, b):  # noqa: N802  (a constructor in all but name)
     """Photos both members found a face in (a photo one member failed counts as no face for the ensemble)."""
-    from .openset import EmbeddedPhotos
+    from models.evaluation.openset import EmbeddedPhotos
 
     return EmbeddedPhotos(a.people, a.embeddings, a.ok & b.ok)
 
 
 def cmd_import_onnx(args) -> int:
     """A local ONNX face model as a faceshot checkpoint (nothing is downloaded)."""
-    from .importers.onnx_model import PRESETS, import_onnx
+    from models.importers.onnx_model import PRESETS, import_onnx
 
     preset = dict(PRESETS[args.preset]) if args.preset else {}
     given = {"input_size": args.input_size, "mean": args.mean, "std": args.std, "channel_order": args.channel_order}
@@ -389,7 +389,7 @@ def cmd_import_onnx(args) -> int:
 
 def cmd_fetch_weights(args) -> int:
     """Weights once into the cache: downloaded where the machine is online, or converted from a local file."""
-    from .sources import IMPORTED, WeightSources, facenet_checkpoint, fetch_imported
+    from models.encoders.sources import IMPORTED, WeightSources, facenet_checkpoint, fetch_imported
 
     sources = getattr(args, "sources", None) or WeightSources()
     if args.name in IMPORTED:
@@ -405,7 +405,7 @@ def cmd_fetch_weights(args) -> int:
 
 
 def _box(text: str) -> tuple[float, float, float, float]:
-    from .pipeline import parse_box
+    from models.pipeline import parse_box
 
     try:
         values = parse_box(text)

@@ -3,7 +3,7 @@
 Networks are trained on faces cropped one particular way. dlib's ResNet (and our own
 fine-tuned checkpoints) expect the five landmarks on a template; FaceNet and HSE's faceres
 were trained on MTCNN boxes grown by a margin and stretched to a square input. The
-checkpoint's ``crop`` says which (``models.checkpoint.EncoderMetadata``).
+checkpoint's ``crop`` says which (``models.encoders.checkpoint.EncoderMetadata``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .alignment import align_faces
+from models.alignment import align_faces
 
 
 def box_chip(image: np.ndarray, box: np.ndarray, margin: float, size: int) -> np.ndarray:

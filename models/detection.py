@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from .device import pick_device
+from models.device import pick_device
 
 # MTCNN landmark order: left eye, right eye, nose tip, left mouth corner, right mouth corner
 # ("left" as seen in the image).

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .calibration import SHOT_CLASSES, Calibration, shot_class
+from models.calibration import SHOT_CLASSES, Calibration, shot_class
 
 DEFAULT_TARGET_FAR = 0.01
 # Below this expected recognition rate the target "names almost nobody": say so, and what helps.

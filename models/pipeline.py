@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .boxes import iou
-from .detection import DetectedFace, FaceDetector
-from .encoder import Encoder
-from .errors import FaceNotFoundInBox, MultipleFaces, NoFace
-from .imageio import load_image
+from models.boxes import iou
+from models.detection import DetectedFace, FaceDetector
+from models.encoders.encoder import Encoder
+from models.errors import FaceNotFoundInBox, MultipleFaces, NoFace
+from models.imageio import load_image
 
 
 @dataclass
@@ -53,8 +53,9 @@ class FacePipeline:
     @classmethod
     def from_spec(cls, encoder: str | None = None, device: str | None = None, *, fp16: bool = False,
                   sources=None) -> FacePipeline:
-        """``sources``: a :class:`models.sources.WeightSources` (default: the package's dlib, ~/.cache/faceshot)."""
-        from .sources import load_encoder
+        """``sources``: a :class:`models.encoders.sources.WeightSources` (default: the package's dlib,
+        ~/.cache/faceshot)."""
+        from models.encoders.sources import load_encoder
 
         return cls(load_encoder(encoder, device, fp16=fp16, sources=sources))
 

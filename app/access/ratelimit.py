@@ -15,7 +15,7 @@ from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from .errors import RateLimited, ValidationFailed
+from app.core.errors import RateLimited, ValidationFailed
 
 
 def _parse(spec: str, setting: str) -> list[RateLimitItem]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from . import api, pages
+from app.admin import api, pages
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "admin"
 

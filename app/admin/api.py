@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile, status
 from fastapi.responses import JSONResponse
 
-from ..api.deps import InferenceSlot, ServiceDep, parse_box, read_upload
-from ..errors import ValidationFailed
-from ..inference import MAX_FACES_PER_ENROLL
-from ..inputs import parse_metadata
-from .auth import AdminRoute, AdminWrite, actor_of
-from .scope import current_collection, person_collection
+from app.admin.auth import AdminRoute, AdminWrite, actor_of
+from app.admin.scope import current_collection, person_collection
+from app.api.deps import InferenceSlot, ServiceDep, parse_box, read_upload
+from app.core.errors import ValidationFailed
+from app.core.inputs import parse_metadata
+from app.inference.runner import MAX_FACES_PER_ENROLL
 
 router = APIRouter(prefix="/admin/api", route_class=AdminRoute, include_in_schema=False)
 

@@ -10,12 +10,11 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 
+from app.admin.render import error_page, wants_html
+from app.admin.session import COOKIE, AdminSession, SessionSigner
+from app.api.gate import GatedRoute, before_body
+from app.core.errors import error_response
 from models.errors import FaceshotError
-
-from ..api.gate import GatedRoute, before_body
-from ..errors import error_response
-from .render import error_page, wants_html
-from .session import COOKIE, AdminSession, SessionSigner
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
@@ -153,7 +152,7 @@ def safe_next(target: str | None) -> str:
 
 def actor_of(request: Request, session: AdminSession):
     """Who the audit log says made a change on the admin page: the account, the signed-in key, or the password."""
-    from ..audit import PASSWORD, Actor
+    from app.access.audit import PASSWORD, Actor
 
     if session.by == "password":
         return PASSWORD

@@ -16,16 +16,10 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from PIL import Image
 
-from models.errors import FaceshotError
-
-from .. import keys
-from ..api.deps import ServiceDep, client_address
-from ..errors import Forbidden, NotFound, TryLater, Unauthorized, ValidationFailed
-from ..events import event_dict
-from ..inputs import parse_metadata
-from .auth import Admin, AdminRoute, AdminWrite, actor_of, safe_next, signer
-from .render import render
-from .scope import (
+from app.access import keys
+from app.admin.auth import Admin, AdminRoute, AdminWrite, actor_of, safe_next, signer
+from app.admin.render import render
+from app.admin.scope import (
     COLLECTION_COOKIE,
     all_collections,
     current_collection,
@@ -34,7 +28,12 @@ from .scope import (
     require,
     visible_collections,
 )
-from .session import COOKIE, LOGIN_COOKIE
+from app.admin.session import COOKIE, LOGIN_COOKIE
+from app.api.deps import ServiceDep, client_address
+from app.core.errors import Forbidden, NotFound, TryLater, Unauthorized, ValidationFailed
+from app.core.inputs import parse_metadata
+from app.live.events import event_dict
+from models.errors import FaceshotError
 
 PAGE_SIZE = 24
 

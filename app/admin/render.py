@@ -10,10 +10,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from app.admin.scope import current_collection, visible_collections
+from app.core.tables import as_utc
 from models.errors import FaceshotError
-
-from ..models import as_utc
-from .scope import current_collection, visible_collections
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates" / "admin")
 

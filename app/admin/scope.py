@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from ..errors import Forbidden, NotFound
-from ..models import DEFAULT_COLLECTION
-from .session import AdminSession
+from app.admin.session import AdminSession
+from app.core.errors import Forbidden, NotFound
+from app.core.tables import DEFAULT_COLLECTION
 
 COLLECTION_COOKIE = "faceshot_admin_collection"
 COLLECTION_HEADER = "X-Faceshot-Collection"  # what the page's script sends: the collection the page showed

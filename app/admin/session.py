@@ -28,10 +28,10 @@ from pathlib import Path
 from sqlalchemy import delete, update
 from sqlalchemy.orm import sessionmaker
 
-from ..accounts import rights_of
-from ..core.config import Settings
-from ..models import AdminAccount, ApiKey
-from ..models import AdminSignIn as SessionRow
+from app.access.accounts import rights_of
+from app.core.config import Settings
+from app.core.tables import AdminAccount, ApiKey
+from app.core.tables import AdminSignIn as SessionRow
 
 COOKIE = "faceshot_admin"
 LOGIN_COOKIE = "faceshot_admin_login"  # double-submit token for the sign-in form (no session yet)

@@ -14,10 +14,10 @@ import copy
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import error_response
-from ..models import COLLECTION_PATTERN
-from .paths import API_PREFIX as PREFIX
-from .paths import COLLECTION_SCOPE, SCOPED
+from app.api.paths import API_PREFIX as PREFIX
+from app.api.paths import COLLECTION_SCOPE, SCOPED
+from app.core.errors import error_response
+from app.core.tables import COLLECTION_PATTERN
 
 _PATH = re.compile(rf"^{PREFIX}/collections/([^/]+)/({'|'.join(SCOPED)})(/.*)?$")
 

@@ -12,17 +12,16 @@ import anyio
 from fastapi import Depends, Request, Security, UploadFile
 from fastapi.security import APIKeyHeader
 
+from app.access.keys import authenticate
+from app.api.gate import before_body
+from app.api.paths import COLLECTION_SCOPE
+from app.core.errors import Unauthorized, ValidationFailed
+from app.core.tables import DEFAULT_COLLECTION, ApiKey
+from app.inference.admission import Slot
+from app.service import FaceService
 from models.errors import ImageTooLarge, InvalidImage
 from models.imageio import size_text
 from models.pipeline import parse_box as read_box
-
-from ..admission import Slot
-from ..errors import Unauthorized, ValidationFailed
-from ..keys import authenticate
-from ..models import DEFAULT_COLLECTION, ApiKey
-from ..service import FaceService
-from .gate import before_body
-from .paths import COLLECTION_SCOPE
 
 API_KEY_HEADER = "X-API-Key"
 api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="An admin or recognition key")

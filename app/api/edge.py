@@ -48,7 +48,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 @cache
 def _limits() -> tuple[float, int, tuple]:
     """(header timeout, connections per address, exempt networks), read once per worker from its settings."""
-    from .core.config import get_settings
+    from app.core.config import get_settings
 
     settings = get_settings()
     trusted = os.environ.get("FORWARDED_ALLOW_IPS", "")

@@ -28,19 +28,18 @@ from starlette.datastructures import FormData, Headers
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.exceptions import HTTPException
 
-from models.errors import ImageTooLarge, InvalidImage
-from models.imageio import size_text
-
-from ..errors import (
+from app.core.errors import (
     InvalidMultipart,
     TooManyImages,
     UnsupportedMediaType,
     ValidationFailed,
     error_response,
 )
-from ..inference import MAX_FACES_PER_ENROLL
-from ..inputs import strict_json, text_problem
-from ..schemas import error_responses
+from app.core.inputs import strict_json, text_problem
+from app.core.schemas import error_responses
+from app.inference.runner import MAX_FACES_PER_ENROLL
+from models.errors import ImageTooLarge, InvalidImage
+from models.imageio import size_text
 
 MAX_FORM_FIELDS = 32
 MAX_FORM_FIELD_BYTES = 64 * 1024

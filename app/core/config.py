@@ -40,7 +40,7 @@ class ModelSettings(BaseSettings):
     encoder_runtime: Literal["auto", "torch", "onnx"] = "auto"
 
     def weight_sources(self):
-        from models.sources import WeightSources
+        from models.encoders.sources import WeightSources
 
         return WeightSources(cache_dir=self.model_cache, offline=self.offline, dlib_dir=self.dlib_model_dir,
                              runtime=self.encoder_runtime)
@@ -154,12 +154,12 @@ class Settings(ModelSettings):
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     def effective_torch_threads(self) -> int:
-        from ..threads import threads_per_worker
+        from app.core.threads import threads_per_worker
 
         return threads_per_worker(self.workers, self.torch_threads)
 
     def effective_inference_slots(self) -> int:
-        from ..threads import slots_per_worker
+        from app.core.threads import slots_per_worker
 
         return slots_per_worker(self.workers, self.effective_torch_threads(), self.inference_slots)
 

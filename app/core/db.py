@@ -68,7 +68,7 @@ def begin_write(sessions: sessionmaker) -> Iterator[Session]:
     SQLite otherwise starts the transaction at the first INSERT, so a check read before it (does the collection
     still exist?) could be stale by the time the row is written: a collection deleted meanwhile kept the rows
     created in it. ``BEGIN IMMEDIATE`` makes check and write one step (SQLite has one writer anyway). PostgreSQL
-    takes row locks instead (:func:`app.crud.get_collection`'s ``lock``).
+    takes row locks instead (:func:`app.gallery.queries.get_collection`'s ``lock``).
     """
     with sessions.begin() as session:
         if session.get_bind().dialect.name == "sqlite":
@@ -113,7 +113,7 @@ class Database:
     def check_writable(self) -> None:
         """Refuse a write into a SQLite file that was removed or replaced under the running service: it would go
         into a ghost inode no restart sees again, and be acknowledged."""
-        from ..errors import StorageUnavailable
+        from app.core.errors import StorageUnavailable
 
         if problem := self.file_problem():
             raise StorageUnavailable("The database file was removed or replaced while the service ran; nothing was "

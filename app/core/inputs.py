@@ -12,7 +12,7 @@ import math
 import unicodedata
 from typing import Any
 
-from .errors import ValidationFailed
+from app.core.errors import ValidationFailed
 
 MAX_NAME_LENGTH = 200
 MAX_METADATA_BYTES = 16 * 1024

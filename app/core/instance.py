@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from .models import DeploymentIdentity, Face
+from app.core.tables import DeploymentIdentity, Face
 
 log = logging.getLogger(__name__)
 IDENTITY_FILE = "instance_id"

@@ -31,8 +31,8 @@ from prometheus_client import (
     multiprocess,
 )
 
-from .api.paths import API_PREFIX, COLLECTION_SCOPE
-from .errors import error_response
+from app.api.paths import API_PREFIX, COLLECTION_SCOPE
+from app.core.errors import error_response
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # a client's id is echoed and logged only when it is short and plain (no log injection)

@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from .inputs import MAX_METADATA_BYTES, check_metadata
-from .models import COLLECTION_PATTERN, Face, Person, as_utc
-from .openapi_examples import EXAMPLES
+from app.core.inputs import MAX_METADATA_BYTES, check_metadata
+from app.core.openapi_examples import EXAMPLES
+from app.core.tables import COLLECTION_PATTERN, Face, Person, as_utc
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EncoderMismatch, ValidationFailed
-from .inputs import strict_json
+from app.core.errors import EncoderMismatch, ValidationFailed
+from app.core.inputs import strict_json
 
 
 def parse_embeddings(raw: Any, field: str) -> list[Any]:

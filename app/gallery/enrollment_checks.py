@@ -6,10 +6,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from app.gallery.index import Gallery
+from app.inference.runner import PreparedFace
 from models.prototypes import prototype
-
-from .gallery import Gallery
-from .inference import PreparedFace
 
 # The photo hints the admin page shows before saving (models.detection.quality_hints), as enrollment warnings.
 QUALITY_WARNINGS = (

@@ -13,7 +13,7 @@ A row left over therefore names a file of an interrupted write. A failed write r
 never one a stored face refers to (:meth:`PhotoStore.abandon`). The sweep moves an
 uncommitted upload into ``quarantine/`` (kept :data:`QUARANTINE_DAYS` days) and removes the
 file of a committed deletion, and refuses to run at all unless the data directory and the
-database carry the same instance id (:mod:`app.instance`).
+database carry the same instance id (:mod:`app.core.instance`).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from .errors import Conflict, InsufficientStorage, StorageUnavailable
-from .models import Face, PhotoJournal, as_utc
+from app.core.errors import Conflict, InsufficientStorage, StorageUnavailable
+from app.core.tables import Face, PhotoJournal, as_utc
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class PhotoStore:
         """Settle what interrupted writes left: only files a journal row names, only on the database
         this data directory belongs to, and uploads younger than ``min_age_s`` are left alone (they
         may belong to a write in flight in another worker)."""
-        from .instance import binding_problem
+        from app.core.instance import binding_problem
 
         problem = binding_problem(data_dir, self.sessions)
         if problem:

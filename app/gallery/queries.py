@@ -6,9 +6,9 @@ import numpy as np
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from .errors import NotFound
-from .inputs import like_pattern
-from .models import Collection, Face, GalleryChange, GalleryState, Person
+from app.core.errors import NotFound
+from app.core.inputs import like_pattern
+from app.core.tables import Collection, Face, GalleryChange, GalleryState, Person
 
 CHUNK = 500  # ids per IN (...) list: well under every database's parameter limit
 

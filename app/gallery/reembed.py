@@ -13,13 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from app.core.tables import Face
+from app.gallery import queries
+from app.gallery.photos import PhotoStore
+from app.gallery.sync import GallerySync
+from app.inference.runner import Inference, PreparedFace
 from models.errors import FaceshotError
-
-from . import crud
-from .gallery_sync import GallerySync
-from .inference import Inference, PreparedFace
-from .models import Face
-from .photos import PhotoStore
 
 
 def reembed(sync: GallerySync, inference: Inference, photos: PhotoStore, *, delete_unrecoverable: bool = False,
@@ -27,7 +26,7 @@ def reembed(sync: GallerySync, inference: Inference, photos: PhotoStore, *, dele
     """What was stale, re-made, deleted, and which faces could not be re-made (with why)."""
     current = sync.encoder_hash
     with sync.sessions() as session:
-        stale = crud.stale_faces(session, encoder_hash=current)
+        stale = queries.stale_faces(session, encoder_hash=current)
     remade: dict[str, PreparedFace] = {}
     unrecoverable: list[dict[str, Any]] = []
     for face_id, person_id, box, image_file in progress(stale) if progress else stale:

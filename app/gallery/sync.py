@@ -17,15 +17,14 @@ from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
+from app.core.db import Database, begin_write
+from app.core.errors import Conflict, NotFound, ServiceUnavailable, database_error
+from app.core.faults import crash_point
+from app.core.tables import DEFAULT_COLLECTION, GalleryChange, GalleryState
+from app.gallery import queries
+from app.gallery.index import Galleries, Gallery
+from app.gallery.photos import PhotoStore
 from models.errors import FaceshotError
-
-from . import crud
-from .core.db import Database, begin_write
-from .errors import Conflict, NotFound, ServiceUnavailable, database_error
-from .faults import crash_point
-from .gallery import Galleries, Gallery
-from .models import DEFAULT_COLLECTION, GalleryChange, GalleryState
-from .photos import PhotoStore
 
 DEADLOCK_RETRIES = 3
 
@@ -72,8 +71,8 @@ class GallerySync:
     def reload(self) -> None:
         """Rebuild the index from the database (start-up, or the version went where it cannot be followed)."""
         with self.sessions() as session:
-            version = crud.gallery_version(session)
-            rows = crud.all_support(session, encoder_hash=self.encoder_hash)
+            version = queries.gallery_version(session)
+            rows = queries.all_support(session, encoder_hash=self.encoder_hash)
         # one buffer, one view: 10^6 rows without 10^6 small arrays
         embeddings = np.frombuffer(b"".join(r.embedding for r in rows), dtype="<f4").reshape(-1, self.galleries.dim)
         # each face row carries its person's collection (a person without faces is in no index)
@@ -82,7 +81,7 @@ class GallerySync:
         self.galleries.version = version
 
     def _support_sets(self, session, person_ids):
-        return crud.support_sets(session, person_ids=person_ids, encoder_hash=self.encoder_hash,
+        return queries.support_sets(session, person_ids=person_ids, encoder_hash=self.encoder_hash,
                                  dim=self.galleries.dim)
 
     def _apply(self, refreshed: dict[str, tuple[str, np.ndarray, str] | None]) -> None:
@@ -101,7 +100,7 @@ class GallerySync:
             self._last_check = now
             try:
                 with self.sessions() as session:
-                    version = crud.gallery_version(session)
+                    version = queries.gallery_version(session)
                     local = self.galleries.version
                     if version == local:
                         return
@@ -109,7 +108,7 @@ class GallerySync:
                         refreshed = None
                     else:
                         # Version first, then the rows: what is read is at least as new as `version`.
-                        touched = crud.touched_since(session, after=local, up_to=version)
+                        touched = queries.touched_since(session, after=local, up_to=version)
                         refreshed = self._support_sets(session, touched)
             except OperationalError as exc:
                 raise ServiceUnavailable("The database is unreachable.") from exc
@@ -123,7 +122,7 @@ class GallerySync:
         """Run ``work(session)`` in one transaction that bumps the gallery version, then update the index.
 
         ``new_photos`` are the stored-photo names ``work`` writes: journalled before the
-        transaction, settled in it, removed if it fails (:mod:`app.photos`). A deadlock (PostgreSQL chose this
+        transaction, settled in it, removed if it fails (:mod:`app.gallery.photos`). A deadlock (PostgreSQL chose this
         transaction to break one) is tried again, a few times, from the start.
         """
         new_photos = list(new_photos)
@@ -142,7 +141,7 @@ class GallerySync:
                     self.photos.settle(session, new_photos)
                     session.execute(update(GalleryState).where(GalleryState.id == 1)
                                     .values(version=GalleryState.version + 1))
-                    new_version = crud.gallery_version(session)
+                    new_version = queries.gallery_version(session)
                     session.add_all(GalleryChange(version=new_version, person_id=p) for p in touched or ())
                     session.flush()
                     refreshed = self._support_sets(session, touched or ())
@@ -170,7 +169,7 @@ class GallerySync:
     def check_encoder_matches_stored(self) -> None:
         """Refuse to serve embeddings made by another encoder (they would be silently wrong)."""
         with self.sessions() as session:
-            other = crud.other_encoders(session, encoder_hash=self.encoder_hash)
+            other = queries.other_encoders(session, encoder_hash=self.encoder_hash)
         if other:
             raise RuntimeError(
                 f"The database holds {sum(n for _, n in other)} face embeddings made by another encoder "

@@ -45,14 +45,13 @@ from pydantic import Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from app.access.audit import CLI
+from app.core.errors import Conflict, ValidationFailed
+from app.core.inputs import check_metadata, check_text, clean_name
+from app.core.schemas import _Strict
+from app.core.tables import COLLECTION_PATTERN, DEFAULT_COLLECTION, Face, Person
+from app.inference.runner import PreparedFace, image_type
 from models.errors import FaceshotError
-
-from .audit import CLI
-from .errors import Conflict, ValidationFailed
-from .inference import PreparedFace, image_type
-from .inputs import check_metadata, check_text, clean_name
-from .models import COLLECTION_PATTERN, DEFAULT_COLLECTION, Face, Person
-from .schemas import _Strict
 
 FORMAT = "faceshot-export"
 VERSION = 1

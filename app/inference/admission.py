@@ -12,7 +12,7 @@ import math
 import threading
 import time
 
-from .errors import Overloaded
+from app.core.errors import Overloaded
 
 
 class InferenceQueue:

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from app.core.config import Settings
+from app.core.errors import DecodeTimeout, Overloaded, ValidationFailed
+from app.core.observability import observe_stages
 from models.imageio import load_image_within
 from models.pipeline import FacePipeline, Timings, select_one_face
-
-from .core.config import Settings
-from .errors import DecodeTimeout, Overloaded, ValidationFailed
-from .observability import observe_stages
 
 MAX_FACES_PER_ENROLL = 10
 IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
@@ -61,7 +60,7 @@ class Inference:
         on_gpu = getattr(getattr(pipeline.encoder, "device", None), "type", "cpu") == "cuda"
         self.batcher = None
         if settings.micro_batch == "on" or (settings.micro_batch == "auto" and on_gpu):
-            from .batching import EmbedBatcher
+            from app.inference.batching import EmbedBatcher
 
             self.batcher = EmbedBatcher(pipeline.encoder, wait_ms=settings.micro_batch_wait_ms,
                                         max_faces=settings.micro_batch_max_faces)

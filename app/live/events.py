@@ -4,7 +4,7 @@ An event is written by ``faceshot watch`` (in-process, or through ``POST /api/v1
 per tracked face. Privacy by default: a face crop is kept only when FACESHOT_EVENT_FACES is on,
 and an unknown face's only when FACESHOT_EVENT_UNKNOWN_FACES is on too; events older than
 FACESHOT_EVENT_RETENTION_DAYS are deleted (at start, hourly, and as events arrive). Each new
-event is queued for every webhook in the same transaction (:mod:`app.webhooks`), so a delivery
+event is queued for every webhook in the same transaction (:mod:`app.live.webhooks`), so a delivery
 is never lost between the two.
 """
 
@@ -18,15 +18,14 @@ from PIL import Image
 from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
 
+from app.core.config import Settings
+from app.core.db import Database, begin_write
+from app.core.errors import NotFound, ValidationFailed, database_error
+from app.core.inputs import clean_label
+from app.core.spreadsheet import csv_document
+from app.core.tables import DEFAULT_COLLECTION, Person, RecognitionEvent, Webhook, WebhookDelivery, as_utc, new_id
+from app.gallery import queries
 from models.imageio import load_image
-
-from . import crud
-from .core.config import Settings
-from .core.db import Database, begin_write
-from .errors import NotFound, ValidationFailed, database_error
-from .inputs import clean_label
-from .models import DEFAULT_COLLECTION, Person, RecognitionEvent, Webhook, WebhookDelivery, as_utc, new_id
-from .spreadsheet import csv_document
 
 CSV_FIELDS = ("id", "time", "source", "person_id", "person_name", "distance", "threshold", "frames", "duration_s")
 
@@ -108,7 +107,7 @@ class EventLog:
 
     def _record(self, new: NewEvent, when: datetime, crop: bytes | None) -> RecognitionEvent:
         with begin_write(self.sessions) as session:
-            crud.get_collection(session, new.collection, lock="share")  # not in a collection being deleted
+            queries.get_collection(session, new.collection, lock="share")  # not in a collection being deleted
             name = None
             if new.person_id is not None:
                 person = session.get(Person, new.person_id)
@@ -174,7 +173,7 @@ class EventLog:
         """A page of a collection's events, newest first, and how many match."""
         with self.sessions() as session:
             q = self._filtered(select(RecognitionEvent), collection, person_id, source, since, until, unknown)
-            return crud.page(session, q, RecognitionEvent.time.desc(), RecognitionEvent.id, limit=limit,
+            return queries.page(session, q, RecognitionEvent.time.desc(), RecognitionEvent.id, limit=limit,
                              offset=offset)
 
     def csv(self, *, collection=DEFAULT_COLLECTION, **filters) -> str:

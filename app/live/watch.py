@@ -2,16 +2,16 @@
 
 Frames are read with OpenCV (already a dependency of the detector; its wheels carry FFmpeg, so
 RTSP, HTTP streams, webcams and files all open the same way, and PyAV would be a second FFmpeg),
-sampled at ``fps``, and their faces followed by :class:`app.tracking.FaceTracker`. When a track
+sampled at ``fps``, and their faces followed by :class:`app.live.tracking.FaceTracker`. When a track
 closes, its best frames decide who it was, against the gallery and its calibrated threshold,
-and one event is recorded: in-process (:class:`app.watch_local.LocalRecognizer`, the service's own
+and one event is recorded: in-process (:class:`app.live.watch_local.LocalRecognizer`, the service's own
 database) or through a faceshot server (:class:`RemoteRecognizer`: ``/embed`` per frame, ``/identify``
 with the track's embedding, ``POST /events``). A stream that drops is reopened with backoff (or, with
 ``reconnect=False``, ends the watch with :class:`SourceLost`); a file ends.
 
 This module imports no torch and no face pipeline, so a door PC runs ``faceshot watch --server`` from the
 light install (requirements-watch.txt); the in-process recognizer, which needs the pipeline, is in
-:mod:`app.watch_local`.
+:mod:`app.live.watch_local`.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from .errors import NotFound, ServiceUnavailable, ValidationFailed
-from .events import NewEvent
-from .tracking import FaceTracker, Observation, Track, quality_score
+from app.core.errors import NotFound, ServiceUnavailable, ValidationFailed
+from app.live.events import NewEvent
+from app.live.tracking import FaceTracker, Observation, Track, quality_score
 
 log = logging.getLogger(__name__)
 CROP_SIZE = 160
@@ -38,15 +38,6 @@ CROP_SIZE = 160
 
 class SourceLost(ServiceUnavailable):
     """A camera stream that cannot be opened or stopped sending frames, when it is not to be reopened."""
-
-
-def __getattr__(name: str):
-    # LocalRecognizer needs the face pipeline (torch): imported on first use, so `import app.watch` stays light
-    if name == "LocalRecognizer":
-        from .watch_local import LocalRecognizer
-
-        return LocalRecognizer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -83,7 +74,7 @@ class RemoteRecognizer:
     """A faceshot server does the work: ``url`` and a recognition key (app/client.py)."""
 
     def __init__(self, url: str, key: str, send_faces: bool = False, collection: str | None = None):
-        from .client import FaceshotClient
+        from app.client import FaceshotClient
 
         self.client = FaceshotClient(url, key, collection=collection)
         self.keeps_crops = send_faces

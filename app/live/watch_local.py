@@ -1,16 +1,16 @@
 """The in-process recognizer of ``faceshot watch`` (no ``--server``): this process's pipeline, gallery and event log.
 
-Apart from :mod:`app.watch` because it needs the face pipeline (torch); ``watch --server`` does not.
+Apart from :mod:`app.live.watch` because it needs the face pipeline (torch); ``watch --server`` does not.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .events import NewEvent
-from .models import DEFAULT_COLLECTION
-from .tracking import Observation, quality_score
-from .watch import Decision, crop_around
+from app.core.tables import DEFAULT_COLLECTION
+from app.live.events import NewEvent
+from app.live.tracking import Observation, quality_score
+from app.live.watch import Decision, crop_around
 
 
 class LocalRecognizer:
@@ -33,8 +33,8 @@ class LocalRecognizer:
 
     def record(self, event: NewEvent) -> dict:
         """The event stored, as the API shows it (the same JSON as a server's, for the output)."""
-        from .events import event_dict
-        from .schemas import EventOut
+        from app.core.schemas import EventOut
+        from app.live.events import event_dict
 
         event.collection = self.collection
         return EventOut.model_validate(event_dict(self.service.record_event(event))).model_dump(mode="json")

@@ -1,6 +1,6 @@
 """Webhooks: each recognition event POSTed to every registered URL, signed, retried, never in recognition's way.
 
-A delivery row is queued with its event (:mod:`app.events`); a background thread per worker sends what is due,
+A delivery row is queued with its event (:mod:`app.live.events`); a background thread per worker sends what is due,
 claiming each row first (a conditional UPDATE and a 90 s lease, so two workers never send one delivery twice), and
 retries a failure after 1 s, 2 s, 4 s… (at most 5 min) until FACESHOT_WEBHOOK_MAX_ATTEMPTS, then marks it
 ``failed``. Up to :data:`CONCURRENCY` deliveries are in flight at once, one per webhook and at most half of them one
@@ -43,12 +43,13 @@ import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
-from . import audit, crud
-from .core.config import WEBHOOK_LEASE_MARGIN_S, WEBHOOK_LEASE_S, Settings
-from .core.db import begin_write
-from .errors import Conflict, NotFound, ValidationFailed
-from .events import event_dict
-from .models import DEFAULT_COLLECTION, RecognitionEvent, Webhook, WebhookDelivery
+from app.access import audit
+from app.core.config import WEBHOOK_LEASE_MARGIN_S, WEBHOOK_LEASE_S, Settings
+from app.core.db import begin_write
+from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.tables import DEFAULT_COLLECTION, RecognitionEvent, Webhook, WebhookDelivery
+from app.gallery import queries
+from app.live.events import event_dict
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=WEBHOOK_LEASE_S)  # a claimed delivery is one worker's for this long (see config)
@@ -230,7 +231,7 @@ class Webhooks:
         with begin_write(self.sessions) as session:
             # the collection's row locked (PostgreSQL; SQLite's write lock comes first): two registrations at once
             # cannot both pass the cap, and none lands in a collection being deleted
-            crud.get_collection(session, collection, lock="exclusive")
+            queries.get_collection(session, collection, lock="exclusive")
             hook = Webhook(url=url, secret=secret, collection=collection)
             session.add(hook)
             session.flush()

@@ -12,7 +12,7 @@ from torch import nn
 
 
 def _dlib_resnet() -> nn.Module:
-    from .dlib_resnet import DlibResNet
+    from models.encoders.dlib_resnet import DlibResNet
 
     return DlibResNet()
 
@@ -24,13 +24,13 @@ def _inception_resnet_v1() -> nn.Module:
 
 
 def _tfjs_graph(config: dict) -> nn.Module:
-    from .importers.tfjs_graph import TfjsGraphNet
+    from models.encoders.tfjs_net import TfjsGraphNet
 
     return TfjsGraphNet(config)
 
 
 def _onnx(config: dict) -> nn.Module:
-    from .importers.onnx_model import OnnxNet
+    from models.encoders.onnx_net import OnnxNet
 
     return OnnxNet(config)
 
@@ -38,14 +38,14 @@ def _onnx(config: dict) -> nn.Module:
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "dlib_resnet_v1": _dlib_resnet,
     "inception_resnet_v1": _inception_resnet_v1,
-    "tfjs_graph": _tfjs_graph,  # a TF.js graph model, interpreted in torch (models/importers/tfjs_graph.py)
-    "onnx": _onnx,  # an ONNX model run by ONNX Runtime (models/importers/onnx_model.py)
+    "tfjs_graph": _tfjs_graph,  # a TF.js graph model, interpreted in torch (models/encoders/tfjs_net.py)
+    "onnx": _onnx,  # an ONNX model run by ONNX Runtime (models/encoders/onnx_net.py)
 }
 
 
 def build(name: str, config: dict | None = None) -> nn.Module:
     """The network ``name`` names; ``config`` (a checkpoint's ``architecture_config``) for those that need one."""
-    from .errors import CheckpointError
+    from models.errors import CheckpointError
 
     try:
         factory = ARCHITECTURES[name]

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError
+from models.errors import CheckpointError
 
 FORMAT = "faceshot-encoder/1"
 
@@ -93,7 +93,7 @@ class EncoderMetadata:
         if meta.channel_order not in ("rgb", "bgr"):
             raise CheckpointError(f"channel_order must be 'rgb' or 'bgr', not {meta.channel_order!r}.")
         if meta.calibration is not None:
-            from .calibration import Calibration
+            from models.calibration import Calibration
 
             try:
                 Calibration.from_dict(meta.calibration)

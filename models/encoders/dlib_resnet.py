@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dlib_format import DlibNet, read_dlib_net
+from models.encoders.dlib_format import DlibNet, read_dlib_net
 
 INPUT_SIZE = 150
 EMBEDDING_SIZE = 128

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from .errors import WeightsUnavailable
+from models.errors import WeightsUnavailable
 
 DLIB_RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 

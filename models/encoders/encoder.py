@@ -8,11 +8,11 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from .architectures import build
-from .calibration import Calibration
-from .checkpoint import EncoderCheckpoint, EncoderMetadata
-from .device import pick_device
-from .errors import CheckpointError
+from models.calibration import Calibration
+from models.device import pick_device
+from models.encoders.architectures import build
+from models.encoders.checkpoint import EncoderCheckpoint, EncoderMetadata
+from models.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class Encoder:
     # Work ------------------------------------------------------------------------------
     def chips(self, image: np.ndarray, faces) -> np.ndarray:
         """This encoder's input chips of ``faces`` (``DetectedFace``s), by its checkpoint's crop rule."""
-        from .crops import face_chips
+        from models.crops import face_chips
 
         return face_chips(image, faces, self.metadata.crop, self.template, self.input_size)
 
@@ -167,7 +167,7 @@ def _onnx_twin(model: torch.nn.Module, meta: EncoderMetadata) -> torch.nn.Module
     agree to ~1e-6, tests/models/test_onnx_encoder.py)."""
     twin = _twins.get(meta.content_hash)
     if twin is None:
-        from .importers.onnx_model import onnx_twin
+        from models.encoders.onnx_net import onnx_twin
 
         twin = _twins[meta.content_hash] = onnx_twin(model, meta.input_size)
     return twin

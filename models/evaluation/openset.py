@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import TrainingError
-from .prototypes import normalise, prototypes
+from models.errors import TrainingError
+from models.prototypes import normalise, prototypes
 
 MAX_QUERIES_PER_PERSON = 10
 MAX_STRANGER_PHOTOS = 2

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..architectures import build
-from ..checkpoint import EncoderCheckpoint, EncoderMetadata
+from models.encoders.architectures import build
+from models.encoders.checkpoint import EncoderCheckpoint, EncoderMetadata
 
 
 def conv_block(in_channels: int, out_channels: int, pool: bool = True) -> nn.Sequential:
@@ -115,7 +115,7 @@ class EncoderBackbone(nn.Module):
         return self.encoder((x - self.mean) / self.std)
 
     def embed_like_service(self, x: torch.Tensor) -> torch.Tensor:
-        """Unit-length embeddings exactly as :class:`models.encoder.Encoder` makes them (mirror-averaged
+        """Unit-length embeddings exactly as :class:`models.encoders.encoder.Encoder` makes them (mirror-averaged
         when the metadata asks for it), for evaluation and threshold calibration."""
         if not self.metadata.flip_average:
             return F.normalize(self(x).float(), dim=1)

@@ -19,9 +19,9 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from ..errors import TrainingError
-from .config import TrainConfig
-from .factory import METHODS
+from models.errors import TrainingError
+from models.fewshot.config import TrainConfig
+from models.fewshot.factory import METHODS
 
 
 def _json_out(result: Any, out: str | None) -> None:
@@ -72,7 +72,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from models.fewshot.train import train
 
     summary = train(config_from_args(args), progress=not args.quiet)
     last = summary["history"][-1] if summary["history"] else None
@@ -86,7 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_grid
+    from models.fewshot.evaluate import evaluate_grid
 
     if not args.checkpoint and not (args.encoder and args.data):
         raise TrainingError("evaluate needs --checkpoint, or --encoder with --data (faces)")
@@ -125,7 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_from_training, export_untouched
+    from models.fewshot.export import export_from_training, export_untouched
 
     if args.checkpoint:
         ckpt = export_from_training(
@@ -164,8 +164,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_faces(args: argparse.Namespace) -> int:
-    from ..sources import resolve_checkpoint
-    from .datasets.face_chips import prepare_face_chips
+    from models.encoders.sources import resolve_checkpoint
+    from models.fewshot.datasets.face_chips import prepare_face_chips
 
     meta = resolve_checkpoint(args.encoder, getattr(args, "sources", None)).metadata
     stats = prepare_face_chips(
@@ -282,7 +282,7 @@ def add_training_commands(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..errors import FaceshotError
+    from models.errors import FaceshotError
 
     parser = argparse.ArgumentParser(prog="faceshot", description="faceshot offline few-shot training")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..errors import TrainingError
-from .factory import METHODS
+from models.errors import TrainingError
+from models.fewshot.factory import METHODS
 
 #: settings that take one of a few words, and those words
 SETTING_CHOICES: dict[str, tuple[str, ...]] = {

@@ -7,7 +7,7 @@
 * :func:`open_set_report`: faceshot's "company" protocol on face embeddings: K
   people enrolled with S shots, queries of theirs and of strangers; rank-1,
   DIR at FAR 1% / 10%, and the decisions at a given threshold, counted by
-  :mod:`models.openset` on embeddings of the cached validation chips.
+  :mod:`models.evaluation.openset` on embeddings of the cached validation chips.
 * :func:`evaluate_grid`: all of them for a training checkpoint or an untouched
   encoder, as ``faceshot evaluate`` reports them.
 """
@@ -20,20 +20,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..device import pick_device
-from ..errors import TrainingError
-from ..identities import split_identities
-from ..openset import EmbeddedPhotos, run_protocol
-from .backbones import EncoderBackbone
-from .base import FewShotClassifier
-from .config import TrainConfig
-from .datasets.face_chips import chip_folder
-from .datasets.image_folder import ImageFolderDataset
-from .datasets.omniglot import LakeRun, load_lake_runs
-from .datasets.tensor_images import TensorImageDataset
-from .samplers import EpisodeSampler, split_episode
-from .splits import chips_of, load_splits
-from .utils import mean_confidence_interval
+from models.device import pick_device
+from models.errors import TrainingError
+from models.evaluation.openset import EmbeddedPhotos, run_protocol
+from models.fewshot.backbones import EncoderBackbone
+from models.fewshot.base import FewShotClassifier
+from models.fewshot.config import TrainConfig
+from models.fewshot.datasets.face_chips import chip_folder
+from models.fewshot.datasets.image_folder import ImageFolderDataset
+from models.fewshot.datasets.omniglot import LakeRun, load_lake_runs
+from models.fewshot.datasets.tensor_images import TensorImageDataset
+from models.fewshot.samplers import EpisodeSampler, split_episode
+from models.fewshot.splits import chips_of, load_splits
+from models.fewshot.utils import mean_confidence_interval
+from models.identities import split_identities
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
@@ -148,8 +148,8 @@ def embed_chips(
 
 
 def gallery_of(embeddings: np.ndarray, labels: np.ndarray, names: Sequence[str]) -> EmbeddedPhotos:
-    """:class:`models.openset.EmbeddedPhotos` of in-memory embeddings (every chip has a face: detection ran when
-    caching)."""
+    """:class:`models.evaluation.openset.EmbeddedPhotos` of in-memory embeddings (every chip has a face:
+    detection ran when caching)."""
     people = {names[c]: np.flatnonzero(labels == c).tolist() for c in np.unique(labels)}
     return EmbeddedPhotos(people, embeddings.astype(np.float32), np.ones(len(embeddings), dtype=bool))
 
@@ -164,7 +164,8 @@ def open_set_report(
     seeds: int = 5,
     threshold: float | dict[int, float],
 ) -> dict:
-    """faceshot's open-set protocol (:func:`models.openset.run_protocol`): mean and std over seeds per shot count."""
+    """faceshot's open-set protocol (:func:`models.evaluation.openset.run_protocol`): mean and std over seeds per
+    shot count."""
     summary = run_protocol(
         gallery_of(embeddings, labels, names), k=enrolled, shots=tuple(shots), seeds=seeds, threshold=threshold
     )
@@ -274,7 +275,7 @@ def _trained(
     fine_tuning_steps: int | None,
 ) -> tuple[FewShotClassifier, TrainConfig, dict]:
     """The checkpoint's method, pointed at ``data`` when given, with the test-time step counts asked for."""
-    from .trained import load_trained
+    from models.fewshot.trained import load_trained
 
     method, cfg, payload = load_trained(checkpoint, device)
     if data:
@@ -289,8 +290,8 @@ def _untouched_encoder(
     spec: str, source: str, device: torch.device, *, val_fraction: float, split_seed: int, sources=None
 ) -> tuple[FewShotClassifier, TensorImageDataset]:
     """A pretrained encoder as a prototypical network (unit-length features), and the validation chips of ``source``."""
-    from ..sources import resolve_checkpoint
-    from .methods import PrototypicalNetworks
+    from models.encoders.sources import resolve_checkpoint
+    from models.fewshot.methods import PrototypicalNetworks
 
     backbone = EncoderBackbone.from_checkpoint(resolve_checkpoint(spec, sources))
     method = PrototypicalNetworks(backbone, normalize=True, scale=10.0).to(device).eval()

@@ -7,7 +7,7 @@ threshold calibrated on *validation* identities at a stated false-accept rate,
 and the training recipe and data summary.
 
 Calibration is the service's open-set decision simulated by
-:func:`models.openset.calibrate_threshold`: ``enrolled`` validation people are
+:func:`models.evaluation.openset.calibrate_threshold`: ``enrolled`` validation people are
 enrolled with 1 (and 2) photos, every other validation person is a stranger, and
 the threshold per number of enrolment photos is the largest distance to the
 nearest prototype that accepts at most ``far`` of the strangers (mean over seeds).
@@ -24,16 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..calibration import measure
-from ..checkpoint import EncoderCheckpoint, Threshold
-from ..errors import TrainingError
-from ..identities import split_identities
-from ..openset import calibrate_threshold
-from .backbones import EncoderBackbone
-from .datasets.face_chips import chip_folder
-from .datasets.image_folder import ImageFolderDataset
-from .datasets.tensor_images import TensorImageDataset
-from .evaluate import embed_chips, gallery_of
+from models.calibration import measure
+from models.encoders.checkpoint import EncoderCheckpoint, Threshold
+from models.errors import TrainingError
+from models.evaluation.openset import calibrate_threshold
+from models.fewshot.backbones import EncoderBackbone
+from models.fewshot.datasets.face_chips import chip_folder
+from models.fewshot.datasets.image_folder import ImageFolderDataset
+from models.fewshot.datasets.tensor_images import TensorImageDataset
+from models.fewshot.evaluate import embed_chips, gallery_of
+from models.identities import split_identities
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ def calibrate(
     shots=(1, 2),
     seeds: int = 5,
 ) -> tuple[Threshold, dict]:
-    """Per-shot-count thresholds admitting ``far`` of strangers (:func:`models.openset.calibrate_threshold`)."""
+    """Per-shot-count thresholds admitting ``far`` of strangers
+    (:func:`models.evaluation.openset.calibrate_threshold`)."""
     by_support = calibrate_threshold(
         gallery_of(embeddings, labels, names), far=far, k=enrolled, shots=tuple(shots), seeds=seeds
     )
@@ -121,8 +122,8 @@ def export_from_training(
     device: str | None = None,
 ) -> EncoderCheckpoint:
     """Export the backbone of a face training checkpoint, calibrated on that run's validation identities."""
-    from .splits import chips_of
-    from .trained import load_trained
+    from models.fewshot.splits import chips_of
+    from models.fewshot.trained import load_trained
 
     method, cfg, payload = load_trained(checkpoint_path, device)
     if not isinstance(method.backbone, EncoderBackbone):
@@ -180,8 +181,8 @@ def export_untouched(
     sources=None,
 ) -> EncoderCheckpoint:
     """Calibrate a pretrained encoder as-is (e.g. ``dlib``) on the validation identities of a photo folder."""
-    from ..device import pick_device
-    from ..sources import resolve_checkpoint
+    from models.device import pick_device
+    from models.encoders.sources import resolve_checkpoint
 
     backbone = EncoderBackbone.from_checkpoint(resolve_checkpoint(encoder_spec, sources)).to(pick_device(device))
     chips = chip_folder(data, backbone.metadata)

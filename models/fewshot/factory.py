@@ -15,40 +15,40 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from torch import nn
 
-    from ..checkpoint import EncoderMetadata
-    from .base import FewShotClassifier
-    from .config import TrainConfig
+    from models.encoders.checkpoint import EncoderMetadata
+    from models.fewshot.base import FewShotClassifier
+    from models.fewshot.config import TrainConfig
 
 #: (config, backbone, backbone output shape, flattened feature size) -> method
 MethodBuilder = Callable[["TrainConfig", "nn.Module", tuple[int, ...], int], "FewShotClassifier"]
 
 
 def _protonet(cfg: TrainConfig, backbone: nn.Module, shape: tuple[int, ...], dim: int) -> FewShotClassifier:
-    from .methods import PrototypicalNetworks
+    from models.fewshot.methods import PrototypicalNetworks
 
     return PrototypicalNetworks(backbone, normalize=cfg.normalize, scale=cfg.scale, learn_scale=cfg.learn_scale)
 
 
 def _matching(cfg: TrainConfig, backbone: nn.Module, shape: tuple[int, ...], dim: int) -> FewShotClassifier:
-    from .methods import MatchingNetworks
+    from models.fewshot.methods import MatchingNetworks
 
     return MatchingNetworks(backbone, dim, full_context=cfg.full_context)
 
 
 def _relation(cfg: TrainConfig, backbone: nn.Module, shape: tuple[int, ...], dim: int) -> FewShotClassifier:
-    from .methods import RelationNetworks
+    from models.fewshot.methods import RelationNetworks
 
     return RelationNetworks(backbone, shape)
 
 
 def _siamese(cfg: TrainConfig, backbone: nn.Module, shape: tuple[int, ...], dim: int) -> FewShotClassifier:
-    from .methods import SiameseNetworks
+    from models.fewshot.methods import SiameseNetworks
 
     return SiameseNetworks(backbone, dim)
 
 
 def _metric(cfg: TrainConfig, backbone: nn.Module, shape: tuple[int, ...], dim: int) -> FewShotClassifier:
-    from .methods import MetricLearning
+    from models.fewshot.methods import MetricLearning
 
     return MetricLearning(
         backbone, loss=cfg.method, miner=cfg.miner, margin=cfg.margin, pos_margin=cfg.pos_margin, scale=cfg.scale
@@ -56,7 +56,7 @@ def _metric(cfg: TrainConfig, backbone: nn.Module, shape: tuple[int, ...], dim: 
 
 
 def _maml(cfg: TrainConfig, backbone: nn.Module, shape: tuple[int, ...], dim: int) -> FewShotClassifier:
-    from .methods import MAML
+    from models.fewshot.methods import MAML
 
     return MAML(
         backbone,
@@ -71,7 +71,7 @@ def _maml(cfg: TrainConfig, backbone: nn.Module, shape: tuple[int, ...], dim: in
 
 
 def _finetune(cfg: TrainConfig, backbone: nn.Module, shape: tuple[int, ...], dim: int) -> FewShotClassifier:
-    from .methods import Finetune
+    from models.fewshot.methods import Finetune
 
     return Finetune(
         backbone, fine_tuning_steps=cfg.fine_tuning_steps, entropy_weight=cfg.entropy_weight, scale=cfg.scale
@@ -95,17 +95,17 @@ def build_backbone(
     cfg: TrainConfig, encoder_metadata: EncoderMetadata | None = None
 ) -> tuple[nn.Module, EncoderMetadata | None]:
     """The injected backbone: a fresh Conv-4, or a face encoder (pretrained weights, or bare when metadata is given)."""
-    from .backbones import Conv4, EncoderBackbone
+    from models.fewshot.backbones import Conv4, EncoderBackbone
 
     if cfg.backbone == "conv4":
         if cfg.method == "relation":
             return Conv4(in_channels=1, pooled_blocks=2, flatten=False), None
         return Conv4(in_channels=1), None
     if encoder_metadata is not None:  # rebuilding from a training checkpoint: weights come from its state dict
-        from ..architectures import build
+        from models.encoders.architectures import build
 
         return EncoderBackbone(build(encoder_metadata.architecture), encoder_metadata), encoder_metadata
-    from ..sources import resolve_checkpoint
+    from models.encoders.sources import resolve_checkpoint
 
     checkpoint = resolve_checkpoint(cfg.backbone)
     return EncoderBackbone.from_checkpoint(checkpoint), checkpoint.metadata
@@ -113,7 +113,7 @@ def build_backbone(
 
 def build_method(cfg: TrainConfig, backbone: nn.Module, input_shape: tuple[int, ...]) -> FewShotClassifier:
     """The method ``cfg.method`` names around ``backbone``, sized by the features it makes of ``input_shape`` images."""
-    from .backbones import feature_shape
+    from models.fewshot.backbones import feature_shape
 
     builder = METHODS.get(cfg.method)
     if builder is None:

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..calibration import measure
-from ..ensemble import MANIFEST_FORMAT, ensemble_hash, fuse
-from ..openset import EmbeddedPhotos, run_protocol
+from models.calibration import measure
+from models.encoders.ensemble import MANIFEST_FORMAT, ensemble_hash, fuse
+from models.evaluation.openset import EmbeddedPhotos, run_protocol
 
 GRID = tuple(round(0.05 * i, 2) for i in range(21))
 
@@ -56,7 +56,7 @@ def fused_manifest(name: str, members: Sequence[Any], weights: Sequence[float], 
     fused = fuse(parts, weights)
     cal = measure(fused[g.ok], g.labels()[g.ok])
     cal.source.update(source)
-    from ..operating_point import operating_point
+    from models.operating_point import operating_point
 
     op = operating_point(cal, 0.01, {1: 50})
     return {

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from ..errors import TrainingError
+from models.errors import TrainingError
 
 
 def _items_by_class(labels: Sequence[int]) -> dict[int, list[int]]:

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import EncoderMetadata
-from ..identities import split_identities
-from .config import TrainConfig
-from .datasets.face_chips import chip_folder
-from .datasets.image_folder import ImageFolderDataset
-from .datasets.omniglot import load_omniglot, split_omniglot
-from .datasets.tensor_images import TensorImageDataset
+from models.encoders.checkpoint import EncoderMetadata
+from models.fewshot.config import TrainConfig
+from models.fewshot.datasets.face_chips import chip_folder
+from models.fewshot.datasets.image_folder import ImageFolderDataset
+from models.fewshot.datasets.omniglot import load_omniglot, split_omniglot
+from models.fewshot.datasets.tensor_images import TensorImageDataset
+from models.identities import split_identities
 
 
 @dataclass

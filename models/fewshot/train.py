@@ -23,17 +23,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import EncoderMetadata
-from ..device import pick_device
-from ..errors import TrainingError
-from .augment import augment_characters, augment_faces
-from .base import FewShotClassifier
-from .config import TrainConfig
-from .evaluate import evaluate_episodes
-from .factory import build_backbone, build_method, input_shape_of
-from .samplers import EpisodeSampler, PKBatchSampler, split_episode
-from .splits import Splits, load_splits
-from .trained import TRAIN_FORMAT
+from models.device import pick_device
+from models.encoders.checkpoint import EncoderMetadata
+from models.errors import TrainingError
+from models.fewshot.augment import augment_characters, augment_faces
+from models.fewshot.base import FewShotClassifier
+from models.fewshot.config import TrainConfig
+from models.fewshot.evaluate import evaluate_episodes
+from models.fewshot.factory import build_backbone, build_method, input_shape_of
+from models.fewshot.samplers import EpisodeSampler, PKBatchSampler, split_episode
+from models.fewshot.splits import Splits, load_splits
+from models.fewshot.trained import TRAIN_FORMAT
 
 log = logging.getLogger(__name__)
 

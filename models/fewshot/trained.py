@@ -10,12 +10,12 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import EncoderMetadata
-from ..device import pick_device
-from ..errors import TrainingError
-from .base import FewShotClassifier
-from .config import TrainConfig
-from .factory import build_backbone, build_method, input_shape_of
+from models.device import pick_device
+from models.encoders.checkpoint import EncoderMetadata
+from models.errors import TrainingError
+from models.fewshot.base import FewShotClassifier
+from models.fewshot.config import TrainConfig
+from models.fewshot.factory import build_backbone, build_method, input_shape_of
 
 TRAIN_FORMAT = "faceshot-fewshot-train/1"
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import EncoderCheckpoint, EncoderMetadata, Threshold, content_hash
-from ..errors import CheckpointError, WeightsUnavailable
+from models.encoders.checkpoint import EncoderCheckpoint, EncoderMetadata, Threshold, content_hash
+from models.errors import CheckpointError, WeightsUnavailable
 
 log = logging.getLogger(__name__)
 

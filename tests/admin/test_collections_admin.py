@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from app.access.ratelimit import RateLimiter
 from app.admin.scope import COLLECTION_COOKIE, COLLECTION_HEADER
 from app.admin.session import COOKIE
 from app.core.config import Settings
 from app.main import create_app
-from app.ratelimit import RateLimiter
 from app.testing.server import FACESHOT
 
 from .conftest import ADMIN

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from app.events import NewEvent
+from app.live.events import NewEvent
 
 from .conftest import ADMIN, CAMERA_PHOTO, screenshot
 from .test_admin_page import api_enroll, expect, nav, sign_in

@@ -71,7 +71,7 @@ def test_the_admin_commands_load_no_face_model_and_offer_no_encoder(tmp_path, ar
     """They only touch the database: no torch import (it took them 3.5 s), no --encoder or --device to offer."""
     probe = ("import sys, app.cli\n"
              f"status = app.cli.main({[*argv, '--data-dir', str(tmp_path / 'data')]!r})\n"
-             "loaded = sorted(m for m in ('torch', 'models.pipeline', 'models.sources') if m in sys.modules)\n"
+             "loaded = sorted(m for m in ('torch', 'models.pipeline', 'models.encoders.sources') if m in sys.modules)\n"
              "print('loaded:', loaded, file=sys.stderr)\n"
              "sys.exit(status)\n")
     out = subprocess.run([sys.executable, "-c", probe], input=stdin, capture_output=True, text=True, timeout=120)

@@ -18,17 +18,12 @@ from .test_watch import START, _check_events, make_clip
 
 def test_importing_the_watch_loop_imports_no_torch_and_no_face_pipeline():
     """What `watch --server` imports (the loop, the remote recognizer, the CLI) leaves the face model out."""
-    probe = ("import sys, app.cli, app.watch\n"
-             "from app.watch import RemoteRecognizer, watch\n"
-             "print(sorted(m for m in ('torch', 'models.pipeline', 'app.watch_local') if m in sys.modules))\n")
+    probe = ("import sys, app.cli, app.live.watch\n"
+             "from app.live.watch import RemoteRecognizer, watch\n"
+             "print(sorted(m for m in ('torch', 'models.pipeline', 'app.live.watch_local') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
-    # the in-process recognizer is still where it was for those who import it from app.watch
-    from app.watch import LocalRecognizer
-    from app.watch_local import LocalRecognizer as moved
-
-    assert LocalRecognizer is moved
 
 
 def _clean_env(**extra) -> dict[str, str]:

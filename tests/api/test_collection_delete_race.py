@@ -15,11 +15,11 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import func, select
 
-from app.audit import CLI
-from app.errors import NotFound
-from app.events import NewEvent
-from app.keys import authenticate, create_key
-from app.models import ApiKey, Person, RecognitionEvent, Webhook
+from app.access.audit import CLI
+from app.access.keys import authenticate, create_key
+from app.core.errors import NotFound
+from app.core.tables import ApiKey, Person, RecognitionEvent, Webhook
+from app.live.events import NewEvent
 from models.errors import FaceshotError
 
 ROUNDS = 12
@@ -94,7 +94,7 @@ def test_nothing_lands_in_a_collection_being_deleted(service):
 def test_a_photo_name_another_write_holds_is_a_conflict_not_an_outage(service):
     """The journal row of a photo name another write holds refused the second write as 'the database is
     unreachable' (seen by two imports of one face id at once)."""
-    from app.errors import Conflict
+    from app.core.errors import Conflict
 
     name = service.photos.file_name("0123456789abcdef0123456789abcdef")
     service.photos.reserve([name])

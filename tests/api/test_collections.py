@@ -160,8 +160,8 @@ def test_a_watcher_in_a_collection_names_its_people_and_records_there(client, ph
     """`faceshot watch --collection warehouse` in-process: decided against the warehouse, stored in it."""
     from datetime import datetime, timezone
 
-    from app.events import NewEvent
-    from app.watch import LocalRecognizer
+    from app.live.events import NewEvent
+    from app.live.watch_local import LocalRecognizer
     from models.imageio import load_image
 
     assert client.post("/api/v1/collections", json={"name": "warehouse"}).status_code == 201

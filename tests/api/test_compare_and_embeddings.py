@@ -90,7 +90,7 @@ def test_enroll_from_embeddings_alone_keeps_no_photo_and_reembed_says_so(client,
     # after an encoder change (the stored hash is not the encoder's any more), reembed names them: no photo to re-make
     from sqlalchemy import update
 
-    from app.models import Face
+    from app.core.tables import Face
 
     service = client.app.state.service
     with service.sessions.begin() as session:

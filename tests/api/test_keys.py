@@ -27,10 +27,10 @@ def test_two_concurrent_revocations_cannot_remove_the_last_admin(database_url, t
 
     from sqlalchemy import event, select
 
-    from app import keys
+    from app.access import keys
     from app.core.config import Settings
-    from app.errors import Conflict
-    from app.models import ApiKey
+    from app.core.errors import Conflict
+    from app.core.tables import ApiKey
     from app.startup import prepare_deployment
 
     db, _ = prepare_deployment(Settings(data_dir=tmp_path / "data", database_url=database_url))
@@ -79,8 +79,8 @@ def test_a_restart_recovers_an_admin_path_when_every_admin_key_is_revoked(pipeli
     from sqlalchemy import update
 
     from app.core.config import Settings
+    from app.core.tables import ApiKey
     from app.main import create_app
-    from app.models import ApiKey
 
     from .conftest import ADMIN
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.batching import EmbedBatcher
 from app.core.config import Settings
+from app.inference.batching import EmbedBatcher
 from app.main import create_app
 from models.imageio import load_image
 

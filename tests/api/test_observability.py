@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from app.cli import prepare_multiprocess_dir
-from app.observability import JsonFormatter, log_config
+from app.core.observability import JsonFormatter, log_config
 
 from .conftest import ADMIN, upload
 

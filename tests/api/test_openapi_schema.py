@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.schemas import ErrorOut, IdentifyOut, ModelOut
+from app.core.schemas import ErrorOut, IdentifyOut, ModelOut
 
 from .conftest import upload
 
@@ -101,8 +101,8 @@ def test_a_client_generated_from_the_document_builds_and_reads_real_answers(clie
 
 
 def test_every_answer_has_an_example_that_its_own_model_accepts(client):
-    import app.schemas as schemas
-    from app.openapi_examples import EXAMPLES
+    import app.core.schemas as schemas
+    from app.core.openapi_examples import EXAMPLES
 
     for name, example in EXAMPLES.items():
         getattr(schemas, name).model_validate(example)  # an example cannot drift from the model it documents

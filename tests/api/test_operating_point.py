@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.gallery_sweep import gallery_aware
+from models.evaluation.gallery_sweep import gallery_aware
+from models.evaluation.openset import EmbeddedPhotos, Split, nearest
 from models.imageio import load_image
-from models.openset import EmbeddedPhotos, Split, nearest
 
 from .conftest import upload
 

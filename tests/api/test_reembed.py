@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from app.cli import main as faceshot
+from app.core.tables import Face
 from app.main import build_service
-from app.models import Face
-from models.checkpoint import EncoderCheckpoint
+from models.encoders.checkpoint import EncoderCheckpoint
+from models.encoders.sources import dlib_checkpoint
 from models.pipeline import FacePipeline
-from models.sources import dlib_checkpoint
 
 from .conftest import ADMIN, make_settings
 

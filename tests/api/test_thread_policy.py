@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from app.core.config import Settings
-from app.threads import cgroup_cpu_limit, cores_per_worker, threads_per_worker, usable_cores
+from app.core.threads import cgroup_cpu_limit, cores_per_worker, threads_per_worker, usable_cores
 
 
 def test_a_container_quota_is_read_in_cores(tmp_path):

@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from app.cli import main
-from app.transfer import import_export
+from app.gallery.transfer import import_export
 
 from .conftest import upload
 
@@ -109,7 +109,7 @@ def _rewrite(src, dst, edit):
 
 def test_faces_of_another_encoder_are_remade_from_their_photo_or_refused(source, tmp_path, make_client):
     data, src = source
-    from app.transfer import export_gallery
+    from app.gallery.transfer import export_gallery
 
     service = src.app.state.service
     out = tmp_path / "gallery.tar"
@@ -135,7 +135,7 @@ def test_faces_of_another_encoder_are_remade_from_their_photo_or_refused(source,
 
 
 def test_a_damaged_or_foreign_file_is_refused_and_nothing_is_stored(source, tmp_path, make_client):
-    from app.transfer import BadExport, export_gallery
+    from app.gallery.transfer import BadExport, export_gallery
 
     _, src = source
     out = tmp_path / "gallery.tar"

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import select
 
 from app.cli import main
-from app.errors import Conflict
-from app.models import Face, PhotoJournal
-from app.transfer import BadExport, check_export, export_gallery, import_export
+from app.core.errors import Conflict
+from app.core.tables import Face, PhotoJournal
+from app.gallery.transfer import BadExport, check_export, export_gallery, import_export
 
 from .conftest import upload
 
@@ -245,7 +245,7 @@ def test_an_unsafe_member_refuses_the_whole_file_before_anything_is_stored(expor
 
 
 def test_a_line_longer_than_any_person_can_be_is_refused_alone(exported, make_client, tmp_path):
-    from app.transfer import MAX_LINE_BYTES
+    from app.gallery.transfer import MAX_LINE_BYTES
 
     out, records, members = exported
     emma, wen = records

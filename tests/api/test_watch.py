@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from app.cli import main
-from app.events import NewEvent
+from app.live.events import NewEvent
 from app.testing.clips import door_clip
 from app.testing.server import FACESHOT, Server
 
@@ -225,7 +225,7 @@ class Camera:
 
 def test_a_stream_that_drops_is_reopened():
     """An MJPEG-over-HTTP camera that closes the connection after 15 frames: frames keep coming, from a new one."""
-    from app.watch import frames
+    from app.live.watch import frames
 
     camera = Camera(frames=15)
     stop, got = threading.Event(), []
@@ -276,7 +276,7 @@ def test_two_workers_never_send_one_delivery_twice(make_client, tmp_path, databa
     """Each worker runs a delivery thread on the same database: a delivery is claimed by one of them only."""
     import httpx as http_client
 
-    from app.webhooks import Webhooks
+    from app.live.webhooks import Webhooks
 
     receiver = Receiver()
     client = make_client(tmp_path / "data", database_url=database_url, webhook_allow_private="127.0.0.1/32")

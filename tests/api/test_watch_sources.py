@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from app.live.watch import SourceLost, frames
 from app.testing.clips import door_clip
-from app.watch import SourceLost, frames
 
 
 class Recorder:

@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.core.config import Settings
-from app.models import Webhook
+from app.core.tables import Webhook
 
 ALLOW_LOOPBACK = {"webhook_allow_private": "127.0.0.1/32"}
 EVENT = {"source": "door-1", "distance": 0.8, "threshold": 0.4}
@@ -218,7 +218,7 @@ def test_failures_inside_read_alike_and_redirects_are_not_followed(make_client, 
     """No port-scan oracle: on an allowed private network a closed port, a receiver that hangs, one that answers
     500 and one that redirects (to an address not allowed) all read `receiver_failed` without a status; the server
     log has the detail."""
-    caplog.set_level(logging.INFO, logger="app.webhooks")
+    caplog.set_level(logging.INFO, logger="app.live.webhooks")
     inside = Receiver(host="127.0.0.2")
     receivers = {"closed": f"http://127.0.0.1:{closed_port()}/hook", "hanging": Hanging().url,
                  "erroring": Receiver(status=500).url,
@@ -232,15 +232,15 @@ def test_failures_inside_read_alike_and_redirects_are_not_followed(make_client, 
         assert (delivery["state"], delivery["last_error"], delivery["last_status"]) == \
             ("failed", "receiver_failed", None), (name, delivery)
     assert inside.requests == []
-    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "app.webhooks")
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "app.live.webhooks")
     for detail in ("ConnectError", "timeout", "answered 500", "answered 307"):
         assert detail in logged, (detail, logged)
 
 
 def test_errors_stored_by_an_earlier_version_are_withheld(client):
     """Rows written before the vocabulary carried connection errors and statuses of internal hosts verbatim."""
-    from app.events import NewEvent
-    from app.models import WebhookDelivery
+    from app.core.tables import WebhookDelivery
+    from app.live.events import NewEvent
 
     service = client.app.state.service
     service.webhooks.stop()  # the row below stays as an earlier version left it
@@ -256,7 +256,7 @@ def test_errors_stored_by_an_earlier_version_are_withheld(client):
 
 
 def test_public_receivers_are_told_why_private_ones_only_that_they_failed():
-    from app.webhooks import Outcome
+    from app.live.webhooks import Outcome
 
     assert Outcome("http_error", 503).shown() == ("http_error", 503)
     assert Outcome("connect_failed").shown() == ("connect_failed", None)
@@ -337,7 +337,7 @@ def test_ten_hanging_receivers_do_not_delay_another_collections_delivery(make_cl
 
 def test_webhooks_per_collection_are_capped(make_client, tmp_path, database_url):
     """Ten per collection, also when many are registered at once (SQLite and PostgreSQL)."""
-    from app.webhooks import TooManyWebhooks
+    from app.live.webhooks import TooManyWebhooks
 
     client = make_client(tmp_path / "data", database_url=database_url, **ALLOW_LOOPBACK)
     for i in range(10):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from sqlalchemy import update
 
-from app import crud
-from app.errors import Conflict, NotFound
-from app.models import Face
+from app.core.errors import Conflict, NotFound
+from app.core.tables import Face
+from app.gallery import queries
 from tests.data.conftest import make_service
 
 
@@ -61,7 +61,7 @@ def test_failed_writes_change_nothing(database_url, tmp_path, pipeline, prepared
     with pytest.raises(RuntimeError):
         service.gallery_sync.write(explode)
     with service.sessions() as s:
-        assert crud.gallery_version(s) == version
+        assert queries.gallery_version(s) == version
 
 
 def test_embeddings_of_another_encoder_are_refused(database_url, tmp_path, pipeline, prepared):

@@ -3,8 +3,8 @@
 import faiss
 import numpy as np
 
-from app import gallery as gallery_module
-from app.gallery import Gallery
+from app.gallery import index as gallery_module
+from app.gallery.index import Gallery
 
 
 def test_gpu_copy_failure_falls_back_to_the_cpu_index(monkeypatch, caplog):

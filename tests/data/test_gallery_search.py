@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from app.gallery import Gallery, normalise
+from app.gallery.index import Gallery, normalise
 
 
 def brute_force(protos: dict[str, np.ndarray], query: np.ndarray, k: int) -> list[tuple[str, float]]:

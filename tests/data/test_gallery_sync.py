@@ -1,6 +1,6 @@
 """Processes sharing one database catch up on each other's writes person by person, not by a full reload."""
 
-from app import crud
+from app.gallery import queries
 from tests.data.conftest import make_service
 
 
@@ -47,7 +47,7 @@ def test_other_process_writes_arrive_incrementally(database_url, tmp_path, pipel
     b.sync(force=True)
     assert b.gallery.entry(emma.person.id) is None and view(b, probe) == view(a, probe)
     with b.sessions() as s:
-        assert a.galleries.version == b.galleries.version == crud.gallery_version(s)
+        assert a.galleries.version == b.galleries.version == queries.gallery_version(s)
     assert reloads == []  # every catch-up above refreshed only the people touched
 
     fresh = make_service(database_url, tmp_path, pipeline)  # and it agrees with a full rebuild
@@ -68,4 +68,4 @@ def test_own_write_after_unseen_foreign_write_is_caught_up(database_url, tmp_pat
     assert b.gallery.entry(emma.person.id) is not None
     assert view(b, probe) == view(make_service(database_url, tmp_path, pipeline), probe)
     with b.sessions() as s:
-        assert b.galleries.version == crud.gallery_version(s)
+        assert b.galleries.version == queries.gallery_version(s)

@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.core.config import Settings
-from app.instance import StorageMismatch
+from app.core.instance import StorageMismatch
+from app.core.tables import PhotoJournal
 from app.main import create_app
-from app.models import PhotoJournal
 from tests.conftest import fresh_postgres_schema
 
 ADMIN = "photo-safety-admin-key-0123456789"

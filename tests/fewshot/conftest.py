@@ -25,7 +25,7 @@ def omniglot():
 
 @pytest.fixture(scope="session")
 def dlib_ckpt():
-    from models.sources import dlib_checkpoint
+    from models.encoders.sources import dlib_checkpoint
 
     return dlib_checkpoint()
 

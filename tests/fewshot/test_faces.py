@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoint import EncoderCheckpoint
-from models.encoder import Encoder
+from models.encoders.checkpoint import EncoderCheckpoint
+from models.encoders.encoder import Encoder
 from models.fewshot.backbones import EncoderBackbone
 from models.fewshot.config import TrainConfig
 from models.fewshot.datasets.image_folder import ImageFolderDataset
@@ -157,8 +157,8 @@ def photos_by_person():
 
 def test_inception_resnet_v1_serves_as_a_backbone():
     """facenet-pytorch's network (random weights: its pretrained ones are a download away) behind the same wrapper."""
-    from models.architectures import build
-    from models.checkpoint import EncoderMetadata, Threshold
+    from models.encoders.architectures import build
+    from models.encoders.checkpoint import EncoderMetadata, Threshold
 
     meta = EncoderMetadata(
         name="facenet-test",

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoint import EncoderCheckpoint
-from models.encoder import Encoder
+from models.encoders.checkpoint import EncoderCheckpoint
+from models.encoders.encoder import Encoder
+from models.encoders.sources import dlib_checkpoint, facenet_checkpoint, resolve_checkpoint
 from models.errors import CheckpointError, WeightsUnavailable
-from models.sources import dlib_checkpoint, facenet_checkpoint, resolve_checkpoint
 
 
 @pytest.fixture(scope="module")

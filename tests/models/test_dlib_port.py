@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.dlib_format import DlibFormatError, read_dlib_net
-from models.dlib_resnet import load_dlib_resnet
-from models.dlib_resnet_assets import dlib_model_path
+from models.encoders.dlib_format import DlibFormatError, read_dlib_net
+from models.encoders.dlib_resnet import load_dlib_resnet
+from models.encoders.dlib_resnet_assets import dlib_model_path
 from models.imageio import load_image
 from models.pipeline import centre_weighted_face
 

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from models.encoders.sources import dlib_checkpoint, load_encoder
 from models.errors import CheckpointError
 from models.imageio import load_image
 from models.pipeline import FacePipeline
-from models.sources import dlib_checkpoint, load_encoder
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +88,8 @@ def test_a_member_with_other_weights_is_refused(tmp_path, box_member):
 def test_the_service_serves_an_ensemble_and_decides_as_the_evaluation_does(make_app_client, tmp_path, box_member,
                                                                            photos, lfw_dir, capsys):
     from app.cli import main as faceshot
-    from models.gallery_sweep import fixed
-    from models.openset import EmbeddedPhotos, Split, nearest
+    from models.evaluation.gallery_sweep import fixed
+    from models.evaluation.openset import EmbeddedPhotos, Split, nearest
 
     spec = manifest(tmp_path, [{"encoder": "dlib", "weight": 1.0}, {"encoder": str(box_member), "weight": 0.4}])
     encoder = load_encoder(spec, "cpu")

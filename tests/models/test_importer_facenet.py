@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.checkpoint import EncoderCheckpoint, EncoderMetadata
+from models.encoders.checkpoint import EncoderCheckpoint, EncoderMetadata
 from models.errors import CheckpointError, WeightsUnavailable
 from models.importers import facenet_graph as fg
 
@@ -522,7 +522,7 @@ def graph_bytes() -> bytes:
 def fixture_chips(photos, converted):
     """One box chip (MTCNN box + 22 px, stretched to 160) per fixture photo, by the checkpoint's own crop rule."""
     from models.detection import FaceDetector
-    from models.encoder import Encoder
+    from models.encoders.encoder import Encoder
     from models.imageio import load_image
     from models.pipeline import centre_weighted_face
 
@@ -583,7 +583,7 @@ def test_same_person_is_closer_than_strangers(fixture_chips):
 
 def test_embedding_time_on_one_cpu_thread(converted, capsys):
     """Per-face time at batch 1 and 16 (reported, not asserted beyond a generous bound)."""
-    from models.encoder import Encoder
+    from models.encoders.encoder import Encoder
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -16,22 +16,21 @@ import numpy as np
 import pytest
 import torch
 
-from models.architectures import build
-from models.checkpoint import EncoderCheckpoint, EncoderMetadata, Threshold
-from models.encoder import Encoder
+from models.encoders.architectures import build
+from models.encoders.checkpoint import EncoderCheckpoint, EncoderMetadata, Threshold
+from models.encoders.encoder import Encoder
+from models.encoders.sources import DEFAULT_CACHE_DIR
+from models.encoders.tfjs_net import OPS, TfjsGraphNet
 from models.errors import CheckpointError, WeightsUnavailable
 from models.importers.tfjs_graph import (
     CAFFE_MEAN_BGR,
     CHECKPOINT_NAME,
-    OPS,
     ORIGINALS_DIR,
-    TfjsGraphNet,
     fetch,
     graph_config,
     import_model,
     verify_integrity,
 )
-from models.sources import DEFAULT_CACHE_DIR
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "importers" / "tfjs"
 TINY = FIXTURE / "tiny.json"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoint import EncoderCheckpoint
-from models.encoder import Encoder
+from models.encoders.checkpoint import EncoderCheckpoint
+from models.encoders.encoder import Encoder
 from models.errors import CheckpointError
 from models.imageio import load_image
 
@@ -92,7 +92,7 @@ def dlib_onnx(tmp_path_factory):
 def test_exported_dlib_matches_torch_dlib_on_real_faces(dlib_onnx, photos, pipeline):
     """Same chips in, same embeddings out: max |diff| <= 1e-5 over every face of the LFW fixtures (measured
     3.1e-7 on 31 faces, flip averaging on, one thread)."""
-    from models.sources import dlib_checkpoint
+    from models.encoders.sources import dlib_checkpoint
 
     torch_encoder = Encoder(dlib_checkpoint(), "cpu", runtime="torch")
     onnx_encoder = Encoder(dlib_onnx, "cpu")
@@ -115,7 +115,7 @@ def test_exported_dlib_matches_torch_dlib_on_real_faces(dlib_onnx, photos, pipel
 def test_on_a_cpu_dlib_runs_on_onnx_runtime_with_the_same_hash_and_embeddings(photos, pipeline):
     """Issue 15: the default encoder on a CPU is the same weights under ONNX Runtime (FACESHOT_ENCODER_RUNTIME=auto):
     max |diff| <= 1e-5 against torch on the fixture faces, and the same content hash, so stored embeddings stay."""
-    from models.sources import WeightSources, dlib_checkpoint, load_encoder
+    from models.encoders.sources import WeightSources, dlib_checkpoint, load_encoder
 
     served = load_encoder("dlib", "cpu")
     reference = load_encoder("dlib", "cpu", sources=WeightSources(runtime="torch"))

@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from app.cli import main as cli_main
-from models.openset import embedded_photos, run_protocol, threshold_at_far
+from models.evaluation.openset import embedded_photos, run_protocol, threshold_at_far
 
 
 def synthetic(n_people=30, photos=4, dim=16, noise=0.05, seed=0):

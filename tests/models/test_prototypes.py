@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.gallery import Gallery as ServiceGallery
-from models.openset import EmbeddedPhotos, Split, nearest
+from app.gallery.index import Gallery as ServiceGallery
+from models.evaluation.openset import EmbeddedPhotos, Split, nearest
 from models.prototypes import prototype
 
 

@@ -9,9 +9,9 @@ from importlib import resources
 
 import pytest
 
-from models.ensemble import MANIFEST_FORMAT
+from models.encoders.ensemble import MANIFEST_FORMAT
+from models.encoders.sources import IMPORTED, WeightSources, ensemble_manifest, load_encoder
 from models.errors import WeightsUnavailable
-from models.sources import IMPORTED, WeightSources, ensemble_manifest, load_encoder
 
 ASSETS = resources.files("models").joinpath("assets")
 SHIPPED = sorted(p.name[len("ensemble_"):-len(".json")] for p in ASSETS.iterdir()

@@ -70,7 +70,7 @@ def test_kill_mid_enrollment(point, database_url, tmp_path, pipeline, photos, se
     orphans = 0 if committed else 2
     assert before.photos.sweep(before.settings.data_dir, min_age_s=0).quarantined == orphans
     with before.sessions() as s:
-        from app.models import Face
+        from app.core.tables import Face
         stored = {f.image_file for f in s.query(Face)}
     assert {p.name for p in before.settings.images_dir.glob("*.img")} == stored
 

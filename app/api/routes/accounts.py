@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from ...audit import Actor
-from ...schemas import AccountIn, AccountOut, AccountPatch, error_responses
-from ..deps import DeploymentAdminKey, ServiceDep
-from ..gate import GatedRoute
+from app.access.audit import Actor
+from app.api.deps import DeploymentAdminKey, ServiceDep
+from app.api.gate import GatedRoute
+from app.core.schemas import AccountIn, AccountOut, AccountPatch, error_responses
 
 router = APIRouter(tags=["admin accounts"], route_class=GatedRoute,
                    responses=error_responses(401, 403, 422, 429, 503))

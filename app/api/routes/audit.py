@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from ...schemas import AuditPage, error_responses
-from ..deps import DeploymentAdminKey, ServiceDep
-from ..gate import GatedRoute
+from app.api.deps import DeploymentAdminKey, ServiceDep
+from app.api.gate import GatedRoute
+from app.core.schemas import AuditPage, error_responses
 
 router = APIRouter(tags=["audit"], route_class=GatedRoute, responses=error_responses(401, 403, 422, 429, 503))
 Since = Annotated[datetime | None, Query(description="entries at or after this time (ISO 8601)")]

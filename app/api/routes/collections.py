@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Response, status
 from pydantic import ConfigDict, Field
 
-from ...audit import Actor
-from ...errors import Forbidden
-from ...schemas import CollectionIn, CollectionOut, PersonOut, _Strict, error_responses
-from ..deps import AdminKey, CollectionDep, DeploymentAdminKey, ServiceDep
-from ..gate import GatedRoute
+from app.access.audit import Actor
+from app.api.deps import AdminKey, CollectionDep, DeploymentAdminKey, ServiceDep
+from app.api.gate import GatedRoute
+from app.core.errors import Forbidden
+from app.core.schemas import CollectionIn, CollectionOut, PersonOut, _Strict, error_responses
 
 router = APIRouter(tags=["collections"], route_class=GatedRoute, responses=error_responses(401, 403, 422, 429, 503))
 

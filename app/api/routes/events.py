@@ -10,10 +10,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from ...audit import Actor
-from ...errors import ValidationFailed
-from ...events import NewEvent, event_dict
-from ...schemas import (
+from app.access.audit import Actor
+from app.api.deps import AdminKey, CollectionDep, RecognitionKey, ServiceDep
+from app.api.gate import GatedRoute
+from app.core.errors import ValidationFailed
+from app.core.schemas import (
     DeliveryOut,
     EventIn,
     EventOut,
@@ -24,8 +25,7 @@ from ...schemas import (
     WebhookOut,
     error_responses,
 )
-from ..deps import AdminKey, CollectionDep, RecognitionKey, ServiceDep
-from ..gate import GatedRoute
+from app.live.events import NewEvent, event_dict
 
 router = APIRouter(tags=["events"], route_class=GatedRoute, responses=error_responses(401, 403, 422, 429, 503))
 

@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
-from ...audit import Actor
-from ...embeddings import parse_embeddings
-from ...errors import ValidationFailed
-from ...inputs import parse_metadata
-from ...schemas import EnrollOut, FaceOut, PeoplePage, PersonCreate, PersonOut, PersonUpdate, error_responses
-from ...service import EnrollResult
-from ..deps import AdminKey, CollectionDep, InferenceSlot, ServiceDep, collect_uploads, parse_box, read_upload
-from ..gate import GatedRoute
+from app.access.audit import Actor
+from app.api.deps import AdminKey, CollectionDep, InferenceSlot, ServiceDep, collect_uploads, parse_box, read_upload
+from app.api.gate import GatedRoute
+from app.core.errors import ValidationFailed
+from app.core.inputs import parse_metadata
+from app.core.schemas import EnrollOut, FaceOut, PeoplePage, PersonCreate, PersonOut, PersonUpdate, error_responses
+from app.gallery.embeddings import parse_embeddings
+from app.service import EnrollResult
 
 # every route here: an admin key, a person that may not exist, a body that may be refused
 router = APIRouter(tags=["people"], route_class=GatedRoute, responses=error_responses(401, 403, 404, 422, 429, 503))

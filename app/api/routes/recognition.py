@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from ...embeddings import parse_embeddings
-from ...errors import ValidationFailed
-from ...schemas import CompareOut, DetectOut, EmbedOut, IdentifyOut, VerifyOut, error_responses
-from ..deps import CollectionDep, InferenceSlot, RecognitionKey, ServiceDep, parse_box, read_upload
-from ..gate import GatedRoute
+from app.api.deps import CollectionDep, InferenceSlot, RecognitionKey, ServiceDep, parse_box, read_upload
+from app.api.gate import GatedRoute
+from app.core.errors import ValidationFailed
+from app.core.schemas import CompareOut, DetectOut, EmbedOut, IdentifyOut, VerifyOut, error_responses
+from app.gallery.embeddings import parse_embeddings
 
 router = APIRouter(tags=["recognition"], route_class=GatedRoute)
 PHOTO_ERRORS = (400, 401, 408, 413, 422, 429, 503)

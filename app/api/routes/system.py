@@ -6,11 +6,11 @@ import anyio
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
-from ... import keys
-from ...audit import Actor
-from ...schemas import KeyCreate, KeyCreated, KeyOut, ModelOut, error_responses
-from ..deps import CollectionDep, DeploymentAdminKey, RecognitionKey, ServiceDep
-from ..gate import GatedRoute
+from app.access import keys
+from app.access.audit import Actor
+from app.api.deps import CollectionDep, DeploymentAdminKey, RecognitionKey, ServiceDep
+from app.api.gate import GatedRoute
+from app.core.schemas import KeyCreate, KeyCreated, KeyOut, ModelOut, error_responses
 
 router = APIRouter(tags=["system"], route_class=GatedRoute)
 

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...errors import TrainingError
-from .image_folder import ImageFolderDataset
+from models.errors import TrainingError
+from models.fewshot.datasets.image_folder import ImageFolderDataset
 
 if TYPE_CHECKING:
-    from ...checkpoint import EncoderMetadata
+    from models.encoders.checkpoint import EncoderMetadata
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +41,17 @@ def _init_worker(device: str, single_thread: bool = False) -> None:
     global _WORKER_DETECTOR
     if single_thread:  # one core per worker process; they run side by side
         torch.set_num_threads(1)
-    from ...detection import FaceDetector
+    from models.detection import FaceDetector
 
     _WORKER_DETECTOR = FaceDetector(device)
 
 
 def _align_one(task: tuple[str, str, list, int, int]) -> tuple[str, str, str]:
     """Detect the face a photo is of (centre-weighted rule), align it, write the chip; (src, status, detail)."""
-    from ...alignment import align_face
-    from ...errors import FaceshotError
-    from ...imageio import load_image
-    from ...pipeline import centre_weighted_face
+    from models.alignment import align_face
+    from models.errors import FaceshotError
+    from models.imageio import load_image
+    from models.pipeline import centre_weighted_face
 
     src, dst, template, size, quality = task
     try:

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...errors import TrainingError
-from .tensor_images import TensorImageDataset
+from models.errors import TrainingError
+from models.fewshot.datasets.tensor_images import TensorImageDataset
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...errors import TrainingError
-from .tensor_images import TensorImageDataset
+from models.errors import TrainingError
+from models.fewshot.datasets.tensor_images import TensorImageDataset
 
 OMNIGLOT_SIZE = 28
 

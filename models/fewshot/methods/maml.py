@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from ...errors import TrainingError
-from ..base import FewShotClassifier
+from models.errors import TrainingError
+from models.fewshot.base import FewShotClassifier
 
 
 class MAML(FewShotClassifier):

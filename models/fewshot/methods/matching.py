@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..base import FewShotClassifier
+from models.fewshot.base import FewShotClassifier
 
 
 class MatchingNetworks(FewShotClassifier):

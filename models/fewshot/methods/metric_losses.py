@@ -8,8 +8,8 @@ from pytorch_metric_learning import losses, miners
 from pytorch_metric_learning.distances import LpDistance
 from torch import nn
 
-from ..base import FewShotClassifier
-from ..utils import compute_prototypes, squared_euclidean_distances
+from models.fewshot.base import FewShotClassifier
+from models.fewshot.utils import compute_prototypes, squared_euclidean_distances
 
 LOSSES = ("triplet", "contrastive")
 MINERS = ("batch_hard", "semi_hard", "all")

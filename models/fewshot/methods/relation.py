@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..base import FewShotClassifier
-from ..utils import compute_prototypes
+from models.fewshot.base import FewShotClassifier
+from models.fewshot.utils import compute_prototypes
 
 
 def _relation_block(in_channels: int, out_channels: int, pool: bool) -> nn.Sequential:

@@ -1,0 +1,1 @@
+"""The face pipeline for requests: decoding in time, inference slots, the admission queue, micro-batching."""

@@ -1,0 +1,1 @@
+"""Recognition: identify, verify, compare, embed, detect (a photo or an embedding in, a typed result out)."""
