@@ -294,8 +294,8 @@ def cmd_import(args) -> int:
     service = _service(_settings())
     enrolled, refused, skipped, warnings = [], [], [], []
     collection = args.collection or "default"
-    service.ensure_collection(collection, CLI)
-    existing = ({p.name for p in service.list_people(None, 1_000_000, 0, collection)[0]} if args.skip_existing
+    service.collections.ensure_collection(collection, CLI)
+    existing = ({p.name for p in service.people.list_people(None, 1_000_000, 0, collection)[0]} if args.skip_existing
                 else set())
     how = "one sub-folder each" if layout == "folders" else "photos named after them"
     print(f"faceshot: {len(people)} people in {root} ({how})", file=sys.stderr, flush=True)
@@ -312,7 +312,7 @@ def cmd_import(args) -> int:
             for path in files[: args.max_photos]:
                 rel = str(path.relative_to(root))
                 try:
-                    prepared.append(service.prepare(path.read_bytes()))
+                    prepared.append(service.people.prepare(path.read_bytes()))
                     kept.append(rel)
                 except FaceshotError as exc:
                     refused.append({"photo": rel, "code": exc.code, "reason": exc.message})
@@ -322,7 +322,7 @@ def cmd_import(args) -> int:
             if not prepared:
                 continue
             try:
-                result = service.enroll(name, prepared, collection=collection, actor=CLI)
+                result = service.people.enroll(name, prepared, collection=collection, actor=CLI)
             except FaceshotError as exc:
                 refused += [{"photo": rel, "code": exc.code, "reason": exc.message} for rel in kept]
                 print(f"{step} refused ({exc.code}: {exc.message})", file=sys.stderr, flush=True)
@@ -449,7 +449,7 @@ def cmd_reembed(args) -> int:
 
     _apply_overrides(args)
     service = _service(_settings(), check_encoder=False)
-    summary = service.reembed(delete_unrecoverable=args.delete_unrecoverable,
+    summary = service.people.reembed(delete_unrecoverable=args.delete_unrecoverable,
                               progress=lambda rows: tqdm(rows, desc="re-embedding", unit="face"))
     print(json.dumps(summary, indent=2))
     if summary["unrecoverable"] and not args.delete_unrecoverable:

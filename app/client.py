@@ -25,6 +25,7 @@ from typing import IO, Any
 import httpx
 from pydantic import TypeAdapter
 
+from app.api.paths import API_PREFIX, in_collection
 from app.core.schemas import (
     AccountOut,
     AuditPage,
@@ -50,7 +51,6 @@ from app.core.schemas import (
 )
 
 Photo = str | PathLike | bytes | IO[bytes]
-API = "/api/v1"
 
 
 class FaceshotAPIError(Exception):
@@ -294,16 +294,9 @@ def _request_args(call: _Call) -> dict[str, Any]:
     return {"params": call.params, "data": call.data, "files": call.files, "json": call.json}
 
 
-# the operations that work within one collection (the server's app/api/collection_paths.py)
-SCOPED = ("/enroll", "/people", "/identify", "/verify", "/detect", "/compare", "/embed", "/model", "/events",
-          "/presence", "/webhooks")
-
-
 def _path(call: _Call, collection: str | None) -> str:
     """A collection's operation under /collections/{name}/ (none: today's paths, the default collection's)."""
-    if collection and call.path.startswith(SCOPED):
-        return f"/collections/{collection}{call.path}"
-    return call.path
+    return in_collection(call.path, collection)
 
 
 class FaceshotClient(_Calls):
@@ -313,7 +306,7 @@ class FaceshotClient(_Calls):
     def __init__(self, base_url: str, api_key: str, *, collection: str | None = None, timeout: float = 60.0,
                  transport=None):
         self.collection = collection
-        self._http = httpx.Client(base_url=base_url.rstrip("/") + API, headers={"X-API-Key": api_key},
+        self._http = httpx.Client(base_url=base_url.rstrip("/") + API_PREFIX, headers={"X-API-Key": api_key},
                                   timeout=timeout, transport=transport)
 
     def _send(self, call: _Call):
@@ -335,7 +328,7 @@ class AsyncFaceshotClient(_Calls):
     def __init__(self, base_url: str, api_key: str, *, collection: str | None = None, timeout: float = 60.0,
                  transport=None):
         self.collection = collection
-        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/") + API, headers={"X-API-Key": api_key},
+        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/") + API_PREFIX, headers={"X-API-Key": api_key},
                                        timeout=timeout, transport=transport)
 
     async def _send(self, call: _Call):

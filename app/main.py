@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from contextlib import asynccontextmanager
 
-import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
@@ -21,49 +19,14 @@ from app.api.routes import accounts, audit, collections, events, people, recogni
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.observability import install_observability, worker_exiting
-from app.service import FaceService
-from app.startup import prepare_deployment
-
-log = logging.getLogger("faceshot")
-
-
-def build_service(settings: Settings, pipeline=None, *, check_encoder: bool = True) -> FaceService:
-    """Everything a process needs before its first request: schema, binding, keys, model, gallery.
-
-    ``check_encoder=False`` is for ``faceshot reembed`` only: the one caller that
-    must open a gallery another encoder made.
-    """
-    from models.pipeline import FacePipeline
-
-    torch.set_num_threads(settings.effective_torch_threads())
-    db, where = prepare_deployment(settings)
-    if where:
-        log.info("admin API key: %s", where)
-    try:
-        if pipeline is None:
-            device = None if settings.device == "auto" else settings.device
-            pipeline = FacePipeline.from_spec(settings.encoder, device, sources=settings.weight_sources())
-        service = FaceService(settings, pipeline, db)
-        if check_encoder:
-            service.check_encoder_matches_stored()
-        service.reload()
-        service.photos.sweep(settings.data_dir)
-    except BaseException:
-        db.close()
-        raise
-    log.info("faceshot ready: encoder %s on %s, %d people indexed",
-             pipeline.encoder.metadata.name, pipeline.encoder.device, len(service.galleries))
-    return service
+from app.startup import build_service
 
 
 def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.service = build_service(settings or get_settings(), pipeline)
-        service = app.state.service
-        service.events.purge_expired()
-        # retention is enforced hourly by the worker's background thread, even when no event arrives
-        service.webhooks.start(housekeeping=lambda: service.events.purge_expired(at_most_hourly=True))
+        app.state.service.start()
         yield
         app.state.service.close()
         worker_exiting(limits.prometheus_multiproc_dir)
@@ -88,6 +51,7 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
         """The address `faceshot serve` prints first leads to the admin page (the API lives under /api/v1)."""
         return RedirectResponse("/admin", status_code=307)
 
+    app.state.settings = limits  # what the request gate reads before a route runs (the photo limit)
     app.state.limiter = RateLimiter(limits.rate_limit, limits.auth_failure_limit, limits.rate_limit_storage)
     if limits.cors_origin_list:
         # Off unless configured: browsers on other origins may not call the API by default.

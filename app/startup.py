@@ -1,4 +1,5 @@
-"""What a process does before it serves, in one order: data directory, schema, the binding of the two, an admin path.
+"""What a process does before it serves, in one order: data directory, schema, the binding of the two, an admin path;
+then, for a process that recognises faces, its service (:func:`build_service`).
 
 ``faceshot serve`` runs it once before its workers start (so they never race for the
 schema or the first key), each worker and each CLI command runs it again (it is
@@ -9,13 +10,17 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from app.access.keys import ensure_admin_key
 from app.core.config import Settings
 from app.core.db import Database, upgrade_database
 from app.core.instance import bind_data_dir
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from app.service import FaceService
+
+log = logging.getLogger("faceshot")
 
 
 def make_private_dir(path) -> None:
@@ -40,3 +45,35 @@ def prepare_deployment(settings: Settings) -> tuple[Database, str | None]:
         db.close()
         raise
     return db, where
+
+
+def build_service(settings: Settings, pipeline=None, *, check_encoder: bool = True) -> FaceService:
+    """Everything a process needs before its first request: schema, binding, keys, model, gallery.
+
+    ``check_encoder=False`` is for ``faceshot reembed`` only: the one caller that
+    must open a gallery another encoder made.
+    """
+    import torch
+
+    from app.service import FaceService
+    from models.pipeline import FacePipeline
+
+    torch.set_num_threads(settings.effective_torch_threads())
+    db, where = prepare_deployment(settings)
+    if where:
+        log.info("admin API key: %s", where)
+    try:
+        if pipeline is None:
+            device = None if settings.device == "auto" else settings.device
+            pipeline = FacePipeline.from_spec(settings.encoder, device, sources=settings.weight_sources())
+        service = FaceService(settings, pipeline, db)
+        if check_encoder:
+            service.gallery_sync.check_encoder_matches_stored()
+        service.gallery_sync.reload()
+        service.photos.sweep(settings.data_dir)
+    except BaseException:
+        db.close()
+        raise
+    log.info("faceshot ready: encoder %s on %s, %d people indexed",
+             pipeline.encoder.metadata.name, pipeline.encoder.device, len(service.galleries))
+    return service

@@ -55,7 +55,7 @@ def main() -> None:
         # the re-layout splits the service: its parts where they are, or the service itself before it
         people = getattr(service, "people", service)
         collections = getattr(service, "collections", service)
-        record = getattr(getattr(service, "events", None), "record_and_notify", None) or service.record_event
+        record = service.events.record if hasattr(service, "events") else service.record_event
         hooks = getattr(service, "webhooks", None)
         orphan_rounds, failure_rounds, inherited, refused, deletes_failed = 0, 0, 0, 0, 0
         for round_ in range(args.rounds):

@@ -49,7 +49,8 @@ def main() -> None:
         service = build_service(Settings(data_dir=tmp / "data", torch_threads=1))
         for person in people:  # enrolled from two photos, seen on the third
             photos = sorted(person.glob("*.jpg"))
-            service.enroll(person.name.replace("_", " "), [service.prepare(p.read_bytes()) for p in photos[:2]])
+            service.people.enroll(person.name.replace("_", " "),
+                                  [service.people.prepare(p.read_bytes()) for p in photos[:2]])
         scenes = [(sorted(p.glob("*.jpg"))[2], 0.5 + i * (args.on + 0.6), 0.5 + i * (args.on + 0.6) + args.on)
                   for i, p in enumerate(people)]
         clip = door_clip(scenes, tmp / "hall.avi", fps=args.clip_fps)

@@ -25,6 +25,7 @@ def _pipeline(args):
 
 
 def cmd_embed(args) -> int:
+    from models.detection import quality_hints
     from models.imageio import load_image
 
     pipe = _pipeline(args)
@@ -33,7 +34,10 @@ def cmd_embed(args) -> int:
     for path in args.images:
         entry: dict = {"path": path}
         try:
-            faces = pipe.analyze(load_image(path))
+            image = load_image(path)
+            faces = pipe.analyze(image)
+            for f in faces:
+                f.face.quality = quality_hints(image, f.face)
             entry["faces"] = [f.to_dict(with_embedding=True) for f in faces]
         except FaceshotError as exc:
             entry["error"] = exc.to_dict()

@@ -138,15 +138,14 @@ class FaceDetector:
             box = np.asarray(box, dtype=np.float64) / scale
             box[[0, 2]] = box[[0, 2]].clip(0, w)
             box[[1, 3]] = box[[1, 3]].clip(0, h)
-            face = DetectedFace(box=box, score=float(prob), landmarks=np.asarray(pts, dtype=np.float64) / scale)
-            face.quality = quality_hints(image, face)
-            faces.append(face)
+            faces.append(DetectedFace(box=box, score=float(prob), landmarks=np.asarray(pts, dtype=np.float64) / scale))
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces
 
 
 def quality_hints(image: np.ndarray, face: DetectedFace) -> dict:
-    """Cheap signals a person can act on before saving an enrollment photo."""
+    """Cheap signals a person can act on before saving an enrollment photo (the service runs it as one of its face
+    checks, app/recognition/face_checks.py; ``faceshot embed`` prints it)."""
     x1, y1, x2, y2 = (int(round(v)) for v in face.box)
     crop = image[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)]
     side = min(face.width, face.height)

@@ -31,6 +31,13 @@ def size_text(n: int) -> str:
     return f"{n / 2**20:.3g} MB" if n >= 2**20 / 10 else f"{n / 2**10:.3g} KB"
 
 
+def check_photo_size(size: int, max_bytes: int, what: str = "The photo", **details) -> None:
+    """The one photo-size rule and its message: uploads, base64 bodies, files on disk (``what`` names the file)."""
+    if size > max_bytes:
+        raise ImageTooLarge(f"{what} is {size_text(size)}; the limit is {size_text(max_bytes)}.",
+                            {"bytes": size, "max_bytes": max_bytes, **details})
+
+
 def load_image(
     source: bytes | bytearray | memoryview | str | Path,
     *,
@@ -57,11 +64,7 @@ def load_image_within(
     data = _read_bytes(source, max_bytes)
     if not data:
         raise InvalidImage("The file is empty.", {"bytes": 0})
-    if len(data) > max_bytes:
-        raise ImageTooLarge(
-            f"The file is {size_text(len(data))}; the limit is {size_text(max_bytes)}.",
-            {"bytes": len(data), "max_bytes": max_bytes},
-        )
+    check_photo_size(len(data), max_bytes)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -113,12 +116,7 @@ def _read_bytes(source, max_bytes: int) -> bytes:
         return bytes(source)
     path = Path(source)
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ImageTooLarge(
-                f"{path} is {size_text(size)}; the limit is {size_text(max_bytes)}.",
-                {"bytes": size, "max_bytes": max_bytes},
-            )
+        check_photo_size(path.stat().st_size, max_bytes, str(path))
         return path.read_bytes()
     except FileNotFoundError as exc:
         raise InvalidImage(f"No such file: {path}") from exc

@@ -168,3 +168,23 @@ def ensure_admin_key(settings: Settings, sessions: sessionmaker) -> str | None:
     else:
         log.warning("generated the first admin API key into %s", path)
     return str(path)
+
+
+class Keys:
+    """API keys as the routes and pages use them: one database's, through this object."""
+
+    def __init__(self, sessions: sessionmaker):
+        self.sessions = sessions
+
+    def create(self, name: str, role: str, *, collection: str | None = None,
+               actor: Actor | None = None) -> tuple[ApiKey, str]:
+        return create_key(self.sessions, name, role, collection=collection, actor=actor)
+
+    def list(self) -> list[ApiKey]:
+        return list_keys(self.sessions)
+
+    def revoke(self, key_id: str, actor: Actor | None = None) -> ApiKey:
+        return revoke_key(self.sessions, key_id, actor)
+
+    def authenticate(self, secret: str | None, need_admin: bool, collection: str | None = None) -> ApiKey:
+        return authenticate(self.sessions, secret, need_admin, collection)

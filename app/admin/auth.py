@@ -45,12 +45,12 @@ class CsrfRejected(Exception):
 def signer(request: Request) -> SessionSigner:
     state = request.app.state
     if getattr(state, "admin_signer", None) is None:
-        state.admin_signer = SessionSigner(state.service.settings)
+        state.admin_signer = SessionSigner(state.service.settings, state.service.sessions)
     return state.admin_signer
 
 
 def _read_session(request: Request) -> AdminSession:
-    session = signer(request).read(request.cookies.get(COOKIE), request.app.state.service.sessions)
+    session = signer(request).read(request.cookies.get(COOKIE))
     if session is None:
         raise SignInRequired()
     request.state.admin = session

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from PIL import Image
 
-from app.access import keys
+from app.access.keys import Keys
 from app.admin.auth import Admin, AdminRoute, AdminWrite, actor_of, safe_next, signer
 from app.admin.render import render
 from app.admin.scope import (
@@ -29,7 +29,19 @@ from app.admin.scope import (
     visible_collections,
 )
 from app.admin.session import COOKIE, LOGIN_COOKIE
-from app.api.deps import ServiceDep, client_address
+from app.admin.sources import EventsPage, EventsPageDep, SettingsPage, SettingsPageDep
+from app.api.deps import (
+    AccountsDep,
+    AuditDep,
+    CollectionsDep,
+    EventsDep,
+    KeysDep,
+    PeopleDep,
+    SettingsDep,
+    WebhooksDep,
+    client_address,
+    settings_of,
+)
 from app.core.errors import Forbidden, NotFound, TryLater, Unauthorized, ValidationFailed
 from app.core.inputs import parse_metadata
 from app.live.events import event_dict
@@ -40,7 +52,7 @@ PAGE_SIZE = 24
 router = APIRouter(prefix="/admin", route_class=AdminRoute, include_in_schema=False)
 
 
-def person_view(service, person) -> dict:
+def person_view(person) -> dict:
     return {
         "id": person.id, "name": person.name, "external_id": person.external_id,
         "metadata": json.dumps(person.meta, indent=2, ensure_ascii=False) if person.meta else "",
@@ -55,7 +67,7 @@ def _login_page(request: Request, status_code: int = 200, error: str | None = No
     token = secrets.token_urlsafe(18)
     response = render(request, "login.html", status_code, error=error, login_token=token,
                       next_url=safe_next(next_url or request.query_params.get("next")),
-                      password_enabled=request.app.state.service.settings.admin_password is not None)
+                      password_enabled=settings_of(request).admin_password is not None)
     response.set_cookie(LOGIN_COOKIE, token, **signer(request).cookie_args(max_age=3600))
     return response
 
@@ -66,7 +78,8 @@ def login_form(request: Request):
 
 
 @router.post("/login")
-def login(request: Request, service: ServiceDep, secret: Annotated[str, Form()] = "",
+def login(request: Request, settings: SettingsDep, accounts: AccountsDep, keys: KeysDep, audit: AuditDep,
+          secret: Annotated[str, Form()] = "",
           account: Annotated[str, Form(max_length=200)] = "", login_token: Annotated[str, Form()] = "",
           next: Annotated[str, Form()] = ""):
     """Sign in with a named account and its password, an admin key, or the shared password.
@@ -84,7 +97,7 @@ def login(request: Request, service: ServiceDep, secret: Annotated[str, Form()] 
     limiter, client = request.app.state.limiter, client_address(request)
     braked = limiter.failures_exceeded(client)
     too_many = "Too many failed sign-ins from this address; wait a minute, or sign in with an admin key."
-    password = service.settings.admin_password
+    password = settings.admin_password
     signed_in = None
     if account:
         brake = f"account:{account}"
@@ -95,7 +108,7 @@ def login(request: Request, service: ServiceDep, secret: Annotated[str, Form()] 
             return _login_page(request, 429, "Too many failed sign-ins for this account or from this address; wait "
                                              "a minute, or sign in with an admin key.", next)
         try:
-            signed_in = service.accounts.authenticate(account, secret)
+            signed_in = accounts.authenticate(account, secret)
         except Unauthorized as exc:
             limiter.record_failure(client)
             limiter.record_failure(brake)
@@ -112,24 +125,23 @@ def login(request: Request, service: ServiceDep, secret: Annotated[str, Form()] 
         by = "password"
     else:
         try:
-            by = keys.authenticate(service.sessions, secret, need_admin=True).id
+            by = keys.authenticate(secret, need_admin=True).id
         except Forbidden as exc:
             if "key_collection" not in exc.details:
                 return _login_page(request, 403, "That is a recognition key; the admin page needs an admin key.",
                                    next)
             # a collection's admin key: the admin page within that collection only
-            by = keys.authenticate(service.sessions, secret, need_admin=True,
-                                   collection=exc.details["key_collection"]).id
+            by = keys.authenticate(secret, need_admin=True, collection=exc.details["key_collection"]).id
         except Unauthorized:
             if braked:
                 return _login_page(request, 429, too_many, next)
             limiter.record_failure(client)
             return _login_page(request, 401, "That key or password is not valid.", next)
-    cookie = signer(request).issue(by, service.sessions, signed_in)
-    session = signer(request).read(cookie, service.sessions)
-    service.audit.record(actor_of(request, session), "admin.sign_in")
+    cookie = signer(request).issue(by, signed_in)
+    session = signer(request).read(cookie)
+    audit.record(actor_of(request, session), "admin.sign_in")
     response = RedirectResponse(safe_next(next), status_code=303)
-    args = signer(request).cookie_args(max_age=int(service.settings.admin_session_hours * 3600))
+    args = signer(request).cookie_args(max_age=int(settings.admin_session_hours * 3600))
     response.set_cookie(COOKIE, cookie, **args)
     response.delete_cookie(LOGIN_COOKIE, path=args["path"], httponly=True, samesite="strict", secure=args["secure"])
     response.delete_cookie(COLLECTION_COOKIE, path=args["path"], httponly=True, samesite="strict",
@@ -152,11 +164,11 @@ def switch_collection(request: Request, session: AdminWrite, collection: Annotat
 
 
 @router.post("/logout")
-def logout(request: Request, service: ServiceDep, session: AdminWrite):
-    signer(request).end(session, service.sessions)
+def logout(request: Request, settings: SettingsDep, session: AdminWrite):
+    signer(request).end(session)
     response = RedirectResponse("/admin/login?done=signed_out", status_code=303)
     response.delete_cookie(COOKIE, path="/admin", httponly=True, samesite="strict",
-                           secure=request.app.state.service.settings.admin_cookie_secure)
+                           secure=settings.admin_cookie_secure)
     return response
 
 
@@ -168,66 +180,66 @@ def home(_s: Admin):
 
 
 @router.get("/people")
-def people(request: Request, service: ServiceDep, session: Admin, search: str = "",
+def people_page(request: Request, people: PeopleDep, session: Admin, search: str = "",
            page: Annotated[int, Query(ge=1, le=10**6)] = 1):
     search = search.strip()[:200]
-    found, total = service.list_people(search or None, PAGE_SIZE, (page - 1) * PAGE_SIZE,
-                                       collection=current_collection(request, session))
+    found, total = people.list_people(search or None, PAGE_SIZE, (page - 1) * PAGE_SIZE,
+                                      collection=current_collection(request, session))
     pages = max(1, math.ceil(total / PAGE_SIZE))
-    return render(request, "people.html", people=[person_view(service, p) for p in found], total=total,
+    return render(request, "people.html", people=[person_view(p) for p in found], total=total,
                   search=search, page=page, pages=pages, section="people")
 
 
 @router.get("/people/{person_id}")
-def person_page(request: Request, service: ServiceDep, session: Admin, person_id: str):
+def person_page(request: Request, settings: SettingsDep, session: Admin, person_id: str):
     person = person_in_reach(request, session, person_id)
-    return render(request, "person.html", person=person_view(service, person), section="people",
-                  store_images=service.settings.store_images, collection=person.collection)
+    return render(request, "person.html", person=person_view(person), section="people",
+                  store_images=settings.store_images, collection=person.collection)
 
 
 @router.post("/people/{person_id}/details")
-def save_details(request: Request, service: ServiceDep, session: AdminWrite, person_id: str,
+def save_details(request: Request, people: PeopleDep, settings: SettingsDep, session: AdminWrite, person_id: str,
                  name: Annotated[str, Form()] = "", external_id: Annotated[str, Form()] = "",
                  metadata: Annotated[str, Form()] = ""):
     """Name, external id and metadata as the form shows them (an empty external id or metadata clears it)."""
     collection = person_collection(request, session, person_id, change=True)
     try:
         meta = parse_metadata(metadata) if metadata.strip() else {}
-        service.update_person(person_id, name, external_id.strip() or None, meta, {"name", "external_id", "metadata"},
-                              collection=collection, actor=actor_of(request, session))
+        people.update_person(person_id, name, external_id.strip() or None, meta, {"name", "external_id", "metadata"},
+                             collection=collection, actor=actor_of(request, session))
     except FaceshotError as exc:
         return render(request, "person.html", exc.status if exc.status < 500 else 422,
-                      person=person_view(service, service.get_person(person_id, collection)), collection=collection,
-                      error=exc.message, section="people", store_images=service.settings.store_images)
+                      person=person_view(people.get_person(person_id, collection)), collection=collection,
+                      error=exc.message, section="people", store_images=settings.store_images)
     return RedirectResponse(f"/admin/people/{person_id}?done=details_saved", status_code=303)
 
 
 @router.post("/people/{person_id}/faces/{face_id}/delete")
-def delete_face(request: Request, service: ServiceDep, session: AdminWrite, person_id: str, face_id: str):
+def delete_face(request: Request, people: PeopleDep, session: AdminWrite, person_id: str, face_id: str):
     collection = person_collection(request, session, person_id, change=True)
-    service.delete_face(person_id, face_id, collection, actor=actor_of(request, session))
+    people.delete_face(person_id, face_id, collection, actor=actor_of(request, session))
     return RedirectResponse(f"/admin/people/{person_id}?done=face_deleted", status_code=303)
 
 
 @router.get("/people/{person_id}/delete")
-def confirm_delete(request: Request, service: ServiceDep, session: Admin, person_id: str):
+def confirm_delete(request: Request, session: Admin, person_id: str):
     person = person_in_reach(request, session, person_id, change=True)
-    return render(request, "confirm_delete.html", person=person_view(service, person), section="people",
+    return render(request, "confirm_delete.html", person=person_view(person), section="people",
                   collection=person.collection)
 
 
 @router.post("/people/{person_id}/delete")
-def delete_person(request: Request, service: ServiceDep, session: AdminWrite, person_id: str):
+def delete_person(request: Request, people: PeopleDep, session: AdminWrite, person_id: str):
     collection = person_collection(request, session, person_id, change=True)
-    service.delete_person(person_id, collection, actor=actor_of(request, session))
+    people.delete_person(person_id, collection, actor=actor_of(request, session))
     return RedirectResponse("/admin/people?done=person_deleted", status_code=303)
 
 
 @router.get("/people/{person_id}/faces/{face_id}/image")
-def face_image(request: Request, service: ServiceDep, session: Admin, person_id: str, face_id: str,
+def face_image(request: Request, people: PeopleDep, session: Admin, person_id: str, face_id: str,
                thumb: bool = False):
     person = person_in_reach(request, session, person_id)
-    data, media_type = service.face_image(person_id, face_id, person.collection)
+    data, media_type = people.face_image(person_id, face_id, person.collection)
     if thumb:
         box = next((f.box for f in person.faces if f.id == face_id), None)
         data, media_type = thumbnail(data, box), "image/jpeg"
@@ -280,16 +292,16 @@ def _event_filters(source: str, who: str, day: str) -> dict:
             "unknown": {"known": False, "unknown": True}.get(who)}
 
 
-def _events_page(request: Request, service, status_code: int = 200, **extra):
+def _events_page(request: Request, page: EventsPage, status_code: int = 200, **extra):
     q = request.query_params
     source, who, day = q.get("source", ""), q.get("who", ""), q.get("day", "")
     collection = current_collection(request, request.state.admin)
-    rows, total = service.events.list(**_event_filters(source, who, day), collection=collection, limit=200)
-    settings = service.settings
+    rows, total = page.events.list(**_event_filters(source, who, day), collection=collection, limit=200)
+    settings = page.settings
     return render(request, "events.html", status_code, section="events", events=[event_dict(e) for e in rows],
                   total=total, collection=collection,
                   # webhook URLs may carry tokens: a viewer does not see them (nor keys, nor the audit log)
-                  hooks=service.webhooks.list(collection) if request.state.admin.may_change(collection) else [],
+                  hooks=page.webhooks.list(collection) if request.state.admin.may_change(collection) else [],
                   filters={"source": source, "who": who, "day": day},
                   query=urlencode({k: v for k, v in (("source", source), ("who", who), ("day", day)) if v}),
                   keeps_faces=settings.event_faces, keeps_unknown=settings.event_unknown_faces,
@@ -297,7 +309,7 @@ def _events_page(request: Request, service, status_code: int = 200, **extra):
 
 
 @router.get("/attendance")
-def attendance_page(request: Request, service: ServiceDep, session: Admin, day: str = "", source: str = ""):
+def attendance_page(request: Request, events: EventsDep, session: Admin, day: str = "", source: str = ""):
     """Who was seen on one day (UTC) and when first and last: the sheet GET /presence answers, for viewers too."""
     collection = current_collection(request, session)
     today = datetime.now(timezone.utc).date()
@@ -306,7 +318,7 @@ def attendance_page(request: Request, service: ServiceDep, session: Admin, day: 
     except ValueError:
         raise ValidationFailed("The day must be a date (YYYY-MM-DD).", {"field": "day"}) from None
     source = source.strip()[:100]
-    rows = service.events.presence(chosen, chosen, source or None, collection)
+    rows = events.presence(chosen, chosen, source or None, collection)
     one_day = timedelta(days=1)
     return render(request, "attendance.html", section="attendance", rows=rows, day=chosen, today=today,
                   source=source, collection=collection, previous=chosen - one_day,
@@ -339,40 +351,39 @@ def _forget_shown(request: Request, response: Response, page: str) -> Response:
 
 
 @router.get("/events")
-def events_page(request: Request, service: ServiceDep, session: Admin):
-    response = _events_page(request, service, new_hook=_shown_once(request, session, "/admin/events"))
+def events_page(request: Request, page: EventsPageDep, session: Admin):
+    response = _events_page(request, page, new_hook=_shown_once(request, session, "/admin/events"))
     return _forget_shown(request, response, "/admin/events")
 
 
 @router.get("/events.csv")
-def events_csv(request: Request, service: ServiceDep, session: Admin):
+def events_csv(request: Request, events: EventsDep, session: Admin):
     q = request.query_params
-    text = service.events.csv(collection=current_collection(request, session), person_id=None,
-                              **_event_filters(q.get("source", ""), q.get("who", ""),
-                                                              q.get("day", "")))
+    text = events.csv(collection=current_collection(request, session), person_id=None,
+                      **_event_filters(q.get("source", ""), q.get("who", ""), q.get("day", "")))
     return Response(text, media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="events.csv"'})
 
 
 @router.get("/events/{event_id}/face")
-def event_face(request: Request, service: ServiceDep, session: Admin, event_id: str):
-    return Response(service.events.face(event_id, current_collection(request, session)), media_type="image/jpeg",
+def event_face(request: Request, events: EventsDep, session: Admin, event_id: str):
+    return Response(events.face(event_id, current_collection(request, session)), media_type="image/jpeg",
                     headers={"Cache-Control": "private"})
 
 
 @router.post("/webhooks")
-def add_webhook(request: Request, service: ServiceDep, session: AdminWrite, url: Annotated[str, Form()] = ""):
+def add_webhook(request: Request, page: EventsPageDep, session: AdminWrite, url: Annotated[str, Form()] = ""):
     """Add, then redirect (a reload adds no second webhook); its secret is shown once by the GET."""
     collection = current_collection(request, session, change=True)
     try:
-        hook, secret = service.webhooks.create(url.strip(), actor_of(request, session), collection)
+        hook, secret = page.webhooks.create(url.strip(), actor_of(request, session), collection)
     except FaceshotError as exc:
-        return _events_page(request, service, 422, error=exc.message)
+        return _events_page(request, page, 422, error=exc.message)
     return _redirect_showing_once(request, session, "/admin/events", {"url": hook.url, "secret": secret})
 
 
 @router.post("/webhooks/{webhook_id}/delete")
-def delete_webhook(request: Request, service: ServiceDep, session: AdminWrite, webhook_id: str):
-    service.webhooks.delete(webhook_id, actor_of(request, session), current_collection(request, session, True))
+def delete_webhook(request: Request, webhooks: WebhooksDep, session: AdminWrite, webhook_id: str):
+    webhooks.delete(webhook_id, actor_of(request, session), current_collection(request, session, True))
     return RedirectResponse("/admin/events?done=webhook_removed", status_code=303)
 
 
@@ -382,45 +393,45 @@ def _deployment_only(session) -> None:
         raise Forbidden("Only a deployment admin may do this.", {"right": "deployment_admin"})
 
 
-def _keys_shown(service, session, collection: str) -> list:
+def _keys_shown(keys: Keys, session, collection: str) -> list:
     """A deployment admin sees every key; a collection's admin, that collection's."""
-    every = keys.list_keys(service.sessions)
+    every = keys.list()
     return every if session.deployment_admin else [k for k in every if k.collection == collection]
 
 
-def _settings_page(request: Request, service, status_code: int = 200, **extra):
+def _settings_page(request: Request, page: SettingsPage, status_code: int = 200, **extra):
     session = request.state.admin
     collection = current_collection(request, session)
-    info = service.model_info(collection)  # what GET /api/v1/model says, from the same place
+    info = page.recognition.model_info(collection)  # what GET /api/v1/model says, from the same place
     deployment, manages = session.deployment_admin, session.may_change(collection)
     return render(request, "settings.html", status_code, section="settings", encoder=info.encoder,
                   op=info.operating_point, counts=info.gallery, store_images=info.store_images,
-                  keys=_keys_shown(service, session, collection) if manages else [], signed_in_by=session.by,
+                  keys=_keys_shown(page.keys, session, collection) if manages else [], signed_in_by=session.by,
                   collection=collection,
-                  audit=service.audit.list(collection=None if deployment else collection, limit=20)[0] if manages
+                  audit=page.audit.list(collection=None if deployment else collection, limit=20)[0] if manages
                   else [],
-                  accounts=service.accounts.list() if deployment else [],
+                  accounts=page.accounts.list() if deployment else [],
                   all_collections=all_collections(request) if deployment else [], **extra)
 
 
 @router.get("/settings")
-def settings_page(request: Request, service: ServiceDep, session: Admin):
-    response = _settings_page(request, service, new_key=_shown_once(request, session, "/admin/settings"))
+def settings_page(request: Request, page: SettingsPageDep, session: Admin):
+    response = _settings_page(request, page, new_key=_shown_once(request, session, "/admin/settings"))
     response.headers["Cache-Control"] = "no-store"  # it may show a new key's secret, once
     return _forget_shown(request, response, "/admin/settings")
 
 
 @router.get("/audit.csv")
-def audit_csv(request: Request, service: ServiceDep, session: Admin):
+def audit_csv(request: Request, audit: AuditDep, session: Admin):
     """Everything for a deployment admin; a collection's admin, that collection's entries; a viewer, nothing (the
     entries name keys and webhook URLs)."""
     collection = None if session.deployment_admin else current_collection(request, session, change=True)
-    return Response(service.audit.csv(collection=collection), media_type="text/csv",
+    return Response(audit.csv(collection=collection), media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
 
 
 @router.post("/keys")
-def create_key(request: Request, service: ServiceDep, session: AdminWrite, name: Annotated[str, Form()] = "",
+def create_key(request: Request, page: SettingsPageDep, session: AdminWrite, name: Annotated[str, Form()] = "",
                role: Annotated[str, Form()] = "recognition", scope: Annotated[str, Form()] = "collection"):
     """Create, then redirect (a reload must not create another key); the secret is shown once by the GET.
     ``scope``: the collection the page shows, or (a deployment admin's choice) every collection."""
@@ -429,46 +440,45 @@ def create_key(request: Request, service: ServiceDep, session: AdminWrite, name:
         _deployment_only(session)
         collection = None
     try:
-        key, secret = keys.create_key(service.sessions, name[:200], role, collection=collection,
-                                      actor=actor_of(request, session))
+        key, secret = page.keys.create(name[:200], role, collection=collection, actor=actor_of(request, session))
     except FaceshotError as exc:
-        return _settings_page(request, service, 422, error=exc.message)
+        return _settings_page(request, page, 422, error=exc.message)
     return _redirect_showing_once(request, session, "/admin/settings",
                                   {"name": key.name, "role": key.role, "secret": secret,
                                    "collection": key.collection})
 
 
 @router.post("/keys/{key_id}/revoke")
-def revoke_key(request: Request, service: ServiceDep, session: AdminWrite, key_id: str):
-    key = next((k for k in _keys_shown(service, session, current_collection(request, session)) if k.id == key_id),
+def revoke_key(request: Request, page: SettingsPageDep, session: AdminWrite, key_id: str):
+    key = next((k for k in _keys_shown(page.keys, session, current_collection(request, session)) if k.id == key_id),
                None)
     if key is None:
         raise NotFound(f"No API key with id {key_id}.", {"key_id": key_id})
     if key.collection is not None:
         require(session, key.collection, change=True)
     if key_id == session.by:
-        return _settings_page(request, service, 409, error="That is the key you signed in with; "
+        return _settings_page(request, page, 409, error="That is the key you signed in with; "
                               "sign in with another admin key to revoke it.")
     try:
-        keys.revoke_key(service.sessions, key_id, actor_of(request, session))
+        page.keys.revoke(key_id, actor_of(request, session))
     except FaceshotError as exc:  # e.g. the last admin key
-        return _settings_page(request, service, exc.status, error=exc.message)
+        return _settings_page(request, page, exc.status, error=exc.message)
     return RedirectResponse("/admin/settings?done=key_revoked", status_code=303)
 
 
 @router.post("/collections")
-def create_collection(request: Request, service: ServiceDep, session: AdminWrite,
+def create_collection(request: Request, collections: CollectionsDep, page: SettingsPageDep, session: AdminWrite,
                       name: Annotated[str, Form(max_length=200)] = ""):
     _deployment_only(session)
     try:
-        service.create_collection(name.strip(), actor_of(request, session))
+        collections.create_collection(name.strip(), actor_of(request, session))
     except FaceshotError as exc:
-        return _settings_page(request, service, exc.status, error=exc.message)
+        return _settings_page(request, page, exc.status, error=exc.message)
     return RedirectResponse("/admin/settings?done=collection_created", status_code=303)
 
 
 @router.post("/accounts")
-def create_account(request: Request, service: ServiceDep, session: AdminWrite,
+def create_account(request: Request, page: SettingsPageDep, session: AdminWrite,
                    name: Annotated[str, Form(max_length=200)] = "", password: Annotated[str, Form()] = "",
                    right: Annotated[str, Form()] = "admin", collection: Annotated[str, Form(max_length=64)] = ""):
     """A named account: a deployment admin (``right`` = deployment), or admin/viewer of one collection (more
@@ -476,34 +486,34 @@ def create_account(request: Request, service: ServiceDep, session: AdminWrite,
     _deployment_only(session)
     try:
         if right == "deployment":
-            service.accounts.create(name, password, deployment_admin=True, actor=actor_of(request, session))
+            page.accounts.create(name, password, deployment_admin=True, actor=actor_of(request, session))
         else:
-            service.accounts.create(name, password, rights={collection: right}, actor=actor_of(request, session))
+            page.accounts.create(name, password, rights={collection: right}, actor=actor_of(request, session))
     except FaceshotError as exc:
-        return _settings_page(request, service, exc.status, error=exc.message)
+        return _settings_page(request, page, exc.status, error=exc.message)
     return RedirectResponse("/admin/settings?done=account_created", status_code=303)
 
 
 @router.post("/accounts/{account_id}")
-def change_account(request: Request, service: ServiceDep, session: AdminWrite, account_id: str,
+def change_account(request: Request, page: SettingsPageDep, session: AdminWrite, account_id: str,
                    action: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""):
     """Disable, enable, set a new password (the last two end the account's sign-ins), or delete."""
     _deployment_only(session)
     actor = actor_of(request, session)
     if account_id == session.account_id and action in ("disable", "delete"):
-        return _settings_page(request, service, 409, error="That is the account you are signed in with.")
+        return _settings_page(request, page, 409, error="That is the account you are signed in with.")
     try:
         if action == "delete":
-            service.accounts.delete(account_id, actor)
+            page.accounts.delete(account_id, actor)
             return RedirectResponse("/admin/settings?done=account_deleted", status_code=303)
         if action in ("disable", "enable"):
-            service.accounts.update(account_id, disabled=action == "disable", actor=actor)
+            page.accounts.update(account_id, disabled=action == "disable", actor=actor)
         elif action == "password":
-            service.accounts.update(account_id, password=password, actor=actor)
+            page.accounts.update(account_id, password=password, actor=actor)
         else:
             raise NotFound("No such change.", {"action": action})
     except FaceshotError as exc:
-        return _settings_page(request, service, exc.status, error=exc.message)
+        return _settings_page(request, page, exc.status, error=exc.message)
     return RedirectResponse("/admin/settings?done=account_changed", status_code=303)
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app.admin.scope import current_collection, visible_collections
+from app.api.deps import settings_of
 from app.core.tables import as_utc
 from models.errors import FaceshotError
 
@@ -61,7 +62,7 @@ def render(request: Request, name: str, status_code: int = 200, headers: dict | 
         context["admin"] = session
         context["may_change"] = session.may_change(context["collection"])
     context.setdefault("done", DONE.get(request.query_params.get("done", "")))
-    context.setdefault("max_upload", request.app.state.service.settings.max_upload_bytes)
+    context.setdefault("max_upload", settings_of(request).max_upload_bytes)
     return TEMPLATES.TemplateResponse(request, name, {"csrf": session.csrf if session else None, **context},
                                       status_code=status_code, headers=headers)
 

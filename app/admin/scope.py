@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from app.admin.session import AdminSession
+from app.api.deps import collections_of, people_of
 from app.core.errors import Forbidden, NotFound
 from app.core.tables import DEFAULT_COLLECTION
 
@@ -21,7 +22,7 @@ COLLECTION_HEADER = "X-Faceshot-Collection"  # what the page's script sends: the
 def all_collections(request: Request) -> list:
     """Every collection with its size, read once per request (the header, the switcher and Settings all ask)."""
     if not hasattr(request.state, "all_collections"):
-        request.state.all_collections = request.app.state.service.list_collections()
+        request.state.all_collections = collections_of(request).list_collections()
     return request.state.all_collections
 
 
@@ -47,7 +48,7 @@ def current_collection(request: Request, session: AdminSession, change: bool = F
     asked = request.headers.get(COLLECTION_HEADER)
     if asked is not None:
         require(session, asked, change)
-        request.app.state.service.check_collection(asked)  # a deployment admin may see every one that exists
+        collections_of(request).check_collection(asked)  # a deployment admin may see every one that exists
         return asked
     visible = visible_collections(request, session)
     chosen = request.cookies.get(COLLECTION_COOKIE)
@@ -59,7 +60,7 @@ def current_collection(request: Request, session: AdminSession, change: bool = F
 def person_in_reach(request: Request, session: AdminSession, person_id: str, change: bool = False):
     """The person a page acts on (with their faces), in whichever collection this admin may see (and change,
     with ``change``); another collection's person is not found."""
-    person = request.app.state.service.get_person(person_id, collection=None)
+    person = people_of(request).get_person(person_id, collection=None)
     if not session.may_see(person.collection):
         raise NotFound(f"No person with id {person_id}.", {"person_id": person_id})
     require(session, person.collection, change)

@@ -87,7 +87,8 @@ class AdminSession:
 
 
 class SessionSigner:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, sessions: sessionmaker):
+        self.sessions = sessions
         self.settings = settings
         self.secret = load_secret(settings.data_dir)
 
@@ -106,12 +107,12 @@ class SessionSigner:
         """A keyed hash of the account's password hash: a new password ends the sessions it signed in."""
         return self._mac("account", account.password_hash)[:43]
 
-    def issue(self, by: str, sessions: sessionmaker, account: AdminAccount | None = None) -> str:
+    def issue(self, by: str, account: AdminAccount | None = None) -> str:
         """A new sign-in (``account`` when ``by`` is "account"); the cookie that names it."""
         sid = secrets.token_urlsafe(18)
         now = datetime.now(timezone.utc)
         expires = now + timedelta(hours=self.settings.admin_session_hours)
-        with sessions.begin() as db:
+        with self.sessions.begin() as db:
             db.execute(delete(SessionRow).where(SessionRow.expires_at < now - timedelta(days=1)))
             tag = self.password_tag() if by == "password" else self.account_tag(account) if account else None
             db.add(SessionRow(id=sid, signed_in_by=by, expires_at=expires, created_at=now, password_tag=tag,
@@ -120,13 +121,13 @@ class SessionSigner:
                                   separators=(",", ":")).encode())
         return f"{payload}.{self._mac('session', payload)}"
 
-    def end(self, session: AdminSession, sessions: sessionmaker) -> None:
+    def end(self, session: AdminSession) -> None:
         """Sign-out: the session is over on the server, whoever holds a copy of its cookie."""
-        with sessions.begin() as db:
+        with self.sessions.begin() as db:
             db.execute(update(SessionRow).where(SessionRow.id == session.sid, SessionRow.ended_at.is_(None))
                        .values(ended_at=datetime.now(timezone.utc)))
 
-    def read(self, cookie: str | None, sessions: sessionmaker) -> AdminSession | None:
+    def read(self, cookie: str | None) -> AdminSession | None:
         """The session a cookie carries, with what it may see now; None when it is missing, forged, expired,
         ended, its key revoked, its account disabled or gone, or its password changed."""
         if not cookie or "." not in cookie:
@@ -141,7 +142,7 @@ class SessionSigner:
             return None
         if expires < time.time():
             return None
-        with sessions() as db:
+        with self.sessions() as db:
             row = db.get(SessionRow, sid)
             if row is None or row.ended_at is not None or row.signed_in_by != by:
                 return None

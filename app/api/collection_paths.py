@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from app.api.paths import API_PREFIX as PREFIX
 from app.api.paths import COLLECTION_SCOPE, SCOPED
 from app.core.errors import error_response
+from app.core.observability import ROUTE_PREFIX_SCOPE
 from app.core.tables import COLLECTION_PATTERN
 
 _PATH = re.compile(rf"^{PREFIX}/collections/([^/]+)/({'|'.join(SCOPED)})(/.*)?$")
@@ -39,7 +40,8 @@ class CollectionPaths:
                 path = f"{PREFIX}/{operation}{rest}"
                 # in place: the access log and metrics, outside, label it with the route it reached (within the
                 # collection), not `unmatched`
-                scope.update({"path": path, "raw_path": path.encode(), COLLECTION_SCOPE: name})
+                scope.update({"path": path, "raw_path": path.encode(), COLLECTION_SCOPE: name,
+                              ROUTE_PREFIX_SCOPE: (PREFIX, f"{PREFIX}/collections/{{collection}}")})
                 send = _redirects_within(name, send)
         await self.app(scope, receive, send)
 

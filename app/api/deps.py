@@ -6,21 +6,30 @@ route checks them before it reads the request's body.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request, Security, UploadFile
 from fastapi.security import APIKeyHeader
 
-from app.access.keys import authenticate
+from app.access.accounts import Accounts
+from app.access.audit import AuditLog
+from app.access.keys import Keys
 from app.api.gate import before_body
 from app.api.paths import COLLECTION_SCOPE
+from app.core.config import Settings
 from app.core.errors import Unauthorized, ValidationFailed
 from app.core.tables import DEFAULT_COLLECTION, ApiKey
+from app.gallery.collections import Collections
+from app.gallery.people import People
 from app.inference.admission import Slot
+from app.live.events import EventLog
+from app.live.webhooks import Webhooks
+from app.recognition.service import Recognition
 from app.service import FaceService
-from models.errors import ImageTooLarge, InvalidImage
-from models.imageio import size_text
+from models.errors import InvalidImage
+from models.imageio import check_photo_size
 from models.pipeline import parse_box as read_box
 
 API_KEY_HEADER = "X-API-Key"
@@ -31,7 +40,55 @@ def get_service(request: Request) -> FaceService:
     return request.app.state.service
 
 
-ServiceDep = Annotated[FaceService, Depends(get_service)]
+ServiceDep = Annotated[FaceService, Depends(get_service)]  # the container itself: readiness only
+
+
+# The domain service a route works with, one dependency each (no route reaches through the container).
+def settings_of(request: Request) -> Settings:
+    return get_service(request).settings
+
+
+def people_of(request: Request) -> People:
+    return get_service(request).people
+
+
+def collections_of(request: Request) -> Collections:
+    return get_service(request).collections
+
+
+def recognition_of(request: Request) -> Recognition:
+    return get_service(request).recognition
+
+
+def events_of(request: Request) -> EventLog:
+    return get_service(request).events
+
+
+def webhooks_of(request: Request) -> Webhooks:
+    return get_service(request).webhooks
+
+
+def audit_of(request: Request) -> AuditLog:
+    return get_service(request).audit
+
+
+def accounts_of(request: Request) -> Accounts:
+    return get_service(request).accounts
+
+
+def keys_of(request: Request) -> Keys:
+    return get_service(request).keys
+
+
+SettingsDep = Annotated[Settings, Depends(settings_of)]
+PeopleDep = Annotated[People, Depends(people_of)]
+CollectionsDep = Annotated[Collections, Depends(collections_of)]
+RecognitionDep = Annotated[Recognition, Depends(recognition_of)]
+EventsDep = Annotated[EventLog, Depends(events_of)]
+WebhooksDep = Annotated[Webhooks, Depends(webhooks_of)]
+AuditDep = Annotated[AuditLog, Depends(audit_of)]
+AccountsDep = Annotated[Accounts, Depends(accounts_of)]
+KeysDep = Annotated[Keys, Depends(keys_of)]
 
 
 def client_address(request: Request) -> str:
@@ -51,14 +108,15 @@ def checked_key(request: Request, service: FaceService, secret: str | None, need
     limiter = request.app.state.limiter
     client = client_address(request)
     try:
-        key = authenticate(service.sessions, secret, need_admin=need_admin, collection=collection)
+        key = service.keys.authenticate(secret, need_admin=need_admin, collection=collection)
     except Unauthorized:
         limiter.check_failures(client)
         limiter.record_failure(client)
         raise
     limiter.hit_key(key.id)
     if collection is not None and collection != DEFAULT_COLLECTION:
-        service.check_collection(collection)  # after the key: no probing which collections exist without one
+        # after the key: no probing which collections exist without one
+        service.collections.check_collection(collection)
     return key
 
 
@@ -134,12 +192,20 @@ def inference_slot(request: Request) -> Slot:
 InferenceSlot = Annotated[Slot, Depends(inference_slot)]
 
 
+def photo_reader(request: Request) -> Callable[[UploadFile], bytes]:
+    """Reads an upload's bytes within this deployment's photo limit (FACESHOT_MAX_UPLOAD_BYTES)."""
+    limit = settings_of(request).max_upload_bytes
+    return lambda upload: read_upload(upload, limit)
+
+
+ReadPhoto = Annotated[Callable[[UploadFile], bytes], Depends(photo_reader)]
+
+
 def read_upload(upload: UploadFile, limit: int) -> bytes:
     """The upload's bytes, refusing more than ``limit`` without reading them all."""
     data = upload.file.read(limit + 1)
     if len(data) > limit:
-        raise ImageTooLarge(f"The photo is over the limit of {size_text(limit)}.", {"max_bytes": limit,
-                                                                                  "filename": upload.filename})
+        check_photo_size(upload.size or len(data), limit, filename=upload.filename)
     if not data:
         raise InvalidImage("The uploaded file is empty.", {"filename": upload.filename})
     return data

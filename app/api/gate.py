@@ -38,8 +38,8 @@ from app.core.errors import (
 from app.core.inputs import strict_json, text_problem
 from app.core.schemas import error_responses
 from app.inference.runner import MAX_FACES_PER_ENROLL
-from models.errors import ImageTooLarge, InvalidImage
-from models.imageio import size_text
+from models.errors import InvalidImage
+from models.imageio import check_photo_size, size_text
 
 MAX_FORM_FIELDS = 32
 MAX_FORM_FIELD_BYTES = 64 * 1024
@@ -132,15 +132,12 @@ def _photo_bytes(value: Any, field: str, max_bytes: int) -> bytes:
     if not isinstance(value, str):
         raise ValidationFailed(f"`{field}` must be a base64 string (or a list of them, for `images`).",
                                {"field": field})
-    if len(value) > base64_chars(max_bytes):
-        raise ImageTooLarge(f"The photo is over the limit of {size_text(max_bytes)}.", {"max_bytes": max_bytes,
-                                                                                         "field": field})
+    if len(value) > base64_chars(max_bytes):  # before any copy: the text's length bounds the photo's
+        check_photo_size(len(value) * 3 // 4, max_bytes, field=field)
     comma = value.find(",", 0, 256) if value.startswith("data:") else -1
     text = value[comma + 1:] if comma >= 0 else value
     text = text.translate(_WHITESPACE)
-    if len(text) * 3 // 4 > max_bytes:
-        raise ImageTooLarge(f"The photo is over the limit of {size_text(max_bytes)}.", {"max_bytes": max_bytes,
-                                                                                         "field": field})
+    check_photo_size(len(text) * 3 // 4, max_bytes, field=field)
     text = text.replace("-", "+").replace("_", "/")
     try:
         data = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
@@ -379,7 +376,7 @@ class GatedRoute(APIRoute):
     @classmethod
     async def _read_form(cls, request: Request, max_files: int, fields: dict[str, str]) -> None:
         if max_files:
-            max_bytes = request.app.state.service.settings.max_upload_bytes
+            max_bytes = request.app.state.settings.max_upload_bytes
             cls._limit_body(request, photo_body_limit("multipart", max_files, max_bytes))
         try:
             form = await request.form(max_files=max_files, max_fields=MAX_FORM_FIELDS,
@@ -404,7 +401,7 @@ class GatedRoute(APIRoute):
         admitted this request before its body), parsed and decoded in a worker thread, a bounded number at once per
         worker: a large body never holds the event loop (and /health with it), nor do many multiply the memory
         that parsing them takes."""
-        max_bytes = request.app.state.service.settings.max_upload_bytes
+        max_bytes = request.app.state.settings.max_upload_bytes
         cls._limit_body(request, photo_body_limit("json", max_files, max_bytes))
         body = await request.body()
         async with request.app.state.json_photo_bodies:

@@ -31,10 +31,12 @@ from prometheus_client import (
     multiprocess,
 )
 
-from app.api.paths import API_PREFIX, COLLECTION_SCOPE
 from app.core.errors import error_response
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# set by a middleware that rewrote the path (app/api/collection_paths.py): the route's prefix and the prefix the
+# client used, so a collection's requests are labelled with the path they were sent to, not `unmatched`
+ROUTE_PREFIX_SCOPE = "faceshot.route_prefix"
 # a client's id is echoed and logged only when it is short and plain (no log injection)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
@@ -104,8 +106,9 @@ def _route_template(scope) -> str:
     """The matched route's path template (``/api/v1/people/{person_id}``), for a bounded label set; a
     collection's path as its own (``/api/v1/collections/{collection}/people/{person_id}``)."""
     template = _matched_template(scope)
-    if scope.get(COLLECTION_SCOPE) and template.startswith(API_PREFIX + "/"):
-        return f"{API_PREFIX}/collections/{{collection}}{template[len(API_PREFIX):]}"
+    rewritten = scope.get(ROUTE_PREFIX_SCOPE)  # (the route's prefix, the path's prefix it was reached under)
+    if rewritten and template.startswith(rewritten[0] + "/"):
+        return rewritten[1] + template[len(rewritten[0]):]
     return template
 
 

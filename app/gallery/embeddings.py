@@ -50,3 +50,9 @@ def check_embedding(value: Any, encoder_hash: str | None, *, expected_hash: str,
         raise ValidationFailed(f"`{field}` is not a unit vector (length {norm:.4g}); send it as /embed returned it.",
                                {"field": field})
     return vector / norm
+
+
+def embedding_from_client(encoder, value, encoder_hash: str | None, field: str = "embedding") -> np.ndarray:
+    """A vector a client sent (an edge device's), accepted only from ``encoder``: another's would be silently wrong."""
+    return check_embedding(value, encoder_hash, expected_hash=encoder.content_hash,
+                           size=encoder.metadata.embedding_size, field=field)

@@ -378,7 +378,7 @@ def _faces(service, tar, index, person: ExportedPerson) -> tuple[list, int]:
                                     box=[round(v, 1) for v in face.box], det_score=face.det_score, quality={},
                                     image_bytes=photo, image_type=image_type(photo) if photo is not None else None)
         elif photo is not None:  # another encoder made it: make it again from the photo, the same face
-            prepared = service.prepare(photo, face.box)
+            prepared = service.people.prepare(photo, face.box)
             reembedded += 1
         else:
             raise ValidationFailed(f"Face {face.id} was embedded by another encoder ({face.encoder_hash[:12]}…) "
@@ -419,7 +419,7 @@ def import_export(service, path: Path, collection: str | None = None) -> ImportS
         with service.sessions() as session:
             ids = set(session.scalars(select(Person.id)))
             external = set(session.scalars(select(Person.external_id).where(Person.external_id.is_not(None))))
-        known_collections = {c.name for c, _ in service.list_collections()}
+        known_collections = {c.name for c, _ in service.collections.list_collections()}
         seen: dict[tuple[str, str], int] = {}
         for line_no, line in _lines(tar.extractfile(index[PEOPLE])):
             if isinstance(line, bytes) and not line.strip():
@@ -437,9 +437,9 @@ def import_export(service, path: Path, collection: str | None = None) -> ImportS
                 faces, reembedded = _faces(service, tar, index, person)
                 target = collection or person.collection
                 if target not in known_collections:
-                    service.ensure_collection(target, CLI)
+                    service.collections.ensure_collection(target, CLI)
                     known_collections.add(target)
-                service.restore_person(person.id, person.name, person.external_id, person.metadata,
+                service.people.restore_person(person.id, person.name, person.external_id, person.metadata,
                                        person.created_at, faces, collection=target)
             except FaceshotError as exc:
                 summary.refused.append({"line": line_no, "id": person.id if person else None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from PIL import Image
 from app.core.config import Settings
 from app.core.errors import DecodeTimeout, Overloaded, ValidationFailed
 from app.core.observability import observe_stages
+from models.detection import DetectedFace
 from models.imageio import load_image_within
 from models.pipeline import FacePipeline, Timings, select_one_face
 
@@ -52,9 +54,11 @@ def image_type(data: bytes) -> str:
 
 
 class Inference:
-    def __init__(self, settings: Settings, pipeline: FacePipeline):
+    def __init__(self, settings: Settings, pipeline: FacePipeline,
+                 checks: Sequence[Callable[[np.ndarray, DetectedFace], dict]] = ()):
         self.settings = settings
         self.pipeline = pipeline
+        self.checks = tuple(checks)  # the face checks (app/recognition/face_checks.py), run on every face detected
         # forward passes at once (a semaphore of slots; one slot is a lock)
         self._lock = threading.BoundedSemaphore(settings.effective_inference_slots())
         on_gpu = getattr(getattr(pipeline.encoder, "device", None), "type", "cpu") == "cuda"
@@ -96,6 +100,14 @@ class Inference:
     def _embed_faces(self, image, faces, timings):
         return self.pipeline.embed_faces(image, faces, timings, embed=self.batcher.embed if self.batcher else None)
 
+    def _detect(self, image: np.ndarray) -> list[DetectedFace]:
+        """Every face, largest first, with what each face check found of it in its ``quality``."""
+        faces = self.pipeline.detect(image)
+        for face in faces:
+            for check in self.checks:
+                face.quality.update(check(image, face))
+        return faces
+
     def analyze(self, data: bytes):
         """The decoded image and every face in it, embedded (largest first), in the photo's own coordinates."""
         image, factor = self.decode(data)
@@ -108,7 +120,7 @@ class Inference:
         timings = Timings()
         with self._lock:
             t0 = time.perf_counter()
-            faces = self.pipeline.detect(image)
+            faces = self._detect(image)
             timings.detect_ms = (time.perf_counter() - t0) * 1000
             faces = self._embed_faces(image, faces, timings)
         observe_stages(timings.detect_ms, timings.align_ms, timings.embed_ms)
@@ -118,7 +130,7 @@ class Inference:
         """The photo's size (width, height) and its detected faces (no embedding), in the photo's coordinates."""
         image, factor = self.decode(data)
         with self._lock:
-            faces = self.pipeline.detect(image)
+            faces = self._detect(image)
         _to_photo_coordinates(faces, factor)
         return (image.shape[1] * factor, image.shape[0] * factor), faces
 
@@ -129,7 +141,7 @@ class Inference:
         timings = Timings()
         with self._lock:
             t0 = time.perf_counter()
-            faces = self.pipeline.detect(image)
+            faces = self._detect(image)
             timings.detect_ms = (time.perf_counter() - t0) * 1000
             # a box in the photo's coordinates, held against faces found in the (perhaps reduced) pixels
             _to_photo_coordinates(faces, factor)

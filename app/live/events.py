@@ -11,6 +11,7 @@ is never lost between the two.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
@@ -18,13 +19,15 @@ from PIL import Image
 from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
 
+from app.api.paths import api_base
 from app.core.config import Settings
 from app.core.db import Database, begin_write
 from app.core.errors import NotFound, ValidationFailed, database_error
 from app.core.inputs import clean_label
 from app.core.spreadsheet import csv_document
-from app.core.tables import DEFAULT_COLLECTION, Person, RecognitionEvent, Webhook, WebhookDelivery, as_utc, new_id
+from app.core.tables import DEFAULT_COLLECTION, Person, RecognitionEvent, as_utc, new_id
 from app.gallery import queries
+from app.live.sinks import EventSink
 from models.imageio import load_image
 
 CSV_FIELDS = ("id", "time", "source", "person_id", "person_name", "distance", "threshold", "frames", "duration_s")
@@ -56,11 +59,6 @@ def reencoded_crop(data: bytes) -> bytes:
     return out.getvalue()
 
 
-def api_base(collection: str) -> str:
-    """Where a collection's operations live (today's paths are `default`'s)."""
-    return "/api/v1" if collection == DEFAULT_COLLECTION else f"/api/v1/collections/{collection}"
-
-
 def event_dict(e: RecognitionEvent, *, with_crop_url: bool = True) -> dict:
     """An event as the API, the webhooks and the CSV export show it (the crop by URL, never inline)."""
     return {"id": e.id, "time": as_utc(e.time).isoformat(), "source": e.source,
@@ -77,8 +75,9 @@ CROP_MAX_PIXELS = 512 * 512
 
 
 class EventLog:
-    def __init__(self, settings: Settings, db: Database):
+    def __init__(self, settings: Settings, db: Database, sinks: Sequence[EventSink] = ()):
         self.settings, self.db, self.sessions = settings, db, db.sessions
+        self.sinks = list(sinks)  # every output of an event, each queued in the event's own transaction
         self._last_purge: datetime | None = None
 
     def _checked_time(self, when: datetime) -> datetime:
@@ -120,9 +119,11 @@ class EventLog:
                                      duration_s=new.duration_s, face_crop=crop, collection=new.collection)
             session.add(event)
             session.flush()
-            for hook_id in session.scalars(select(Webhook.id).where(Webhook.collection == new.collection)):
-                session.add(WebhookDelivery(webhook_id=hook_id, event_id=event.id))
+            for sink in self.sinks:
+                sink.queue(session, event)
             session.expunge(event)
+        for sink in self.sinks:
+            sink.wake()
         self.purge_expired(at_most_hourly=True)
         return event
 
@@ -138,18 +139,16 @@ class EventLog:
         cutoff = now - timedelta(days=self.settings.event_retention_days)
         with self.sessions.begin() as session:
             doomed = select(RecognitionEvent.id).where(RecognitionEvent.time < cutoff)
-            session.execute(delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(doomed)))
+            for sink in self.sinks:
+                sink.forget(session, doomed)
             return session.execute(delete(RecognitionEvent).where(RecognitionEvent.time < cutoff)).rowcount or 0
 
-    @staticmethod
-    def delete_collection(session, collection: str) -> None:
-        """A deleted collection's events and webhooks, with their deliveries (in the deletion's transaction)."""
+    def delete_collection(self, session, collection: str) -> None:
+        """A deleted collection's events, and what each sink keeps of them (in the deletion's transaction)."""
         events = select(RecognitionEvent.id).where(RecognitionEvent.collection == collection)
-        hooks = select(Webhook.id).where(Webhook.collection == collection)
-        session.execute(delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(events)
-                                                      | WebhookDelivery.webhook_id.in_(hooks)))
+        for sink in self.sinks:
+            sink.forget(session, events, collection)
         session.execute(delete(RecognitionEvent).where(RecognitionEvent.collection == collection))
-        session.execute(delete(Webhook).where(Webhook.collection == collection))
 
     # -- reading -------------------------------------------------------------------------------
     @staticmethod

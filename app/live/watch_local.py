@@ -19,7 +19,7 @@ class LocalRecognizer:
     def __init__(self, service, collection: str | None = None):
         self.service, self.collection = service, collection or DEFAULT_COLLECTION
         self.keeps_crops = service.settings.event_faces
-        service.check_collection(self.collection)
+        service.collections.check_collection(self.collection)
 
     def observe(self, image: np.ndarray, t: float) -> list[Observation]:
         _, faces = self.service.inference.analyze_image(image)
@@ -27,7 +27,8 @@ class LocalRecognizer:
                             crop_around(image, f.face.box) if self.keeps_crops else None) for f in faces]
 
     def decide(self, embedding: np.ndarray) -> Decision:
-        face = self.service.identify(None, top_k=1, embedding=embedding, collection=self.collection).faces[0]
+        face = self.service.recognition.identify(None, top_k=1, embedding=embedding,
+                                                 collection=self.collection).faces[0]
         return Decision(face.person.id if face.person else None, face.person.name if face.person else None,
                         face.distance, face.threshold)
 
@@ -37,4 +38,4 @@ class LocalRecognizer:
         from app.live.events import event_dict
 
         event.collection = self.collection
-        return EventOut.model_validate(event_dict(self.service.record_event(event))).model_dump(mode="json")
+        return EventOut.model_validate(event_dict(self.service.events.record(event))).model_dump(mode="json")

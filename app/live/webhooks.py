@@ -35,13 +35,14 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import httpx
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.access import audit
 from app.core.config import WEBHOOK_LEASE_MARGIN_S, WEBHOOK_LEASE_S, Settings
@@ -198,7 +199,10 @@ class Outcome:
 
 
 class Webhooks:
-    def __init__(self, settings: Settings, sessions: sessionmaker):
+    """The webhook event sink (:class:`app.live.sinks.EventSink`): a delivery per webhook of the event's collection,
+    sent by this worker's delivery thread, which also runs ``housekeeping`` (retention) between passes."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker, housekeeping: Callable[[], object] = lambda: None):
         self.settings, self.sessions = settings, sessions
         self.policy = AddressPolicy(settings.webhook_allowed_networks)
         self._stop = threading.Event()
@@ -206,7 +210,23 @@ class Webhooks:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._nudge: asyncio.Event | None = None
         self._tls = None
-        self._housekeeping = lambda: None
+        self._housekeeping = housekeeping
+
+    # -- the event sink ------------------------------------------------------------------------
+    def queue(self, session: Session, event: RecognitionEvent) -> None:
+        """A delivery for each webhook of the event's collection, in the event's own transaction."""
+        for hook_id in session.scalars(select(Webhook.id).where(Webhook.collection == event.collection)):
+            session.add(WebhookDelivery(webhook_id=hook_id, event_id=event.id))
+
+    def forget(self, session: Session, events: Select, collection: str | None = None) -> None:
+        """Deliveries of ``events``; with ``collection``, its webhooks and their deliveries too."""
+        doomed = WebhookDelivery.event_id.in_(events)
+        if collection is not None:
+            hooks = select(Webhook.id).where(Webhook.collection == collection)
+            doomed = doomed | WebhookDelivery.webhook_id.in_(hooks)
+        session.execute(delete(WebhookDelivery).where(doomed))
+        if collection is not None:
+            session.execute(delete(Webhook).where(Webhook.collection == collection))
 
     # -- registration --------------------------------------------------------------------------
     def check_url(self, url: str) -> httpx.URL:
@@ -285,9 +305,8 @@ class Webhooks:
             return out
 
     # -- delivery ------------------------------------------------------------------------------
-    def start(self, housekeeping=lambda: None) -> None:
+    def start(self) -> None:
         """The worker's background thread: deliveries, and ``housekeeping`` (retention) between them."""
-        self._housekeeping = housekeeping
         self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), name="webhooks", daemon=True)
         self._thread.start()
 

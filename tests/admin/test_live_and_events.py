@@ -34,7 +34,7 @@ def test_events_page_lists_filters_exports_and_manages_webhooks(page, server):
     service = server.app.state.service
     when = datetime.now(timezone.utc) - timedelta(hours=1)  # within FACESHOT_EVENT_MAX_AGE_H of the clock
     for source in ("door-1", "door-2"):
-        service.record_event(NewEvent(time=when, source=source, person_id=None, distance=0.81, threshold=0.42,
+        service.events.record(NewEvent(time=when, source=source, person_id=None, distance=0.81, threshold=0.42,
                                       box=[1, 2, 3, 4], quality={}, frames=9, duration_s=1.8))
     sign_in(page, start="/admin/events")
     nav(page, "Events")

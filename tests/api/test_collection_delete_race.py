@@ -39,7 +39,7 @@ def orphans(service, name: str) -> dict[str, int]:
 
 def one_round(service, name: str) -> tuple[list[str], list[BaseException]]:
     """Delete ``name`` while six others create in it, all released at once; what each got."""
-    mover = service.create_person(f"mover of {name}", collection="default", actor=CLI)
+    mover = service.people.create_person(f"mover of {name}", collection="default", actor=CLI)
     start = threading.Barrier(7)
     outcomes: list[str] = []
     failures: list[BaseException] = []
@@ -56,13 +56,13 @@ def one_round(service, name: str) -> tuple[list[str], list[BaseException]]:
 
     now = datetime.now(timezone.utc)
     actions = [
-        lambda: service.delete_collection(name, CLI),
-        lambda: service.create_person("late", collection=name, actor=CLI),
+        lambda: service.collections.delete_collection(name, CLI),
+        lambda: service.people.create_person("late", collection=name, actor=CLI),
         lambda: create_key(service.sessions, "late", "admin", collection=name, actor=CLI),
-        lambda: service.record_event(NewEvent(time=now, source="door", person_id=None, distance=None,
+        lambda: service.events.record(NewEvent(time=now, source="door", person_id=None, distance=None,
                                               threshold=None, box=[0, 0, 1, 1], quality={}, collection=name)),
-        lambda: service.move_person(mover.id, "default", name, actor=CLI),
-        lambda: service.create_person("late too", collection=name, actor=CLI),
+        lambda: service.people.move_person(mover.id, "default", name, actor=CLI),
+        lambda: service.people.create_person("late too", collection=name, actor=CLI),
         lambda: service.webhooks.create("https://receiver.example/hook", CLI, name),
     ]
     threads = [threading.Thread(target=run, args=(a,)) for a in actions]
@@ -77,14 +77,14 @@ def test_nothing_lands_in_a_collection_being_deleted(service):
     refused = 0
     for round_ in range(ROUNDS):
         name = f"doomed-{round_}"
-        service.create_collection(name, CLI)
+        service.collections.create_collection(name, CLI)
         _, old_secret = create_key(service.sessions, "old", "admin", collection=name, actor=CLI)
         outcomes, failures = one_round(service, name)
         assert not failures, f"round {round_}: {failures!r}"
         assert orphans(service, name) == {"people": 0, "api_keys": 0, "recognition_events": 0,
                                           "webhooks": 0}, f"round {round_}"
         # a new collection of the same name is new: the old one's key does not work in it
-        service.create_collection(name, CLI)
+        service.collections.create_collection(name, CLI)
         with pytest.raises(FaceshotError):
             authenticate(service.sessions, old_secret, need_admin=True, collection=name)
         refused += outcomes.count("refused")

@@ -95,6 +95,6 @@ def test_enroll_from_embeddings_alone_keeps_no_photo_and_reembed_says_so(client,
     service = client.app.state.service
     with service.sessions.begin() as session:
         session.execute(update(Face).values(encoder_hash="an-older-encoder"))
-    summary = service.reembed()
+    summary = service.people.reembed()
     assert {(u["face_id"], u["code"]) for u in summary["unrecoverable"]} == {(f["id"], "photo_not_kept")
                                                                             for f in faces}

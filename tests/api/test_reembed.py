@@ -34,7 +34,7 @@ def enrolled(tmp_path, pipeline, photos):
     data_dir = tmp_path / "data"
     service = build_service(make_settings(data_dir), pipeline)
     for name in ("Emma_Watson", "John_Travolta"):
-        service.enroll(name, service.prepare_many([p.read_bytes() for p in photos[name][:2]]))
+        service.people.enroll(name, service.people.prepare_many([p.read_bytes() for p in photos[name][:2]]))
     return data_dir
 
 
@@ -63,7 +63,7 @@ def test_reembed_makes_the_gallery_usable_with_the_new_encoder(enrolled, other_e
 
     service = build_service(make_settings(enrolled, encoder=str(other_encoder)), new)  # starts now
     assert stored_hashes(service) == {new.encoder.content_hash}
-    answer = service.identify(photos["Emma_Watson"][2].read_bytes())
+    answer = service.recognition.identify(photos["Emma_Watson"][2].read_bytes())
     assert answer.faces[0].person.name == "Emma_Watson"
 
     code, summary = run_reembed(monkeypatch, capsys, enrolled, other_encoder)  # nothing left to do

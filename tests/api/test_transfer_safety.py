@@ -141,10 +141,10 @@ def test_restore_person_refuses_a_face_id_that_is_taken_and_keeps_its_photo(expo
     import_export(target, out)
     before = _photos_on_disk(target)
     taken = records[0]["faces"][0]["id"]
-    prepared = target.prepare(photos["John_Travolta"][0].read_bytes())
+    prepared = target.people.prepare(photos["John_Travolta"][0].read_bytes())
 
     with pytest.raises(Conflict, match=taken):
-        target.restore_person(uuid.uuid4().hex, "Thief", None, None, None, [(taken, prepared, None)])
+        target.people.restore_person(uuid.uuid4().hex, "Thief", None, None, None, [(taken, prepared, None)])
     assert _photos_on_disk(target) == before
     assert _leftovers(target) == ([], [])
 

@@ -151,10 +151,10 @@ def test_events_past_retention_are_removed_and_faces_kept_only_when_configured(m
     # a month-old event is refused unless the operator allows it (footage analysed late): here, to have one to purge
     client = make_client(tmp_path / "data", event_max_age_h=24 * 60)
     service = client.app.state.service
-    old = service.record_event(NewEvent(time=datetime.now(timezone.utc) - timedelta(days=31), source="door-1",
+    old = service.events.record(NewEvent(time=datetime.now(timezone.utc) - timedelta(days=31), source="door-1",
                                         person_id=None, distance=0.7, threshold=0.4, box=[], quality={},
                                         face_crop=b"\xff\xd8 a crop"))
-    recent = service.record_event(NewEvent(time=datetime.now(timezone.utc), source="door-1", person_id=None,
+    recent = service.events.record(NewEvent(time=datetime.now(timezone.utc), source="door-1", person_id=None,
                                            distance=0.7, threshold=0.4, box=[], quality={}, face_crop=b"\xff\xd8"))
     assert old.face_crop is None and recent.face_crop is None  # FACESHOT_EVENT_FACES is off by default
     assert service.events.purge_expired() == 1

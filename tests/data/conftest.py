@@ -11,7 +11,7 @@ def make_service(url, tmp_path, pipeline) -> FaceService:
     settings = Settings(data_dir=tmp_path / "data", database_url=url)
     db, _ = prepare_deployment(settings)
     service = FaceService(settings, pipeline, db)
-    service.reload()
+    service.gallery_sync.reload()
     return service
 
 
@@ -19,4 +19,4 @@ def make_service(url, tmp_path, pipeline) -> FaceService:
 def prepared(pipeline, photos):
     """Enrollment photos decoded and embedded once for the module."""
     probe = FaceService(Settings(), pipeline, None)
-    return {p: [probe.prepare(f.read_bytes()) for f in photos[p][:2]] for p in ("Emma_Watson", "Wen_Jiabao")}
+    return {p: [probe.people.prepare(f.read_bytes()) for f in photos[p][:2]] for p in ("Emma_Watson", "Wen_Jiabao")}

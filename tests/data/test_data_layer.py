@@ -14,8 +14,8 @@ from tests.data.conftest import make_service
 def test_write_read_delete_and_reload(database_url, tmp_path, pipeline, prepared):
     service = make_service(database_url, tmp_path, pipeline)
     v0 = service.galleries.version
-    emma = service.enroll("Emma Watson", prepared["Emma_Watson"], external_id="E1", metadata={"team": "ops"})
-    wen = service.enroll("Wen Jiabao", prepared["Wen_Jiabao"][:1])
+    emma = service.people.enroll("Emma Watson", prepared["Emma_Watson"], external_id="E1", metadata={"team": "ops"})
+    wen = service.people.enroll("Wen Jiabao", prepared["Wen_Jiabao"][:1])
     assert service.galleries.version == v0 + 2 and len(service.gallery) == 2
 
     with service.sessions() as s:
@@ -29,30 +29,30 @@ def test_write_read_delete_and_reload(database_url, tmp_path, pipeline, prepared
     probe = prepared["Emma_Watson"][1].embedding
     a, b = service.gallery.forward(probe, k=2)[0], other.gallery.forward(probe, k=2)[0]
     assert [(m.person_id, round(m.distance, 5)) for m in a] == [(m.person_id, round(m.distance, 5)) for m in b]
-    assert other.get_person(emma.person.id).meta == {"team": "ops"}
+    assert other.people.get_person(emma.person.id).meta == {"team": "ops"}
 
-    people, total = service.list_people("wen", 10, 0)
+    people, total = service.people.list_people("wen", 10, 0)
     assert total == 1 and people[0].id == wen.person.id
 
-    service.delete_person(emma.person.id)
+    service.people.delete_person(emma.person.id)
     with pytest.raises(NotFound):
-        service.get_person(emma.person.id)
+        service.people.get_person(emma.person.id)
     with service.sessions() as s:
         assert s.query(Face).filter_by(person_id=emma.person.id).count() == 0  # cascaded
     assert service.gallery.entry(emma.person.id) is None
     # the other process notices the version move and drops the person too
-    other.sync(force=True)
+    other.gallery_sync.sync(force=True)
     assert other.gallery.entry(emma.person.id) is None and len(other.gallery) == 1
 
 
 def test_failed_writes_change_nothing(database_url, tmp_path, pipeline, prepared):
     service = make_service(database_url, tmp_path, pipeline)
-    service.enroll("Emma Watson", prepared["Emma_Watson"][:1], external_id="E1")
+    service.people.enroll("Emma Watson", prepared["Emma_Watson"][:1], external_id="E1")
     version, size = service.galleries.version, len(service.gallery)
     with pytest.raises(Conflict):
-        service.enroll("Someone Else", prepared["Wen_Jiabao"], external_id="E1")
+        service.people.enroll("Someone Else", prepared["Wen_Jiabao"], external_id="E1")
     assert (service.galleries.version, len(service.gallery)) == (version, size)
-    assert service.list_people(None, 10, 0)[1] == 1
+    assert service.people.list_people(None, 10, 0)[1] == 1
     assert list((tmp_path / "data" / "images").glob("*")).__len__() == 1  # the refused photos were removed
 
     def explode(session):
@@ -66,8 +66,8 @@ def test_failed_writes_change_nothing(database_url, tmp_path, pipeline, prepared
 
 def test_embeddings_of_another_encoder_are_refused(database_url, tmp_path, pipeline, prepared):
     service = make_service(database_url, tmp_path, pipeline)
-    service.enroll("Emma Watson", prepared["Emma_Watson"][:1])
+    service.people.enroll("Emma Watson", prepared["Emma_Watson"][:1])
     with service.sessions.begin() as s:
         s.execute(update(Face).values(encoder_hash="0123456789abcdef"))
     with pytest.raises(RuntimeError, match="another encoder"):
-        service.check_encoder_matches_stored()
+        service.gallery_sync.check_encoder_matches_stored()

@@ -12,13 +12,13 @@ def view(service, probe):
 
 def count_full_reloads(service) -> list:
     calls = []
-    full_reload = service.reload
+    full_reload = service.gallery_sync.reload
 
     def counted():
         calls.append(1)
         full_reload()
 
-    service.reload = counted
+    service.gallery_sync.reload = counted
     return calls
 
 
@@ -28,23 +28,23 @@ def test_other_process_writes_arrive_incrementally(database_url, tmp_path, pipel
     reloads = count_full_reloads(b)
     probe = prepared["Emma_Watson"][1].embedding
 
-    emma = a.enroll("Emma Watson", prepared["Emma_Watson"][:1])
-    wen = a.enroll("Wen Jiabao", prepared["Wen_Jiabao"])
-    b.sync(force=True)
+    emma = a.people.enroll("Emma Watson", prepared["Emma_Watson"][:1])
+    wen = a.people.enroll("Wen Jiabao", prepared["Wen_Jiabao"])
+    b.gallery_sync.sync(force=True)
     assert view(b, probe) == view(a, probe) and len(b.gallery) == 2
 
     # several kinds of write while b is not looking, one of them through b itself
-    a.add_faces(emma.person.id, prepared["Emma_Watson"][1:2])
-    a.update_person(wen.person.id, "Wen J.", None, None, {"name"})
-    b.delete_face(wen.person.id, wen.faces[0].id)
-    a.sync(force=True)
-    b.sync(force=True)
+    a.people.add_faces(emma.person.id, prepared["Emma_Watson"][1:2])
+    a.people.update_person(wen.person.id, "Wen J.", None, None, {"name"})
+    b.people.delete_face(wen.person.id, wen.faces[0].id)
+    a.gallery_sync.sync(force=True)
+    b.gallery_sync.sync(force=True)
     assert view(b, probe) == view(a, probe)
     assert b.gallery.entry(emma.person.id).n_support == 2
     assert b.gallery.entry(wen.person.id).name == "Wen J." and b.gallery.entry(wen.person.id).n_support == 1
 
-    a.delete_person(emma.person.id)
-    b.sync(force=True)
+    a.people.delete_person(emma.person.id)
+    b.gallery_sync.sync(force=True)
     assert b.gallery.entry(emma.person.id) is None and view(b, probe) == view(a, probe)
     with b.sessions() as s:
         assert a.galleries.version == b.galleries.version == queries.gallery_version(s)
@@ -58,13 +58,13 @@ def test_own_write_after_unseen_foreign_write_is_caught_up(database_url, tmp_pat
     a = make_service(database_url, tmp_path, pipeline)
     b = make_service(database_url, tmp_path, pipeline)
     probe = prepared["Wen_Jiabao"][0].embedding
-    wen = a.enroll("Wen Jiabao", prepared["Wen_Jiabao"][:1])
-    b.sync(force=True)
-    emma = a.enroll("Emma Watson", prepared["Emma_Watson"][:1])  # b has not looked since
-    b.update_person(wen.person.id, "Wen J.", None, None, {"name"})
+    wen = a.people.enroll("Wen Jiabao", prepared["Wen_Jiabao"][:1])
+    b.gallery_sync.sync(force=True)
+    emma = a.people.enroll("Emma Watson", prepared["Emma_Watson"][:1])  # b has not looked since
+    b.people.update_person(wen.person.id, "Wen J.", None, None, {"name"})
     # b's own write shows at once; the foreign one, skipped over by b's version, at the next check
     assert b.gallery.entry(wen.person.id).name == "Wen J." and b.gallery.entry(emma.person.id) is None
-    b.sync(force=True)
+    b.gallery_sync.sync(force=True)
     assert b.gallery.entry(emma.person.id) is not None
     assert view(b, probe) == view(make_service(database_url, tmp_path, pipeline), probe)
     with b.sessions() as s:

@@ -32,7 +32,7 @@ def test_kill_mid_enrollment(point, database_url, tmp_path, pipeline, photos, se
     # Two people enrolled by a service that updates its index write by write.
     before = make_service(database_url, tmp_path, pipeline)
     for name in ("Emma_Watson", "Wen_Jiabao"):
-        before.enroll(name, [before.prepare(f.read_bytes()) for f in photos[name][:2]])
+        before.people.enroll(name, [before.people.prepare(f.read_bytes()) for f in photos[name][:2]])
     snapshot_before = before.gallery.snapshot()
     assert len(snapshot_before) == 2
 
@@ -60,7 +60,7 @@ def test_kill_mid_enrollment(point, database_url, tmp_path, pipeline, photos, se
 
     rebuilt = make_service(database_url, tmp_path, pipeline).gallery.snapshot()
     if committed:
-        before.sync()  # the old service catches up incrementally; the rebuilt one read it all at once
+        before.gallery_sync.sync()  # the old service catches up incrementally; the rebuilt one read it all at once
         assert len(before.gallery.snapshot()) == 3
     assert snapshots_equal(rebuilt, before.gallery.snapshot())
     assert snapshots_equal({k: v for k, v in rebuilt.items() if k in snapshot_before}, snapshot_before)

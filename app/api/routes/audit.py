@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.api.deps import DeploymentAdminKey, ServiceDep
+from app.api.deps import AuditDep, DeploymentAdminKey
 from app.api.gate import GatedRoute
 from app.core.schemas import AuditPage, error_responses
 
@@ -17,7 +17,7 @@ Until = Annotated[datetime | None, Query(description="entries before this time (
 
 
 @router.get("/audit", response_model=AuditPage, summary="The audit log: who changed what, when (newest first)")
-def audit_log(service: ServiceDep, _key: DeploymentAdminKey,
+def audit_log(audit: AuditDep, _key: DeploymentAdminKey,
               collection: Annotated[str | None, Query(max_length=64, description="one collection's changes")] = None,
               action: Annotated[str | None, Query(max_length=40, description="e.g. person.delete")] = None,
               since: Since = None, until: Until = None,
@@ -26,7 +26,7 @@ def audit_log(service: ServiceDep, _key: DeploymentAdminKey,
     """Every enrollment, change, move and deletion of people and faces, and every key, webhook and collection made
     or removed, with the key (or password, or command line) that did it; written in the change's own
     transaction."""
-    items, total = service.audit.list(collection=collection, action=action, since=since, until=until,
+    items, total = audit.list(collection=collection, action=action, since=since, until=until,
                                       limit=limit, offset=offset)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
@@ -34,10 +34,10 @@ def audit_log(service: ServiceDep, _key: DeploymentAdminKey,
 @router.get("/audit.csv", response_class=Response, summary="The audit log as CSV (oldest first)",
             responses={200: {"content": {"text/csv": {"example": "time,actor,actor_id,collection,action,target,"
                                                                  "details\n"}}}})
-def audit_csv(service: ServiceDep, _key: DeploymentAdminKey,
+def audit_csv(audit: AuditDep, _key: DeploymentAdminKey,
               collection: Annotated[str | None, Query(max_length=64, description="one collection's changes")] = None,
               action: Annotated[str | None, Query(max_length=40, description="e.g. person.delete")] = None,
               since: Since = None, until: Until = None):
     """The same filters as GET /audit, every matching entry."""
-    text = service.audit.csv(collection=collection, action=action, since=since, until=until)
+    text = audit.csv(collection=collection, action=action, since=since, until=until)
     return Response(text, media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="audit.csv"'})

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.access.audit import Actor
-from app.api.deps import AdminKey, CollectionDep, RecognitionKey, ServiceDep
+from app.api.deps import AdminKey, CollectionDep, EventsDep, RecognitionKey, WebhooksDep
 from app.api.gate import GatedRoute
 from app.core.errors import ValidationFailed
 from app.core.schemas import (
@@ -38,7 +38,7 @@ UnknownFilter = Annotated[bool | None, Query(description="true: unknown faces on
 
 @router.post("/events", status_code=status.HTTP_201_CREATED, response_model=EventOut,
              responses=error_responses(404, 413), summary="Record one recognition event (for watchers)")
-def post_event(service: ServiceDep, _key: RecognitionKey, collection: CollectionDep, body: EventIn):
+def post_event(events: EventsDep, _key: RecognitionKey, collection: CollectionDep, body: EventIn):
     """What `faceshot watch --server` sends once per tracked face. The face crop is kept only as FACESHOT_EVENT_FACES
     and FACESHOT_EVENT_UNKNOWN_FACES say; every webhook gets the event."""
     crop = None
@@ -47,7 +47,7 @@ def post_event(service: ServiceDep, _key: RecognitionKey, collection: Collection
             crop = base64.b64decode(body.face, validate=True)
         except (binascii.Error, ValueError):
             raise ValidationFailed("`face` is not valid base64.", {"field": "face"}) from None
-    event = service.record_event(NewEvent(
+    event = events.record(NewEvent(
         time=body.time or datetime.now(timezone.utc), source=body.source, person_id=body.person_id,
         distance=body.distance, threshold=body.threshold, box=body.box, quality=dict(body.quality),
         frames=body.frames, duration_s=body.duration_s, face_crop=crop, collection=collection))
@@ -55,12 +55,12 @@ def post_event(service: ServiceDep, _key: RecognitionKey, collection: Collection
 
 
 @router.get("/events", response_model=EventsPage, summary="Recognition events, newest first (paged)")
-def list_events(service: ServiceDep, _key: AdminKey, collection: CollectionDep, person_id: PersonFilter = None,
+def list_events(events: EventsDep, _key: AdminKey, collection: CollectionDep, person_id: PersonFilter = None,
                 source: SourceFilter = None, since: Since = None, until: Until = None, unknown: UnknownFilter = None,
                 limit: Annotated[int, Query(ge=1, le=1000, description="events per page")] = 100,
                 offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="events to skip")] = 0):
     """Filter by person, camera, time range, and unknown or known faces."""
-    rows, total = service.events.list(collection=collection, person_id=person_id, source=source, since=since,
+    rows, total = events.list(collection=collection, person_id=person_id, source=source, since=since,
                                       until=until, unknown=unknown, limit=limit, offset=offset)
     return {"items": [event_dict(e) for e in rows], "total": total, "limit": limit, "offset": offset}
 
@@ -68,24 +68,24 @@ def list_events(service: ServiceDep, _key: AdminKey, collection: CollectionDep, 
 @router.get("/events.csv", response_class=Response, summary="Recognition events as CSV (oldest first)",
             responses={200: {"content": {"text/csv": {"example": "id,time,source,person_id,person_name,distance,"
                                                                  "threshold,frames,duration_s\n"}}}})
-def export_events(service: ServiceDep, _key: AdminKey, collection: CollectionDep, person_id: PersonFilter = None,
+def export_events(events: EventsDep, _key: AdminKey, collection: CollectionDep, person_id: PersonFilter = None,
                   source: SourceFilter = None, since: Since = None, until: Until = None, unknown: UnknownFilter = None):
     """The same filters as GET /events, every matching row, for a spreadsheet."""
-    text = service.events.csv(collection=collection, person_id=person_id, source=source, since=since, until=until,
+    text = events.csv(collection=collection, person_id=person_id, source=source, since=since, until=until,
                               unknown=unknown)
     return Response(text, media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="events.csv"'})
 
 
 @router.get("/events/{event_id}/face", response_class=Response, responses={**error_responses(404), 200: {
     "content": {"image/jpeg": {}}}}, summary="The face crop kept with an event")
-def event_face(service: ServiceDep, _key: AdminKey, collection: CollectionDep, event_id: str):
+def event_face(events: EventsDep, _key: AdminKey, collection: CollectionDep, event_id: str):
     """404 when none was kept (FACESHOT_EVENT_FACES is off by default)."""
-    return Response(service.events.face(event_id, collection), media_type="image/jpeg",
+    return Response(events.face(event_id, collection), media_type="image/jpeg",
                     headers={"Cache-Control": "private"})
 
 
 @router.get("/presence", response_model=PresenceOut, summary="The attendance sheet: first and last seen per day")
-def presence(service: ServiceDep, _key: AdminKey, collection: CollectionDep,
+def presence(events: EventsDep, _key: AdminKey, collection: CollectionDep,
              since: Annotated[date, Query(description="the first day (UTC), YYYY-MM-DD")],
              until: Annotated[date | None, Query(description="the last day (default: since)")] = None,
              source: SourceFilter = None):
@@ -94,12 +94,12 @@ def presence(service: ServiceDep, _key: AdminKey, collection: CollectionDep,
     if until < since:
         raise ValidationFailed("`until` is before `since`.", {"field": "until"})
     return {"since": since.isoformat(), "until": until.isoformat(),
-            "rows": service.events.presence(since, until, source, collection)}
+            "rows": events.presence(since, until, source, collection)}
 
 
 @router.post("/webhooks", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated,
              responses=error_responses(409, 413), summary="Register a URL that receives every recognition event")
-def create_webhook(service: ServiceDep, key: AdminKey, collection: CollectionDep, body: WebhookIn):
+def create_webhook(webhooks: WebhooksDep, key: AdminKey, collection: CollectionDep, body: WebhookIn):
     """Each event is POSTed as JSON, signed (X-Faceshot-Signature: sha256 HMAC of `<timestamp>.<body>` under the
     secret answered here, once), retried with backoff; see the README's Webhooks section.
 
@@ -107,31 +107,31 @@ def create_webhook(service: ServiceDep, key: AdminKey, collection: CollectionDep
     `refused_address` (the host is, or resolves to, a loopback, private, link-local or other non-public address
     the operator has not allowed in FACESHOT_WEBHOOK_ALLOW_PRIVATE); 409 `too_many_webhooks` past 10 webhooks in
     the collection."""
-    hook, secret = service.webhooks.create(body.url, Actor.of_key(key), collection)
+    hook, secret = webhooks.create(body.url, Actor.of_key(key), collection)
     return {"id": hook.id, "url": hook.url, "created_at": hook.created_at, "secret": secret,
             "collection": hook.collection,
             "deliveries": {"pending": 0, "delivered": 0, "failed": 0}}
 
 
 @router.get("/webhooks", response_model=list[WebhookOut], summary="The registered webhooks with delivery counts")
-def list_webhooks(service: ServiceDep, _key: AdminKey, collection: CollectionDep):
+def list_webhooks(webhooks: WebhooksDep, _key: AdminKey, collection: CollectionDep):
     """Secrets are not shown again."""
-    return service.webhooks.list(collection)
+    return webhooks.list(collection)
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404),
                summary="Remove a webhook and its pending deliveries")
-def delete_webhook(service: ServiceDep, key: AdminKey, collection: CollectionDep, webhook_id: str):
+def delete_webhook(webhooks: WebhooksDep, key: AdminKey, collection: CollectionDep, webhook_id: str):
     """Deliveries in flight finish; nothing new is sent to it."""
-    service.webhooks.delete(webhook_id, Actor.of_key(key), collection)
+    webhooks.delete(webhook_id, Actor.of_key(key), collection)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/webhooks/{webhook_id}/deliveries", response_model=list[DeliveryOut], responses=error_responses(404),
             summary="A webhook's latest deliveries and their state")
-def list_deliveries(service: ServiceDep, _key: AdminKey, collection: CollectionDep, webhook_id: str):
+def list_deliveries(webhooks: WebhooksDep, _key: AdminKey, collection: CollectionDep, webhook_id: str):
     """pending (with the next attempt's time), delivered, or failed, with the last attempt's error as one word
     (invalid_url, refused_address, dns_failed, connect_failed, no_response, timeout, http_error, receiver_failed,
     internal_error, withheld) and, for public receivers only, their status; the server log has the detail."""
-    return service.webhooks.deliveries(webhook_id, collection=collection)
+    return webhooks.deliveries(webhook_id, collection=collection)
 

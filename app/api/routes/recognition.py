@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from app.api.deps import CollectionDep, InferenceSlot, RecognitionKey, ServiceDep, parse_box, read_upload
+from app.api.deps import CollectionDep, InferenceSlot, ReadPhoto, RecognitionDep, RecognitionKey, SettingsDep, parse_box
 from app.api.gate import GatedRoute
 from app.core.errors import ValidationFailed
 from app.core.schemas import CompareOut, DetectOut, EmbedOut, IdentifyOut, VerifyOut, error_responses
 from app.gallery.embeddings import parse_embeddings
+from app.recognition.service import Recognition
 
 router = APIRouter(tags=["recognition"], route_class=GatedRoute)
 PHOTO_ERRORS = (400, 401, 408, 413, 422, 429, 503)
@@ -26,7 +27,9 @@ TIGHTEN_ONLY = ("a distance threshold for this request (a recognition key's may 
                          "FACESHOT_RECOGNITION_SEES_CANDIDATES=true (otherwise a non-matching candidate has "
                          "`person: null` and only its distance).")
 def identify(
-    service: ServiceDep,
+    recognition: RecognitionDep,
+    settings: SettingsDep,
+    read: ReadPhoto,
     key: RecognitionKey,
     collection: CollectionDep,
     _slot: InferenceSlot,
@@ -38,14 +41,14 @@ def identify(
     encoder_hash: Annotated[str | None, Form(max_length=64, description="with `embedding`: the content hash of "
                                                                         "the encoder that made it")] = None,
 ):
-    reveal = key.role == "admin" or service.settings.recognition_sees_candidates
-    vector = _one_of(service, image, embedding, encoder_hash, "image")
-    data = read_upload(image, service.settings.max_upload_bytes) if vector is None else None
-    return service.identify(data, top_k, threshold, reveal_candidates=reveal, embedding=vector,
-                            collection=collection, loosen=key.role == "admin")
+    reveal = key.role == "admin" or settings.recognition_sees_candidates
+    vector = _one_of(recognition, image, embedding, encoder_hash, "image")
+    data = read(image) if vector is None else None
+    return recognition.identify(data, top_k, threshold, reveal_candidates=reveal, embedding=vector,
+                                collection=collection, loosen=key.role == "admin")
 
 
-def _one_of(service, image, embedding, encoder_hash, photo_field: str):
+def _one_of(recognition: Recognition, image, embedding, encoder_hash, photo_field: str):
     """The client's embedding (checked against this encoder), or None when a photo was sent: one of the two."""
     if (image is None) == (embedding is None):
         raise ValidationFailed(f"Send a photo as `{photo_field}` or an embedding as `embedding{photo_field[5:]}`, "
@@ -55,7 +58,7 @@ def _one_of(service, image, embedding, encoder_hash, photo_field: str):
     values = parse_embeddings(embedding, "embedding")
     if len(values) != 1:
         raise ValidationFailed("Send one embedding.", {"field": "embedding"})
-    return service.client_embedding(values[0], encoder_hash)
+    return recognition.embedding_from_client(values[0], encoder_hash)
 
 
 @router.post("/compare", response_model=CompareOut, responses=error_responses(*PHOTO_ERRORS),
@@ -66,7 +69,8 @@ def _one_of(service, image, embedding, encoder_hash, photo_field: str):
                          "(`stranger_accept_rate` says what it stands for), unless FACESHOT_THRESHOLD or a "
                          "request `threshold` fixes it.")
 def compare(
-    service: ServiceDep,
+    recognition: RecognitionDep,
+    read: ReadPhoto,
     _key: RecognitionKey,
     _slot: InferenceSlot,
     image_a: Annotated[UploadFile, File(description="the first photo")],
@@ -78,10 +82,9 @@ def compare(
     encoder_hash: Annotated[str | None, Form(max_length=64, description="with `embedding_b`")] = None,
     threshold: Annotated[float | None, Form(gt=0, le=2, description="a distance threshold for this request")] = None,
 ):
-    vector = _one_of(service, image_b, embedding_b, encoder_hash, "image_b")
-    limit = service.settings.max_upload_bytes
-    return service.compare(read_upload(image_a, limit), read_upload(image_b, limit) if vector is None else None,
-                           vector, parse_box(box_a), parse_box(box_b), threshold)
+    vector = _one_of(recognition, image_b, embedding_b, encoder_hash, "image_b")
+    return recognition.compare(read(image_a), read(image_b) if vector is None else None, vector, parse_box(box_a),
+                               parse_box(box_b), threshold)
 
 
 @router.post("/embed", response_model=EmbedOut, responses=error_responses(*PHOTO_ERRORS),
@@ -89,9 +92,9 @@ def compare(
              description="Send an embedding back to identify, compare or enroll with `encoder_hash`; one made by "
                          "another encoder (or of another size) is refused with 422 `encoder_mismatch`. A photo "
                          "without a face is 200 with `faces: []`.")
-def embed(service: ServiceDep, _key: RecognitionKey, _slot: InferenceSlot,
+def embed(recognition: RecognitionDep, read: ReadPhoto, _key: RecognitionKey, _slot: InferenceSlot,
           image: Annotated[UploadFile, File(description="the photo")]):
-    return service.embed(read_upload(image, service.settings.max_upload_bytes))
+    return recognition.embed(read(image))
 
 
 @router.post("/verify", response_model=VerifyOut, responses=error_responses(*PHOTO_ERRORS, 404),
@@ -100,7 +103,8 @@ def embed(service: ServiceDep, _key: RecognitionKey, _slot: InferenceSlot,
                          "the area of the next, or the one `box` names. Several faces of similar size are refused "
                          "(422 `multiple_faces`, every box in `details.faces`); no face is 422 `no_face`.")
 def verify(
-    service: ServiceDep,
+    recognition: RecognitionDep,
+    read: ReadPhoto,
     key: RecognitionKey,
     collection: CollectionDep,
     _slot: InferenceSlot,
@@ -109,14 +113,14 @@ def verify(
     threshold: Annotated[float | None, Form(gt=0, le=2, description=TIGHTEN_ONLY)] = None,
     box: Annotated[str | None, Form(description="x1,y1,x2,y2 of the face to use, when a photo has several")] = None,
 ):
-    return service.verify(read_upload(image, service.settings.max_upload_bytes), person_id, threshold,
-                          parse_box(box), collection, loosen=key.role == "admin")
+    return recognition.verify(read(image), person_id, threshold, parse_box(box), collection,
+                              loosen=key.role == "admin")
 
 
 @router.post("/detect", response_model=DetectOut, responses=error_responses(*PHOTO_ERRORS),
              summary="Faces, landmarks and quality hints; no identification")
-def detect(service: ServiceDep, _key: RecognitionKey, _slot: InferenceSlot,
+def detect(recognition: RecognitionDep, read: ReadPhoto, _key: RecognitionKey, _slot: InferenceSlot,
            image: Annotated[UploadFile, File(description="the photo")]):
     """Every face's box, landmarks and quality hints (too small, blurry, low confidence), largest first; no
     identification. A photo without a face is 200 with `faces: []`."""
-    return service.detect(read_upload(image, service.settings.max_upload_bytes))
+    return recognition.detect(read(image))

@@ -6,9 +6,8 @@ import anyio
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
-from app.access import keys
 from app.access.audit import Actor
-from app.api.deps import CollectionDep, DeploymentAdminKey, RecognitionKey, ServiceDep
+from app.api.deps import CollectionDep, DeploymentAdminKey, KeysDep, RecognitionDep, RecognitionKey
 from app.api.gate import GatedRoute
 from app.core.schemas import KeyCreate, KeyCreated, KeyOut, ModelOut, error_responses
 
@@ -17,10 +16,10 @@ router = APIRouter(tags=["system"], route_class=GatedRoute)
 
 @router.get("/model", response_model=ModelOut, responses=error_responses(401, 429, 503),
             summary="The encoder, the thresholds that apply, the gallery's size")
-def model(service: ServiceDep, _key: RecognitionKey, collection: CollectionDep):
+def model(recognition: RecognitionDep, _key: RecognitionKey, collection: CollectionDep):
     """The encoder, the thresholds in force (by number of enrollment photos) and the stranger-accept rate they
     stand for at this gallery's size."""
-    return service.model_info(collection)
+    return recognition.model_info(collection)
 
 
 @router.get("/health")
@@ -56,21 +55,20 @@ KEY_ERRORS = error_responses(401, 403, 422, 429, 503)
 
 
 @router.get("/keys", response_model=list[KeyOut], responses=KEY_ERRORS)
-def list_keys(service: ServiceDep, _key: DeploymentAdminKey):
+def list_keys(keys: KeysDep, _key: DeploymentAdminKey):
     """Every API key (secrets are never shown again; only their first characters)."""
-    return [_key_out(k) for k in keys.list_keys(service.sessions)]
+    return [_key_out(k) for k in keys.list()]
 
 
 @router.post("/keys", response_model=KeyCreated, status_code=status.HTTP_201_CREATED,
              responses={**KEY_ERRORS, **error_responses(413)})
-def create_key(service: ServiceDep, by: DeploymentAdminKey, body: KeyCreate):
+def create_key(keys: KeysDep, by: DeploymentAdminKey, body: KeyCreate):
     """A new key for a role (admin or recognition); its secret is in the answer, shown this once."""
-    key, secret = keys.create_key(service.sessions, body.name, body.role, collection=body.collection,
-                                  actor=Actor.of_key(by))
+    key, secret = keys.create(body.name, body.role, collection=body.collection, actor=Actor.of_key(by))
     return KeyCreated(**_key_out(key).model_dump(), key=secret)
 
 
 @router.delete("/keys/{key_id}", response_model=KeyOut, responses={**KEY_ERRORS, **error_responses(404, 409)})
-def revoke_key(service: ServiceDep, by: DeploymentAdminKey, key_id: str):
+def revoke_key(keys: KeysDep, by: DeploymentAdminKey, key_id: str):
     """Revoke a key: it stops working at once. The last admin key cannot be revoked."""
-    return _key_out(keys.revoke_key(service.sessions, key_id, Actor.of_key(by)))
+    return _key_out(keys.revoke(key_id, Actor.of_key(by)))
