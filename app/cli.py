@@ -106,7 +106,7 @@ def _prepared(settings):
 
 
 def _service(settings, **kwargs):
-    from app.main import build_service
+    from app.startup import build_service
 
     with _opening_storage(settings):
         return build_service(settings, **kwargs)
@@ -114,7 +114,7 @@ def _service(settings, **kwargs):
 
 def _weights_present(settings) -> None:
     """The encoder's weights (every member's) are on this machine, or a refusal naming the fetch command."""
-    from models.encoders.sources import check_weights
+    from models.encoders.spec import check_weights
     from models.errors import CheckpointError, WeightsUnavailable
 
     try:

@@ -393,7 +393,8 @@ def cmd_import_onnx(args) -> int:
 
 def cmd_fetch_weights(args) -> int:
     """Weights once into the cache: downloaded where the machine is online, or converted from a local file."""
-    from models.encoders.sources import IMPORTED, WeightSources, facenet_checkpoint, fetch_imported
+    from models.encoders.sources import facenet_checkpoint, fetch_imported
+    from models.encoders.spec import IMPORTED, WeightSources
 
     sources = getattr(args, "sources", None) or WeightSources()
     if args.name in IMPORTED:

@@ -53,7 +53,7 @@ class FacePipeline:
     @classmethod
     def from_spec(cls, encoder: str | None = None, device: str | None = None, *, fp16: bool = False,
                   sources=None) -> FacePipeline:
-        """``sources``: a :class:`models.encoders.sources.WeightSources` (default: the package's dlib,
+        """``sources``: a :class:`models.encoders.spec.WeightSources` (default: the package's dlib,
         ~/.cache/faceshot)."""
         from models.encoders.sources import load_encoder
 

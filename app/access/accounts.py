@@ -24,10 +24,9 @@ from sqlalchemy.orm import sessionmaker
 from app.access import audit
 from app.access.audit import Actor
 from app.access.keys import revoke_keys_of_account
-from app.core.db import begin_write
+from app.core.db import begin_write, get_collection
 from app.core.errors import Conflict, NotFound, Overloaded, Unauthorized, ValidationFailed
 from app.core.tables import AdminAccount, AdminGrant
-from app.gallery import queries
 
 RIGHTS = ("admin", "viewer")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,63}$"  # lowercase, so "Ann" and "ann" are one account
@@ -76,7 +75,7 @@ def _check_rights(session, deployment_admin: bool, rights: dict[str, str]) -> No
     for collection, role in rights.items():
         if role not in RIGHTS:
             raise ValidationFailed(f"A right is one of {RIGHTS}.", {"field": "rights", "collection": collection})
-        queries.get_collection(session, collection, lock="share")  # not in a collection being deleted
+        get_collection(session, collection, lock="share")  # not in a collection being deleted
     if not deployment_admin and not rights:
         raise ValidationFailed("Give the account a right in at least one collection, or make it a deployment admin.",
                                {"field": "rights"})

@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.db import page
 from app.core.spreadsheet import csv_document
 from app.core.tables import AuditEntry, as_utc, new_id
-from app.gallery import queries
 
 CSV_FIELDS = ("time", "actor", "actor_id", "collection", "action", "target", "details")
 
@@ -74,7 +74,7 @@ class AuditLog:
     def list(self, *, collection=None, action=None, since=None, until=None, limit=100, offset=0):
         with self.sessions() as session:
             q = self._filtered(select(AuditEntry), collection, action, since, until)
-            rows, total = queries.page(session, q, AuditEntry.time.desc(), AuditEntry.id, limit=limit, offset=offset)
+            rows, total = page(session, q, AuditEntry.time.desc(), AuditEntry.id, limit=limit, offset=offset)
             return [entry_dict(e) for e in rows], total
 
     def csv(self, *, collection=None, action=None, since=None, until=None) -> str:

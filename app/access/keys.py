@@ -15,11 +15,10 @@ from sqlalchemy.orm import sessionmaker
 from app.access import audit
 from app.access.audit import Actor
 from app.core.config import Settings
-from app.core.db import begin_write
+from app.core.db import begin_write, get_collection
 from app.core.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from app.core.inputs import clean_label
 from app.core.tables import ApiKey
-from app.gallery import queries
 
 log = logging.getLogger(__name__)
 ROLES = ("admin", "recognition")
@@ -47,7 +46,7 @@ def create_key(sessions: sessionmaker, name: str, role: str, secret: str | None 
     secret = secret or new_secret()
     with begin_write(sessions) as session:
         if collection is not None:
-            queries.get_collection(session, collection, lock="share")  # not in a collection being deleted
+            get_collection(session, collection, lock="share")  # not in a collection being deleted
         key = ApiKey(name=clean_label(name.strip() or role, "name", 200), role=role, prefix=display_prefix(secret),
                      key_hash=hash_key(secret), collection=collection,
                      created_by_account=actor.id if actor is not None and actor.kind == "account" else None)

@@ -40,7 +40,7 @@ class ModelSettings(BaseSettings):
     encoder_runtime: Literal["auto", "torch", "onnx"] = "auto"
 
     def weight_sources(self):
-        from models.encoders.sources import WeightSources
+        from models.encoders.spec import WeightSources
 
         return WeightSources(cache_dir=self.model_cache, offline=self.offline, dlib_dir=self.dlib_model_dir,
                              runtime=self.encoder_runtime)

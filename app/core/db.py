@@ -7,10 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+
+from app.core.errors import NotFound
+from app.core.tables import Collection
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,7 +71,7 @@ def begin_write(sessions: sessionmaker) -> Iterator[Session]:
     SQLite otherwise starts the transaction at the first INSERT, so a check read before it (does the collection
     still exist?) could be stale by the time the row is written: a collection deleted meanwhile kept the rows
     created in it. ``BEGIN IMMEDIATE`` makes check and write one step (SQLite has one writer anyway). PostgreSQL
-    takes row locks instead (:func:`app.gallery.queries.get_collection`'s ``lock``).
+    takes row locks instead (:func:`get_collection`'s ``lock``).
     """
     with sessions.begin() as session:
         if session.get_bind().dialect.name == "sqlite":
@@ -182,3 +185,26 @@ def _migration_lock(url: str) -> Iterator[None]:
             yield
         return
     yield
+
+
+def page(session: Session, q, *order_by, limit: int, offset: int) -> tuple[list, int]:
+    """One page of a query's rows in ``order_by``, and how many rows the whole query has."""
+    total = session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+    return list(session.scalars(q.order_by(*order_by).limit(limit).offset(offset)).all()), int(total)
+
+
+def get_collection(session: Session, name: str, lock: str | None = None) -> Collection:
+    """The collection, or NotFound (SQLite keeps no foreign key to it: this is the check).
+
+    ``lock`` (PostgreSQL; SQLite's write lock is :func:`app.core.db.begin_write`'s): ``"share"`` for a write that
+    creates something in it, ``"exclusive"`` for deleting it (or counting what is in it before adding); the two
+    exclude each other until commit, so nothing is created in a collection being deleted, and a delete waits for
+    what is being created in it.
+    """
+    query = select(Collection).where(Collection.name == name)
+    if lock is not None:
+        query = query.with_for_update(key_share=lock == "share")
+    found = session.scalars(query.execution_options(populate_existing=True)).one_or_none()
+    if found is None:
+        raise NotFound(f"No collection named {name!r}.", {"collection": name})
+    return found

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.access import audit
 from app.access.audit import Actor
+from app.core.db import get_collection
 from app.core.errors import Conflict, ValidationFailed
 from app.core.tables import COLLECTION_PATTERN, DEFAULT_COLLECTION, AdminGrant, ApiKey, Collection, Person
 from app.gallery import queries
@@ -66,7 +67,7 @@ class Collections:
 
     def check_collection(self, name: str) -> None:
         with self.sessions() as session:
-            queries.get_collection(session, name)
+            get_collection(session, name)
 
     def delete_collection(self, name: str, actor: Actor | None = None) -> dict:
         """The collection with exactly its people, faces, embeddings, photos, keys, events, webhooks, admin rights
@@ -80,7 +81,7 @@ class Collections:
 
         def work(session):
             # waits for what is being created in it, then bars it
-            queries.get_collection(session, name, lock="exclusive")
+            get_collection(session, name, lock="exclusive")
             people = session.scalars(select(Person).where(Person.collection == name)
                                      .options(selectinload(Person.faces))).all()
             touched.update(p.id for p in people)

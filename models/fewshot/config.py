@@ -6,7 +6,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from models.errors import TrainingError
-from models.fewshot.factory import METHODS
 
 #: settings that take one of a few words, and those words
 SETTING_CHOICES: dict[str, tuple[str, ...]] = {
@@ -90,9 +89,9 @@ class TrainConfig:
         return cls(**raw)
 
     def validate(self) -> None:
-        """Refuse settings no run can use (:class:`~models.errors.TrainingError`) and fill the dataset's defaults."""
-        if self.method not in METHODS:
-            raise TrainingError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
+        """Refuse settings no run can use (:class:`~models.errors.TrainingError`) and fill the dataset's defaults.
+        The method's name is checked by :func:`models.fewshot.factory.check_config`, beside the registry of methods
+        (importing it here would close a circle: the factory reads this config)."""
         if self.dataset not in ("omniglot", "faces"):
             raise TrainingError("dataset must be 'omniglot' or 'faces'")
         if not self.data:

@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from models.errors import TrainingError
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -89,6 +91,13 @@ METHODS: dict[str, MethodBuilder] = {
     "fomaml": _maml,
     "finetune": _finetune,
 }
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """A method this registry builds, then every other setting (:meth:`TrainConfig.validate`)."""
+    if cfg.method not in METHODS:
+        raise TrainingError(f"method must be one of {', '.join(METHODS)}, not {cfg.method!r}")
+    cfg.validate()
 
 
 def build_backbone(

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from models.calibration import measure
-from models.encoders.ensemble import MANIFEST_FORMAT, ensemble_hash, fuse
+from models.encoders.ensemble import ensemble_hash, fuse
+from models.encoders.spec import MANIFEST_FORMAT
 from models.evaluation.openset import EmbeddedPhotos, run_protocol
 
 GRID = tuple(round(0.05 * i, 2) for i in range(21))

@@ -30,7 +30,7 @@ from models.fewshot.augment import augment_characters, augment_faces
 from models.fewshot.base import FewShotClassifier
 from models.fewshot.config import TrainConfig
 from models.fewshot.evaluate import evaluate_episodes
-from models.fewshot.factory import build_backbone, build_method, input_shape_of
+from models.fewshot.factory import build_backbone, build_method, check_config, input_shape_of
 from models.fewshot.samplers import EpisodeSampler, PKBatchSampler, split_episode
 from models.fewshot.splits import Splits, load_splits
 from models.fewshot.trained import TRAIN_FORMAT
@@ -108,7 +108,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> dict[str, Any]:
 
 def _start(cfg: TrainConfig) -> tuple[torch.device, Path]:
     """Check the settings, pick the device, make out_dir and seed torch, so the same config builds the same model."""
-    cfg.validate()
+    check_config(cfg)
     device = pick_device(None if cfg.device == "auto" else cfg.device)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ import torch
 from models.encoders.architectures import build
 from models.encoders.checkpoint import EncoderCheckpoint, EncoderMetadata, Threshold
 from models.encoders.encoder import Encoder
-from models.encoders.sources import DEFAULT_CACHE_DIR
+from models.encoders.spec import DEFAULT_CACHE_DIR
 from models.encoders.tfjs_net import OPS, TfjsGraphNet
 from models.errors import CheckpointError, WeightsUnavailable
 from models.importers.tfjs_graph import (

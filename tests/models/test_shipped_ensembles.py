@@ -9,8 +9,8 @@ from importlib import resources
 
 import pytest
 
-from models.encoders.ensemble import MANIFEST_FORMAT
-from models.encoders.sources import IMPORTED, WeightSources, ensemble_manifest, load_encoder
+from models.encoders.sources import load_encoder
+from models.encoders.spec import IMPORTED, MANIFEST_FORMAT, WeightSources, ensemble_manifest
 from models.errors import WeightsUnavailable
 
 ASSETS = resources.files("models").joinpath("assets")
