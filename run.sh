@@ -83,6 +83,8 @@ case "$cmd" in
         "$VENV/bin/ruff" check .
         # every import of the service is a runtime dependency (pyproject.toml [tool.deptry]): the image has no others
         "$VENV/bin/deptry" app models migrations
+        # the layout's import contracts (pyproject.toml [tool.importlinter]): no circles, no import up a layer
+        "$VENV/bin/lint-imports" --no-cache
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     install)

@@ -2,5 +2,5 @@
 
 from app.core.threads import quiet_openmp
 
-# before anything imports torch or faiss: their OpenMP runtime reads the wait policy once (app/threads.py)
+# before anything imports torch or faiss: their OpenMP runtime reads the wait policy once (app/core/threads.py)
 quiet_openmp()

@@ -179,7 +179,7 @@ def cmd_serve(args) -> int:
     config = uvicorn.Config(
         "app.main:app", workers=args.workers, log_level=args.log_level, log_config=log_config(args.log_level),
         access_log=False,
-        # headers timed, connections per address capped (app/serving.py); idle keep-alive connections closed after
+        # headers timed, connections per address capped (app/api/edge.py); idle keep-alive connections closed after
         # 5 s; bounded connections per worker
         http=GuardedHttpProtocol, timeout_keep_alive=5, limit_concurrency=settings.limit_concurrency,
         # X-Forwarded-For only from the proxies named in FORWARDED_ALLOW_IPS (read by uvicorn):

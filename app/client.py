@@ -25,7 +25,7 @@ from typing import IO, Any
 import httpx
 from pydantic import TypeAdapter
 
-from app.api.paths import API_PREFIX, in_collection
+from app.core.paths import API_PREFIX, in_collection
 from app.core.schemas import (
     AccountOut,
     AuditPage,

@@ -14,11 +14,11 @@ from app.access.ratelimit import RateLimiter
 from app.admin import mount_admin
 from app.api.collection_paths import CollectionPaths, with_collection_paths
 from app.api.gate import JSON_PHOTO_BODIES, BodyGuard
-from app.api.paths import API_PREFIX
 from app.api.routes import accounts, audit, collections, events, people, recognition, system
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.observability import install_observability, worker_exiting
+from app.core.paths import API_PREFIX
 from app.startup import build_service
 
 

@@ -2,7 +2,7 @@
 
 The policies, each a fresh server on its own data directory with the same people enrolled:
 
-* ``old``: what faceshot did before app/threads.py: os.cpu_count() // workers torch threads, OpenMP's
+* ``old``: what faceshot did before app/core/threads.py: os.cpu_count() // workers torch threads, OpenMP's
   default wait policy (idle threads spin);
 * ``passive``: the cores this process may use // workers torch threads, ``OMP_WAIT_POLICY=PASSIVE``, one photo
   in the pipeline at a time;

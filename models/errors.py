@@ -2,7 +2,7 @@
 
 Each error carries a stable machine-readable ``code``; the HTTP layer maps
 ``status`` once, in one place, and the CLI prints ``code: message``. The
-service's own refusals (auth, limits, conflicts, storage) extend it in ``app/errors.py``.
+service's own refusals (auth, limits, conflicts, storage) extend it in ``app/core/errors.py``.
 """
 
 from __future__ import annotations

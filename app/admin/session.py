@@ -3,7 +3,7 @@
 The cookie holds ``{"sid", "exp", "by"}`` signed with a secret generated once into
 ``<data_dir>/admin_session_secret`` (shared by every worker on that data directory).
 ``by`` is the id of the admin key used to sign in, ``"password"`` or ``"account"`` (a named
-account, app/accounts.py). The session is also an ``admin_sessions`` row, so it ends on the
+account, app/access/accounts.py). The session is also an ``admin_sessions`` row, so it ends on the
 server: at sign-out (a copied cookie is worthless afterwards), when its key is revoked or its
 account disabled or deleted, and when the password that signed in changes (the row keeps a
 keyed hash of ``FACESHOT_ADMIN_PASSWORD``, or of the account's password hash). What the

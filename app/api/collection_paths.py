@@ -14,10 +14,10 @@ import copy
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-from app.api.paths import API_PREFIX as PREFIX
-from app.api.paths import COLLECTION_SCOPE, SCOPED
 from app.core.errors import error_response
 from app.core.observability import ROUTE_PREFIX_SCOPE
+from app.core.paths import API_PREFIX as PREFIX
+from app.core.paths import COLLECTION_SCOPE, SCOPED
 from app.core.tables import COLLECTION_PATTERN
 
 _PATH = re.compile(rf"^{PREFIX}/collections/([^/]+)/({'|'.join(SCOPED)})(/.*)?$")

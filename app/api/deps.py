@@ -17,9 +17,9 @@ from app.access.accounts import Accounts
 from app.access.audit import AuditLog
 from app.access.keys import Keys
 from app.api.gate import before_body
-from app.api.paths import COLLECTION_SCOPE
 from app.core.config import Settings
 from app.core.errors import Unauthorized, ValidationFailed
+from app.core.paths import COLLECTION_SCOPE
 from app.core.tables import DEFAULT_COLLECTION, ApiKey
 from app.gallery.collections import Collections
 from app.gallery.people import People

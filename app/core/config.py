@@ -56,10 +56,10 @@ class Settings(ModelSettings):
     store_images: bool = True  # keep enrollment photos (needed to re-embed with a new encoder)
     max_upload_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 40_000_000
-    torch_threads: int | None = Field(None, ge=1, le=256)  # per forward pass; default 1 (app/threads.py)
+    torch_threads: int | None = Field(None, ge=1, le=256)  # per forward pass; default 1 (app/core/threads.py)
     # photos a worker runs through the face pipeline at once; default: the cores it may use / torch threads
     inference_slots: int | None = Field(None, ge=1, le=64)
-    # concurrent requests' faces embedded in one forward pass (app/batching.py); auto: on a GPU only
+    # concurrent requests' faces embedded in one forward pass (app/inference/batching.py); auto: on a GPU only
     micro_batch: Literal["auto", "on", "off"] = "auto"
     micro_batch_wait_ms: float = Field(3.0, ge=0, le=50)  # how long the first face waits for company
     micro_batch_max_faces: int = Field(64, ge=1, le=1024)
@@ -92,7 +92,7 @@ class Settings(ModelSettings):
     webhook_max_attempts: int = Field(8, ge=1, le=30)  # then the delivery is marked failed
     # private networks webhooks may reach, comma-separated CIDRs (a door controller on the LAN); empty: public only
     webhook_allow_private: str = ""
-    crash_at: str | None = None  # tests only: SIGKILL at this point of a write (app/faults.py)
+    crash_at: str | None = None  # tests only: SIGKILL at this point of a write (app/core/faults.py)
     # prometheus-client's own variable: set by `faceshot serve` for several workers
     prometheus_multiproc_dir: str | None = Field(None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
 

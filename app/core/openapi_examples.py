@@ -1,6 +1,6 @@
 """Example answers for the OpenAPI document (one per response model), shaped as the server sends them.
 
-Kept apart from app/schemas.py so the models stay readable; tests/api/test_openapi_schema.py checks
+Kept apart from app/core/schemas.py so the models stay readable; tests/api/test_openapi_schema.py checks
 that every example validates against its own model, so an example cannot drift from the API.
 """
 

@@ -116,7 +116,7 @@ class KeyCreated(KeyOut):
     key: str = Field(description="The secret; shown this once, stored only as a hash")
 
 
-# -- recognition results (the service returns app.results dataclasses; these are their JSON) ----------------
+# -- recognition results: app.recognition.results dataclasses as JSON ----------------
 class _FromResult(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -239,7 +239,7 @@ class WebhookDelivery(Base):
 
 
 class AuditEntry(Base):
-    """One change and who made it (app/audit.py)."""
+    """One change and who made it (app/access/audit.py)."""
 
     __tablename__ = "audit_log"
 

@@ -1,7 +1,7 @@
 """The face pipeline as a request runs it: decoding within a timeout, then a bounded number of forward passes.
 
 The worker's cores are shared by every request: detection and embedding run for at most
-``inference_slots`` requests at once (its cores over its torch threads, see app/threads.py).
+``inference_slots`` requests at once (its cores over its torch threads, see app/core/threads.py).
 Decoding runs in a small pool of its own so a request can give up on a pathological file
 after ``decode_timeout_s`` (byte and pixel limits, checked before decoding, bound how long an
 abandoned decode keeps its thread).

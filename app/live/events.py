@@ -19,11 +19,11 @@ from PIL import Image
 from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
 
-from app.api.paths import api_base
 from app.core.config import Settings
 from app.core.db import Database, begin_write, get_collection, page
 from app.core.errors import NotFound, ValidationFailed, database_error
 from app.core.inputs import clean_label
+from app.core.paths import api_base
 from app.core.spreadsheet import csv_document
 from app.core.tables import DEFAULT_COLLECTION, Person, RecognitionEvent, as_utc, new_id
 from app.live.sinks import EventSink

@@ -1,4 +1,4 @@
-"""What the service's verbs return: typed results, turned into JSON by the routes' response models (app/schemas.py)."""
+"""What the service's verbs return: typed results, made JSON by the routes' response models (app/core/schemas.py)."""
 
 from __future__ import annotations
 

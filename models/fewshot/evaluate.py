@@ -128,7 +128,7 @@ def evaluate_lake(method: FewShotClassifier, runs: Sequence[LakeRun], *, mean: f
 
 
 # ---------------------------------------------------------------------------------------------
-# Open-set protocol on face embeddings (models.openset does the counting)
+# Open-set protocol on face embeddings (models.evaluation.openset does the counting)
 # ---------------------------------------------------------------------------------------------
 
 

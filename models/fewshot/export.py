@@ -1,6 +1,6 @@
 """Turn a trained face backbone into the encoder checkpoint the service loads.
 
-The exported file is an ordinary :class:`~models.checkpoint.EncoderCheckpoint`:
+The exported file is an ordinary :class:`~models.encoders.checkpoint.EncoderCheckpoint`:
 the encoder's own architecture name, weights, alignment template and pixel
 normalisation (unchanged from the encoder training started from), a distance
 threshold calibrated on *validation* identities at a stated false-accept rate,

@@ -15,7 +15,7 @@ MIGRATE = """
 import sys, time
 from pathlib import Path
 from app.core.db import upgrade_database
-import alembic.command, app.models  # noqa: F401
+import alembic.command, app.core.tables  # noqa: F401
 ready, go = Path(sys.argv[2]), Path(sys.argv[3])
 ready.touch()
 while not go.exists():
