@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from app.access.accounts import Accounts
+from app.access.admin_sessions import SessionSigner
 from app.access.audit import AuditLog
 from app.access.keys import Keys
 from app.core.config import Settings
@@ -53,12 +54,13 @@ class FaceService:
         self.collections = Collections(self.gallery_sync, self.galleries, self.photos, self.thresholds)
         self.recognition = Recognition(settings, encoder, self.inference, self.galleries, self.gallery_sync,
                                        self.thresholds)
-        self.events = self.webhooks = self.audit = self.accounts = self.keys = None
+        self.events = self.webhooks = self.audit = self.accounts = self.keys = self.admin_sessions = None
         self.sinks: list[EventSink] = []
         if db is not None:
             self.audit = AuditLog(self.sessions)
             self.accounts = Accounts(self.sessions)
             self.keys = Keys(self.sessions)
+            self.admin_sessions = SessionSigner(settings, self.sessions)
             # retention is enforced on the delivery thread, hourly, even when no event arrives
             self.webhooks = Webhooks(settings, self.sessions,
                                      housekeeping=lambda: self.events.purge_expired(at_most_hourly=True))

@@ -23,6 +23,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy import delete, update
@@ -90,7 +91,11 @@ class SessionSigner:
     def __init__(self, settings: Settings, sessions: sessionmaker):
         self.sessions = sessions
         self.settings = settings
-        self.secret = load_secret(settings.data_dir)
+
+    @cached_property
+    def secret(self) -> bytes:
+        """Read (or made) at the first sign-in, not when a process that never signs anyone in starts."""
+        return load_secret(self.settings.data_dir)
 
     def _mac(self, purpose: str, payload: str) -> str:
         return _b64(hmac.new(self.secret, f"{purpose}:{payload}".encode(), hashlib.sha256).digest())

@@ -10,8 +10,9 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 
+from app.access.admin_sessions import COOKIE, AdminSession, SessionSigner
 from app.admin.render import error_page, wants_html
-from app.admin.session import COOKIE, AdminSession, SessionSigner
+from app.api.deps import admin_sessions_of
 from app.api.gate import GatedRoute, before_body
 from app.core.errors import error_response
 from models.errors import FaceshotError
@@ -43,10 +44,7 @@ class CsrfRejected(Exception):
 
 
 def signer(request: Request) -> SessionSigner:
-    state = request.app.state
-    if getattr(state, "admin_signer", None) is None:
-        state.admin_signer = SessionSigner(state.service.settings, state.service.sessions)
-    return state.admin_signer
+    return admin_sessions_of(request)
 
 
 def _read_session(request: Request) -> AdminSession:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from PIL import Image
 
+from app.access.admin_sessions import COOKIE, LOGIN_COOKIE
 from app.access.keys import Keys
 from app.admin.auth import Admin, AdminRoute, AdminWrite, actor_of, safe_next, signer
 from app.admin.render import render
@@ -28,7 +29,6 @@ from app.admin.scope import (
     require,
     visible_collections,
 )
-from app.admin.session import COOKIE, LOGIN_COOKIE
 from app.admin.sources import EventsPage, EventsPageDep, SettingsPage, SettingsPageDep
 from app.api.deps import (
     AccountsDep,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from app.admin.session import AdminSession
+from app.access.admin_sessions import AdminSession
 from app.api.deps import collections_of, people_of
 from app.core.errors import Forbidden, NotFound
 from app.core.tables import DEFAULT_COLLECTION

@@ -14,6 +14,7 @@ from fastapi import Depends, Request, Security, UploadFile
 from fastapi.security import APIKeyHeader
 
 from app.access.accounts import Accounts
+from app.access.admin_sessions import SessionSigner
 from app.access.audit import AuditLog
 from app.access.keys import Keys
 from app.api.gate import before_body
@@ -23,7 +24,7 @@ from app.core.paths import COLLECTION_SCOPE
 from app.core.tables import DEFAULT_COLLECTION, ApiKey
 from app.gallery.collections import Collections
 from app.gallery.people import People
-from app.inference.admission import Slot
+from app.inference.admission import InferenceQueue, Slot
 from app.live.events import EventLog
 from app.live.webhooks import Webhooks
 from app.recognition.service import Recognition
@@ -37,10 +38,10 @@ api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description
 
 
 def get_service(request: Request) -> FaceService:
+    """The container: read here alone, by the accessors below (and /ready, which reports on all of it)."""
     return request.app.state.service
 
 
-ServiceDep = Annotated[FaceService, Depends(get_service)]  # the container itself: readiness only
 
 
 # The domain service a route works with, one dependency each (no route reaches through the container).
@@ -80,6 +81,14 @@ def keys_of(request: Request) -> Keys:
     return get_service(request).keys
 
 
+def admin_sessions_of(request: Request) -> SessionSigner:
+    return get_service(request).admin_sessions
+
+
+def queue_of(request: Request) -> InferenceQueue:
+    return get_service(request).queue
+
+
 SettingsDep = Annotated[Settings, Depends(settings_of)]
 PeopleDep = Annotated[People, Depends(people_of)]
 CollectionsDep = Annotated[Collections, Depends(collections_of)]
@@ -97,8 +106,7 @@ def client_address(request: Request) -> str:
 
 
 
-def checked_key(request: Request, service: FaceService, secret: str | None, need_admin: bool,
-                collection: str | None = None) -> ApiKey:
+def checked_key(request: Request, secret: str | None, need_admin: bool, collection: str | None = None) -> ApiKey:
     """Authenticate and count the request against its key's rate limit.
 
     Only failures count against the caller's address, and only they are refused once it has
@@ -108,7 +116,7 @@ def checked_key(request: Request, service: FaceService, secret: str | None, need
     limiter = request.app.state.limiter
     client = client_address(request)
     try:
-        key = service.keys.authenticate(secret, need_admin=need_admin, collection=collection)
+        key = keys_of(request).authenticate(secret, need_admin=need_admin, collection=collection)
     except Unauthorized:
         limiter.check_failures(client)
         limiter.record_failure(client)
@@ -116,7 +124,7 @@ def checked_key(request: Request, service: FaceService, secret: str | None, need
     limiter.hit_key(key.id)
     if collection is not None and collection != DEFAULT_COLLECTION:
         # after the key: no probing which collections exist without one
-        service.collections.check_collection(collection)
+        collections_of(request).check_collection(collection)
     return key
 
 
@@ -139,33 +147,30 @@ def _key_check(need_admin: bool, scoped: bool = True):
         collection = _collection(request, scoped)
         request.state.collection = collection
         request.state.api_key = await anyio.to_thread.run_sync(
-            checked_key, request, get_service(request), secret, need_admin, collection,
+            checked_key, request, secret, need_admin, collection,
             limiter=_auth_threads(request))
 
     return check
 
 
-def _key(request: Request, service: FaceService, key: str | None, need_admin: bool, scoped: bool) -> ApiKey:
+def _key(request: Request, key: str | None, need_admin: bool, scoped: bool) -> ApiKey:
     checked = getattr(request.state, "api_key", None)
-    return checked if checked is not None else checked_key(request, service, key, need_admin,
-                                                           _collection(request, scoped))
+    return checked if checked is not None else checked_key(request, key, need_admin, _collection(request, scoped))
 
 
 @before_body(_key_check(need_admin=False))
-def recognition_key(request: Request, service: ServiceDep,
-                    key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
-    return _key(request, service, key, need_admin=False, scoped=True)
+def recognition_key(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
+    return _key(request, key, need_admin=False, scoped=True)
 
 
 @before_body(_key_check(need_admin=True))
-def admin_key(request: Request, service: ServiceDep, key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
-    return _key(request, service, key, need_admin=True, scoped=True)
+def admin_key(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
+    return _key(request, key, need_admin=True, scoped=True)
 
 
 @before_body(_key_check(need_admin=True, scoped=False))
-def deployment_admin_key(request: Request, service: ServiceDep,
-                         key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
-    return _key(request, service, key, need_admin=True, scoped=False)
+def deployment_admin_key(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
+    return _key(request, key, need_admin=True, scoped=False)
 
 
 def current_collection(request: Request) -> str:
@@ -180,7 +185,7 @@ CollectionDep = Annotated[str, Depends(current_collection)]
 
 
 async def _admit(request: Request) -> None:
-    request.state.inference_slot = get_service(request).queue.admit()
+    request.state.inference_slot = queue_of(request).admit()
 
 
 @before_body(_admit, order=0)

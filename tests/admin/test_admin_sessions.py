@@ -6,7 +6,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from app.admin.session import COOKIE
+from app.access.admin_sessions import COOKIE
 from app.core.config import Settings
 from app.main import create_app
 

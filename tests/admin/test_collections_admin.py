@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from app.access.admin_sessions import COOKIE
 from app.access.ratelimit import RateLimiter
 from app.admin.scope import COLLECTION_COOKIE, COLLECTION_HEADER
-from app.admin.session import COOKIE
 from app.core.config import Settings
 from app.main import create_app
 from app.testing.server import FACESHOT
