@@ -144,7 +144,7 @@ class Accounts:
     def update(self, account_id: str, *, password: str | None = None, deployment_admin: bool | None = None,
                rights: dict[str, str] | None = None, disabled: bool | None = None,
                actor: Actor | None = None) -> AccountView:
-        """Change what is given; a new password or a disabled account ends its sign-ins (app/access/admin_sessions.py)."""
+        """Change what is given; a new password or disabling ends its sign-ins (app/access/admin_sessions.py)."""
         if password is not None:
             _check_password(password)
         hashed = _hasher.hash(password) if password is not None else None
