@@ -1,4 +1,4 @@
-"""The admin web page at /admin: sign-in, people, enroll, try it, settings (no build step, no CDN)."""
+"""The admin web page at /admin: sign-in, people, enroll, try it, live, settings (no build step, no CDN)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Settings and the database engine: what every other part of the service is configured and stored with."""
+"""What every part stands on: settings, the database and its tables, errors, input rules, JSON shapes, API paths."""

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from app.core.paths import API_PREFIX
+
 ROOT = Path(__file__).resolve().parents[2]
 FACESHOT = str(Path(sys.executable).parent / "faceshot")
 ADMIN = "reliability-admin-key-0123456789"
@@ -31,7 +33,7 @@ def wait_ready(proc, port: int, timeout: float = 90, output=lambda: "") -> None:
         if proc.poll() is not None:
             raise AssertionError(f"server exited with {proc.returncode}:\n{output()}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/ready", timeout=2).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}{API_PREFIX}/ready", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -50,7 +52,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/v1"
+        return f"http://127.0.0.1:{self.port}{API_PREFIX}"
 
     def start(self, crash_at: str | None = None, timeout: float = 120, env: dict | None = None,
               wrapper: list[str] = ()) -> float:

@@ -1,1 +1,1 @@
-"""One router per resource: people, recognition, system."""
+"""One router per resource: people, recognition, collections, events, keys and the model (system), accounts, audit."""
