@@ -32,7 +32,8 @@ EVENT = {"id": "6f3b2d1c0e9f8a9f1c2a7e5b4d4c0e8a", "time": WHEN, "source": "door
          "box": BOX["box"], "quality": {"score": 0.82, "face_size": 74.5}, "frames": 14, "duration_s": 2.6,
          "collection": "default", "face_url": None}
 WEBHOOK = {"id": "1c0e9f8a9f1c2a7e5b4d4c0e8a6f3b2d", "url": "https://hr.example.com/faceshot", "created_at": WHEN,
-           "collection": "default", "deliveries": {"pending": 0, "delivered": 41, "failed": 1}}
+           "collection": "default", "signature_format": "standard",
+           "deliveries": {"pending": 0, "delivered": 41, "failed": 1}}
 
 EXAMPLES = {
     "PersonOut": PERSON,
@@ -66,7 +67,7 @@ EXAMPLES = {
          "last_seen": "2026-12-02T17:41:09Z", "events": 4, "sources": ["door-1"]}]},
     "WebhookOut": WEBHOOK,
     "WebhookCreated": {**WEBHOOK, "deliveries": {"pending": 0, "delivered": 0, "failed": 0},
-                       "secret": "whsec_2bT9xQ7mL0aZrK5yWc8nB4hE1uGfJd3s"},
+                       "secret": "whsec_AMpfhkC+a6ruP/36Sj6WQ59nvlahGntYlFkvuZDid6U="},
     "DeliveryOut": {"id": "e9f8a9f1c2a7e5b4d4c0e8a6f3b2d1c0", "event_id": EVENT["id"], "state": "delivered",
                     "attempts": 1, "next_attempt_at": WHEN, "last_status": 204, "last_error": None,
                     "delivered_at": WHEN},

@@ -366,10 +366,16 @@ class WebhookOut(BaseModel):
 
 class WebhookCreated(WebhookOut):
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["WebhookCreated"]]})
-    secret: str = Field(description="signs every delivery (X-Faceshot-Signature); shown this once")
+    secret: str = Field(description="signs every delivery: whsec_ and the base64 of the HMAC key, as Standard "
+                                    "Webhooks specifies (give it as it is to a verifier); shown this once")
 
 
 class DeliveryOut(BaseModel):
+    signature_format: Literal["standard", "legacy"] = Field(
+        "standard", description="how its deliveries are signed. standard: Standard Webhooks (webhook-id, "
+                                "webhook-timestamp, webhook-signature: v1,<base64>; any Standard Webhooks verifier "
+                                "checks them with the secret), and the legacy X-Faceshot-* headers beside them for "
+                                "one release; legacy (a webhook created before): X-Faceshot-* only")
     model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [EXAMPLES["DeliveryOut"]]})
     id: str
     event_id: str

@@ -248,6 +248,10 @@ class AuditEntry(Base):
     actor_kind: Mapped[str] = mapped_column(String(20))
     actor_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     actor_name: Mapped[str] = mapped_column(String(200))
+    # "standard" (Standard Webhooks headers, and the legacy ones for one release; Webhooks.create says so) or
+    # "legacy" (X-Faceshot-* only): a row that does not say (made before 0009, or by the previous release's worker
+    # during an upgrade) has a url-safe secret the spec's verifiers cannot decode
+    signature_format: Mapped[str] = mapped_column(String(10), server_default="legacy")
     collection: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     action: Mapped[str] = mapped_column(String(40), index=True)
     target: Mapped[str | None] = mapped_column(String(64), nullable=True)

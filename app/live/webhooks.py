@@ -14,16 +14,24 @@ checked at registration and resolved again for every attempt, which connects to 
 second lookup to rebind) under the registered name (Host header, TLS SNI and certificate). Redirects are not
 followed. What ``…/deliveries`` says about a failure is one word of :data:`ERRORS`; the detail is in the server log.
 
-What a receiver gets: ``POST <url>`` with the JSON ``{"delivery_id", "event"}`` and headers
-``X-Faceshot-Delivery`` (the same id: deduplicate on it, retries repeat it),
-``X-Faceshot-Timestamp`` (Unix seconds) and ``X-Faceshot-Signature: sha256=<hex>``, the
-HMAC-SHA256 of ``<timestamp>.<body>`` under the webhook's secret (shown once, when it is
-created). Check the signature and that the timestamp is recent before trusting the body.
+What a receiver gets: ``POST <url>`` with the JSON ``{"delivery_id", "event"}``, signed as Standard Webhooks
+(https://www.standardwebhooks.com) specifies, so any of its verifiers checks it (``Webhook(secret).verify(body,
+headers)``): ``webhook-id`` (the delivery id: deduplicate on it, retries repeat it), ``webhook-timestamp`` (Unix
+seconds, of this attempt) and ``webhook-signature: v1,<base64>``, the HMAC-SHA256 of ``<id>.<timestamp>.<body>``
+keyed by the base64-decoded part of the webhook's secret after ``whsec_`` (the secret is shown once, when the
+webhook is created). Check the signature and that the timestamp is recent before trusting the body.
+
+The legacy headers, for one release: ``X-Faceshot-Delivery`` (the same id), ``X-Faceshot-Timestamp`` and
+``X-Faceshot-Signature: sha256=<hex>``, the HMAC-SHA256 of ``<timestamp>.<body>`` keyed by the whole secret string.
+A webhook's ``signature_format`` says which it gets: ``standard`` (every webhook created since: both sets of
+headers) or ``legacy`` (created before; its url-safe secret is not one the spec's verifiers can decode, so it
+gets the legacy headers only: remove it and add its URL again, with a new secret, to switch).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -57,6 +65,7 @@ MAX_BACKOFF_S = 300.0
 MAX_URL_LENGTH = 2000
 MAX_PER_COLLECTION = 10  # webhooks of one collection: each event costs a delivery to every one of them
 CONCURRENCY = 8  # deliveries in flight per worker; one collection's at most half of them
+SECRET_PREFIX = "whsec_"
 
 # What `…/deliveries` says about an attempt that failed: a fixed vocabulary, so a collection admin learns whether
 # their receiver works but never what answers at an address inside (no port-scan oracle); the log has the detail.
@@ -85,9 +94,37 @@ class TooManyWebhooks(Conflict):
     code = "too_many_webhooks"
 
 
-def signature(secret: str, timestamp: str, body: bytes) -> str:
-    """What ``X-Faceshot-Signature`` carries for this body (receivers compute the same to check it)."""
+def new_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and the standard base64 of 32 random bytes (the spec asks 24 to 64)."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+# Signed by hand, not with the `standardwebhooks` package: signing is the three lines below, and a runtime dependency
+# for them is not worth it (its 1.0 pulled in attrs, python-dateutil, Deprecated and typing stubs; later releases
+# none, but the image would still carry it). It is a test dependency: its verifier checks real deliveries.
+def standard_signature(secret: str, delivery_id: str, timestamp: str, body: bytes) -> str:
+    """What ``webhook-signature`` carries: ``v1,`` and the base64 HMAC-SHA256 of ``<id>.<timestamp>.<body>``, keyed
+    by the bytes the secret's base64 (after ``whsec_``) encodes."""
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    digest = hmac.new(key, f"{delivery_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def legacy_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """What ``X-Faceshot-Signature`` carries: the HMAC-SHA256 of ``<timestamp>.<body>`` keyed by the secret string."""
     return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def signed_headers(signature_format: str, secret: str, delivery_id: str, timestamp: str,
+                   body: bytes) -> dict[str, str]:
+    """The headers that sign one attempt: a ``standard`` webhook's Standard Webhooks headers and, for one release,
+    the legacy ones beside them (receivers written for those keep working); a ``legacy`` webhook's legacy ones."""
+    headers = {"X-Faceshot-Delivery": delivery_id, "X-Faceshot-Timestamp": timestamp,
+               "X-Faceshot-Signature": legacy_signature(secret, timestamp, body)}
+    if signature_format == "standard":
+        headers = {"webhook-id": delivery_id, "webhook-timestamp": timestamp,
+                   "webhook-signature": standard_signature(secret, delivery_id, timestamp, body), **headers}
+    return headers
 
 
 def backoff_s(attempts: int) -> float:
@@ -245,13 +282,13 @@ class Webhooks:
     def create(self, url: str, actor=None, collection: str = DEFAULT_COLLECTION) -> tuple[Webhook, str]:
         """A webhook for one collection's events, at most MAX_PER_COLLECTION of them."""
         self.check_url(url)
-        secret = "whsec_" + secrets.token_urlsafe(32)
+        secret = new_secret()
         limit = MAX_PER_COLLECTION
         with begin_write(self.sessions) as session:
             # the collection's row locked (PostgreSQL; SQLite's write lock comes first): two registrations at once
             # cannot both pass the cap, and none lands in a collection being deleted
             get_collection(session, collection, lock="exclusive")
-            hook = Webhook(url=url, secret=secret, collection=collection)
+            hook = Webhook(url=url, secret=secret, signature_format="standard", collection=collection)
             session.add(hook)
             session.flush()
             if session.scalar(select(func.count()).select_from(Webhook)
@@ -274,6 +311,7 @@ class Webhooks:
                                               .where(WebhookDelivery.webhook_id == h.id)
                                               .group_by(WebhookDelivery.state)).all())
                 out.append({"id": h.id, "url": h.url, "created_at": h.created_at, "collection": h.collection,
+                            "signature_format": h.signature_format,
                             "deliveries": {s: int(counts.get(s, 0)) for s in ("pending", "delivered", "failed")}})
             return out
 
@@ -431,11 +469,9 @@ class Webhooks:
                 return None
             body = json.dumps({"delivery_id": claim.delivery_id, "event": event_dict(event)},
                               separators=(",", ":")).encode()
-            url, secret = hook.url, hook.secret
-        stamp = str(int(time.time()))
+            url, secret, signature_format = hook.url, hook.secret, hook.signature_format
         headers = {"Content-Type": "application/json", "User-Agent": "faceshot-webhooks",
-                   "X-Faceshot-Delivery": claim.delivery_id, "X-Faceshot-Timestamp": stamp,
-                   "X-Faceshot-Signature": signature(secret, stamp, body)}
+                   **signed_headers(signature_format, secret, claim.delivery_id, str(int(time.time())), body)}
         return url, body, headers
 
     async def _send(self, claim: Claim, url_text: str, body: bytes, headers: dict) -> Outcome:

@@ -54,6 +54,7 @@ def test_events_page_lists_filters_exports_and_manages_webhooks(page, server):
     expect(page).to_have_url(re.compile(r"/admin/events$"))
     secret = page.get_by_label("Secret").input_value()
     assert secret.startswith("whsec_")
+    expect(page.locator("ul.hooks")).to_contain_text("Standard Webhooks signature")  # its format, beside its counts
     screenshot(page, "events")
     page.reload()  # the secret is shown once, and a reload adds no second webhook
     expect(page.get_by_label("Secret")).to_have_count(0)

@@ -72,7 +72,8 @@ def test_every_sync_method_against_the_server(served, photos):
 
         # events and webhooks, as a watcher and an HR system use them
         hook = fs.create_webhook("http://127.0.0.1:9/unreachable")
-        assert hook.secret.startswith("whsec_") and [h.id for h in fs.list_webhooks()] == [hook.id]
+        assert hook.secret.startswith("whsec_") and hook.signature_format == "standard"
+        assert [(h.id, h.signature_format) for h in fs.list_webhooks()] == [(hook.id, "standard")]
         seen = datetime.now(timezone.utc) - timedelta(minutes=5)  # within FACESHOT_EVENT_MAX_AGE_H of the clock
         event = fs.post_event({"source": "door-1", "person_id": person.id, "distance": 0.2, "threshold": 0.4,
                                "time": seen.isoformat()})

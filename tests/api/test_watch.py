@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from PIL import Image
+from standardwebhooks import Webhook
 
 from app.cli import main
 from app.live.events import NewEvent
@@ -129,12 +130,14 @@ def test_watch_gives_one_event_per_person_in_process_and_through_the_server(phot
             accepted = receiver.accepted()
             events = [json.loads(r["body"])["event"]["id"] for r in accepted]
             assert sorted(events) == sorted(e["id"] for e in remote)  # each event once
-            for r in receiver.received:  # every attempt signed, retries under the same delivery id
-                headers = {k.lower(): v for k, v in r["headers"].items()}
+            for r in receiver.received:  # every attempt signed (Standard Webhooks), retries under the same id
+                assert Webhook(secrets[receiver]).verify(r["body"], r["headers"])["delivery_id"] \
+                    == r["headers"]["webhook-id"]
+                headers = {k.lower(): v for k, v in r["headers"].items()}  # and the legacy headers, for one release
                 expected = "sha256=" + hmac.new(secrets[receiver].encode(), headers["x-faceshot-timestamp"].encode()
                                                 + b"." + r["body"], hashlib.sha256).hexdigest()
                 assert hmac.compare_digest(headers["x-faceshot-signature"], expected)
-        assert len(flaky.received) == 5 and len({r["headers"]["X-Faceshot-Delivery"] for r in flaky.received}) == 3
+        assert len(flaky.received) == 5 and len({r["headers"]["webhook-id"] for r in flaky.received}) == 3
         hooks = http.get("/webhooks").json()
         assert all(h["deliveries"] == {"pending": 0, "delivered": 3, "failed": 0} for h in hooks)
 
@@ -300,5 +303,5 @@ def test_two_workers_never_send_one_delivery_twice(make_client, tmp_path, databa
         t.start()
     for t in threads:
         t.join(timeout=120)
-    deliveries = [r["headers"]["X-Faceshot-Delivery"] for r in receiver.received]
+    deliveries = [r["headers"]["webhook-id"] for r in receiver.received]
     assert len(deliveries) == 30 and len(set(deliveries)) == 30

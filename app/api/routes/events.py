@@ -100,8 +100,9 @@ def presence(events: EventsDep, _key: AdminKey, collection: CollectionDep,
 @router.post("/webhooks", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated,
              responses=error_responses(409, 413), summary="Register a URL that receives every recognition event")
 def create_webhook(webhooks: WebhooksDep, key: AdminKey, collection: CollectionDep, body: WebhookIn):
-    """Each event is POSTed as JSON, signed (X-Faceshot-Signature: sha256 HMAC of `<timestamp>.<body>` under the
-    secret answered here, once), retried with backoff; see the README's Webhooks section.
+    """Each event is POSTed as JSON, signed as Standard Webhooks specifies (`webhook-id`, `webhook-timestamp`,
+    `webhook-signature`: any Standard Webhooks verifier checks a delivery with the secret answered here, once; the
+    legacy `X-Faceshot-*` headers come beside them for one release), retried with backoff (docs/api.md, Webhooks).
 
     422 `validation_error` with `details.reason` `invalid_url` (not an http(s) URL httpx can send) or
     `refused_address` (the host is, or resolves to, a loopback, private, link-local or other non-public address
@@ -109,7 +110,7 @@ def create_webhook(webhooks: WebhooksDep, key: AdminKey, collection: CollectionD
     the collection."""
     hook, secret = webhooks.create(body.url, Actor.of_key(key), collection)
     return {"id": hook.id, "url": hook.url, "created_at": hook.created_at, "secret": secret,
-            "collection": hook.collection,
+            "collection": hook.collection, "signature_format": hook.signature_format,
             "deliveries": {"pending": 0, "delivered": 0, "failed": 0}}
 
 
