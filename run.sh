@@ -47,6 +47,8 @@ install() {
     if [[ "${1:-serve}" == test && ( ! -f "$test_stamp" || "$(cat "$test_stamp")" != "$want_test" ) ]]; then
         echo "==> adding the test tools to $VENV" >&2
         "${pip[@]}" install -e ".[test]"
+        # the official CompreFace SDK for the compatibility tests, without its broken pin (pyproject.toml says why)
+        "${pip[@]}" install --no-deps "compreface-sdk==0.6.0"
         echo "$want_test" > "$test_stamp"
     fi
 }

@@ -31,6 +31,7 @@ from app.live.events import EventLog
 from app.live.sinks import EventSink
 from app.live.webhooks import Webhooks
 from app.recognition.face_checks import FACE_CHECKS
+from app.recognition.compreface import CompreFace
 from app.recognition.service import Recognition
 from models.pipeline import FacePipeline
 
@@ -55,6 +56,7 @@ class FaceService:
         self.recognition = Recognition(settings, encoder, self.inference, self.galleries, self.gallery_sync,
                                        self.thresholds)
         self.events = self.webhooks = self.audit = self.accounts = self.keys = self.admin_sessions = None
+        self.compreface = CompreFace(self.people, self.recognition)  # CompreFace's API over the two
         self.sinks: list[EventSink] = []
         if db is not None:
             self.audit = AuditLog(self.sessions)

@@ -58,9 +58,10 @@ def create_key(sessions: sessionmaker, name: str, role: str, secret: str | None 
 
 
 def authenticate(sessions: sessionmaker, secret: str | None, need_admin: bool,
-                 collection: str | None = None) -> ApiKey:
+                 collection: str | None = None, *, own_collection: bool = False) -> ApiKey:
     """The key, refused unless it may work in ``collection`` (None: a deployment-wide operation, which a key
-    bound to one collection may not do)."""
+    bound to one collection may not do). ``own_collection``: the operation works in the key's own collection,
+    whichever it is (a CompreFace client's key names its service)."""
     if not secret:
         raise Unauthorized("Send an API key in the X-API-Key header.")
     with sessions() as session:
@@ -69,7 +70,7 @@ def authenticate(sessions: sessionmaker, secret: str | None, need_admin: bool,
         raise Unauthorized("The API key is not valid.")
     if need_admin and key.role != "admin":
         raise Forbidden("This needs an admin key; recognition keys may only identify, verify and detect.")
-    if key.collection is not None and key.collection != collection:
+    if not own_collection and key.collection is not None and key.collection != collection:
         raise Forbidden(f"This key works in collection {key.collection!r} only.",
                         {"key_collection": key.collection})
     return key
@@ -185,5 +186,6 @@ class Keys:
     def revoke(self, key_id: str, actor: Actor | None = None) -> ApiKey:
         return revoke_key(self.sessions, key_id, actor)
 
-    def authenticate(self, secret: str | None, need_admin: bool, collection: str | None = None) -> ApiKey:
-        return authenticate(self.sessions, secret, need_admin, collection)
+    def authenticate(self, secret: str | None, need_admin: bool, collection: str | None = None, *,
+                     own_collection: bool = False) -> ApiKey:
+        return authenticate(self.sessions, secret, need_admin, collection, own_collection=own_collection)

@@ -27,6 +27,7 @@ from app.gallery.people import People
 from app.inference.admission import InferenceQueue, Slot
 from app.live.events import EventLog
 from app.live.webhooks import Webhooks
+from app.recognition.compreface import CompreFace
 from app.recognition.service import Recognition
 from app.service import FaceService
 from models.errors import InvalidImage
@@ -89,6 +90,10 @@ def queue_of(request: Request) -> InferenceQueue:
     return get_service(request).queue
 
 
+def compreface_of(request: Request) -> CompreFace:
+    return get_service(request).compreface
+
+
 SettingsDep = Annotated[Settings, Depends(settings_of)]
 PeopleDep = Annotated[People, Depends(people_of)]
 CollectionsDep = Annotated[Collections, Depends(collections_of)]
@@ -98,6 +103,7 @@ WebhooksDep = Annotated[Webhooks, Depends(webhooks_of)]
 AuditDep = Annotated[AuditLog, Depends(audit_of)]
 AccountsDep = Annotated[Accounts, Depends(accounts_of)]
 KeysDep = Annotated[Keys, Depends(keys_of)]
+CompreFaceDep = Annotated[CompreFace, Depends(compreface_of)]
 
 
 def client_address(request: Request) -> str:
@@ -106,22 +112,27 @@ def client_address(request: Request) -> str:
 
 
 
-def checked_key(request: Request, secret: str | None, need_admin: bool, collection: str | None = None) -> ApiKey:
+def checked_key(request: Request, secret: str | None, need_admin: bool, collection: str | None = None,
+                own_collection: bool = False) -> ApiKey:
     """Authenticate and count the request against its key's rate limit.
 
     Only failures count against the caller's address, and only they are refused once it has
     sent too many (429): a valid key always gets through, so a flood of wrong keys from one
-    address (every camera behind one NAT) cannot lock the right ones out.
+    address (every camera behind one NAT) cannot lock the right ones out. ``own_collection``:
+    the operation works in the key's own collection (`default` for a key of every collection).
     """
     limiter = request.app.state.limiter
     client = client_address(request)
     try:
-        key = keys_of(request).authenticate(secret, need_admin=need_admin, collection=collection)
+        key = keys_of(request).authenticate(secret, need_admin=need_admin, collection=collection,
+                                            own_collection=own_collection)
     except Unauthorized:
         limiter.check_failures(client)
         limiter.record_failure(client)
         raise
     limiter.hit_key(key.id)
+    if own_collection:
+        collection = key.collection or DEFAULT_COLLECTION
     if collection is not None and collection != DEFAULT_COLLECTION:
         # after the key: no probing which collections exist without one
         collections_of(request).check_collection(collection)
@@ -178,10 +189,41 @@ def current_collection(request: Request) -> str:
     return getattr(request.state, "collection", None) or _collection(request, True)
 
 
+def _own_collection_key_check(need_admin: bool):
+    async def check(request: Request) -> None:
+        secret = request.headers.get(API_KEY_HEADER)
+        key = await anyio.to_thread.run_sync(checked_key, request, secret, need_admin, None, True,
+                                             limiter=_auth_threads(request))
+        request.state.api_key, request.state.collection = key, key.collection or DEFAULT_COLLECTION
+
+    return check
+
+
+def _own_collection_key(request: Request, key: str | None, need_admin: bool) -> ApiKey:
+    checked = getattr(request.state, "api_key", None)
+    if checked is None:
+        checked = checked_key(request, key, need_admin, None, True)
+        request.state.collection = checked.collection or DEFAULT_COLLECTION
+    return checked
+
+
+@before_body(_own_collection_key_check(need_admin=False))
+def service_recognition_key(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
+    return _own_collection_key(request, key, need_admin=False)
+
+
+@before_body(_own_collection_key_check(need_admin=True))
+def service_admin_key(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
+    return _own_collection_key(request, key, need_admin=True)
+
+
 RecognitionKey = Annotated[ApiKey, Depends(recognition_key)]  # within the operation's collection
 AdminKey = Annotated[ApiKey, Depends(admin_key)]
 DeploymentAdminKey = Annotated[ApiKey, Depends(deployment_admin_key)]
 CollectionDep = Annotated[str, Depends(current_collection)]
+# CompreFace's routes: the key's own collection is the "service" they work in (CollectionDep says which)
+ServiceRecognitionKey = Annotated[ApiKey, Depends(service_recognition_key)]
+ServiceAdminKey = Annotated[ApiKey, Depends(service_admin_key)]
 
 
 async def _admit(request: Request) -> None:

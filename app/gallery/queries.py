@@ -120,3 +120,36 @@ def stale_faces(session: Session, *, encoder_hash: str):
 def collections_with_counts(session: Session) -> list[tuple[Collection, int]]:
     people = dict(session.execute(select(Person.collection, func.count()).group_by(Person.collection)).all())
     return [(c, int(people.get(c.name, 0))) for c in session.scalars(select(Collection).order_by(Collection.name))]
+
+
+def people_named(session: Session, *, name: str, collection: str) -> list[Person]:
+    """Every person of the collection called ``name`` (case aside), with their faces, oldest first."""
+    people = session.scalars(select(Person).where(Person.collection == collection,
+                                                  func.lower(Person.name) == name.lower())
+                             .options(selectinload(Person.faces)).order_by(Person.created_at, Person.id)).all()
+    return [p for p in people if p.name.casefold() == name.casefold()]
+
+
+def person_names(session: Session, *, collection: str) -> list[str]:
+    """The collection's distinct names (one spelling of each, case aside), alphabetically."""
+    names: dict[str, str] = {}
+    for name in session.scalars(select(Person.name).where(Person.collection == collection).order_by(Person.name)):
+        names.setdefault(name.casefold(), name)
+    return sorted(names.values(), key=str.casefold)
+
+
+def face_in_collection(session: Session, *, face_id: str, collection: str) -> Face:
+    """One face (with its person) of the collection, or NotFound (also when it is another collection's)."""
+    face = session.get(Face, face_id, options=[selectinload(Face.person)])
+    if face is None or face.person.collection != collection:
+        raise NotFound(f"No face with id {face_id}.", {"face_id": face_id})
+    return face
+
+
+def faces_page(session: Session, *, collection: str, person_ids: list[str] | None, limit: int,
+               offset: int) -> tuple[list[Face], int]:
+    """A page of the collection's faces (of ``person_ids`` only, when given) with their people, oldest first."""
+    q = select(Face).join(Person).where(Person.collection == collection).options(selectinload(Face.person))
+    if person_ids is not None:
+        q = q.where(Face.person_id.in_(person_ids))
+    return page(session, q, Face.created_at, Face.id, limit=limit, offset=offset)

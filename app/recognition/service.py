@@ -173,6 +173,27 @@ class Recognition:
                              face_a=FaceBox.of(face_a.face), face_b=FaceBox.of(face_b.face) if face_b else None,
                              encoder=self.encoder.describe())
 
+    def one_face(self, data: bytes, box: list[float] | None = None) -> tuple[FaceBox, np.ndarray]:
+        """The photo's one face (the rule of every operation about one face) and its embedding."""
+        _, face = self.inference.one_face(data, box)
+        return FaceBox.of(face.face), face.embedding
+
+    def compare_each(self, data: bytes, reference: np.ndarray) -> list[CompareResult]:
+        """Every face of a photo (largest first) against one reference embedding: each pair one comparison, held to
+        the threshold :meth:`compare` holds a pair to (``face_b`` is None: the reference is an embedding)."""
+        _, faces = self.inference.analyze(data)
+        used, source = self.thresholds.one_to_one()
+        rate = one_to_one_rate(self.encoder.calibration, 1, used)
+        out = []
+        for f in faces:
+            distance = float(np.linalg.norm(f.embedding - reference))
+            out.append(CompareResult(match=distance <= used, distance=round(distance, 4),
+                                     similarity=round(1 - distance**2 / 2, 4), threshold=round(float(used), 4),
+                                     threshold_source=source,
+                                     stranger_accept_rate=None if rate is None else round(rate, 8),
+                                     face_a=FaceBox.of(f.face), face_b=None, encoder=self.encoder.describe()))
+        return out
+
     def embed(self, data: bytes) -> EmbedResult:
         """Every face's embedding, with the encoder that made them (its hash comes back with each use)."""
         t0 = time.perf_counter()
