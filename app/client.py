@@ -36,6 +36,7 @@ from app.core.schemas import (
     EmbedOut,
     EnrollOut,
     EventOut,
+    EventsDeleted,
     EventsPage,
     FaceOut,
     IdentifyOut,
@@ -212,6 +213,10 @@ class _Calls:
                                     "unknown": None if unknown is None else str(unknown).lower(),
                                     "limit": limit, "offset": offset}.items() if v is not None}
         return self._send(_Call("GET", "/events", EventsPage, params=params))
+
+    def forget_camera(self, source: str) -> EventsDeleted:
+        """Delete one camera's events (and, with MQTT, its Home Assistant device)."""
+        return self._send(_Call("DELETE", "/events", EventsDeleted, params={"source": source}))
 
     def presence(self, since: str, until: str | None = None, *, source: str | None = None) -> PresenceOut:
         params = {k: v for k, v in {"since": since, "until": until, "source": source}.items() if v is not None}

@@ -28,10 +28,11 @@ from app.gallery.thresholds import Thresholds
 from app.inference.admission import InferenceQueue
 from app.inference.runner import Inference
 from app.live.events import EventLog
+from app.live.mqtt import MqttEvents
 from app.live.sinks import EventSink
 from app.live.webhooks import Webhooks
-from app.recognition.face_checks import FACE_CHECKS
 from app.recognition.compreface import CompreFace
+from app.recognition.face_checks import FACE_CHECKS
 from app.recognition.service import Recognition
 from models.pipeline import FacePipeline
 
@@ -55,8 +56,8 @@ class FaceService:
         self.collections = Collections(self.gallery_sync, self.galleries, self.photos, self.thresholds)
         self.recognition = Recognition(settings, encoder, self.inference, self.galleries, self.gallery_sync,
                                        self.thresholds)
-        self.events = self.webhooks = self.audit = self.accounts = self.keys = self.admin_sessions = None
         self.compreface = CompreFace(self.people, self.recognition)  # CompreFace's API over the two
+        self.events = self.webhooks = self.audit = self.accounts = self.keys = self.admin_sessions = None
         self.sinks: list[EventSink] = []
         if db is not None:
             self.audit = AuditLog(self.sessions)
@@ -67,8 +68,15 @@ class FaceService:
             self.webhooks = Webhooks(settings, self.sessions,
                                      housekeeping=lambda: self.events.purge_expired(at_most_hourly=True))
             self.sinks = [self.webhooks]  # every output of an event: one line each
-            self.events = EventLog(settings, db, self.sinks)
+            if settings.mqtt_url is not None:
+                self.sinks.append(MqttEvents(settings, self.sessions))
+            self.events = EventLog(settings, db, self.sinks, stated_rate=self._stated_rate)
             self.collections.cleanups.append(self.events.delete_collection)
+
+    def _stated_rate(self, collection: str) -> float | None:
+        """The stranger-accept rate a collection's thresholds stand for now (None: the encoder cannot say)."""
+        rate = self.thresholds.operating_point(collection=collection).stranger_accept_rate
+        return None if rate is None or rate != rate else round(rate, 6)
 
     @property
     def gallery(self):

@@ -92,6 +92,12 @@ class Settings(ModelSettings):
     webhook_max_attempts: int = Field(8, ge=1, le=30)  # then the delivery is marked failed
     # private networks webhooks may reach, comma-separated CIDRs (a door controller on the LAN); empty: public only
     webhook_allow_private: str = ""
+    # MQTT (app/live/mqtt.py): every recognition event published to a broker, mqtt://user:pass@host:1883 or
+    # mqtts://... for TLS (the system's CAs, or SSL_CERT_FILE); unset: off
+    mqtt_url: SecretStr | None = None
+    mqtt_topic_prefix: str = "faceshot"  # the event topics, availability and last-seen states live under it
+    mqtt_ha_discovery: bool = True  # Home Assistant MQTT discovery, when MQTT is on
+    mqtt_ha_prefix: str = "homeassistant"  # Home Assistant's discovery prefix (its own default)
     crash_at: str | None = None  # tests only: SIGKILL at this point of a write (app/core/faults.py)
     # prometheus-client's own variable: set by `faceshot serve` for several workers
     prometheus_multiproc_dir: str | None = Field(None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
@@ -108,6 +114,30 @@ class Settings(ModelSettings):
             raise ValueError(f"FACESHOT_{info.field_name.upper()} must be at least {least} characters{hint}; "
                              "a short one can be guessed")
         return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _broker_url(cls, value: SecretStr | None) -> SecretStr | None:
+        """A typo stops the start rather than silently publishing nothing."""
+        if value is None or value.get_secret_value() == "":
+            return None
+        from app.core.broker import Broker
+
+        try:
+            Broker.parse(value.get_secret_value())
+        except ValueError as exc:
+            raise ValueError(f"FACESHOT_MQTT_URL: {exc}") from None
+        return value
+
+    @field_validator("mqtt_topic_prefix", "mqtt_ha_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str, info) -> str:
+        from app.core.broker import check_topic_prefix
+
+        try:
+            return check_topic_prefix(value)
+        except ValueError as exc:
+            raise ValueError(f"FACESHOT_{info.field_name.upper()}: {exc}") from None
 
     @field_validator("webhook_timeout_s")
     @classmethod
@@ -174,7 +204,7 @@ OTHER_NAMES = frozenset({
     "FACESHOT_HOST", "FACESHOT_PORT", "FACESHOT_WORKERS", "FACESHOT_TORCH_SPEC", "FACESHOT_VARIANT",
     "FACESHOT_PIP_EXTRAS", "FACESHOT_FETCH_FACENET", "FACESHOT_PUBLISH", "FACESHOT_PUBLISH_TLS", "FACESHOT_TLS_DIR",
     "FACESHOT_TEST_POSTGRES_URL", "FACESHOT_WATCH_KEY", "FACESHOT_WATCH_SOURCE", "FACESHOT_WATCH_NAME",
-    "FACESHOT_TFJS_DIR", "FACESHOT_DATA", "FACESHOT_FACE_CHIPS",
+    "FACESHOT_WATCH_FRIGATE", "FACESHOT_TFJS_DIR", "FACESHOT_MQTT_PUBLISH", "FACESHOT_DATA", "FACESHOT_FACE_CHIPS",
 })
 
 

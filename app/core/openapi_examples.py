@@ -29,6 +29,7 @@ KEY = {"id": KEY_ID, "name": "front door camera", "role": "recognition", "prefix
 
 EVENT = {"id": "6f3b2d1c0e9f8a9f1c2a7e5b4d4c0e8a", "time": WHEN, "source": "door-1",
          "person": {"id": PERSON_ID, "name": "Ada Lovelace"}, "distance": 0.2412, "threshold": 0.4213,
+         "stranger_accept_rate": 0.01,
          "box": BOX["box"], "quality": {"score": 0.82, "face_size": 74.5}, "frames": 14, "duration_s": 2.6,
          "collection": "default", "face_url": None}
 WEBHOOK = {"id": "1c0e9f8a9f1c2a7e5b4d4c0e8a6f3b2d", "url": "https://hr.example.com/faceshot", "created_at": WHEN,

@@ -318,12 +318,21 @@ class EventOut(BaseModel):
     person: dict[str, Any] | None = Field(description="{id, name} at the time; id null once deleted; null: unknown")
     distance: float | None
     threshold: float | None
+    stranger_accept_rate: float | None = Field(
+        None, description="the share of strangers' faces the collection's thresholds named as someone, at its size, "
+                          "when the event was recorded (null: not known)")
     box: list[float]
     quality: dict[str, Any]
     frames: int
     duration_s: float
     collection: str = Field("default", description="the collection it was decided in")
     face_url: str | None = Field(description="the kept face crop, when there is one")
+
+
+class EventsDeleted(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"deleted": 412, "source": "door-1"}]})
+    deleted: int = Field(description="events deleted, with their face crops and pending deliveries")
+    source: str
 
 
 class EventsPage(BaseModel):
@@ -361,6 +370,11 @@ class WebhookOut(BaseModel):
     url: str
     created_at: UtcDatetime
     collection: str = Field("default", description="whose events it receives")
+    signature_format: Literal["standard", "legacy"] = Field(
+        "standard", description="how its deliveries are signed. standard: Standard Webhooks (webhook-id, "
+                                "webhook-timestamp, webhook-signature: v1,<base64>; any Standard Webhooks verifier "
+                                "checks them with the secret), and the legacy X-Faceshot-* headers beside them for "
+                                "one release; legacy (a webhook created before): X-Faceshot-* only")
     deliveries: dict[str, int] = Field(description="how many are pending, delivered, failed")
 
 
@@ -371,11 +385,6 @@ class WebhookCreated(WebhookOut):
 
 
 class DeliveryOut(BaseModel):
-    signature_format: Literal["standard", "legacy"] = Field(
-        "standard", description="how its deliveries are signed. standard: Standard Webhooks (webhook-id, "
-                                "webhook-timestamp, webhook-signature: v1,<base64>; any Standard Webhooks verifier "
-                                "checks them with the secret), and the legacy X-Faceshot-* headers beside them for "
-                                "one release; legacy (a webhook created before): X-Faceshot-* only")
     model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [EXAMPLES["DeliveryOut"]]})
     id: str
     event_id: str

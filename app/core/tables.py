@@ -201,12 +201,40 @@ class RecognitionEvent(Base):
     person_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     distance: Mapped[float | None] = mapped_column(Float, nullable=True)
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # what the collection's operating point stated when the event was recorded: the share of strangers' faces named
+    # as someone at its size (an automation may require, say, <= 1% before it opens a door); None: not known
+    stranger_accept_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
     box: Mapped[list] = mapped_column(JSON, default=list)
     quality: Mapped[dict] = mapped_column(JSON, default=dict)
     frames: Mapped[int] = mapped_column(Integer, default=1)  # frames the face was tracked over
     duration_s: Mapped[float] = mapped_column(Float, default=0.0)  # first to last frame of the track
     face_crop: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # JPEG, when configured
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MqttMessage(Base):
+    """An event waiting to be published to the MQTT broker (app/live/mqtt.py), queued in the event's transaction.
+
+    Published in ``id`` order (so in order per camera) by the one worker that holds the ``mqtt`` lease, and deleted
+    once the broker acknowledged it: a broker that is down only lets the queue grow until it is back (or until
+    retention deletes the event).
+    """
+
+    __tablename__ = "mqtt_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("recognition_events.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WorkerLease(Base):
+    """Which worker does a job that only one may do at a time (app/core/leases.py), and until when."""
+
+    __tablename__ = "worker_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Webhook(Base):
@@ -220,6 +248,10 @@ class Webhook(Base):
     url: Mapped[str] = mapped_column(String(2000))
     secret: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # "standard" (Standard Webhooks headers, and the legacy ones for one release; Webhooks.create says so) or
+    # "legacy" (X-Faceshot-* only): a row that does not say (made before 0009, or by the previous release's worker
+    # during an upgrade) has a url-safe secret the spec's verifiers cannot decode
+    signature_format: Mapped[str] = mapped_column(String(10), server_default="legacy")
 
 
 class WebhookDelivery(Base):
@@ -248,10 +280,6 @@ class AuditEntry(Base):
     actor_kind: Mapped[str] = mapped_column(String(20))
     actor_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     actor_name: Mapped[str] = mapped_column(String(200))
-    # "standard" (Standard Webhooks headers, and the legacy ones for one release; Webhooks.create says so) or
-    # "legacy" (X-Faceshot-* only): a row that does not say (made before 0009, or by the previous release's worker
-    # during an upgrade) has a url-safe secret the spec's verifiers cannot decode
-    signature_format: Mapped[str] = mapped_column(String(10), server_default="legacy")
     collection: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     action: Mapped[str] = mapped_column(String(40), index=True)
     target: Mapped[str | None] = mapped_column(String(64), nullable=True)

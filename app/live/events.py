@@ -11,7 +11,7 @@ is never lost between the two.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
@@ -19,6 +19,7 @@ from PIL import Image
 from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
 
+from app.access import audit
 from app.core.config import Settings
 from app.core.db import Database, begin_write, get_collection, page
 from app.core.errors import NotFound, ValidationFailed, database_error
@@ -62,7 +63,8 @@ def event_dict(e: RecognitionEvent, *, with_crop_url: bool = True) -> dict:
     """An event as the API, the webhooks and the CSV export show it (the crop by URL, never inline)."""
     return {"id": e.id, "time": as_utc(e.time).isoformat(), "source": e.source,
             "person": {"id": e.person_id, "name": e.person_name} if e.person_name is not None else None,
-            "distance": e.distance, "threshold": e.threshold, "box": e.box, "quality": e.quality,
+            "distance": e.distance, "threshold": e.threshold, "stranger_accept_rate": e.stranger_accept_rate,
+            "box": e.box, "quality": e.quality,
             "frames": e.frames, "duration_s": e.duration_s,
             "collection": e.collection,
             "face_url": f"{api_base(e.collection)}/events/{e.id}/face" if (with_crop_url and e.face_crop) else None}
@@ -74,8 +76,12 @@ CROP_MAX_PIXELS = 512 * 512
 
 
 class EventLog:
-    def __init__(self, settings: Settings, db: Database, sinks: Sequence[EventSink] = ()):
+    def __init__(self, settings: Settings, db: Database, sinks: Sequence[EventSink] = (),
+                 stated_rate: Callable[[str], float | None] = lambda collection: None):
         self.settings, self.db, self.sessions = settings, db, db.sessions
+        # the stranger-accept rate a collection's operating point states now: recorded with each event, by the
+        # server (a watcher does not get to say it), so what an automation reads is what the threshold stood for
+        self.stated_rate = stated_rate
         self.sinks = list(sinks)  # every output of an event, each queued in the event's own transaction
         self._last_purge: datetime | None = None
 
@@ -98,12 +104,13 @@ class EventLog:
         when = self._checked_time(new.time)
         crop = reencoded_crop(new.face_crop) if new.face_crop and self._keeps_crop(new.person_id is not None) else None
         self.db.check_writable()
+        rate = self.stated_rate(new.collection)
         try:
-            return self._record(new, when, crop)
+            return self._record(new, when, crop, rate)
         except DBAPIError as exc:
             raise database_error(exc) from exc
 
-    def _record(self, new: NewEvent, when: datetime, crop: bytes | None) -> RecognitionEvent:
+    def _record(self, new: NewEvent, when: datetime, crop: bytes | None, rate: float | None) -> RecognitionEvent:
         with begin_write(self.sessions) as session:
             get_collection(session, new.collection, lock="share")  # not in a collection being deleted
             name = None
@@ -114,6 +121,7 @@ class EventLog:
                 name = person.name
             event = RecognitionEvent(id=new_id(), time=when, source=new.source, person_id=new.person_id,
                                      person_name=name, distance=new.distance, threshold=new.threshold,
+                                     stranger_accept_rate=rate,
                                      box=list(new.box), quality=dict(new.quality), frames=new.frames,
                                      duration_s=new.duration_s, face_crop=crop, collection=new.collection)
             session.add(event)
@@ -141,6 +149,19 @@ class EventLog:
             for sink in self.sinks:
                 sink.forget(session, doomed)
             return session.execute(delete(RecognitionEvent).where(RecognitionEvent.time < cutoff)).rowcount or 0
+
+    def forget_source(self, source: str, actor=None, collection: str = DEFAULT_COLLECTION) -> int:
+        """Delete one camera's events in a collection (a camera taken down or renamed), and what each sink keeps of
+        them: Home Assistant's device for it goes with them. Returns how many; audit-logged."""
+        with begin_write(self.sessions) as session:
+            get_collection(session, collection, lock="share")
+            where = (RecognitionEvent.collection == collection) & (RecognitionEvent.source == source)
+            for sink in self.sinks:
+                sink.forget(session, select(RecognitionEvent.id).where(where))
+            deleted = session.execute(delete(RecognitionEvent).where(where)).rowcount or 0
+            audit.record(session, actor, "events.delete_source", collection=collection, target=source,
+                         details={"events": deleted})
+        return deleted
 
     def delete_collection(self, session, collection: str) -> None:
         """A deleted collection's events, and what each sink keeps of them (in the deletion's transaction)."""

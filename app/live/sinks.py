@@ -1,4 +1,4 @@
-"""Where recognition events go besides the log: one small interface for every output (webhooks today, MQTT next).
+"""Where recognition events go besides the log: one small interface for every output (webhooks, MQTT).
 
 An event is queued for each sink in the event's own transaction, so none is lost to a crash between them; the sink
 sends it later, from its own thread, so a slow receiver never delays recognition. A new output is one new module

@@ -85,6 +85,7 @@ def test_every_sync_method_against_the_server(served, photos):
         assert [d.event_id for d in fs.deliveries(hook.id)] == [event.id]
         fs.delete_webhook(hook.id)
         assert fs.list_webhooks() == []
+        assert fs.forget_camera("door-1").deleted == 1 and fs.list_events().total == 0
 
         # collections: a client bound to one works there; its key reaches nothing else
         assert fs.create_collection("annex").name == "annex"

@@ -18,6 +18,7 @@ from app.core.schemas import (
     DeliveryOut,
     EventIn,
     EventOut,
+    EventsDeleted,
     EventsPage,
     PresenceOut,
     WebhookCreated,
@@ -63,6 +64,17 @@ def list_events(events: EventsDep, _key: AdminKey, collection: CollectionDep, pe
     rows, total = events.list(collection=collection, person_id=person_id, source=source, since=since,
                                       until=until, unknown=unknown, limit=limit, offset=offset)
     return {"items": [event_dict(e) for e in rows], "total": total, "limit": limit, "offset": offset}
+
+
+@router.delete("/events", response_model=EventsDeleted,
+               summary="Forget one camera: delete its events (and its Home Assistant device)")
+def delete_camera_events(events: EventsDep, key: AdminKey, collection: CollectionDep,
+                         source: Annotated[str, Query(min_length=1, max_length=100,
+                                                      description="the camera whose events go, e.g. door-1")]):
+    """Every event of one camera in this collection, with their face crops and pending deliveries; the camera's
+    Home Assistant device is removed with them (MQTT discovery). ``source`` is required: there is no "delete
+    everything" here. Audit-logged."""
+    return {"deleted": events.forget_source(source, Actor.of_key(key), collection), "source": source}
 
 
 @router.get("/events.csv", response_class=Response, summary="Recognition events as CSV (oldest first)",
