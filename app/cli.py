@@ -393,10 +393,27 @@ def cmd_export(args) -> int:
 
 
 def cmd_watch(args) -> int:
-    """Recognition events from a stream, webcam or file: printed as JSON lines and stored (here or on a server)."""
+    """Recognition events from a stream, webcam or file, or from Frigate's person events (``--frigate``): printed as
+    JSON lines and stored (here or on a server)."""
     from app.live.watch import check_source, watch
 
-    check_source(args.video)  # a missing file is told before a server is called or the model loads
+    if (args.video is None) == (args.frigate is None):
+        print("faceshot: watch needs a camera, stream or video file (VIDEO), or --frigate URL"
+              + (", not both" if args.video else ""), file=sys.stderr)
+        return 2
+    if args.frigate is not None:
+        from app.live.frigate import check_frigate_url, check_mqtt_url, events_topic
+
+        check_frigate_url(args.frigate)  # each told before a server is called or the model loads
+        events_topic(args.frigate_topic_prefix)
+        args.mqtt = args.mqtt or _settings_mqtt_url()
+        if not args.mqtt:
+            print("faceshot: --frigate needs --mqtt mqtt://user:password@host:1883 (or FACESHOT_MQTT_URL): the broker "
+                  "Frigate publishes its events to", file=sys.stderr)
+            return 2
+        check_mqtt_url(args.mqtt)
+    else:
+        check_source(args.video)  # a missing file is told before a server is called or the model loads
     if args.server:
         key = args.key or os.environ.get("FACESHOT_WATCH_KEY")
         if not key:
@@ -432,7 +449,14 @@ def _watch_through(args, key: str) -> int:
         raise ServiceUnavailable(f"cannot reach the faceshot server {args.server}: {exc}") from None
 
 
+def _settings_mqtt_url() -> str | None:
+    url = _settings().mqtt_url
+    return url.get_secret_value() if url is not None else None
+
+
 def _watch_with(args, watch, recognizer) -> int:
+    if args.frigate is not None:
+        return _bridge_frigate(args, recognizer)
     try:
         count = watch(args.video, recognizer, name=args.source, fps=args.fps, start=args.start,
                       reconnect=not args.no_reconnect, playlists=args.allow_playlists,
@@ -440,6 +464,36 @@ def _watch_with(args, watch, recognizer) -> int:
     except KeyboardInterrupt:  # how a watch of a camera is ended: not an error
         return 0
     print(f"faceshot: {count} event(s) from {args.video}", file=sys.stderr)
+    return 0
+
+
+def _bridge_frigate(args, recognizer) -> int:
+    """watch --frigate: until Ctrl-C; its sub labels and skipped messages are logged to stderr, events printed."""
+    import logging
+
+    from app.live.frigate import watch_frigate
+
+    log = logging.getLogger("app.live.frigate")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("faceshot: frigate: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    def stopping(_signum, _frame):  # `docker stop`: as Ctrl-C, so the events in hand are recorded first
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stopping) if threading.current_thread() is threading.main_thread() \
+        else None
+    count = 0
+    try:
+        count = watch_frigate(args.frigate, recognizer, mqtt_url=args.mqtt, topic_prefix=args.frigate_topic_prefix,
+                              on_event=lambda e: print(json.dumps(e, default=str), flush=True))
+    except KeyboardInterrupt:  # a second Ctrl-C while the events in hand were being recorded
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    print(f"faceshot: {count} event(s) from Frigate", file=sys.stderr)
     return 0
 
 
@@ -621,8 +675,12 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
     p = common(sub.add_parser("watch", help="recognise people passing a camera: one event per person, as JSON lines",
                               description="Reads an RTSP/HTTP stream, a webcam (0, /dev/video0) or a video file, "
                               "follows faces across frames and records one event per person passing, decided on "
-                              "their best frames. Example: faceshot watch rtsp://cam.local/stream --source door-1"))
-    p.add_argument("video", help="rtsp://..., http://..., a webcam index or device, or a video file")
+                              "their best frames. Example: faceshot watch rtsp://cam.local/stream --source door-1. "
+                              "Or, with --frigate, names the people of Frigate's person events as their sub labels "
+                              "(README, Frigate). Example: faceshot watch --frigate http://frigate:5000 "
+                              "--mqtt mqtt://frigate:secret@192.168.1.10:1883"))
+    p.add_argument("video", nargs="?", default=None,
+                   help="rtsp://..., http://..., a webcam index or device, or a video file (not with --frigate)")
     p.add_argument("--source", default="camera", help="the camera's name in the events (default: camera)")
     p.add_argument("--fps", type=_positive, default=5.0, help="frames analysed per second (default: 5)")
     p.add_argument("--server", default=None, help="a faceshot server's URL: it does the work and stores the events "
@@ -639,6 +697,17 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
                                                                "or drops (default: reopen it, with backoff)")
     p.add_argument("--collection", default=None, help="name the people of this collection, and record the events "
                                                       "there (default: the default collection)")
+    p.add_argument("--frigate", metavar="URL", default=None,
+                   help="instead of VIDEO: Frigate's URL, http://frigate:5000 (its internal port) or "
+                        "https://user:password@frigate:8971 (an admin user); each person event's snapshot is "
+                        "recognised, named as the event's sub label, and recorded with the Frigate camera as its "
+                        "source (default: none)")
+    p.add_argument("--mqtt", metavar="URL", default=None,
+                   help="with --frigate: the broker Frigate publishes to, mqtt://user:password@host:1883 or "
+                        "mqtts://host:8883 (default: $FACESHOT_MQTT_URL)")
+    p.add_argument("--frigate-topic-prefix", default="frigate",
+                   help="with --frigate: Frigate's mqtt.topic_prefix; its events are read from PREFIX/events "
+                        "(default: frigate)")
     p.set_defaults(func=cmd_watch)
 
     p = common(sub.add_parser("reembed", help="after an encoder change: re-make every embedding from the kept photos",
