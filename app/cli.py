@@ -425,6 +425,7 @@ def cmd_watch(args) -> int:
     _apply_overrides(args)
     service = _service(_settings())
     try:
+        service.start()  # the event outputs (webhooks, MQTT) run here too; what is left queued, a server sends
         return _watch_with(args, watch, LocalRecognizer(service, args.collection))
     finally:
         service.close()

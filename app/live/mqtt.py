@@ -197,17 +197,23 @@ class MqttEvents:
         self._disconnect(release=True)
 
     def _finish(self, flying: list) -> None:
-        """Stopping: wait a moment for the broker's acknowledgements, so what it has is not sent again by the next
-        holder (what it has not acknowledged stays queued for it)."""
+        """Stopping: send what is queued and wait a moment for the broker's acknowledgements (a `faceshot watch` of a
+        file ends right after its last event), so the next holder need not send it again; what the broker has not
+        acknowledged by then stays queued for the next holder."""
+        if self._client is None:  # another worker holds the lease
+            return
         deadline = time.monotonic() + STOP_WAIT_S
         try:
-            while flying and self.connected and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
+                if self.connected:
+                    flying = self._publish(flying)
+                    if not flying:
+                        return
                 self._wake.wait(0.2)
                 self._wake.clear()
-                flying = self._settle(flying)
             self._settle(flying)
         except Exception:  # the database away: those rows are sent again (QoS 1 is at least once)
-            log.warning("MQTT: could not record the last acknowledgements", exc_info=True)
+            log.warning("MQTT: could not send or record the last messages", exc_info=True)
 
     def _publish(self, flying: list) -> list:
         """Delete what the broker acknowledged; once all of it was, send the next batch. Returns what is in flight:

@@ -243,3 +243,32 @@ def test_forgetting_a_camera_deletes_its_events_and_removes_its_home_assistant_d
     entry = client.get("/api/v1/audit", params={"action": "events.delete_source"}).json()["items"][0]
     assert (entry["target"], entry["details"]) == ("door-2", {"events": 2})
     watcher.close()
+
+
+@pytest.mark.slow  # a short clip through the face pipeline
+def test_an_in_process_watch_publishes_its_events_before_it_exits(make_client, tmp_path, photos, broker_port,
+                                                                  monkeypatch, capsys):
+    """`faceshot watch FILE` (no --server) runs the event outputs itself: every event it printed is on the broker
+    when it returns (it used to leave them queued for a server that might never run)."""
+    from app.cli import main
+    from app.testing.clips import door_clip
+
+    prefix, _ = _prefixes()
+    clip = door_clip([(photos["Emma_Watson"][-1], 0.5, 2.0), (photos["Yasar_Yakis"][-1], 2.6, 4.1)],
+                     tmp_path / "door.avi", fps=10, length_s=5.0)
+    data = tmp_path / "data"
+    client = make_client(data)
+    assert client.post("/api/v1/enroll", data={"name": "Emma Watson"},
+                       files=[upload(p, "images") for p in photos["Emma_Watson"][:2]]).status_code == 201
+    client.__exit__(None, None, None)  # the CLI opens the data directory itself
+    watcher = Subscriber(broker_port, [f"{prefix}/+/events/#"])
+    watcher.wait(lambda _: watcher.subscribed, what="the subscription")
+    for name, value in {"FACESHOT_MQTT_URL": f"mqtt://127.0.0.1:{broker_port}", "FACESHOT_MQTT_TOPIC_PREFIX": prefix,
+                        "FACESHOT_MQTT_HA_DISCOVERY": "false", "FACESHOT_ADMIN_KEY": ADMIN}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["watch", str(clip), "--source", "door-1", "--data-dir", str(data)]) == 0
+    printed = [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()]
+    assert len(printed) == 2
+    watcher.wait(lambda ms: sorted(m.json()["id"] for m in ms) == sorted(printed), timeout=5,
+                 what="the watch's events")
+    watcher.close()
