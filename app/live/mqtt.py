@@ -97,6 +97,8 @@ class MqttEvents:
         self._lock = threading.Lock()  # what paho's thread hands over: configs seen, Home Assistant back online
         self._announced = ha_discovery.Announced()
         self._wanted: dict[str, str] = {}  # the configs last computed
+        self._inputs: tuple = ()  # the people and cameras they were computed from
+        self._foreign = False  # a config on the broker that is not one of those (left by an earlier run)
         self._ha_online = False
         self._reconcile_due = 0.0
 
@@ -147,8 +149,8 @@ class MqttEvents:
         if self.discovery:
             ha = self.settings.mqtt_ha_prefix
             client.subscribe([(f"{ha}/status", 1), (f"{ha}/+/{self.topics.node_id}/+/config", 1)])
-        with self._lock:
-            self._reconcile_due = 0.0
+        with self._lock:  # a broker restarted without persistence lost every retained config: all of them again
+            self._reconcile_due, self._ha_online = 0.0, True
         self._connected.set()
         self._wake.set()
 
@@ -166,7 +168,7 @@ class MqttEvents:
             elif message.topic.endswith("/config"):
                 self._announced.seen(message.topic, payload)
                 if self._wanted.get(message.topic) != payload:  # not our own echo: one that may be stale, look now
-                    self._reconcile_due = 0.0
+                    self._reconcile_due, self._foreign = 0.0, True
         self._wake.set()
 
     # -- the worker's thread -------------------------------------------------------------------
@@ -246,12 +248,18 @@ class MqttEvents:
                 return
             self._reconcile_due = time.monotonic() + RECONCILE_S
         with self.sessions() as session:
-            people = [tuple(r) for r in session.execute(select(Person.collection, Person.id, Person.name))]
+            people = [tuple(r) for r in session.execute(select(Person.collection, Person.id, Person.name)
+                                                         .order_by(Person.id))]
             cameras = [tuple(r) for r in session.execute(
-                select(RecognitionEvent.collection, RecognitionEvent.source).distinct())]
+                select(RecognitionEvent.collection, RecognitionEvent.source).distinct()
+                .order_by(RecognitionEvent.collection, RecognitionEvent.source))]
+        with self._lock:
+            if (people, cameras) == self._inputs and not (everything or self._foreign):
+                return  # nothing changed: 5,000 people's configs are not rebuilt every few seconds
+            self._foreign = False
         wanted = ha_discovery.configs(self.topics, self.settings.mqtt_ha_prefix, people, cameras, self.version)
         with self._lock:
-            self._wanted = wanted
+            self._wanted, self._inputs = wanted, (people, cameras)
             changes = self._announced.changes(wanted, everything=everything)
             self._announced.published(changes)
         for topic, payload in changes:
