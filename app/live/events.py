@@ -159,8 +159,9 @@ class EventLog:
             for sink in self.sinks:
                 sink.forget(session, select(RecognitionEvent.id).where(where))
             deleted = session.execute(delete(RecognitionEvent).where(where)).rowcount or 0
-            audit.record(session, actor, "events.delete_source", collection=collection, target=source,
-                         details={"events": deleted})
+            # the camera's name in the details: it may be longer than an audit target (an id) can be
+            audit.record(session, actor, "events.delete_source", collection=collection,
+                         details={"source": source, "events": deleted})
         return deleted
 
     def delete_collection(self, session, collection: str) -> None:
