@@ -80,6 +80,13 @@ class WeightsUnavailable(FaceshotError):
 
 
 
+class CannotLink(FaceshotError):
+    """A merge of two groups of faces that a person said are different people (:mod:`models.clustering`)."""
+
+    code = "cannot_link"
+    status = 409
+
+
 class TrainingError(FaceshotError, ValueError):
     """Offline training, evaluation or export asked for what its data or settings cannot give:
     an unknown setting, too few classes for the episodes, a chip cache made for another template."""
