@@ -31,6 +31,7 @@ from app.core.schemas import (
     AuditPage,
     CollectionOut,
     CompareOut,
+    CorrectionsOut,
     DeliveryOut,
     DetectOut,
     EmbedOut,
@@ -46,6 +47,7 @@ from app.core.schemas import (
     PeoplePage,
     PersonOut,
     PresenceOut,
+    SupportDistancesOut,
     VerifyOut,
     WebhookCreated,
     WebhookOut,
@@ -213,6 +215,31 @@ class _Calls:
                                     "unknown": None if unknown is None else str(unknown).lower(),
                                     "limit": limit, "offset": offset}.items() if v is not None}
         return self._send(_Call("GET", "/events", EventsPage, params=params))
+
+    def enroll_from_event(self, event_id: str, *, person_id: str | None = None, name: str | None = None,
+                          new_person: bool = False) -> EnrollOut:
+        """The event's kept face added to ``person_id``, or enrolled as a new person ``name``: the same checks and
+        warnings as a photo (refusals raise :class:`FaceshotAPIError`, e.g. ``no_face_kept`` in ``details``)."""
+        body = {k: v for k, v in {"person_id": person_id, "name": name}.items() if v is not None}
+        if new_person:
+            body["new_person"] = True
+        return self._send(_Call("POST", f"/events/{event_id}/enroll", EnrollOut, json=body))
+
+    def not_this_person(self, event_id: str) -> EventOut:
+        """Say a named event was not that person: it no longer counts in presence; who said it is recorded."""
+        return self._send(_Call("POST", f"/events/{event_id}/not-this-person", EventOut))
+
+    def undo_not_this_person(self, event_id: str) -> EventOut:
+        return self._send(_Call("DELETE", f"/events/{event_id}/not-this-person", EventOut))
+
+    def support_distances(self, event_id: str) -> SupportDistancesOut:
+        """The named person's support faces by distance from the event's kept embedding, nearest first."""
+        return self._send(_Call("GET", f"/events/{event_id}/support-distances", SupportDistancesOut))
+
+    def corrections(self, person_id: str | None = None) -> CorrectionsOut:
+        """"Not this person" corrections per person, most first."""
+        return self._send(_Call("GET", "/corrections", CorrectionsOut,
+                                params={"person_id": person_id} if person_id else None))
 
     def forget_camera(self, source: str) -> EventsDeleted:
         """Delete one camera's events (and, with MQTT, its Home Assistant device)."""

@@ -29,6 +29,7 @@ from app.inference.admission import InferenceQueue
 from app.inference.runner import Inference
 from app.live.events import EventLog
 from app.live.mqtt import MqttEvents
+from app.live.review import EventReview
 from app.live.sinks import EventSink
 from app.live.webhooks import Webhooks
 from app.recognition.compreface import CompreFace
@@ -57,7 +58,7 @@ class FaceService:
         self.recognition = Recognition(settings, encoder, self.inference, self.galleries, self.gallery_sync,
                                        self.thresholds)
         self.compreface = CompreFace(self.people, self.recognition)  # CompreFace's API over the two
-        self.events = self.webhooks = self.audit = self.accounts = self.keys = self.admin_sessions = None
+        self.events = self.review = self.webhooks = self.audit = self.accounts = self.keys = self.admin_sessions = None
         self.sinks: list[EventSink] = []
         if db is not None:
             self.audit = AuditLog(self.sessions)
@@ -70,7 +71,8 @@ class FaceService:
             self.sinks = [self.webhooks]  # every output of an event: one line each
             if settings.mqtt_url is not None:
                 self.sinks.append(MqttEvents(settings, self.sessions))
-            self.events = EventLog(settings, db, self.sinks, stated_rate=self._stated_rate)
+            self.events = EventLog(settings, db, self.sinks, stated_rate=self._stated_rate, encoder=encoder)
+            self.review = EventReview(self.events, self.people)  # an event's kept face, enrolled or corrected
             self.collections.cleanups.append(self.events.delete_collection)
 
     def _stated_rate(self, collection: str) -> float | None:

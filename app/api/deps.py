@@ -26,6 +26,7 @@ from app.gallery.collections import Collections
 from app.gallery.people import People
 from app.inference.admission import InferenceQueue, Slot
 from app.live.events import EventLog
+from app.live.review import EventReview
 from app.live.webhooks import Webhooks
 from app.recognition.compreface import CompreFace
 from app.recognition.service import Recognition
@@ -66,6 +67,10 @@ def events_of(request: Request) -> EventLog:
     return get_service(request).events
 
 
+def review_of(request: Request) -> EventReview:
+    return get_service(request).review
+
+
 def webhooks_of(request: Request) -> Webhooks:
     return get_service(request).webhooks
 
@@ -99,6 +104,7 @@ PeopleDep = Annotated[People, Depends(people_of)]
 CollectionsDep = Annotated[Collections, Depends(collections_of)]
 RecognitionDep = Annotated[Recognition, Depends(recognition_of)]
 EventsDep = Annotated[EventLog, Depends(events_of)]
+ReviewDep = Annotated[EventReview, Depends(review_of)]
 WebhooksDep = Annotated[Webhooks, Depends(webhooks_of)]
 AuditDep = Annotated[AuditLog, Depends(audit_of)]
 AccountsDep = Annotated[Accounts, Depends(accounts_of)]

@@ -31,7 +31,7 @@ EVENT = {"id": "6f3b2d1c0e9f8a9f1c2a7e5b4d4c0e8a", "time": WHEN, "source": "door
          "person": {"id": PERSON_ID, "name": "Ada Lovelace"}, "distance": 0.2412, "threshold": 0.4213,
          "stranger_accept_rate": 0.01,
          "box": BOX["box"], "quality": {"score": 0.82, "face_size": 74.5}, "frames": 14, "duration_s": 2.6,
-         "collection": "default", "face_url": None}
+         "collection": "default", "embedding_kept": False, "corrected": None, "face_url": None}
 WEBHOOK = {"id": "1c0e9f8a9f1c2a7e5b4d4c0e8a6f3b2d", "url": "https://hr.example.com/faceshot", "created_at": WHEN,
            "collection": "default", "signature_format": "standard",
            "deliveries": {"pending": 0, "delivered": 41, "failed": 1}}
@@ -62,6 +62,13 @@ EXAMPLES = {
                  "gallery": {"people": 50, "faces": 100, "indexed_people": 50, "index_device": "cpu"},
                  "store_images": True, "operating_point": OPERATING_POINT},
     "EventOut": EVENT,
+    "CorrectionsOut": {"items": [{"person": {"id": PERSON_ID, "name": "Ada Lovelace"}, "corrections": 3,
+                                  "last_corrected_at": WHEN}]},
+    "SupportDistancesOut": {"event_id": EVENT["id"], "person": {"id": PERSON_ID, "name": "Ada Lovelace"},
+                            "event_distance": 0.4102, "corrected": True, "faces": [
+                                {"face_id": FACE_ID, "distance": 0.3871, "has_image": True, "created_at": WHEN},
+                                {"face_id": "8a6f3b2d1c0e9f8a9f1c2a7e5b4d4c0e", "distance": 0.5523,
+                                 "has_image": True, "created_at": WHEN}]},
     "EventsPage": {"items": [EVENT], "total": 1, "limit": 100, "offset": 0},
     "PresenceOut": {"since": "2026-12-02", "until": "2026-12-02", "rows": [
         {"day": "2026-12-02", "person": {"id": PERSON_ID, "name": "Ada Lovelace"}, "first_seen": WHEN,
@@ -88,6 +95,7 @@ EXAMPLES.update({
     "KeyCreate": {"name": "front door camera", "role": "recognition"},
     "EventIn": {"time": WHEN, "source": "door-1", "person_id": PERSON_ID, "distance": 0.2412, "threshold": 0.4213,
                 "box": BOX["box"], "quality": {"score": 0.82}, "frames": 14, "duration_s": 2.6},
+    "EventEnrollIn": {"person_id": PERSON_ID},
     "WebhookIn": {"url": "https://hr.example.com/faceshot"},
     "AccountIn": {"name": "ann@example.com", "password": "correct horse battery staple",
                   "rights": {"warehouse": "admin", "default": "viewer"}},

@@ -308,6 +308,18 @@ class EventIn(_Strict):
     duration_s: float = Field(default=0.0, ge=0, le=86_400)
     face: str | None = Field(default=None, max_length=48_000, description="a small JPEG crop, base64; kept only "
                                                                           "when FACESHOT_EVENT_FACES is on")
+    embedding: list[float] | None = Field(default=None, max_length=4096, description=(
+        "the track's embedding as POST /embed made it (a unit vector), with `encoder_hash`; kept for review under "
+        "the face crop's rules (FACESHOT_EVENT_FACES, FACESHOT_EVENT_UNKNOWN_FACES), refused when malformed or "
+        "another encoder's (422 encoder_mismatch)"))
+    encoder_hash: str | None = Field(default=None, max_length=64, description="with `embedding`: the encoder that "
+                                                                              "made it")
+
+
+class EventCorrection(BaseModel):
+    kind: Literal["not_this_person"]
+    at: UtcDatetime
+    by: dict[str, Any] = Field(description="who said it: {kind (key, account, password, cli), id, name}")
 
 
 class EventOut(BaseModel):
@@ -326,7 +338,48 @@ class EventOut(BaseModel):
     frames: int
     duration_s: float
     collection: str = Field("default", description="the collection it was decided in")
+    embedding_kept: bool = Field(False, description="the track's embedding is kept for review (as the crop is)")
+    corrected: EventCorrection | None = Field(None, description="an admin said the name was wrong (not this person): "
+                                                                "the event no longer counts in presence")
     face_url: str | None = Field(description="the kept face crop, when there is one")
+
+
+class EventEnrollIn(_Strict):
+    """Whom an event's kept face goes to: an enrolled person (``person_id``), or a new one (``name``)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLES["EventEnrollIn"]]})
+    person_id: str | None = Field(default=None, max_length=32, description="add the face to this person")
+    name: str | None = Field(default=None, min_length=1, max_length=200,
+                             description="instead: enroll a new person of this name from the face")
+    new_person: bool = Field(default=False, description="with `name`: another person of a name already enrolled, "
+                                                        "whose face this is (refused as person_exists otherwise)")
+
+
+class CorrectionRow(BaseModel):
+    person: dict[str, Any] = Field(description="{id, name}")
+    corrections: int = Field(description="events named as this person that an admin said were not them")
+    last_corrected_at: UtcDatetime
+
+
+class CorrectionsOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["CorrectionsOut"]]})
+    items: list[CorrectionRow] = Field(description="per person, most corrections first")
+
+
+class SupportDistance(BaseModel):
+    face_id: str
+    distance: float = Field(description="from the event's kept embedding to this support face")
+    has_image: bool
+    created_at: UtcDatetime
+
+
+class SupportDistancesOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["SupportDistancesOut"]]})
+    event_id: str
+    person: dict[str, Any] = Field(description="{id, name}: whom the event named")
+    event_distance: float | None = Field(description="the distance the event was decided on (to the prototype)")
+    corrected: bool = Field(description="an admin said this was not the person")
+    faces: list[SupportDistance] = Field(description="the person's support faces, nearest first")
 
 
 class EventsDeleted(BaseModel):

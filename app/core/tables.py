@@ -209,7 +209,19 @@ class RecognitionEvent(Base):
     frames: Mapped[int] = mapped_column(Integer, default=1)  # frames the face was tracked over
     duration_s: Mapped[float] = mapped_column(Float, default=0.0)  # first to last frame of the track
     face_crop: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # JPEG, when configured
+    # the track's embedding (float32 bytes) and the encoder that made it, kept under the crop's rules, for review
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    encoder_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # "not this person": an admin said the name was wrong; who said it (as the audit log names an actor)
+    corrected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    corrected_by_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    corrected_by_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    corrected_by_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def vector(self) -> np.ndarray | None:
+        return None if self.embedding is None else np.frombuffer(self.embedding, dtype="<f4")
 
 
 class MqttMessage(Base):

@@ -115,9 +115,10 @@ class People:
 
     def enroll(self, name: str, prepared: list[PreparedFace], external_id: str | None = None,
                metadata: dict | None = None, collection: str = DEFAULT_COLLECTION,
-               actor: Actor | None = None, *, new_person: bool = False) -> EnrollResult:
+               actor: Actor | None = None, *, new_person: bool = False, origin: dict | None = None) -> EnrollResult:
         """A new person with their photos, all or nothing; someone already enrolled under this name, whose face
-        a photo matches, is refused (:class:`PersonExists`) unless ``new_person`` says it is another person."""
+        a photo matches, is refused (:class:`PersonExists`) unless ``new_person`` says it is another person.
+        ``origin``: where the photos came from (an event's id), in the audit entry."""
         name = clean_name(name)
         self.gallery_sync.sync(force=True)
         if not new_person:
@@ -132,7 +133,7 @@ class People:
             session.add(person)
             session.flush()
             audit.record(session, actor, "person.enroll", collection=collection, target=person_id,
-                         details={"name": name, "faces": len(prepared)})
+                         details={"name": name, "faces": len(prepared), **(origin or {})})
             return EnrollResult(person, self._store_faces(session, person, prepared, names), warnings)
 
         return self.gallery_sync.write(work, touched={person_id}, new_photos=[n for _, n in names if n])
@@ -217,8 +218,9 @@ class People:
         return self.gallery_sync.write(work, touched={person_id}, new_photos=[n for _, n in names if n])
 
     def add_faces(self, person_id: str, prepared: list[PreparedFace],
-                  collection: str = DEFAULT_COLLECTION, actor: Actor | None = None) -> EnrollResult:
-        """More photos for a person, all or nothing."""
+                  collection: str = DEFAULT_COLLECTION, actor: Actor | None = None,
+                  origin: dict | None = None) -> EnrollResult:
+        """More photos for a person, all or nothing (``origin``: where they came from, in the audit entry)."""
         self.gallery_sync.sync(force=True)
         warnings = self._warnings(person_id, self._existing(person_id, collection), prepared, collection)
         names = self._photo_names(prepared)
@@ -227,7 +229,7 @@ class People:
             get_collection(session, collection, lock="share")
             person = queries.get_person(session, person_id=person_id, collection=collection)
             audit.record(session, actor, "face.add", collection=collection, target=person_id,
-                         details={"name": person.name, "faces": len(prepared)})
+                         details={"name": person.name, "faces": len(prepared), **(origin or {})})
             return EnrollResult(person, self._store_faces(session, person, prepared, names), warnings)
 
         return self.gallery_sync.write(work, touched={person_id}, new_photos=[n for _, n in names if n])

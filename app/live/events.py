@@ -1,8 +1,8 @@
 """Recognition events: the log of who passed which camera when, its queries, retention and the attendance sheet.
 
 An event is written by ``faceshot watch`` (in-process, or through ``POST /api/v1/events``) once
-per tracked face. Privacy by default: a face crop is kept only when FACESHOT_EVENT_FACES is on,
-and an unknown face's only when FACESHOT_EVENT_UNKNOWN_FACES is on too; events older than
+per tracked face. Privacy by default: a face crop, and the track's embedding, are kept only when
+FACESHOT_EVENT_FACES is on, and an unknown face's only when FACESHOT_EVENT_UNKNOWN_FACES is on too; events older than
 FACESHOT_EVENT_RETENTION_DAYS are deleted (at start, hourly, and as events arrive). Each new
 event is queued for every webhook in the same transaction (:mod:`app.live.webhooks`), so a delivery
 is never lost between the two.
@@ -11,22 +11,26 @@ is never lost between the two.
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
+import numpy as np
 from PIL import Image
 from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
 
 from app.access import audit
+from app.access.audit import Actor
 from app.core.config import Settings
 from app.core.db import Database, begin_write, get_collection, page
-from app.core.errors import NotFound, ValidationFailed, database_error
+from app.core.errors import Conflict, NotFound, ValidationFailed, database_error
 from app.core.inputs import clean_label
 from app.core.paths import api_base
 from app.core.spreadsheet import csv_document
 from app.core.tables import DEFAULT_COLLECTION, Person, RecognitionEvent, as_utc, new_id
+from app.gallery.embeddings import embedding_from_client
 from app.live.sinks import EventSink
 from models.imageio import load_image
 
@@ -48,6 +52,8 @@ class NewEvent:
     duration_s: float = 0.0
     face_crop: bytes | None = None
     collection: str = DEFAULT_COLLECTION  # the gallery it was decided against; its webhooks get it
+    embedding: np.ndarray | None = None  # the track's unit vector (checked already), kept as the crop is
+    encoder_hash: str | None = None  # the encoder that made it (None: this service's own)
 
 
 def reencoded_crop(data: bytes) -> bytes:
@@ -67,6 +73,10 @@ def event_dict(e: RecognitionEvent, *, with_crop_url: bool = True) -> dict:
             "box": e.box, "quality": e.quality,
             "frames": e.frames, "duration_s": e.duration_s,
             "collection": e.collection,
+            "embedding_kept": e.embedding is not None,
+            "corrected": None if e.corrected_at is None else {
+                "kind": "not_this_person", "at": as_utc(e.corrected_at).isoformat(),
+                "by": {"kind": e.corrected_by_kind, "id": e.corrected_by_id, "name": e.corrected_by_name}},
             "face_url": f"{api_base(e.collection)}/events/{e.id}/face" if (with_crop_url and e.face_crop) else None}
 
 
@@ -77,8 +87,9 @@ CROP_MAX_PIXELS = 512 * 512
 
 class EventLog:
     def __init__(self, settings: Settings, db: Database, sinks: Sequence[EventSink] = (),
-                 stated_rate: Callable[[str], float | None] = lambda collection: None):
+                 stated_rate: Callable[[str], float | None] = lambda collection: None, encoder=None):
         self.settings, self.db, self.sessions = settings, db, db.sessions
+        self.encoder = encoder  # whose embeddings an event may keep (a watcher's are checked against it)
         # the stranger-accept rate a collection's operating point states now: recorded with each event, by the
         # server (a watcher does not get to say it), so what an automation reads is what the threshold stood for
         self.stated_rate = stated_rate
@@ -102,15 +113,32 @@ class EventLog:
         transaction."""
         new.source = clean_label(new.source, "source", 100)
         when = self._checked_time(new.time)
-        crop = reencoded_crop(new.face_crop) if new.face_crop and self._keeps_crop(new.person_id is not None) else None
+        keeps = self._keeps_crop(new.person_id is not None)
+        crop = reencoded_crop(new.face_crop) if new.face_crop and keeps else None
+        vector = self._kept_embedding(new) if keeps else None
         self.db.check_writable()
         rate = self.stated_rate(new.collection)
         try:
-            return self._record(new, when, crop, rate)
+            return self._record(new, when, crop, vector, rate)
         except DBAPIError as exc:
             raise database_error(exc) from exc
 
-    def _record(self, new: NewEvent, when: datetime, crop: bytes | None, rate: float | None) -> RecognitionEvent:
+    def checked_embedding(self, value, encoder_hash: str | None) -> np.ndarray:
+        """A watcher's embedding for an event, accepted as /identify accepts one: this encoder's unit vector."""
+        if self.encoder is None:
+            raise ValidationFailed("This service keeps no event embeddings.", {"field": "embedding"})
+        return embedding_from_client(self.encoder, value, encoder_hash)
+
+    def _kept_embedding(self, new: NewEvent) -> bytes | None:
+        """The event's embedding as stored, or None: none sent, or another encoder's (in-process, a reembed)."""
+        if new.embedding is None or self.encoder is None:
+            return None
+        if (new.encoder_hash or self.encoder.content_hash) != self.encoder.content_hash:
+            return None
+        return np.asarray(new.embedding, dtype="<f4").tobytes()
+
+    def _record(self, new: NewEvent, when: datetime, crop: bytes | None, vector: bytes | None,
+                rate: float | None) -> RecognitionEvent:
         with begin_write(self.sessions) as session:
             get_collection(session, new.collection, lock="share")  # not in a collection being deleted
             name = None
@@ -123,7 +151,9 @@ class EventLog:
                                      person_name=name, distance=new.distance, threshold=new.threshold,
                                      stranger_accept_rate=rate,
                                      box=list(new.box), quality=dict(new.quality), frames=new.frames,
-                                     duration_s=new.duration_s, face_crop=crop, collection=new.collection)
+                                     duration_s=new.duration_s, face_crop=crop, collection=new.collection,
+                                     embedding=vector,
+                                     encoder_hash=self.encoder.content_hash if vector is not None else None)
             session.add(event)
             session.flush()
             for sink in self.sinks:
@@ -163,6 +193,35 @@ class EventLog:
             audit.record(session, actor, "events.delete_source", collection=collection,
                          details={"source": source, "events": deleted})
         return deleted
+
+    def correct(self, event_id: str, actor: Actor | None, collection: str = DEFAULT_COLLECTION, *,
+                undo: bool = False) -> RecognitionEvent:
+        """"Not this person" on a named event (``undo``: take it back), with who said it; audit-logged. A corrected
+        event stays in the log, marked, and no longer counts in presence. Saying it twice changes nothing."""
+        actor = actor or audit.SYSTEM
+        with begin_write(self.sessions) as session:
+            get_collection(session, collection, lock="share")
+            event = session.get(RecognitionEvent, event_id)
+            if event is None or event.collection != collection:
+                raise NotFound(f"No event with id {event_id}.", {"event_id": event_id, "reason": "event_not_found"})
+            if event.person_name is None:
+                raise Conflict("This event named nobody (an unknown face): there is no name to correct.",
+                               {"event_id": event_id, "reason": "event_unknown"})
+            if (event.corrected_at is None) == undo:  # already as asked
+                session.expunge(event)
+                return event
+            if undo:
+                event.corrected_at = event.corrected_by_kind = event.corrected_by_id = event.corrected_by_name = None
+            else:
+                event.corrected_at = datetime.now(timezone.utc)
+                event.corrected_by_kind, event.corrected_by_id = actor.kind, actor.id
+                event.corrected_by_name = actor.name[:200]
+            audit.record(session, actor, "event.correction_undone" if undo else "event.not_this_person",
+                         collection=collection, target=event_id,
+                         details={"person_id": event.person_id, "name": event.person_name})
+            session.flush()
+            session.expunge(event)
+            return event
 
     def delete_collection(self, session, collection: str) -> None:
         """A deleted collection's events, and what each sink keeps of them (in the deletion's transaction)."""
@@ -213,8 +272,9 @@ class EventLog:
             raise ValidationFailed("A presence sheet covers at most 366 days.", {"field": "until"})
         sheet: dict[tuple, dict] = {}
         with self.sessions() as session:
-            q = self._filtered(select(RecognitionEvent), collection, None, source, start, end, False).order_by(
-                RecognitionEvent.time)
+            # an event an admin said was not this person does not count as their being there
+            q = self._filtered(select(RecognitionEvent), collection, None, source, start, end, False).where(
+                RecognitionEvent.corrected_at.is_(None)).order_by(RecognitionEvent.time)
             for e in session.scalars(q):
                 when = as_utc(e.time)
                 key = (when.date().isoformat(), e.person_id or e.person_name)
@@ -226,6 +286,35 @@ class EventLog:
                 if e.source not in row["sources"]:
                     row["sources"].append(e.source)
         return sorted(sheet.values(), key=lambda r: (r["day"], r["first_seen"]))
+
+    def get(self, event_id: str, collection: str = DEFAULT_COLLECTION) -> RecognitionEvent:
+        """One event of the collection (404 ``not_found`` with ``details.reason`` ``event_not_found`` otherwise)."""
+        with self.sessions() as session:
+            event = session.get(RecognitionEvent, event_id)
+            if event is None or event.collection != collection:
+                raise NotFound(f"No event with id {event_id}.", {"event_id": event_id, "reason": "event_not_found"})
+            session.expunge(event)
+            return event
+
+    def corrections(self, collection: str = DEFAULT_COLLECTION, person_id: str | None = None) -> list[dict]:
+        """Per person: how many of their events an admin said were not them, and when last; most first."""
+        with self.sessions() as session:
+            q = (select(RecognitionEvent.person_id, RecognitionEvent.person_name, RecognitionEvent.corrected_at)
+                 .where(RecognitionEvent.collection == collection, RecognitionEvent.corrected_at.is_not(None),
+                        RecognitionEvent.person_id.is_not(None)))
+            if person_id:
+                q = q.where(RecognitionEvent.person_id == person_id)
+            rows = session.execute(q).all()
+            names = {r.person_id: r.person_name for r in rows}
+            names.update(session.execute(select(Person.id, Person.name).where(
+                Person.id.in_(set(names)))).all() if rows else [])
+        counts = Counter(r.person_id for r in rows)
+        last: dict[str, datetime] = {}
+        for r in rows:
+            last[r.person_id] = max(last.get(r.person_id, as_utc(r.corrected_at)), as_utc(r.corrected_at))
+        return sorted(({"person": {"id": pid, "name": names.get(pid)}, "corrections": n,
+                        "last_corrected_at": last[pid].isoformat()} for pid, n in counts.items()),
+                      key=lambda row: (-row["corrections"], row["person"]["id"]))
 
     def face(self, event_id: str, collection: str = DEFAULT_COLLECTION) -> bytes:
         with self.sessions() as session:

@@ -101,6 +101,8 @@ class RemoteRecognizer:
                 "distance": event.distance, "threshold": event.threshold, "box": event.box,
                 "quality": event.quality, "frames": event.frames, "duration_s": event.duration_s,
                 "face": base64.b64encode(event.face_crop).decode() if event.face_crop else None}
+        if event.embedding is not None and event.encoder_hash:  # kept by the server only as its settings say
+            body.update(embedding=[float(v) for v in event.embedding], encoder_hash=event.encoder_hash)
         return self.client.post_event(body).model_dump(mode="json")
 
 
@@ -212,7 +214,8 @@ def watch(source: str, recognizer, *, name: str, fps: float = 5.0, start: dateti
     def close(tracks: list[Track]) -> None:
         nonlocal count
         for track in sorted(tracks, key=lambda tr: tr.first.time):
-            decision = recognizer.decide(track.embedding())
+            embedding = track.embedding()
+            decision = recognizer.decide(embedding)
             best = track.best(1)[0]
             crop = best.crop if best.crop is not None and recognizer.keeps_crops else None
             event = NewEvent(time=start + timedelta(seconds=track.first.time), source=name,
@@ -222,7 +225,9 @@ def watch(source: str, recognizer, *, name: str, fps: float = 5.0, start: dateti
                                                                           if isinstance(v, (int, float, bool))}},
                              frames=len(track.observations),
                              duration_s=round(track.last.time - track.first.time, 2),
-                             face_crop=jpeg(crop) if crop is not None else None)
+                             face_crop=jpeg(crop) if crop is not None else None,
+                             # the server keeps it only as its privacy settings say (FACESHOT_EVENT_FACES)
+                             embedding=embedding, encoder_hash=getattr(recognizer, "encoder_hash", None))
             on_event(recognizer.record(event))
             count += 1
 

@@ -19,6 +19,7 @@ class LocalRecognizer:
     def __init__(self, service, collection: str | None = None):
         self.service, self.collection = service, collection or DEFAULT_COLLECTION
         self.keeps_crops = service.settings.event_faces
+        self.encoder_hash = service.pipeline.encoder.content_hash  # the event log keeps the track's embedding
         service.collections.check_collection(self.collection)
 
     def observe(self, image: np.ndarray, t: float) -> list[Observation]:

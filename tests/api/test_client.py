@@ -14,7 +14,8 @@ from app.testing.server import ADMIN, Server
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     server = Server(tmp_path_factory.mktemp("client") / "data")
-    server.start(env={"FACESHOT_WEBHOOK_ALLOW_PRIVATE": "127.0.0.1/32"})  # webhooks to this host
+    # webhooks to this host; events keep their faces (and embeddings) for review
+    server.start(env={"FACESHOT_WEBHOOK_ALLOW_PRIVATE": "127.0.0.1/32", "FACESHOT_EVENT_FACES": "true"})
     yield f"http://127.0.0.1:{server.port}"
     server.stop()
 
@@ -140,3 +141,37 @@ def test_the_async_client_gives_the_same_answers(served, photos):
     assert a.faces[0].distance == b.faces[0].distance and code == "invalid_image"
     with FaceshotClient(served, ADMIN) as fs:
         assert fs.identify(probe).faces[0].distance == a.faces[0].distance
+
+
+@pytest.mark.slow
+def test_event_review_methods(served, photos):
+    """Issue 29: enroll from an event, not this person, the support photo that pulled it, corrections."""
+    import base64
+
+    javier = photos["Javier_Solana"]
+    with FaceshotClient(served, ADMIN) as fs:
+        person = fs.enroll("Javier Solana", [javier[0]]).person
+        embedded = fs.embed(javier[1])
+        event = fs.post_event({"source": "door-2", "person_id": person.id, "distance": 0.3, "threshold": 0.4,
+                               "face": base64.b64encode(javier[1].read_bytes()).decode(),
+                               "embedding": embedded.faces[0].embedding,
+                               "encoder_hash": embedded.encoder["content_hash"]})
+        assert event.embedding_kept and event.corrected is None
+        added = fs.enroll_from_event(event.id, person_id=person.id)
+        assert added.person.face_count == 2 and len(added.faces) == 1
+        corrected = fs.not_this_person(event.id)
+        assert corrected.corrected.kind == "not_this_person" and corrected.corrected.by["kind"] == "key"
+        distances = fs.support_distances(event.id)
+        # the added face is the event's own (re-encoded): nearest, almost nil
+        assert distances.faces[0].face_id == added.faces[0].id and distances.faces[0].distance < 0.05
+        assert [(c.person["id"], c.corrections) for c in fs.corrections().items] == [(person.id, 1)]
+        assert fs.undo_not_this_person(event.id).corrected is None and fs.corrections(person.id).items == []
+        with pytest.raises(FaceshotAPIError) as refused:
+            fs.enroll_from_event("0" * 32, person_id=person.id)
+        assert refused.value.status == 404 and refused.value.details["reason"] == "event_not_found"
+
+    async def run():
+        async with AsyncFaceshotClient(served, ADMIN) as fs:
+            return await fs.support_distances(event.id)
+
+    assert asyncio.run(run()).faces[0].face_id == added.faces[0].id

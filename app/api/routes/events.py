@@ -11,16 +11,22 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.access.audit import Actor
-from app.api.deps import AdminKey, CollectionDep, EventsDep, RecognitionKey, WebhooksDep
+from app.api.deps import AdminKey, CollectionDep, EventsDep, InferenceSlot, RecognitionKey, ReviewDep, WebhooksDep
 from app.api.gate import GatedRoute
 from app.core.errors import ValidationFailed
 from app.core.schemas import (
+    CorrectionsOut,
     DeliveryOut,
+    EnrollOut,
+    EventEnrollIn,
     EventIn,
     EventOut,
     EventsDeleted,
     EventsPage,
+    FaceOut,
+    PersonOut,
     PresenceOut,
+    SupportDistancesOut,
     WebhookCreated,
     WebhookIn,
     WebhookOut,
@@ -40,18 +46,22 @@ UnknownFilter = Annotated[bool | None, Query(description="true: unknown faces on
 @router.post("/events", status_code=status.HTTP_201_CREATED, response_model=EventOut,
              responses=error_responses(404, 413), summary="Record one recognition event (for watchers)")
 def post_event(events: EventsDep, _key: RecognitionKey, collection: CollectionDep, body: EventIn):
-    """What `faceshot watch --server` sends once per tracked face. The face crop is kept only as FACESHOT_EVENT_FACES
-    and FACESHOT_EVENT_UNKNOWN_FACES say; every webhook gets the event."""
+    """What `faceshot watch --server` sends once per tracked face. The face crop and the embedding are kept only as
+    FACESHOT_EVENT_FACES and FACESHOT_EVENT_UNKNOWN_FACES say; every webhook gets the event. An `embedding` is
+    checked as /identify checks one, kept or not: 422 `validation_error` (not a unit vector, no `encoder_hash`) or
+    `encoder_mismatch` (another encoder's, or another size)."""
     crop = None
     if body.face:
         try:
             crop = base64.b64decode(body.face, validate=True)
         except (binascii.Error, ValueError):
             raise ValidationFailed("`face` is not valid base64.", {"field": "face"}) from None
+    embedding = None if body.embedding is None else events.checked_embedding(body.embedding, body.encoder_hash)
     event = events.record(NewEvent(
         time=body.time or datetime.now(timezone.utc), source=body.source, person_id=body.person_id,
         distance=body.distance, threshold=body.threshold, box=body.box, quality=dict(body.quality),
-        frames=body.frames, duration_s=body.duration_s, face_crop=crop, collection=collection))
+        frames=body.frames, duration_s=body.duration_s, face_crop=crop, collection=collection,
+        embedding=embedding, encoder_hash=body.encoder_hash))
     return event_dict(event)
 
 
@@ -94,6 +104,60 @@ def event_face(events: EventsDep, _key: AdminKey, collection: CollectionDep, eve
     """404 when none was kept (FACESHOT_EVENT_FACES is off by default)."""
     return Response(events.face(event_id, collection), media_type="image/jpeg",
                     headers={"Cache-Control": "private"})
+
+
+@router.post("/events/{event_id}/enroll", status_code=status.HTTP_201_CREATED, response_model=EnrollOut,
+             responses=error_responses(404, 408, 409, 507),
+             summary="Enroll an event's kept face: add it to a person, or name an unknown face as a new person")
+def enroll_from_event(review: ReviewDep, key: AdminKey, collection: CollectionDep, _slot: InferenceSlot,
+                      event_id: str, body: EventEnrollIn):
+    """The event's kept face crop goes through the same enrollment as any photo: `{"person_id": ...}` as POST
+    /people/{id}/faces, `{"name": ...}` as POST /enroll (the one-face rule, the quality gate, the warnings about
+    repeats and look-alikes, 409 person_exists). The result is an ordinary face of the person (removed like any
+    other, DELETE /people/{id}/faces/{face_id}); the prototype and the operating point follow. Audit-logged with
+    the event's id.
+
+    404 `not_found` (`details.reason` `event_not_found`: no such event in this collection; or the person);
+    409 `conflict` with `details.reason` `no_face_kept` (FACESHOT_EVENT_FACES was off, or the face was unknown and
+    FACESHOT_EVENT_UNKNOWN_FACES off); 422 `validation_error` (neither or both of `person_id` and `name`)."""
+    result = review.enroll(event_id, person_id=body.person_id, name=body.name, new_person=body.new_person,
+                           collection=collection, actor=Actor.of_key(key))
+    return EnrollOut(person=PersonOut.of(result.person), faces=[FaceOut.of(f) for f in result.faces],
+                     warnings=result.warnings)
+
+
+@router.post("/events/{event_id}/not-this-person", response_model=EventOut, responses=error_responses(404, 409),
+             summary="Say a named event was not that person (it no longer counts in presence)")
+def not_this_person(events: EventsDep, key: AdminKey, collection: CollectionDep, event_id: str):
+    """Recorded on the event with who said it (`corrected`), audit-logged; the event stays in the log, marked, and
+    leaves the attendance sheet. Saying it again changes nothing. 404 `not_found` (`event_not_found`); 409
+    `conflict` with `details.reason` `event_unknown` (the event named nobody)."""
+    return event_dict(events.correct(event_id, Actor.of_key(key), collection))
+
+
+@router.delete("/events/{event_id}/not-this-person", response_model=EventOut, responses=error_responses(404, 409),
+               summary="Take back a \"not this person\" (the event counts in presence again)")
+def undo_not_this_person(events: EventsDep, key: AdminKey, collection: CollectionDep, event_id: str):
+    """Audit-logged; an event that was not corrected is answered as it is."""
+    return event_dict(events.correct(event_id, Actor.of_key(key), collection, undo=True))
+
+
+@router.get("/events/{event_id}/support-distances", response_model=SupportDistancesOut,
+            responses=error_responses(404, 409),
+            summary="Which of the named person's support photos pulled this match: distances, nearest first")
+def support_distances(review: ReviewDep, _key: AdminKey, collection: CollectionDep, event_id: str):
+    """The distance from the event's kept embedding to each of the person's support faces, nearest first: after a
+    wrong match, the face at the top is the enrollment photo to look at (and perhaps remove). 409 `conflict` with
+    `details.reason` `no_embedding_kept`, `event_unknown` (no enrolled person named) or `encoder_mismatch` (kept
+    before a reembed)."""
+    return review.support_distances(event_id, collection)
+
+
+@router.get("/corrections", response_model=CorrectionsOut,
+            summary="\"Not this person\" corrections per person, most first")
+def corrections(events: EventsDep, _key: AdminKey, collection: CollectionDep, person_id: PersonFilter = None):
+    """How many events named each person wrongly, as admins said (POST /events/{id}/not-this-person)."""
+    return {"items": events.corrections(collection, person_id)}
 
 
 @router.get("/presence", response_model=PresenceOut, summary="The attendance sheet: first and last seen per day")
