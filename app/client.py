@@ -47,8 +47,13 @@ from app.core.schemas import (
     PeoplePage,
     PersonOut,
     PresenceOut,
+    SuggestionsOut,
     SupportDistancesOut,
     VerifyOut,
+    VisitorDeleted,
+    VisitorNamed,
+    VisitorOut,
+    VisitorsOut,
     WebhookCreated,
     WebhookOut,
 )
@@ -236,6 +241,15 @@ class _Calls:
         """The named person's support faces by distance from the event's kept embedding, nearest first."""
         return self._send(_Call("GET", f"/events/{event_id}/support-distances", SupportDistancesOut))
 
+    def suggestions(self, limit: int = 50) -> SuggestionsOut:
+        """Named events worth adding to their person's support set, best first (read-only): accept one with
+        :meth:`enroll_from_event` (``person_id``), or :meth:`dismiss_suggestion`."""
+        return self._send(_Call("GET", "/suggestions", SuggestionsOut, params={"limit": limit}))
+
+    def dismiss_suggestion(self, event_id: str) -> None:
+        """Stop suggesting an event's face (audit-logged)."""
+        return self._send(_Call("POST", f"/suggestions/{event_id}/dismiss"))
+
     def corrections(self, person_id: str | None = None) -> CorrectionsOut:
         """"Not this person" corrections per person, most first."""
         return self._send(_Call("GET", "/corrections", CorrectionsOut,
@@ -244,6 +258,31 @@ class _Calls:
     def forget_camera(self, source: str) -> EventsDeleted:
         """Delete one camera's events (and, with MQTT, its Home Assistant device)."""
         return self._send(_Call("DELETE", "/events", EventsDeleted, params={"source": source}))
+
+    # -- unknown visitors (grouped as their events arrive) ----------------------------------------
+    def list_visitors(self, status: str = "active") -> VisitorsOut:
+        """Groups of unknown faces: active (default), dismissed or all."""
+        return self._send(_Call("GET", "/visitors", VisitorsOut, params={"status": status}))
+
+    def name_visitor(self, visitor_id: int, name: str, *, new_person: bool = False) -> VisitorNamed:
+        """One new person enrolled from the group's best 1-3 faces (the group is closed)."""
+        body = {"name": name, **({"new_person": True} if new_person else {})}
+        return self._send(_Call("POST", f"/visitors/{visitor_id}/name", VisitorNamed, json=body))
+
+    def merge_visitors(self, visitor_id: int, other: int) -> VisitorOut:
+        """``other``'s faces into ``visitor_id`` (409 ``cannot_link`` where an admin said they are different)."""
+        return self._send(_Call("POST", f"/visitors/{visitor_id}/merge", VisitorOut, json={"other": other}))
+
+    def split_visitor(self, visitor_id: int, event_id: str) -> VisitorOut:
+        """The event's face into a group of its own, never merged with ``visitor_id`` again; returns the new group."""
+        return self._send(_Call("POST", f"/visitors/{visitor_id}/split", VisitorOut, json={"event_id": event_id}))
+
+    def dismiss_visitor(self, visitor_id: int) -> VisitorOut:
+        return self._send(_Call("POST", f"/visitors/{visitor_id}/dismiss", VisitorOut))
+
+    def delete_visitor(self, visitor_id: int) -> VisitorDeleted:
+        """The group and its events' kept faces and embeddings (the events stay in the log)."""
+        return self._send(_Call("DELETE", f"/visitors/{visitor_id}", VisitorDeleted))
 
     def presence(self, since: str, until: str | None = None, *, source: str | None = None) -> PresenceOut:
         params = {k: v for k, v in {"since": since, "until": until, "source": source}.items() if v is not None}

@@ -14,7 +14,7 @@ from app.access.ratelimit import RateLimiter
 from app.admin import mount_admin
 from app.api.collection_paths import CollectionPaths, with_collection_paths
 from app.api.gate import JSON_PHOTO_BODIES, BodyGuard
-from app.api.routes import accounts, audit, collections, compreface, events, people, recognition, system
+from app.api.routes import accounts, audit, collections, compreface, events, people, recognition, system, visitors
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.observability import install_observability, worker_exiting
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
     )
     install_error_handlers(app)
     for router in (people.router, recognition.router, system.router, events.router, collections.router,
-                   audit.router, accounts.router, compreface.router):
+                   audit.router, accounts.router, compreface.router, visitors.router):
         app.include_router(router, prefix=API_PREFIX)
     mount_admin(app)
 

@@ -31,6 +31,8 @@ from app.live.events import EventLog
 from app.live.mqtt import MqttEvents
 from app.live.review import EventReview
 from app.live.sinks import EventSink
+from app.live.suggestions import Suggestions
+from app.live.visitors import VisitorGroups
 from app.live.webhooks import Webhooks
 from app.recognition.compreface import CompreFace
 from app.recognition.face_checks import FACE_CHECKS
@@ -58,8 +60,10 @@ class FaceService:
         self.recognition = Recognition(settings, encoder, self.inference, self.galleries, self.gallery_sync,
                                        self.thresholds)
         self.compreface = CompreFace(self.people, self.recognition)  # CompreFace's API over the two
+        self.suggestions = None
         self.events = self.review = self.webhooks = self.audit = self.accounts = self.keys = self.admin_sessions = None
         self.sinks: list[EventSink] = []
+        self.visitors = None
         if db is not None:
             self.audit = AuditLog(self.sessions)
             self.accounts = Accounts(self.sessions)
@@ -71,8 +75,11 @@ class FaceService:
             self.sinks = [self.webhooks]  # every output of an event: one line each
             if settings.mqtt_url is not None:
                 self.sinks.append(MqttEvents(settings, self.sessions))
+            self.visitors = VisitorGroups(settings, self.sessions, self.people)  # unknown faces grouped as they come
+            self.sinks.append(self.visitors)
             self.events = EventLog(settings, db, self.sinks, stated_rate=self._stated_rate, encoder=encoder)
             self.review = EventReview(self.events, self.people)  # an event's kept face, enrolled or corrected
+            self.suggestions = Suggestions(self.events)  # events worth adding to their person's support set
             self.collections.cleanups.append(self.events.delete_collection)
 
     def _stated_rate(self, collection: str) -> float | None:

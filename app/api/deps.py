@@ -27,6 +27,8 @@ from app.gallery.people import People
 from app.inference.admission import InferenceQueue, Slot
 from app.live.events import EventLog
 from app.live.review import EventReview
+from app.live.suggestions import Suggestions
+from app.live.visitors import VisitorGroups
 from app.live.webhooks import Webhooks
 from app.recognition.compreface import CompreFace
 from app.recognition.service import Recognition
@@ -71,6 +73,14 @@ def review_of(request: Request) -> EventReview:
     return get_service(request).review
 
 
+def suggestions_of(request: Request) -> Suggestions:
+    return get_service(request).suggestions
+
+
+def visitors_of(request: Request) -> VisitorGroups:
+    return get_service(request).visitors
+
+
 def webhooks_of(request: Request) -> Webhooks:
     return get_service(request).webhooks
 
@@ -105,6 +115,8 @@ CollectionsDep = Annotated[Collections, Depends(collections_of)]
 RecognitionDep = Annotated[Recognition, Depends(recognition_of)]
 EventsDep = Annotated[EventLog, Depends(events_of)]
 ReviewDep = Annotated[EventReview, Depends(review_of)]
+VisitorsDep = Annotated[VisitorGroups, Depends(visitors_of)]
+SuggestionsDep = Annotated[Suggestions, Depends(suggestions_of)]
 WebhooksDep = Annotated[Webhooks, Depends(webhooks_of)]
 AuditDep = Annotated[AuditLog, Depends(audit_of)]
 AccountsDep = Annotated[Accounts, Depends(accounts_of)]

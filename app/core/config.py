@@ -84,6 +84,8 @@ class Settings(ModelSettings):
     event_faces: bool = False  # keep a crop of the face with each event of an enrolled person
     event_unknown_faces: bool = False  # and with unknown faces' events too (needs event_faces)
     event_retention_days: float = Field(30.0, gt=0)  # events older than this are deleted, crops with them
+    # unknown visitors grouped (app/live/visitors.py): the chance that a stranger's face joins some group
+    visitor_false_merge_rate: float = Field(0.01, gt=0, lt=1)
     # how far back an event's own time may lie (a watcher that was offline sends late); beyond, and more than
     # five minutes ahead, it is refused: a back-dated event would rewrite a past day's attendance
     event_max_age_h: float = Field(24.0, gt=0)

@@ -70,6 +70,11 @@ EXAMPLES = {
                                 {"face_id": "8a6f3b2d1c0e9f8a9f1c2a7e5b4d4c0e", "distance": 0.5523,
                                  "has_image": True, "created_at": WHEN}]},
     "EventsPage": {"items": [EVENT], "total": 1, "limit": 100, "offset": 0},
+    "SuggestionsOut": {"items": [
+        {"event_id": EVENT["id"], "person": {"id": PERSON_ID, "name": "Ada Lovelace"}, "source": "door-1",
+         "time": WHEN, "distance": 0.3512, "threshold": 0.4245, "quality": 0.71,
+         "face_url": f"/api/v1/events/{EVENT['id']}/face"}],
+        "rule": {"min_distance_fraction": 0.65, "min_quality": 0.4, "per_person": 3}},
     "PresenceOut": {"since": "2026-12-02", "until": "2026-12-02", "rows": [
         {"day": "2026-12-02", "person": {"id": PERSON_ID, "name": "Ada Lovelace"}, "first_seen": WHEN,
          "last_seen": "2026-12-02T17:41:09Z", "events": 4, "sources": ["door-1"]}]},
@@ -87,6 +92,20 @@ EXAMPLES = {
     "ErrorOut": {"error": {"code": "multiple_faces", "message": "The image holds 2 faces of similar size; say which "
                            "one with `box`.", "details": {"faces": [BOX, BOX], "image_index": 0}}},
 }
+
+VISITOR = {"id": 7, "label": "Unknown #7", "status": "active", "seen": 5, "cameras": ["door-1", "gate"],
+           "first_seen": WHEN, "last_seen": "2026-12-04T17:12:40Z", "best_event_ids": [EVENT["id"]],
+           "best_face_urls": [f"/api/v1/events/{EVENT['id']}/face"], "cannot_link": [9]}
+EXAMPLES.update({
+    "VisitorOut": VISITOR,
+    "VisitorsOut": {"items": [VISITOR]},
+    "VisitorNamed": {"person": {**PERSON, "face_count": 1}, "faces": [FACE], "warnings": [], "visitor": 7,
+                     "event_ids": [EVENT["id"]]},
+    "VisitorDeleted": {"id": 7, "events": 5},
+    "VisitorNameIn": {"name": "Ada Lovelace"},
+    "VisitorMergeIn": {"other": 9},
+    "VisitorSplitIn": {"event_id": EVENT["id"]},
+})
 
 # request bodies
 EXAMPLES.update({

@@ -6,7 +6,7 @@ from __future__ import annotations
 API_PREFIX = "/api/v1"
 # the operations that work within one collection (keys, the audit log and collections are deployment-wide)
 SCOPED = ("enroll", "people", "identify", "verify", "detect", "compare", "embed", "model", "events", "events.csv",
-          "presence", "webhooks", "corrections")
+          "presence", "webhooks", "corrections", "suggestions", "visitors")
 COLLECTION_SCOPE = "faceshot.collection"  # set by CollectionPaths for /api/v1/collections/{name}/...
 
 

@@ -382,6 +382,80 @@ class SupportDistancesOut(BaseModel):
     faces: list[SupportDistance] = Field(description="the person's support faces, nearest first")
 
 
+class Suggestion(BaseModel):
+    event_id: str = Field(description="accept: POST /events/{event_id}/enroll {\"person_id\": person.id}")
+    person: dict[str, Any] = Field(description="{id, name}: whom the event named (still enrolled)")
+    source: str = Field(description="the camera")
+    time: UtcDatetime
+    distance: float = Field(description="the distance the event was decided on (to the person's prototype)")
+    threshold: float = Field(description="the threshold it was decided against")
+    quality: float = Field(description="the event's quality score (0-1: size, sharpness, frontal, detector)")
+    face_url: str = Field(description="the kept face crop")
+
+
+class SuggestionRule(BaseModel):
+    min_distance_fraction: float = Field(description="offered from this share of the event's threshold up to it")
+    min_quality: float = Field(description="the least quality score offered (and no too_small/blurry hint)")
+    per_person: int = Field(description="at most this many per person, the best (distance x quality) first")
+
+
+class SuggestionsOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["SuggestionsOut"]]})
+    items: list[Suggestion] = Field(description="best first (distance x quality)")
+    rule: SuggestionRule
+
+
+class VisitorOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["VisitorOut"]]})
+    id: int = Field(description="the group's number in its collection (Unknown #id)")
+    label: str = Field(description='"Unknown #N"')
+    status: Literal["active", "dismissed"]
+    seen: int = Field(description="events (faces whose embedding was kept) in the group")
+    cameras: list[str]
+    first_seen: UtcDatetime
+    last_seen: UtcDatetime
+    best_event_ids: list[str] = Field(description="its best 1-3 faces (events): shown, and enrolled when named")
+    best_face_urls: list[str]
+    cannot_link: list[int] = Field(description="groups an admin said are someone else: never merged with this one")
+
+
+class VisitorsOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["VisitorsOut"]]})
+    items: list[VisitorOut] = Field(description="most recently seen first")
+
+
+class VisitorNameIn(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLES["VisitorNameIn"]]})
+    name: str = Field(min_length=1, max_length=200, description="the new person's name")
+    new_person: bool = Field(default=False, description="another person of a name already enrolled (refused as "
+                                                        "person_exists otherwise)")
+
+
+class VisitorNamed(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["VisitorNamed"]]})
+    person: PersonOut
+    faces: list[FaceOut]
+    warnings: list[dict[str, Any]]
+    visitor: int = Field(description="the group named (now closed)")
+    event_ids: list[str] = Field(description="the events whose faces were enrolled")
+
+
+class VisitorMergeIn(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLES["VisitorMergeIn"]]})
+    other: int = Field(ge=1, description="the group whose faces move into this one (it goes)")
+
+
+class VisitorSplitIn(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLES["VisitorSplitIn"]]})
+    event_id: str = Field(min_length=1, max_length=32, description="the face (event) taken out into its own group")
+
+
+class VisitorDeleted(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["VisitorDeleted"]]})
+    id: int
+    events: int = Field(description="events that lost their kept face and embedding (they stay in the log)")
+
+
 class EventsDeleted(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"deleted": 412, "source": "door-1"}]})
     deleted: int = Field(description="events deleted, with their face crops and pending deliveries")

@@ -296,3 +296,48 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(40), index=True)
     target: Mapped[str | None] = mapped_column(String(64), nullable=True)
     details: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class VisitorGroup(Base):
+    """One group of unknown faces (app/live/visitors.py): "Unknown #<number>" in its collection, active or dismissed.
+
+    Its faces are events (:class:`VisitorMember`); when it was seen, how often and where are read from them.
+    """
+
+    __tablename__ = "visitor_groups"
+
+    collection: Mapped[str] = mapped_column(ForeignKey("collections.name", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(String(12), default="active")  # active | dismissed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class VisitorMember(Base):
+    """An unknown event whose kept embedding is in a visitor group; goes with the event."""
+
+    __tablename__ = "visitor_members"
+
+    event_id: Mapped[str] = mapped_column(ForeignKey("recognition_events.id", ondelete="CASCADE"), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(64), index=True)
+    number: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class VisitorCannotLink(Base):
+    """Two visitor groups an admin said are different people (``a`` < ``b``): nothing merges them."""
+
+    __tablename__ = "visitor_cannot_links"
+
+    collection: Mapped[str] = mapped_column(String(64), primary_key=True)
+    a: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    b: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+class VisitorState(Base):
+    """Per collection: the groups' version (a new token with every change, so another worker rebuilds its copy)
+    and the next "Unknown #N" number (numbers are not reused)."""
+
+    __tablename__ = "visitor_state"
+
+    collection: Mapped[str] = mapped_column(ForeignKey("collections.name", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[str] = mapped_column(String(32))
+    next_number: Mapped[int] = mapped_column(Integer, default=1)

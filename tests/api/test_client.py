@@ -175,3 +175,29 @@ def test_event_review_methods(served, photos):
             return await fs.support_distances(event.id)
 
     assert asyncio.run(run()).faces[0].face_id == added.faces[0].id
+
+
+@pytest.mark.slow
+def test_suggestion_methods(served, photos):
+    """Issue 29, point 5: a far, well-seen named event is suggested; dismissed, it is not."""
+    import base64
+
+    padraig = photos["Padraig_Harrington"]
+    with FaceshotClient(served, ADMIN) as fs:
+        person = fs.enroll("Padraig Harrington", [padraig[0]]).person
+        embedded = fs.embed(padraig[2])
+        event = fs.post_event({"source": "door-3", "person_id": person.id, "distance": 0.36, "threshold": 0.4,
+                               "quality": {"score": 0.7}, "face": base64.b64encode(padraig[2].read_bytes()).decode(),
+                               "embedding": embedded.faces[0].embedding,
+                               "encoder_hash": embedded.encoder["content_hash"]})
+        offered = fs.suggestions()
+        assert event.id in [s.event_id for s in offered.items] and offered.rule.per_person >= 1
+        row = next(s for s in offered.items if s.event_id == event.id)
+        assert (row.person["id"], row.source, row.distance, row.quality) == (person.id, "door-3", 0.36, 0.7)
+
+    async def run():
+        async with AsyncFaceshotClient(served, ADMIN) as fs:
+            await fs.dismiss_suggestion(event.id)
+            return await fs.suggestions(limit=500)
+
+    assert event.id not in [s.event_id for s in asyncio.run(run()).items]

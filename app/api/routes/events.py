@@ -11,7 +11,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.access.audit import Actor
-from app.api.deps import AdminKey, CollectionDep, EventsDep, InferenceSlot, RecognitionKey, ReviewDep, WebhooksDep
+from app.api.deps import (
+    AdminKey,
+    CollectionDep,
+    EventsDep,
+    InferenceSlot,
+    RecognitionKey,
+    ReviewDep,
+    SuggestionsDep,
+    WebhooksDep,
+)
 from app.api.gate import GatedRoute
 from app.core.errors import ValidationFailed
 from app.core.schemas import (
@@ -26,6 +35,7 @@ from app.core.schemas import (
     FaceOut,
     PersonOut,
     PresenceOut,
+    SuggestionsOut,
     SupportDistancesOut,
     WebhookCreated,
     WebhookIn,
@@ -158,6 +168,33 @@ def support_distances(review: ReviewDep, _key: AdminKey, collection: CollectionD
 def corrections(events: EventsDep, _key: AdminKey, collection: CollectionDep, person_id: PersonFilter = None):
     """How many events named each person wrongly, as admins said (POST /events/{id}/not-this-person)."""
     return {"items": events.corrections(collection, person_id)}
+
+
+@router.get("/suggestions", response_model=SuggestionsOut,
+            summary="Suggested additions: named events the camera saw unlike the person's photos (read-only)")
+def list_suggestions(suggestions: SuggestionsDep, _key: AdminKey, collection: CollectionDep,
+                     limit: Annotated[int, Query(ge=1, le=500, description="suggestions at most")] = 50):
+    """Events that named an enrolled person, that nobody corrected (not this person), whose face and embedding were
+    kept (FACESHOT_EVENT_FACES), within retention, decided at a distance in the upper part of their threshold
+    (`rule.min_distance_fraction` of it, up to it), with a good quality score and no too_small/blurry hint: the
+    camera sees the person unlike their enrolled photos. At most `rule.per_person` per person, best (distance x
+    quality) first. Nothing is added automatically: accept one with POST /events/{event_id}/enroll
+    `{"person_id": ...}` (the usual enrollment checks), after which it is no longer offered; an event whose face is
+    already one of the person's, or that was dismissed, is not offered either."""
+    rows = suggestions.list(collection, limit)
+    return {"items": [{"event_id": s.event_id, "person": {"id": s.person_id, "name": s.person_name},
+                       "source": s.source, "time": s.time, "distance": s.distance, "threshold": s.threshold,
+                       "quality": s.quality, "face_url": s.face_url} for s in rows],
+            "rule": suggestions.rule}
+
+
+@router.post("/suggestions/{event_id}/dismiss", status_code=status.HTTP_204_NO_CONTENT,
+             responses=error_responses(404), summary="Stop suggesting an event's face (it stays with the event)")
+def dismiss_suggestion(suggestions: SuggestionsDep, key: AdminKey, collection: CollectionDep, event_id: str):
+    """Audit-logged (`suggestion.dismiss`) with who said it; saying it again changes nothing. 404 `not_found`
+    (`details.reason` `event_not_found`)."""
+    suggestions.dismiss(event_id, Actor.of_key(key), collection)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/presence", response_model=PresenceOut, summary="The attendance sheet: first and last seen per day")
