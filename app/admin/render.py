@@ -32,6 +32,13 @@ DONE = {
     "account_created": "Account created.",
     "account_changed": "Account changed.",
     "account_deleted": "Account deleted.",
+    "suggestion_accepted": "Face added to the person.",
+    "suggestion_dismissed": "Suggestion dismissed.",
+    "not_this_person": "Marked: not this person.",
+    "correction_undone": "Correction taken back.",
+    "visitor_named": "Enrolled from the unknown visitor's faces.",
+    "visitor_dismissed": "Unknown visitor dismissed.",
+    "visitor_deleted": "Unknown visitor and their kept faces deleted.",
 }
 
 ERROR_TITLES = {400: "That request was not understood", 401: "Please sign in", 403: "Not allowed",

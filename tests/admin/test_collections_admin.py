@@ -77,7 +77,7 @@ def _refused_sign_in(client: TestClient, secret: str, account: str = ""):
     return client.post("/admin/login", data={"account": account, "secret": secret, "login_token": token})
 
 
-PAGES = ("/admin/people", "/admin/people?search=Wats", "/admin/try", "/admin/live", "/admin/events",
+PAGES = ("/admin/people", "/admin/people?search=Wats", "/admin/try", "/admin/live", "/admin/events", "/admin/review",
          "/admin/events.csv", "/admin/settings", "/admin/audit.csv")
 
 

@@ -64,7 +64,7 @@ def header_rows(page) -> dict:
 
 def pages_of(person: str) -> dict[str, str]:
     return {"people": "/admin/people", "person": f"/admin/people/{person}", "enroll": "/admin/enroll",
-            "try": "/admin/try", "live": "/admin/live", "events": "/admin/events",
+            "try": "/admin/try", "live": "/admin/live", "events": "/admin/events", "review": "/admin/review",
             "attendance": "/admin/attendance?day=2026-03-02", "settings": "/admin/settings",
             "confirm-delete": f"/admin/people/{person}/delete", "not-found": "/admin/people/" + "0" * 32}
 

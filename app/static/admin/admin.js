@@ -594,6 +594,32 @@
     });
   }
 
+  // -- review ----------------------------------------------------------------------------------------
+  // The suggestions queue from the keyboard: one item is current (focused); a, n and d submit its Accept, Not this
+  // person and Dismiss forms (the server answers with the page again, the next item first), s moves on.
+  function reviewPage() {
+    const items = Array.from(document.querySelectorAll('#suggestions > .review-item'));
+    if (!items.length) return;
+    let current = 0;
+    const focus = (i) => {
+      items.forEach((item, j) => item.classList.toggle('current', j === i));
+      current = i;
+      items[i].focus();
+    };
+    items.forEach((item, i) => item.addEventListener('focusin', () => { if (current !== i) focus(i); }));
+    document.addEventListener('keydown', (e) => {
+      if (e.altKey || e.ctrlKey || e.metaKey || e.target.closest('input, textarea, select')) return;
+      const key = e.key.toLowerCase();
+      if (key === 's') { e.preventDefault(); focus((current + 1) % items.length); return; }
+      const form = items[current].querySelector(`form[data-key="${key}"]`);
+      if (!form) return;
+      e.preventDefault();
+      form.querySelectorAll('button').forEach((b) => { b.disabled = true; });
+      form.submit();
+    });
+    focus(0);
+  }
+
   // -- times ----------------------------------------------------------------------------------------
   // The server writes every time in UTC (<time datetime> with UTC in its title); here it is read in the
   // browser's own time zone, in the same sortable YYYY-MM-DD HH:MM:SS shape.
@@ -622,4 +648,5 @@
   if (page === 'person' && addForm) photoForm(addForm, addForm.dataset.personId);
   if (page === 'try') tryPage();
   if (page === 'live') livePage();
+  if (page === 'review') reviewPage();
 })();
