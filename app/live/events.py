@@ -31,7 +31,7 @@ from app.core.paths import api_base
 from app.core.spreadsheet import csv_document
 from app.core.tables import DEFAULT_COLLECTION, Person, RecognitionEvent, as_utc, new_id
 from app.gallery.embeddings import embedding_from_client
-from app.live.sinks import EventSink
+from app.live.sinks import CORRECTED, CORRECTION_UNDONE, EventSink
 from models.imageio import load_image
 
 CSV_FIELDS = ("id", "time", "source", "person_id", "person_name", "distance", "threshold", "frames", "duration_s")
@@ -220,8 +220,12 @@ class EventLog:
                          collection=collection, target=event_id,
                          details={"person_id": event.person_id, "name": event.person_name})
             session.flush()
+            for sink in self.sinks:  # sent again, so a receiver can take back what it did with the first
+                sink.queue(session, event, CORRECTION_UNDONE if undo else CORRECTED)
             session.expunge(event)
-            return event
+        for sink in self.sinks:
+            sink.wake()
+        return event
 
     def delete_collection(self, session, collection: str) -> None:
         """A deleted collection's events, and what each sink keeps of them (in the deletion's transaction)."""

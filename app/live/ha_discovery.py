@@ -23,6 +23,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+# an event is known or unknown when recorded; corrected or correction_undone when an admin later says so
+EVENT_TYPES = ["known", "unknown", "corrected", "correction_undone"]
 UNKNOWN_OFF_DELAY_S = 30  # the "unknown person" sensor turns off by itself this long after the last unknown face
 ORIGIN = {"name": "faceshot"}
 
@@ -83,7 +85,7 @@ def configs(topics: Topics, ha_prefix: str, people: list[tuple[str, str, str]], 
         device = {"identifiers": [f"{node}_{collection}_camera_{cam}"], "name": source, "manufacturer": "faceshot",
                   "model": "camera source", "sw_version": version, "via_device": f"{node}_{collection}"}
         entity("event", f"{collection}_{cam}_face", {
-            "name": "Face", "state_topic": topics.events(collection, source), "event_types": ["known", "unknown"],
+            "name": "Face", "state_topic": topics.events(collection, source), "event_types": EVENT_TYPES,
             "icon": "mdi:face-recognition", "device": device})
         entity("binary_sensor", f"{collection}_{cam}_unknown", {
             "name": "Unknown person", "state_topic": topics.unknown(collection, source), "payload_on": "ON",

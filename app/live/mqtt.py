@@ -42,6 +42,7 @@ from app.core.leases import Lease
 from app.core.tables import MqttMessage, Person, RecognitionEvent
 from app.live import ha_discovery
 from app.live.events import event_dict
+from app.live.sinks import RECORDED
 
 log = logging.getLogger(__name__)
 BATCH = 100  # messages in flight at once (paho's inflight window is 20; the rest wait in its queue, in order)
@@ -58,13 +59,18 @@ def _version() -> str:
         return "unknown"
 
 
-def messages(topics: ha_discovery.Topics, event: dict) -> list[tuple[str, str, bool]]:
-    """(topic, payload, retained) for one event, as :func:`app.live.events.event_dict` shows it."""
+def messages(topics: ha_discovery.Topics, event: dict, kind: str = RECORDED) -> list[tuple[str, str, bool]]:
+    """(topic, payload, retained) for one event, as :func:`app.live.events.event_dict` shows it. A correction
+    (``kind`` corrected or correction_undone) goes on the event stream only, as its own event type and never a
+    match, so an automation that acted on the first message can take it back and none acts twice."""
     collection, camera, person = event["collection"], event["source"], event["person"]
     decision = {"distance": event["distance"], "threshold": event["threshold"],
-                "match": person is not None, "stranger_accept_rate": event["stranger_accept_rate"]}
-    stream = {"event_type": "known" if person is not None else "unknown", **event, "camera": camera, **decision}
+                "match": person is not None and kind == RECORDED, "stranger_accept_rate": event["stranger_accept_rate"]}
+    event_type = kind if kind != RECORDED else "known" if person is not None else "unknown"
+    stream = {"event_type": event_type, **event, "camera": camera, **decision}
     out = [(topics.events(collection, camera), json.dumps(stream), False)]
+    if kind != RECORDED:
+        return out
     if person is None:
         out.append((topics.unknown(collection, camera), "ON", False))
         return out
@@ -103,8 +109,8 @@ class MqttEvents:
         self._reconcile_due = 0.0
 
     # -- the event sink ------------------------------------------------------------------------
-    def queue(self, session: Session, event: RecognitionEvent) -> None:
-        session.add(MqttMessage(event_id=event.id))
+    def queue(self, session: Session, event: RecognitionEvent, kind: str = RECORDED) -> None:
+        session.add(MqttMessage(event_id=event.id, kind=kind))
 
     def forget(self, session: Session, events: Select, collection: str | None = None) -> None:
         session.execute(delete(MqttMessage).where(MqttMessage.event_id.in_(events)))
@@ -224,12 +230,13 @@ class MqttEvents:
         if flying:
             return flying  # paho sends them again after a reconnect: never published twice from here
         with self.sessions() as session:
-            rows = session.execute(select(MqttMessage.id, RecognitionEvent).join(
+            rows = session.execute(select(MqttMessage.id, MqttMessage.kind, RecognitionEvent).join(
                 RecognitionEvent, RecognitionEvent.id == MqttMessage.event_id).order_by(MqttMessage.id)
                 .limit(BATCH)).all()
-            batch = [(row_id, event_dict(event)) for row_id, event in rows]
+            batch = [(row_id, kind, event_dict(event)) for row_id, kind, event in rows]
         return [(row_id, [self._client.publish(topic, payload, qos=1, retain=retain)
-                          for topic, payload, retain in messages(self.topics, event)]) for row_id, event in batch]
+                          for topic, payload, retain in messages(self.topics, event, kind)])
+                for row_id, kind, event in batch]
 
     def _settle(self, flying: list) -> list:
         """Delete the queue rows whose messages the broker acknowledged; the rest stay in flight."""

@@ -14,10 +14,14 @@ from sqlalchemy.orm import Session
 
 from app.core.tables import RecognitionEvent
 
+# what happened to an event, as each output tells it: recorded once; then, if an admin says so, corrected ("not this
+# person") or the correction undone, sent again so that a receiver can take back what it did with the first
+RECORDED, CORRECTED, CORRECTION_UNDONE = "recorded", "corrected", "correction_undone"
+
 
 class EventSink(Protocol):
-    def queue(self, session: Session, event: RecognitionEvent) -> None:
-        """In the event's own transaction: what this sink will send of it."""
+    def queue(self, session: Session, event: RecognitionEvent, kind: str = RECORDED) -> None:
+        """In the event's own transaction (or its correction's, with ``kind``): what this sink will send of it."""
 
     def forget(self, session: Session, events: Select, collection: str | None = None) -> None:
         """In a deletion's transaction: drop what it keeps for ``events`` (a select of their ids: past retention,

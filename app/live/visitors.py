@@ -40,6 +40,7 @@ from app.core.tables import (
     new_id,
 )
 from app.gallery.people import EnrollResult, People
+from app.live.sinks import RECORDED
 from models.clustering import UnknownClusters
 from models.errors import CannotLink, FaceshotError
 
@@ -66,9 +67,9 @@ class VisitorGroups:
         return self.encoder.calibration is not None
 
     # -- the event sink ------------------------------------------------------------------------
-    def queue(self, session: Session, event: RecognitionEvent) -> None:
+    def queue(self, session: Session, event: RecognitionEvent, kind: str = RECORDED) -> None:
         """A new unknown event with a kept embedding of this encoder joins a group, in the event's transaction."""
-        if (event.person_id is not None or event.embedding is None or not self.enabled
+        if (kind != RECORDED or event.person_id is not None or event.embedding is None or not self.enabled
                 or event.encoder_hash != self.encoder.content_hash):
             return
         self._lock(session)

@@ -58,6 +58,7 @@ from app.core.db import begin_write, get_collection
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.tables import DEFAULT_COLLECTION, RecognitionEvent, Webhook, WebhookDelivery
 from app.live.events import event_dict
+from app.live.sinks import RECORDED
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=WEBHOOK_LEASE_S)  # a claimed delivery is one worker's for this long (see config)
@@ -249,10 +250,11 @@ class Webhooks:
         self._housekeeping = housekeeping
 
     # -- the event sink ------------------------------------------------------------------------
-    def queue(self, session: Session, event: RecognitionEvent) -> None:
-        """A delivery for each webhook of the event's collection, in the event's own transaction."""
+    def queue(self, session: Session, event: RecognitionEvent, kind: str = RECORDED) -> None:
+        """A delivery for each webhook of the event's collection, in the event's own transaction (or its
+        correction's: the body's ``type`` says which)."""
         for hook_id in session.scalars(select(Webhook.id).where(Webhook.collection == event.collection)):
-            session.add(WebhookDelivery(webhook_id=hook_id, event_id=event.id))
+            session.add(WebhookDelivery(webhook_id=hook_id, event_id=event.id, kind=kind))
 
     def forget(self, session: Session, events: Select, collection: str | None = None) -> None:
         """Deliveries of ``events``; with ``collection``, its webhooks and their deliveries too."""
@@ -465,10 +467,11 @@ class Webhooks:
         with self.sessions() as session:
             hook = session.get(Webhook, claim.webhook_id)
             event = session.get(RecognitionEvent, claim.event_id)
-            if hook is None or event is None:
+            delivery = session.get(WebhookDelivery, claim.delivery_id)
+            if hook is None or event is None or delivery is None:
                 return None
-            body = json.dumps({"delivery_id": claim.delivery_id, "event": event_dict(event)},
-                              separators=(",", ":")).encode()
+            body = json.dumps({"delivery_id": claim.delivery_id, "type": f"event.{delivery.kind}",
+                               "event": event_dict(event)}, separators=(",", ":")).encode()
             url, secret, signature_format = hook.url, hook.secret, hook.signature_format
         headers = {"Content-Type": "application/json", "User-Agent": "faceshot-webhooks",
                    **signed_headers(signature_format, secret, claim.delivery_id, str(int(time.time())), body)}

@@ -70,7 +70,8 @@ def test_a_door_event_reaches_mqtt_with_its_decision_and_home_assistant_follows_
     watcher.wait(lambda ms: wanted <= {m.topic for m in ms if m.payload}, what="the discovery configs")
     configs = {t: watcher.on(t)[-1].json() for t in wanted}
     face = configs[f"{ha}/event/{node}/default_{door}_face/config"]
-    assert face["event_types"] == ["known", "unknown"] and face["state_topic"] == stream
+    assert face["event_types"] == ["known", "unknown", "corrected", "correction_undone"]
+    assert face["state_topic"] == stream
     assert face["availability_topic"] == f"{prefix}/availability" and face["device"]["name"] == "front door"
     unknown = configs[f"{ha}/binary_sensor/{node}/default_{door}_unknown/config"]
     assert unknown["off_delay"] > 0 and unknown["payload_on"] == "ON"
