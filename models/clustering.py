@@ -238,10 +238,12 @@ class UnknownClusters:
     # -- restart -----------------------------------------------------------------------------------
     @classmethod
     def restore(cls, calibration: Calibration, dim: int, faces: Iterable[tuple[Hashable, np.ndarray, float, int]],
-                cannot_links: Iterable[tuple[int, int]] = (), **options) -> UnknownClusters:
+                cannot_links: Iterable[tuple[int, int]] = (), next_id: int = 1, **options) -> UnknownClusters:
         """The state that stored rows describe: (face, embedding, quality, group) each, and the cannot-link pairs;
-        nothing is decided again, so a restart keeps every group as the admin last saw it."""
+        nothing is decided again, so a restart keeps every group as the admin last saw it. ``next_id``: the least
+        number a new group may get (numbers of groups deleted since are not given again)."""
         state = cls(calibration, dim, **options)
+        state._next_id = max(state._next_id, next_id)
         for face, embedding, quality, cluster in faces:
             if cluster not in state._groups:
                 state._new_group(cluster)

@@ -350,10 +350,10 @@ class VisitorGroups:
         held = {f[3] for f in faces}
         links = [(a, b) for a, b in session.execute(select(VisitorCannotLink.a, VisitorCannotLink.b).where(
             VisitorCannotLink.collection == state.collection)) if a in held and b in held]
-        clusters = UnknownClusters.restore(self.encoder.calibration, self.encoder.metadata.embedding_size, faces,
-                                           links, false_merge_rate=self.settings.visitor_false_merge_rate)
         # numbers are never reused: a new group gets one past every number given so far, in any worker
-        clusters._next_id = max(clusters._next_id, state.next_number)
+        clusters = UnknownClusters.restore(self.encoder.calibration, self.encoder.metadata.embedding_size, faces,
+                                           links, next_id=state.next_number,
+                                           false_merge_rate=self.settings.visitor_false_merge_rate)
         self._copies[state.collection] = (state.version, clusters)
         return clusters
 
