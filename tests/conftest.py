@@ -48,9 +48,28 @@ def fresh_postgres_schema():
     try:
         yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
     finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        _drop_schema(admin, schema)
         admin.dispose()
+
+
+def _drop_schema(admin, schema: str, attempts: int = 5) -> None:
+    """A test's app may still be closing (fixtures end in reverse order: one that asked for make_client before
+    database_url has its schema dropped first), and its background thread's next query then deadlocks with the
+    DROP, which PostgreSQL resolves by failing one of them: the DROP tries again once that query has gone."""
+    import time
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            return
+        except OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)  # the other side of the deadlock finishes or fails; not synchronising on a guess
 
 
 @pytest.fixture

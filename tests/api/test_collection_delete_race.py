@@ -26,7 +26,7 @@ ROUNDS = 12
 
 
 @pytest.fixture
-def service(make_client, database_url, tmp_path):
+def service(database_url, make_client, tmp_path):  # the app closes before its schema is dropped
     return make_client(tmp_path / "data", database_url=database_url).app.state.service
 
 
