@@ -74,12 +74,11 @@ def messages(topics: ha_discovery.Topics, event: dict, kind: str = RECORDED) -> 
     if person is None:
         out.append((topics.unknown(collection, camera), "ON", False))
         return out
-    sighting = {"event_id": event["id"], "time": event["time"], **decision}
+    sighting = json.dumps({"person": person, "camera": camera, "event_id": event["id"], "time": event["time"],
+                           **decision})
     if person.get("id"):  # a person deleted since the event has no topic of their own any more
-        out.append((topics.last_seen(collection, person["id"]),
-                    json.dumps({"person": person, "camera": camera, **sighting}), True))
-    out.append((topics.last_recognised(collection, camera),
-                json.dumps({"person": person, "camera": camera, **sighting}), True))
+        out.append((topics.last_seen(collection, person["id"]), sighting, True))
+    out.append((topics.last_recognised(collection, camera), sighting, True))
     return out
 
 
@@ -105,7 +104,7 @@ class MqttEvents:
         self._wanted: dict[str, str] = {}  # the configs last computed
         self._inputs: tuple = ()  # the people and cameras they were computed from
         self._foreign = False  # a config on the broker that is not one of those (left by an earlier run)
-        self._ha_online = False
+        self._republish = False  # every config again: Home Assistant came online, or this connection is new
         self._reconcile_due = 0.0
 
     # -- the event sink ------------------------------------------------------------------------
@@ -156,7 +155,7 @@ class MqttEvents:
             ha = self.settings.mqtt_ha_prefix
             client.subscribe([(f"{ha}/status", 1), (f"{ha}/+/{self.topics.node_id}/+/config", 1)])
         with self._lock:  # a broker restarted without persistence lost every retained config: all of them again
-            self._reconcile_due, self._ha_online = 0.0, True
+            self._reconcile_due, self._republish = 0.0, True
         self._connected.set()
         self._wake.set()
 
@@ -170,7 +169,7 @@ class MqttEvents:
         payload = message.payload.decode("utf-8", "replace")
         with self._lock:
             if message.topic == f"{self.settings.mqtt_ha_prefix}/status":
-                self._ha_online = self._ha_online or payload == "online"
+                self._republish = self._republish or payload == "online"
             elif message.topic.endswith("/config"):
                 self._announced.seen(message.topic, payload)
                 if self._wanted.get(message.topic) != payload:  # not our own echo: one that may be stale, look now
@@ -250,7 +249,7 @@ class MqttEvents:
         """Publish what changed in the discovery configs (all of them when Home Assistant came back online)."""
         with self._lock:
             due = time.monotonic() >= self._reconcile_due
-            everything, self._ha_online = self._ha_online, False
+            everything, self._republish = self._republish, False
             if not (due or everything):
                 return
             self._reconcile_due = time.monotonic() + RECONCILE_S
