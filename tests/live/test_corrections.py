@@ -31,6 +31,8 @@ def test_a_correction_is_published_on_the_event_stream_and_never_as_a_match(make
     stream, seen = f"{prefix}/default/events/door-1", f"{prefix}/default/people/{person}/last_seen"
     watcher.wait(lambda ms: any(m.topic == seen for m in ms), what="the sighting")
     assert client.post(f"/api/v1/events/{event_id}/not-this-person").status_code == 200
+    # a message is built from the event as it is when sent: the undo waits for the correction's own message
+    watcher.wait(lambda ms: len([m for m in ms if m.topic == stream]) == 2, what="the correction")
     assert client.delete(f"/api/v1/events/{event_id}/not-this-person").status_code == 200
     watcher.wait(lambda ms: len([m for m in ms if m.topic == stream]) == 3, what="the correction and its undo")
     first, corrected, undone = (m.json() for m in watcher.on(stream))
