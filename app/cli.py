@@ -112,15 +112,17 @@ def _service(settings, **kwargs):
         return build_service(settings, **kwargs)
 
 
-def _weights_present(settings) -> None:
-    """The encoder's weights (every member's) are on this machine, or a refusal naming the fetch command."""
+def _weights_present(settings, spec: str | None = None) -> None:
+    """The encoder's weights (every member's) are on this machine, or a refusal naming the fetch command.
+    ``spec``: the gallery's stored encoder (app/gallery/encoder_choice.py) instead of FACESHOT_ENCODER."""
     from models.encoders.spec import check_weights
     from models.errors import CheckpointError, WeightsUnavailable
 
     try:
-        check_weights(settings.encoder, settings.weight_sources())
+        check_weights(spec or settings.encoder, settings.weight_sources())
     except (CheckpointError, WeightsUnavailable) as exc:
-        raise StartRefused(f"FACESHOT_ENCODER={settings.encoder}: {exc.message}", exc.code) from None
+        where = f"this gallery's encoder {spec} (stored with it)" if spec else f"FACESHOT_ENCODER={settings.encoder}"
+        raise StartRefused(f"{where}: {exc.message}", exc.code) from None
 
 
 def _apply_overrides(args) -> None:
@@ -166,10 +168,20 @@ def cmd_serve(args) -> int:
         sock = listening_socket(args.host, args.port)
     except PortRefused as exc:
         raise StartRefused(str(exc), code="unavailable") from None
-    _weights_present(settings)
+    explicit = "encoder" in settings.model_fields_set
+    if explicit:
+        _weights_present(settings)
     # Schema, binding and first admin key once, before the workers start, so they never race for them.
     db, where = _prepared(settings)
-    db.close()
+    try:
+        if not explicit:  # the gallery's recorded encoder; a new gallery's is decided by the first worker
+            from app.gallery.encoder_choice import stored_encoder
+
+            stored = stored_encoder(db.sessions)
+            if stored is not None:
+                _weights_present(settings, stored)
+    finally:
+        db.close()
     if where and where != "FACESHOT_ADMIN_KEY":
         print(f"faceshot: the admin API key is in {where}", file=sys.stderr)
     base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
@@ -511,6 +523,11 @@ def cmd_reembed(args) -> int:
         print(f"faceshot: {len(summary['unrecoverable'])} face(s) cannot be re-made (see above); nothing was changed. "
               "Re-enroll them, or run again with --delete-unrecoverable to remove them.", file=sys.stderr)
         return 1
+    choice = service.recognition.encoder_choice
+    if choice is not None:  # every embedding is now this encoder's: it is the gallery's from here on
+        from app.gallery.encoder_choice import adopt
+
+        adopt(service.sessions, choice)
     return 0
 
 

@@ -20,6 +20,7 @@ from app.core.config import Settings
 from app.core.db import Database
 from app.core.tables import DEFAULT_COLLECTION
 from app.gallery.collections import Collections
+from app.gallery.encoder_choice import EncoderChoice
 from app.gallery.index import Galleries
 from app.gallery.people import People
 from app.gallery.photos import PhotoStore
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 
 
 class FaceService:
-    def __init__(self, settings: Settings, pipeline: FacePipeline, db: Database | None):
+    def __init__(self, settings: Settings, pipeline: FacePipeline, db: Database | None, *,
+                 encoder_choice: EncoderChoice | None = None):
         self.settings, self.pipeline, self.db = settings, pipeline, db
         self.sessions = db.sessions if db is not None else None
         encoder = pipeline.encoder
@@ -58,7 +60,7 @@ class FaceService:
                              self.thresholds)
         self.collections = Collections(self.gallery_sync, self.galleries, self.photos, self.thresholds)
         self.recognition = Recognition(settings, encoder, self.inference, self.galleries, self.gallery_sync,
-                                       self.thresholds)
+                                       self.thresholds, encoder_choice=encoder_choice)
         self.compreface = CompreFace(self.people, self.recognition)  # CompreFace's API over the two
         self.suggestions = None
         self.events = self.review = self.webhooks = self.audit = self.accounts = self.keys = self.admin_sessions = None

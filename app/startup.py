@@ -16,6 +16,7 @@ from app.access.keys import ensure_admin_key
 from app.core.config import Settings
 from app.core.db import Database, upgrade_database
 from app.core.instance import bind_data_dir
+from app.gallery.encoder_choice import adopt, choose_encoder
 
 if TYPE_CHECKING:
     from app.service import FaceService
@@ -47,6 +48,11 @@ def prepare_deployment(settings: Settings) -> tuple[Database, str | None]:
     return db, where
 
 
+def _has_gpu(device: str, torch) -> bool:
+    """Whether this process runs the encoder on a GPU: FACESHOT_DEVICE says so, or (auto) torch sees one."""
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+
+
 def build_service(settings: Settings, pipeline=None, *, check_encoder: bool = True) -> FaceService:
     """Everything a process needs before its first request: schema, binding, keys, model, gallery.
 
@@ -63,12 +69,18 @@ def build_service(settings: Settings, pipeline=None, *, check_encoder: bool = Tr
     if where:
         log.info("admin API key: %s", where)
     try:
+        choice = None
         if pipeline is None:
             device = None if settings.device == "auto" else settings.device
-            pipeline = FacePipeline.from_spec(settings.encoder, device, sources=settings.weight_sources())
-        service = FaceService(settings, pipeline, db)
+            choice = choose_encoder(settings.encoder if "encoder" in settings.model_fields_set else None,
+                                    db.sessions, gpu=lambda: _has_gpu(settings.device, torch),
+                                    sources=settings.weight_sources())
+            pipeline = FacePipeline.from_spec(choice.spec, device, sources=settings.weight_sources())
+        service = FaceService(settings, pipeline, db, encoder_choice=choice)
         if check_encoder:
             service.gallery_sync.check_encoder_matches_stored()
+            if choice is not None:  # the stored embeddings agree with it: FACESHOT_ENCODER becomes the gallery's own
+                service.recognition.encoder_choice = adopt(db.sessions, choice)
         service.gallery_sync.reload()
         service.photos.sweep(settings.data_dir)
     except BaseException:

@@ -405,6 +405,7 @@ def _settings_page(request: Request, page: SettingsPage, status_code: int = 200,
     info = page.recognition.model_info(collection)  # what GET /api/v1/model says, from the same place
     deployment, manages = session.deployment_admin, session.may_change(collection)
     return render(request, "settings.html", status_code, section="settings", encoder=info.encoder,
+                  encoder_choice=info.encoder_choice,
                   op=info.operating_point, counts=info.gallery, store_images=info.store_images,
                   keys=_keys_shown(page.keys, session, collection) if manages else [], signed_in_by=session.by,
                   collection=collection,

@@ -60,7 +60,11 @@ EXAMPLES = {
     "ModelOut": {"encoder": ENCODER, "threshold": 0.3908, "threshold_by_support": OPERATING_POINT["thresholds"],
                  "threshold_source": "FACESHOT_TARGET_FAR",
                  "gallery": {"people": 50, "faces": 100, "indexed_people": 50, "index_device": "cpu"},
-                 "store_images": True, "operating_point": OPERATING_POINT},
+                 "store_images": True, "operating_point": OPERATING_POINT,
+                 "encoder_choice": {"spec": "dlib", "source": "stored with the gallery",
+                                    "reason": "a new gallery on a CPU host: dlib's ResNet (the dlib+FaceNet fusion is "
+                                              "more accurate but 5.5x dearer per face on a CPU; set FACESHOT_ENCODER "
+                                              "to choose it)", "decided_at": "2026-12-07T09:30:00Z"}},
     "EventOut": EVENT,
     "CorrectionsOut": {"items": [{"person": {"id": PERSON_ID, "name": "Ada Lovelace"}, "corrections": 3,
                                   "last_corrected_at": WHEN}]},

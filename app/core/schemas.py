@@ -236,6 +236,13 @@ class GalleryInfoOut(_FromResult):
     index_device: str
 
 
+class EncoderChoiceOut(BaseModel):
+    spec: str = Field(description="the FACESHOT_ENCODER spec the gallery's embeddings are made with")
+    source: Literal["FACESHOT_ENCODER", "stored with the gallery"]
+    reason: str | None = Field(description="why the gallery has this encoder, as recorded when it was decided")
+    decided_at: UtcDatetime | None
+
+
 class ModelOut(_FromResult):
     model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [EXAMPLES["ModelOut"]]})
     encoder: dict[str, Any]
@@ -245,6 +252,9 @@ class ModelOut(_FromResult):
     gallery: GalleryInfoOut
     store_images: bool
     operating_point: OperatingPointOut | None
+    encoder_choice: EncoderChoiceOut | None = Field(
+        None, description="which encoder this gallery uses and why: decided at its first start (the dlib+FaceNet "
+                          "fusion on a GPU host with FaceNet's weights, else dlib), stored with the gallery")
 
 
 # -- collections --------------------------------------------------------------------------------------------

@@ -69,6 +69,9 @@ class Face(Base):
     image_file: Mapped[str | None] = mapped_column(String(200), nullable=True)
     image_type: Mapped[str | None] = mapped_column(String(50), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # "upload" (a photo sent to the API) or "camera" (a face added from a recognition event): a camera capture
+    # strengthens the prototype but does not move its person to a looser shot class (models/calibration.py)
+    origin: Mapped[str] = mapped_column(String(10), default="upload", server_default="upload")
 
     person: Mapped[Person] = relationship(back_populates="faces")
 
@@ -149,6 +152,11 @@ class DeploymentIdentity(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     instance_id: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # the encoder this deployment's gallery was started with, and why (app/core/encoder_choice.py): a later start
+    # uses it unless FACESHOT_ENCODER says otherwise, so a restart on other hardware never flips it
+    encoder: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    encoder_reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    encoder_decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class PhotoJournal(Base):

@@ -136,3 +136,4 @@ class ModelInfo:
     gallery: GalleryInfo
     store_images: bool
     operating_point: OperatingPointInfo | None = None
+    encoder_choice: dict[str, Any] | None = None  # app/gallery/encoder_choice.py: the gallery's encoder and why

@@ -15,6 +15,7 @@ from app.core.observability import observe_stages
 from app.core.tables import DEFAULT_COLLECTION
 from app.gallery import queries
 from app.gallery.embeddings import embedding_from_client
+from app.gallery.encoder_choice import EncoderChoice
 from app.gallery.index import Galleries, Match
 from app.gallery.sync import GallerySync
 from app.gallery.thresholds import Thresholds
@@ -43,9 +44,10 @@ from models.prototypes import prototype
 
 class Recognition:
     def __init__(self, settings: Settings, encoder: Encoder, inference: Inference, galleries: Galleries,
-                 gallery_sync: GallerySync, thresholds: Thresholds):
+                 gallery_sync: GallerySync, thresholds: Thresholds, *, encoder_choice: EncoderChoice | None = None):
         self.settings, self.encoder, self.inference = settings, encoder, inference
         self.galleries, self.gallery_sync, self.thresholds = galleries, gallery_sync, thresholds
+        self.encoder_choice = encoder_choice  # which encoder the gallery uses and why (None: a caller's pipeline)
 
     @property
     def sessions(self):
@@ -79,7 +81,8 @@ class Recognition:
             threshold_by_support=info.thresholds, threshold_source=info.source,
             gallery=GalleryInfo(people=people, faces=faces, indexed_people=len(gallery),
                                 index_device=gallery.device),
-            store_images=self.settings.store_images, operating_point=info)
+            store_images=self.settings.store_images, operating_point=info,
+            encoder_choice=self.encoder_choice.describe() if self.encoder_choice else None)
 
     @staticmethod
     def _decide(matches: list[Match], op: OperatingPoint) -> tuple[Match | None, float | None]:
