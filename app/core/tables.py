@@ -245,6 +245,8 @@ class MqttMessage(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(ForeignKey("recognition_events.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(20), default="recorded", server_default="recorded")  # app/live/sinks.py
+    # a correction's "not this person" as it was when queued (None: recorded, or undone): it may be undone before sent
+    correction: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -285,6 +287,8 @@ class WebhookDelivery(Base):
     event_id: Mapped[str] = mapped_column(ForeignKey("recognition_events.id", ondelete="CASCADE"), index=True)
     state: Mapped[str] = mapped_column(String(10), default="pending", index=True)  # pending | delivered | failed
     kind: Mapped[str] = mapped_column(String(20), default="recorded", server_default="recorded")  # app/live/sinks.py
+    # a correction's "not this person" as it was when queued (None: recorded, or undone): it may be undone before sent
+    correction: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -31,7 +31,7 @@ from app.core.paths import api_base
 from app.core.spreadsheet import csv_document
 from app.core.tables import DEFAULT_COLLECTION, Person, RecognitionEvent, as_utc, new_id
 from app.gallery.embeddings import embedding_from_client
-from app.live.sinks import CORRECTED, CORRECTION_UNDONE, EventSink
+from app.live.sinks import CORRECTED, CORRECTION_UNDONE, RECORDED, EventSink
 from models.imageio import load_image
 
 CSV_FIELDS = ("id", "time", "source", "person_id", "person_name", "distance", "threshold", "frames", "duration_s")
@@ -74,10 +74,34 @@ def event_dict(e: RecognitionEvent, *, with_crop_url: bool = True) -> dict:
             "frames": e.frames, "duration_s": e.duration_s,
             "collection": e.collection,
             "embedding_kept": e.embedding is not None,
-            "corrected": None if e.corrected_at is None else {
-                "kind": "not_this_person", "at": as_utc(e.corrected_at).isoformat(),
-                "by": {"kind": e.corrected_by_kind, "id": e.corrected_by_id, "name": e.corrected_by_name}},
+            "corrected": correction_dict(e),
             "face_url": f"{api_base(e.collection)}/events/{e.id}/face" if (with_crop_url and e.face_crop) else None}
+
+
+def correction_dict(e: RecognitionEvent) -> dict | None:
+    """An event's "not this person" as the outputs show it (who said it, when), or None: not corrected."""
+    if e.corrected_at is None:
+        return None
+    return {"kind": "not_this_person", "at": as_utc(e.corrected_at).isoformat(),
+            "by": {"kind": e.corrected_by_kind, "id": e.corrected_by_id, "name": e.corrected_by_name}}
+
+
+def queued_correction(e: RecognitionEvent, kind: str) -> dict | None:
+    """What an output's queue row keeps of an event's correction (its snapshot): for a correction or its undo, the
+    correction as it is in that transaction; nothing for a recorded event."""
+    return None if kind == RECORDED else correction_dict(e)
+
+
+def sent_event_dict(e: RecognitionEvent, kind: str, correction: dict | None) -> dict:
+    """An event as an output sends it: a correction with the correction as it was when queued (``correction``, the
+    queue row's snapshot), not as it is now (it may have been undone since); an undo with none; a recorded event as
+    it is now. A correction queued before its row kept a snapshot (0015) is sent as it is now, as it was then."""
+    out = event_dict(e)
+    if kind == CORRECTED and correction is not None:
+        out["corrected"] = correction
+    elif kind == CORRECTION_UNDONE:
+        out["corrected"] = None
+    return out
 
 
 FUTURE_SKEW = timedelta(minutes=5)  # a camera's clock a little ahead of the server's

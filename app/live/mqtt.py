@@ -41,7 +41,7 @@ from app.core.config import Settings
 from app.core.leases import Lease
 from app.core.tables import MqttMessage, Person, RecognitionEvent
 from app.live import ha_discovery
-from app.live.events import event_dict
+from app.live.events import queued_correction, sent_event_dict
 from app.live.sinks import RECORDED
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def _version() -> str:
 
 
 def messages(topics: ha_discovery.Topics, event: dict, kind: str = RECORDED) -> list[tuple[str, str, bool]]:
-    """(topic, payload, retained) for one event, as :func:`app.live.events.event_dict` shows it. A correction
+    """(topic, payload, retained) for one event, as :func:`app.live.events.sent_event_dict` shows it. A correction
     (``kind`` corrected or correction_undone) goes on the event stream only, as its own event type and never a
     match, so an automation that acted on the first message can take it back and none acts twice."""
     collection, camera, person = event["collection"], event["source"], event["person"]
@@ -109,7 +109,8 @@ class MqttEvents:
 
     # -- the event sink ------------------------------------------------------------------------
     def queue(self, session: Session, event: RecognitionEvent, kind: str = RECORDED) -> None:
-        session.add(MqttMessage(event_id=event.id, kind=kind))
+        session.add(MqttMessage(event_id=event.id, kind=kind,
+                                correction=queued_correction(event, kind)))
 
     def forget(self, session: Session, events: Select, collection: str | None = None) -> None:
         session.execute(delete(MqttMessage).where(MqttMessage.event_id.in_(events)))
@@ -229,10 +230,11 @@ class MqttEvents:
         if flying:
             return flying  # paho sends them again after a reconnect: never published twice from here
         with self.sessions() as session:
-            rows = session.execute(select(MqttMessage.id, MqttMessage.kind, RecognitionEvent).join(
-                RecognitionEvent, RecognitionEvent.id == MqttMessage.event_id).order_by(MqttMessage.id)
-                .limit(BATCH)).all()
-            batch = [(row_id, kind, event_dict(event)) for row_id, kind, event in rows]
+            rows = session.execute(select(MqttMessage.id, MqttMessage.kind, MqttMessage.correction, RecognitionEvent)
+                                   .join(RecognitionEvent, RecognitionEvent.id == MqttMessage.event_id)
+                                   .order_by(MqttMessage.id).limit(BATCH)).all()
+            batch = [(row_id, kind, sent_event_dict(event, kind, correction))
+                     for row_id, kind, correction, event in rows]
         return [(row_id, [self._client.publish(topic, payload, qos=1, retain=retain)
                           for topic, payload, retain in messages(self.topics, event, kind)])
                 for row_id, kind, event in batch]

@@ -57,7 +57,7 @@ from app.core.config import WEBHOOK_LEASE_MARGIN_S, WEBHOOK_LEASE_S, Settings
 from app.core.db import begin_write, get_collection
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.tables import DEFAULT_COLLECTION, RecognitionEvent, Webhook, WebhookDelivery
-from app.live.events import event_dict
+from app.live.events import queued_correction, sent_event_dict
 from app.live.sinks import RECORDED
 
 log = logging.getLogger(__name__)
@@ -253,8 +253,9 @@ class Webhooks:
     def queue(self, session: Session, event: RecognitionEvent, kind: str = RECORDED) -> None:
         """A delivery for each webhook of the event's collection, in the event's own transaction (or its
         correction's: the body's ``type`` says which)."""
+        correction = queued_correction(event, kind)  # as now: it may be undone before it is sent
         for hook_id in session.scalars(select(Webhook.id).where(Webhook.collection == event.collection)):
-            session.add(WebhookDelivery(webhook_id=hook_id, event_id=event.id, kind=kind))
+            session.add(WebhookDelivery(webhook_id=hook_id, event_id=event.id, kind=kind, correction=correction))
 
     def forget(self, session: Session, events: Select, collection: str | None = None) -> None:
         """Deliveries of ``events``; with ``collection``, its webhooks and their deliveries too."""
@@ -470,8 +471,9 @@ class Webhooks:
             delivery = session.get(WebhookDelivery, claim.delivery_id)
             if hook is None or event is None or delivery is None:
                 return None
-            body = json.dumps({"delivery_id": claim.delivery_id, "type": f"event.{delivery.kind}",
-                               "event": event_dict(event)}, separators=(",", ":")).encode()
+            sent = sent_event_dict(event, delivery.kind, delivery.correction)
+            body = json.dumps({"delivery_id": claim.delivery_id, "type": f"event.{delivery.kind}", "event": sent},
+                              separators=(",", ":")).encode()
             url, secret, signature_format = hook.url, hook.secret, hook.signature_format
         headers = {"Content-Type": "application/json", "User-Agent": "faceshot-webhooks",
                    **signed_headers(signature_format, secret, claim.delivery_id, str(int(time.time())), body)}
