@@ -23,18 +23,22 @@ bench/cluster_unknowns.py's ``camera_copy`` transforms of the 250x250 LFW photo:
 * ``none``: the original photos (the reference; there, a "camera capture" is a second badge photo).
 
 Each copy is made once and deterministically (noise and placement seeded by the photo's name).
-Three support conditions, each person's prototype by the service's rule (models/prototypes.py):
+Four support conditions, each person's prototype by the service's rule (models/prototypes.py):
 
 * (i) ``badge``: one original photo (the badge photo);
 * (ii) ``badge + camera capture``: the badge photo and a camera copy (through the same camera as the
   queries) of a second photo of the person, never one of their queries -- a face "added to the person
   from an event";
-* (iii) ``two badges``: the badge photo and the *same* second photo as an original.
+* (iii) ``two badges``: the badge photo and the *same* second photo as an original;
+* (v) ``capture only``: that camera copy alone -- a person named from an unknown event or visitor group.
 
 (ii) and (iii) use the same second photo, so they differ only in whether it came through the camera.
 The decision is the service's own: the gallery-aware operating point (models/operating_point.py) that
-the encoder's shipped calibration gives for K people in the shot class of their photo count (1 for
-(i), 2 for (ii) and (iii)) at --target-far. Reported per trial, then mean ± sd over trials: DIR@FAR=1 %
+the encoder's shipped calibration gives for K people like these at --target-far: shot class 1 for (i), 2 for (iii),
+and the capture classes for (ii) and (v) (``with_camera``, ``camera_only``: bench/calibrate_captures.py measured them
+on the train side's identities through the same four cameras); ``--no-capture-classes`` holds (ii) and (v) to the
+shot classes of their photo counts instead, as the service did before.
+Reported per trial, then mean ± sd over trials: DIR@FAR=1 %
 (known queries accepted and correctly named at the threshold that accepts 1 % of *these* strangers:
 an oracle threshold), known named and strangers named (stranger-accept rate) at the service's
 threshold, balanced accuracy ((known named + strangers rejected) / 2), and the paired difference
@@ -67,18 +71,21 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from cluster_unknowns import COPIES, write_camera_copies  # noqa: E402  (the camera transforms of point 7b)
 
+from models.calibration import CAMERA_ONLY, WITH_CAMERA, shot_class  # noqa: E402
 from models.evaluation.dataset_embeddings import embed_dataset, list_image_folder  # noqa: E402
-from models.evaluation.gallery_sweep import gallery_aware  # noqa: E402
 from models.evaluation.openset import EmbeddedPhotos, evaluate_split, make_split  # noqa: E402
 from models.identities import one_side  # noqa: E402
+from models.operating_point import operating_point  # noqa: E402
 
 CAMERAS = {"frame": 0, "jpeg": 1, "grey": 2, "blur": 3}  # name -> camera_copy kind (COPIES[kind] says which)
-CONDITIONS = {"i": ("badge", 1), "ii": ("badge + camera capture", 2), "iii": ("two badges", 2)}
+# condition -> (label, photos in the prototype, its capture class: the service's threshold for it)
+CONDITIONS = {"i": ("badge", 1, None), "ii": ("badge + camera capture", 2, WITH_CAMERA),
+              "iii": ("two badges", 2, None), "v": ("capture only (named from an event)", 1, CAMERA_ONLY)}
 KEYS = ("dir@far=0.01", "known_named", "stranger_accept_rate", "balanced_accuracy", "rank1", "threshold",
         "known_queries", "stranger_queries", "failures_known", "failures_strangers")
 
 
-def embed_views(lfw: str, capped: dict[str, list[str]], cache_dir: Path, spec: str):
+def embed_views(lfw: str, capped: dict[str, list[str]], cache_dir: Path, spec: str, side: str = "val"):
     """(people, embeddings (5, N, D), found (5, N), calibration): view 0 the original, view 1 + kind the copies."""
     import torch
 
@@ -86,7 +93,7 @@ def embed_views(lfw: str, capped: dict[str, list[str]], cache_dir: Path, spec: s
 
     torch.set_num_threads(1)
     pipe = FacePipeline.from_spec(spec, "cpu")
-    copies = cache_dir / "lfw-val-camera"
+    copies = cache_dir / f"lfw-{side}-camera"
     listing = write_camera_copies(lfw, capped, copies)  # "<person>/<stem>_orig.png" and "_0".."_3"
     vectors, _ = embed_dataset(pipe, str(copies), listing, str(cache_dir), progress=True)
     dim = pipe.encoder.metadata.embedding_size
@@ -126,12 +133,15 @@ def trial(people, emb, found, decide, k: int, seed: int) -> dict:
         badges[badge1], badges[second] = emb[0, badge1], emb[0, second]  # support photos as originals
         captured = badges.copy()
         captured[second] = seen[second]  # the second support photo as the camera saw it (an event's face)
+        only = badges.copy()
+        only[badge1] = seen[second]  # a person named from an event: their one photo is the capture
+        support = {"i": badges, "ii": captured, "iii": badges, "v": only}
         out[camera] = {}
-        for cond, (_, shots) in CONDITIONS.items():
-            if camera == "none" and cond == "ii":
+        for cond, (_, shots, capture) in CONDITIONS.items():
+            if camera == "none" and cond in ("ii", "v"):
                 continue  # no camera: a "capture" is the original, i.e. (iii)
-            g = EmbeddedPhotos(people, captured if cond == "ii" else badges, ok)
-            r = evaluate_split(g, split, shots, decide(k, shots))
+            g = EmbeddedPhotos(people, support[cond], ok)
+            r = evaluate_split(g, split, shots, decide(k, shots, capture))
             out[camera][cond] = {key: r[key] for key in KEYS}
     return out
 
@@ -147,13 +157,15 @@ def table(runs: list[dict], args, cal_source: dict) -> str:
     lines = [
         f"{len(runs)} trials (draws of K={args.k} people; mean ± sd over trials); LFW-dev val side "
         f"({cal_source.get('identities_side', '?')} side calibrated); encoder {args.encoder}, one thread; "
-        f"service threshold at target {args.target_far:.0%} (gallery-aware, shot class 1 for (i), 2 for (ii)/(iii)); "
+        f"service threshold at target {args.target_far:.0%} (gallery-aware: shot class 1 for (i), 2 for (iii); "
+        + ("capture classes ignored: shot class 2 for (ii), 1 for (v)); " if args.no_capture_classes
+           else "capture classes with_camera for (ii), camera_only for (v)); ") +
         f"per trial ~{first['known_queries']} known queries, ~{first['stranger_queries']} stranger photos", "",
         "| queries seen as | support | DIR@FAR=1% | known named | strangers named | balanced | threshold "
         "| no face found (known / strangers) |",
         "|---|---|---|---|---|---|---|---|"]
     for camera in ["none", *CAMERAS, "mixed"]:
-        for cond, (label, _) in CONDITIONS.items():
+        for cond, (label, _, _) in CONDITIONS.items():
             if cond not in runs[0][camera]:
                 continue
             f = {key: mean_sd([r[camera][cond][key] for r in runs]) for key in KEYS}
@@ -186,6 +198,8 @@ def main() -> int:
     ap.add_argument("--target-far", type=float, default=0.01)
     ap.add_argument("--cap", type=int, default=20, help="at most this many photos of one person")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--no-capture-classes", action="store_true",
+                    help="ignore the calibration's capture classes (a capture held as an ordinary photo)")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -201,7 +215,14 @@ def main() -> int:
     print(f"{len(people)} val-side people, {emb.shape[1]} photos; faces found: "
           + ", ".join(f"{name} {found[v].mean():.1%}" for v, name in enumerate(["original", *CAMERAS]))
           + f"; embedding {t1 - t0:.0f} s", file=sys.stderr)
-    decide = gallery_aware(cal, args.target_far)
+    if args.no_capture_classes:
+        cal.capture = None  # the rule before capture classes: a capture counted as one more photo
+
+    def decide(k: int, shots: int, capture: str | None) -> float:
+        """The service's threshold for K people like this one (models/operating_point.py)."""
+        op = operating_point(cal, args.target_far, {shot_class(shots): k}, captured=k if capture else 0)
+        return op.threshold_for(shots, capture)
+
     runs = [trial(people, emb, found, decide, args.k, seed) for seed in range(args.trials)]
     t2 = time.perf_counter()
     print(table(runs, args, cal_source))

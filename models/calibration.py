@@ -10,6 +10,13 @@ distributions measured on identities no evaluation reports on:
 
 Each is stored as quantile knots: distances at log10-spaced probabilities, so turning
 a per-person false-match rate into a threshold (and back) is one interpolation.
+
+A prototype that holds a face a camera captured (added from a recognition event) is another kind of prototype: the
+capture looks like the camera's strangers as much as like its person, so camera-seen strangers come nearer to it
+than the photo-count classes say (counted as a second photo, 1.2-5 % of them were named at a 1 % target). Its
+*capture classes* (:data:`CAPTURE_CLASSES`: a badge photo with a capture; captures only) have distributions of their
+own, measured against strangers seen through the same simulated cameras (:func:`measure_capture`); a calibration
+without them cannot state the rate for such people, and says so (:mod:`models.operating_point`).
 """
 
 from __future__ import annotations
@@ -32,6 +39,18 @@ TAIL_FIT_DECADES = 2.0  # the tail model is fitted on this many decades of p abo
 def shot_class(n_support: int) -> int:
     """The calibrated class of a prototype made of ``n_support`` photos."""
     return max(1, min(int(n_support), SHOT_CLASSES[-1]))
+
+
+WITH_CAMERA, CAMERA_ONLY = "with_camera", "camera_only"
+CAPTURE_CLASSES = (WITH_CAMERA, CAMERA_ONLY)
+
+
+def capture_class(n_photos: int, n_captures: int) -> str | None:
+    """The capture class of a prototype of ``n_photos`` faces, ``n_captures`` of them captured by a camera (None:
+    none were, the photo-count classes hold it)."""
+    if n_captures <= 0:
+        return None
+    return CAMERA_ONLY if n_captures >= n_photos else WITH_CAMERA
 
 
 @dataclass
@@ -108,18 +127,44 @@ INDEPENDENT = GalleryModel([-2.0], {s: [1.0] for s in SHOT_CLASSES}, {"kind": "i
 
 
 @dataclass
+class CaptureCalibration:
+    """Impostor and genuine distributions per capture class, and the cameras they were measured through."""
+
+    impostor: dict[str, DistanceDistribution]
+    genuine: dict[str, DistanceDistribution]
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"impostor": {c: d.to_dict() for c, d in self.impostor.items()},
+                "genuine": {c: d.to_dict() for c, d in self.genuine.items()}, "source": self.source}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> CaptureCalibration:
+        impostor = {c: DistanceDistribution.from_dict(d) for c, d in raw["impostor"].items()}
+        genuine = {c: DistanceDistribution.from_dict(d) for c, d in raw["genuine"].items()}
+        if set(impostor) != set(CAPTURE_CLASSES) or set(genuine) != set(CAPTURE_CLASSES):
+            raise ValueError(f"a capture calibration needs distributions for {CAPTURE_CLASSES}")
+        return cls(impostor, genuine, dict(raw.get("source", {})))
+
+
+@dataclass
 class Calibration:
-    """The impostor and genuine distributions per shot class, the gallery model, and where they were measured."""
+    """The impostor and genuine distributions per shot class, the gallery model, and where they were measured;
+    ``capture``: those of prototypes holding camera captures, where they were measured (else None)."""
 
     impostor: dict[int, DistanceDistribution]
     genuine: dict[int, DistanceDistribution]
     source: dict[str, Any] = field(default_factory=dict)
     gallery: GalleryModel = field(default_factory=lambda: INDEPENDENT)
+    capture: CaptureCalibration | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"impostor": {str(s): d.to_dict() for s, d in self.impostor.items()},
-                "genuine": {str(s): d.to_dict() for s, d in self.genuine.items()},
-                "gallery_model": self.gallery.to_dict(), "source": self.source}
+        out = {"impostor": {str(s): d.to_dict() for s, d in self.impostor.items()},
+               "genuine": {str(s): d.to_dict() for s, d in self.genuine.items()},
+               "gallery_model": self.gallery.to_dict(), "source": self.source}
+        if self.capture is not None:
+            out["capture"] = self.capture.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Calibration:
@@ -128,7 +173,8 @@ class Calibration:
         if set(impostor) != set(SHOT_CLASSES) or set(genuine) != set(SHOT_CLASSES):
             raise ValueError(f"a calibration needs impostor and genuine distributions for shot classes {SHOT_CLASSES}")
         gallery = GalleryModel.from_dict(raw["gallery_model"]) if raw.get("gallery_model") else INDEPENDENT
-        return cls(impostor, genuine, dict(raw.get("source", {})), gallery)
+        capture = CaptureCalibration.from_dict(raw["capture"]) if raw.get("capture") else None
+        return cls(impostor, genuine, dict(raw.get("source", {})), gallery, capture)
 
 
 # -- measuring ------------------------------------------------------------------------------------
@@ -284,3 +330,80 @@ def measure(embeddings: np.ndarray, labels: np.ndarray, *, seed: int = 0, per_pe
     model = (fit_gallery_model(unit, photo_owner, impostor, seed=seed, per_person=per_person) if gallery_model
              else INDEPENDENT)
     return Calibration(impostor, genuine, source, model)
+
+
+# -- capture classes ---------------------------------------------------------------------------------
+def worst_case(distributions: Sequence[DistanceDistribution]) -> DistanceDistribution:
+    """At each probability, the smallest distance any of ``distributions`` reaches it at: a threshold read from it
+    holds every one of them to the rate (knots on one grid: :func:`knots_from_samples` with its fitted tail)."""
+    grids = {tuple(d.log10_p) for d in distributions}
+    if len(grids) != 1:
+        raise ValueError("worst_case needs distributions on one grid of probabilities")
+    dist = np.min(np.array([d.distance for d in distributions]), axis=0)
+    return DistanceDistribution(list(distributions[0].log10_p), [float(v) for v in np.maximum.accumulate(dist)],
+                                min(d.pairs for d in distributions))
+
+
+def measure_capture(original: np.ndarray, cameras: Sequence[np.ndarray], labels: np.ndarray, found: np.ndarray, *,
+                    camera_names: Sequence[str], seed: int = 0, per_person: int = 2,
+                    block: int = 1024) -> CaptureCalibration:
+    """The capture classes' distributions, from photos of known identity as they are (``original``) and through
+    each of several cameras (``cameras[i]``, row for row; ``found[i]``: a face was found in that copy).
+
+    Per camera and person with two or more photos, up to ``per_person`` prototypes of each class: ``with_camera``
+    = one original photo and another photo through the camera; ``camera_only`` = one photo through the camera.
+    Impostor pairs: each prototype against up to ``per_person`` photos of every other identity *through the same
+    camera* (the strangers at that door); genuine: against the person's other photos through it. A deployment's
+    camera is one of them, so each distribution is the worst case over the cameras (:func:`worst_case`): its
+    thresholds hold strangers to the rate at each camera measured, at the price of some recognition at the others.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    _, owner = np.unique(labels, return_inverse=True)
+    orig_unit = _unit(np.asarray(original, np.float32))
+    per_camera: dict[str, dict[str, list[DistanceDistribution]]] = {
+        kind: {c: [] for c in CAPTURE_CLASSES} for kind in ("impostor", "genuine")}
+    pairs: dict[str, dict[str, int]] = {}
+    for cam_i, (cam, seen) in enumerate(zip(cameras, found)):
+        cam_unit = _unit(np.asarray(cam, np.float32))
+        usable = np.asarray(seen, bool)
+        by_person = [np.flatnonzero((owner == o) & usable) for o in range(owner.max() + 1)]
+        strangers = np.sort(np.concatenate([_per_person(idx, per_person, rng) for idx in by_person if len(idx)]))
+        for cls_name in CAPTURE_CLASSES:
+            protos, owners, used = [], [], []
+            for person, idx in enumerate(by_person):
+                if len(idx) < 2:
+                    continue
+                for _ in range(per_person):
+                    badge, capture = rng.choice(idx, size=2, replace=False)
+                    vec = cam_unit[capture] if cls_name == CAMERA_ONLY else orig_unit[badge] + cam_unit[capture]
+                    protos.append(vec / max(float(np.linalg.norm(vec)), 1e-12))
+                    owners.append(person)
+                    used.append((badge, capture) if cls_name == WITH_CAMERA else (capture,))
+            protos_arr, owner_of = np.stack(protos), np.array(owners)
+            imp_parts, gen_parts = [], []
+            for start in range(0, len(protos_arr), block):
+                p = protos_arr[start:start + block]
+                dist = np.sqrt(np.maximum(2.0 - 2.0 * (p @ cam_unit[strangers].T), 0.0))
+                imp_parts.append(dist[owner_of[start:start + block, None] != owner[strangers][None, :]])
+                for row in range(len(p)):
+                    rest = np.setdiff1d(by_person[owner_of[start + row]], used[start + row])
+                    if len(rest):
+                        rest = _per_person(rest, 2 * per_person, rng)
+                        gen_parts.append(np.sqrt(np.maximum(2.0 - 2.0 * (cam_unit[rest] @ p[row]), 0.0)))
+            for kind, parts in (("impostor", imp_parts), ("genuine", gen_parts)):
+                per_camera[kind][cls_name].append(knots_from_samples(np.concatenate(parts), fit_tail=True))
+            pairs.setdefault(camera_names[cam_i], {})[cls_name] = int(sum(len(x) for x in imp_parts))
+    impostor = {c: worst_case(per_camera["impostor"][c]) for c in CAPTURE_CLASSES}
+    # recognition is what a deployment can expect at the camera that names the fewest of its people
+    genuine = {c: _least_recognition(per_camera["genuine"][c]) for c in CAPTURE_CLASSES}
+    source = {"cameras": list(camera_names), "identities": int(owner.max() + 1), "photos": int(len(labels)),
+              "seed": seed, "per_person": per_person, "impostor_pairs": pairs, "rule": "worst case over cameras"}
+    return CaptureCalibration(impostor, genuine, source)
+
+
+def _least_recognition(distributions: Sequence[DistanceDistribution]) -> DistanceDistribution:
+    """At each probability, the largest distance: the camera whose people's photos are farthest from them."""
+    dist = np.max(np.array([d.distance for d in distributions]), axis=0)
+    return DistanceDistribution(list(distributions[0].log10_p), [float(v) for v in np.maximum.accumulate(dist)],
+                                min(d.pairs for d in distributions))

@@ -15,6 +15,10 @@ for dlib at 1 %) is fitted by simulating galleries on the calibration identities
 p = 1 - (1 - target) ** (1 / K_eff); each shot class gets the distance at which its
 impostor distribution reaches p.
 
+People whose prototype holds a camera capture (a face added from an event) are held to the same p through their
+capture class's own impostor distribution (:data:`models.calibration.CAPTURE_CLASSES`); a calibration without those
+distributions holds them to their photo count's threshold and warns that the stated rate does not cover them.
+
 The service and the open-set evaluation both call :func:`operating_point`, so what is
 measured is what is served.
 """
@@ -24,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from models.calibration import SHOT_CLASSES, Calibration, shot_class
+from models.calibration import CAPTURE_CLASSES, SHOT_CLASSES, Calibration, shot_class
 
 DEFAULT_TARGET_FAR = 0.01
 # Below this expected recognition rate the target "names almost nobody": say so, and what helps.
@@ -35,7 +39,7 @@ LOW_RECOGNITION = 0.5
 class OperatingPoint:
     """Thresholds by shot class for one gallery, the stranger-accept rate they stand for, and what they cost."""
 
-    thresholds: dict[int, float]  # shot class (1, 2, 3 = 3+) -> distance
+    thresholds: dict[int | str, float]  # shot class (1, 2, 3 = 3+), and capture class where calibrated -> distance
     stranger_accept_rate: float  # of the whole gallery, under the model above
     per_person_rate: float | None  # p, when every person is held to the same one
     gallery_size: int
@@ -44,7 +48,10 @@ class OperatingPoint:
     expected_recognition: dict[int, float] = field(default_factory=dict)  # own photo within the threshold
     warnings: list[str] = field(default_factory=list)
 
-    def threshold_for(self, n_support: int) -> float:
+    def threshold_for(self, n_support: int, capture: str | None = None) -> float:
+        """The threshold of a prototype of ``n_support`` faces; ``capture``: its capture class, if it has one."""
+        if capture is not None and capture in self.thresholds:
+            return self.thresholds[capture]
         return self.thresholds[shot_class(n_support)]
 
 
@@ -66,17 +73,31 @@ def effective_size(cal: Calibration, alpha: float, counts: Mapping[int, int]) ->
     return float(k ** beta)
 
 
-def _expected_recognition(cal: Calibration, thresholds: Mapping[int, float]) -> dict[int, float]:
-    return {s: round(cal.genuine[s].cdf(t), 4) for s, t in thresholds.items()}
+def _genuine(cal: Calibration, key: int | str):
+    return cal.capture.genuine[key] if isinstance(key, str) else cal.genuine[key]
 
 
-def operating_point(cal: Calibration, target_far: float, counts: Mapping[int, int]) -> OperatingPoint:
-    """The thresholds that hold a gallery of ``counts`` (people per shot class) to ``target_far``."""
+def _expected_recognition(cal: Calibration, thresholds: Mapping[int | str, float]) -> dict[int | str, float]:
+    return {s: round(_genuine(cal, s).cdf(t), 4) for s, t in thresholds.items()}
+
+
+def operating_point(cal: Calibration, target_far: float, counts: Mapping[int, int], *,
+                    captured: int = 0) -> OperatingPoint:
+    """The thresholds that hold a gallery of ``counts`` (people per shot class, by their faces) to ``target_far``;
+    ``captured``: how many of them hold a camera capture (only a warning when the calibration has no capture
+    classes)."""
     k = max(1, sum(counts.values()))
     p = 1.0 - (1.0 - target_far) ** (1.0 / effective_size(cal, target_far, counts))
-    thresholds = {s: round(cal.impostor[s].quantile(p), 6) for s in SHOT_CLASSES}
+    thresholds: dict[int | str, float] = {s: round(cal.impostor[s].quantile(p), 6) for s in SHOT_CLASSES}
+    if cal.capture is not None:
+        thresholds.update({c: round(cal.capture.impostor[c].quantile(p), 6) for c in CAPTURE_CLASSES})
     expected = _expected_recognition(cal, thresholds)
     warnings = []
+    if captured and cal.capture is None:
+        warnings.append(
+            f"{captured} of these people have faces added from camera events, and this encoder's calibration does "
+            "not cover such prototypes: strangers seen by the camera may be named more often than stated for them "
+            "(bench/calibrate_captures.py measures it).")
     present = [s for s in SHOT_CLASSES if counts.get(s)] or [1]
     worst = min(present, key=lambda s: expected[s])
     if expected[worst] < LOW_RECOGNITION:
@@ -95,7 +116,7 @@ def operating_point(cal: Calibration, target_far: float, counts: Mapping[int, in
 def fixed_operating_point(cal: Calibration | None, thresholds: Mapping[int, float], counts: Mapping[int, int],
                           source: str) -> OperatingPoint:
     """Thresholds someone chose (a setting, a request, an uncalibrated checkpoint), and the rate they stand for."""
-    thresholds = {s: float(thresholds[s]) for s in SHOT_CLASSES}
+    thresholds = {s: float(t) for s, t in thresholds.items() if s in SHOT_CLASSES or s in CAPTURE_CLASSES}
     k = sum(counts.values())
     if cal is None:
         return OperatingPoint(thresholds, float("nan"), None, k, source)
@@ -130,6 +151,12 @@ def one_to_one_threshold(cal: Calibration | None, target_far: float, fixed: tupl
     return float(checkpoint), "encoder checkpoint"
 
 
-def one_to_one_rate(cal: Calibration | None, n_support: int, threshold: float) -> float | None:
-    """The chance that a stranger's photo is within ``threshold`` of one given person's prototype (verify)."""
-    return None if cal is None else cal.impostor[shot_class(n_support)].cdf(threshold)
+def one_to_one_rate(cal: Calibration | None, n_support: int, threshold: float,
+                    capture: str | None = None) -> float | None:
+    """The chance that a stranger's photo is within ``threshold`` of one given person's prototype (verify);
+    ``capture``: the prototype's capture class, where the calibration has it."""
+    if cal is None:
+        return None
+    if capture is not None and cal.capture is not None:
+        return cal.capture.impostor[capture].cdf(threshold)
+    return cal.impostor[shot_class(n_support)].cdf(threshold)

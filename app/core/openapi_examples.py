@@ -23,7 +23,7 @@ OPERATING_POINT = {"source": "FACESHOT_TARGET_FAR", "target_far": 0.01, "gallery
 PERSON = {"id": PERSON_ID, "name": "Ada Lovelace", "external_id": "hr-1815", "metadata": {"team": "analytics"},
           "face_count": 2, "created_at": WHEN, "updated_at": WHEN}
 FACE = {"id": FACE_ID, "person_id": PERSON_ID, "box": BOX["box"], "det_score": 0.9998,
-        "encoder_hash": ENCODER["content_hash"], "has_image": True, "created_at": WHEN}
+        "encoder_hash": ENCODER["content_hash"], "has_image": True, "created_at": WHEN, "origin": "upload"}
 KEY = {"id": KEY_ID, "name": "front door camera", "role": "recognition", "prefix": "fs_k3Jd9", "created_at": WHEN,
        "revoked_at": None}
 

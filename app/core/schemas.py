@@ -54,11 +54,14 @@ class FaceOut(BaseModel):
     encoder_hash: str
     has_image: bool
     created_at: UtcDatetime
+    origin: Literal["upload", "camera"] = Field(
+        "upload", description="upload: a photo sent to the API; camera: a face added from a recognition event (its "
+                              "person is held to a capture class's threshold)")
 
     @classmethod
     def of(cls, f: Face) -> FaceOut:
         return cls(id=f.id, person_id=f.person_id, box=f.box, det_score=f.det_score, encoder_hash=f.encoder_hash,
-                   has_image=f.image_file is not None, created_at=f.created_at)
+                   has_image=f.image_file is not None, created_at=f.created_at, origin=f.origin or "upload")
 
 
 class PersonOut(BaseModel):
@@ -162,11 +165,14 @@ class OperatingPointOut(_FromResult):
                                     "encoder checkpoint")
     target_far: float | None
     gallery_size: int
-    thresholds: dict[str, float] = Field(description="by photos enrolled: 1, 2, 3 (3 or more)")
+    thresholds: dict[str, float] = Field(
+        description="by photos enrolled: 1, 2, 3 (3 or more); and, where the encoder's calibration measured them, for "
+                    "people with a face added from a camera event: with_camera (photos and captures), camera_only")
     stranger_accept_rate: float | None = Field(description="what the thresholds stand for at this gallery size")
     per_person_rate: float | None
     expected_recognition: dict[str, float] = Field(
-        description="by photos enrolled: the chance an enrolled person's photo falls within their threshold")
+        description="by photos enrolled (and capture class): the chance an enrolled person's photo falls within "
+                    "their threshold")
     warnings: list[str]
 
 

@@ -27,7 +27,7 @@ def quality_warnings(prepared: list[PreparedFace]) -> list[dict]:
 
 
 def enrollment_warnings(gallery: Gallery, person_id: str | None, existing: list[np.ndarray],
-                        prepared: list[PreparedFace], *, threshold_for: Callable[[int], float],
+                        prepared: list[PreparedFace], *, threshold_for: Callable[..., float],
                         near_duplicate_distance: float,
                         support_of: Callable[[str], list[np.ndarray]]) -> list[dict]:
     """Warnings for ``prepared`` joining ``person_id`` (None: a new person) who already has ``existing``;
@@ -40,7 +40,8 @@ def enrollment_warnings(gallery: Gallery, person_id: str | None, existing: list[
         rest = existing + new[:i] + new[i + 1:]
         d_own = float(np.linalg.norm(emb - prototype(np.stack(rest)))) if rest else None
         others = [m for m in gallery.forward(emb, k=2)[0] if m.person_id != person_id]
-        if others and others[0].distance < max(d_own or 0.0, threshold_for(others[0].n_support)):
+        nearest = others[0] if others else None
+        if nearest and nearest.distance < max(d_own or 0.0, threshold_for(nearest.n_support, nearest.capture)):
             repeat = min((float(np.linalg.norm(emb - s)) for s in support_of(others[0].person_id)), default=2.0)
             if repeat < near_duplicate_distance:  # the same photo (or all but), not merely a similar face
                 warnings.append({

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from models.calibration import SHOT_CLASSES, shot_class
+from models.calibration import SHOT_CLASSES, capture_class, shot_class
 from models.prototypes import normalise, prototype, prototypes_by_label
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class Entry:
     person_id: str
     name: str
     n_support: int
+    capture: str | None = None  # capture class (models.calibration.CAPTURE_CLASSES): the face(s) a camera captured
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Match:
     name: str
     n_support: int
     distance: float
+    capture: str | None = None  # the threshold is the capture class's (OperatingPoint.threshold_for)
 
     @property
     def similarity(self) -> float:
@@ -119,6 +121,7 @@ class Gallery:
         self._row_of: dict[str, int] = {}
         self._free: list[int] = []
         self._by_class: collections.Counter[int] = collections.Counter()  # people per shot class (1, 2, 3+)
+        self._capture_of: dict[str, str] = {}  # person -> capture class, for the few whose faces hold a capture
         self._exact = faiss.IndexFlatIP(dim)
         self._coarse = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
         self._null_code = self._coarse.sa_encode(np.zeros((1, dim), np.float32))[0]
@@ -275,19 +278,27 @@ class Gallery:
                    [self._counts[r] for r in rows])
 
     # support set ------------------------------------------------------------------------
-    def process_support_set(self, embeddings: np.ndarray, labels: list[str], names: dict[str, str]) -> None:
-        """Replace the whole gallery: one prototype per label (vectorised: 10^6 people in seconds)."""
+    def process_support_set(self, embeddings: np.ndarray, labels: list[str], names: dict[str, str],
+                            captures: dict[str, int] | None = None) -> None:
+        """Replace the whole gallery: one prototype per label (vectorised: 10^6 people in seconds). ``captures``:
+        per person, how many of their faces a camera captured (their capture class: its own threshold)."""
         with self._lock:
             people, protos, counts = prototypes_by_label(np.asarray(embeddings, np.float32).reshape(-1, self.dim),
                                                          labels)
             people, counts = people.tolist(), counts.tolist()
+            self._capture_of = {}
+            for person, count in zip(people, counts) if captures else ():
+                kind = capture_class(count, captures.get(person, 0))
+                if kind is not None:
+                    self._capture_of[person] = kind
             self._fill(protos, people, [names[p] for p in people], counts)
             classes, n = np.unique(np.clip(np.asarray(counts, np.int64), 1, SHOT_CLASSES[-1]), return_counts=True)
             self._by_class = collections.Counter(dict(zip(classes.tolist(), n.tolist())))
             self._search_index = None
 
-    def upsert(self, person_id: str, name: str, embeddings: np.ndarray) -> None:
-        """Set one person's prototype from all their support embeddings (none: remove them)."""
+    def upsert(self, person_id: str, name: str, embeddings: np.ndarray, captures: int = 0) -> None:
+        """Set one person's prototype from all their support embeddings (none: remove them), ``captures`` of them
+        captured by a camera (their capture class: its own threshold)."""
         with self._lock:
             if len(embeddings) == 0:
                 self.remove(person_id)
@@ -304,6 +315,11 @@ class Gallery:
                 self._codes()[row] = self._coarse.sa_encode(proto[None])[0]
             self._ids[row], self._names[row], self._counts[row] = person_id, name, len(embeddings)
             self._by_class[shot_class(len(embeddings))] += 1
+            kind = capture_class(len(embeddings), captures)
+            if kind is None:
+                self._capture_of.pop(person_id, None)
+            else:
+                self._capture_of[person_id] = kind
             self._search_index = None
 
     def remove(self, person_id: str) -> None:
@@ -312,6 +328,7 @@ class Gallery:
             if row is None:
                 return
             self._by_class[shot_class(self._counts[row])] -= 1
+            self._capture_of.pop(person_id, None)
             self._release(row)
             self._search_index = None
 
@@ -332,9 +349,14 @@ class Gallery:
         with self._lock:
             return {s: self._by_class[s] for s in SHOT_CLASSES}
 
+    def captured(self) -> int:
+        """How many people's prototypes hold a face a camera captured."""
+        return len(self._capture_of)
+
     def entry(self, person_id: str) -> Entry | None:
         row = self._row_of.get(person_id)
-        return Entry(person_id, self._names[row], self._counts[row]) if row is not None else None
+        return (Entry(person_id, self._names[row], self._counts[row], self._capture_of.get(person_id))
+                if row is not None else None)
 
     # queries ----------------------------------------------------------------------------
     def _index(self):
@@ -385,7 +407,7 @@ class Gallery:
                 if person is None:  # nothing found, or a freed row
                     continue
                 d = float(np.sqrt(max(0.0, 2.0 - 2.0 * float(s))))
-                matches.append(Match(person, self._names[r], self._counts[r], d))
+                matches.append(Match(person, self._names[r], self._counts[r], d, self._capture_of.get(person)))
             out.append(matches[:wanted])
         return out
 
@@ -419,7 +441,8 @@ class Galleries:
     def __len__(self) -> int:
         return sum(len(g) for g in list(self._by_name.values()))
 
-    def load(self, embeddings: np.ndarray, labels: list[str], names: dict[str, str], collection_of: dict[str, str]):
+    def load(self, embeddings: np.ndarray, labels: list[str], names: dict[str, str], collection_of: dict[str, str],
+             captures: dict[str, int] | None = None):
         """Every collection's index from scratch (rows grouped by their person's collection)."""
         groups: dict[str, list[int]] = {}
         for i, person in enumerate(labels):
@@ -429,15 +452,16 @@ class Galleries:
         for name, gallery in fresh.items():
             rows = groups.get(name, [])
             gallery.process_support_set(embeddings[rows] if rows else np.zeros((0, self.dim), np.float32),
-                                        [labels[i] for i in rows], {labels[i]: names[labels[i]] for i in rows})
+                                        [labels[i] for i in rows], {labels[i]: names[labels[i]] for i in rows},
+                                        captures)
         with self._lock:
             self._by_name, self._where = fresh, dict(collection_of)
 
-    def upsert(self, person_id: str, collection: str, name: str, embeddings: np.ndarray) -> None:
+    def upsert(self, person_id: str, collection: str, name: str, embeddings: np.ndarray, captures: int = 0) -> None:
         before = self._where.get(person_id)
         if before is not None and before != collection:
             self.get(before).remove(person_id)
-        self.get(collection).upsert(person_id, name, embeddings)
+        self.get(collection).upsert(person_id, name, embeddings, captures)
         self._where[person_id] = collection
 
     def remove(self, person_id: str) -> None:

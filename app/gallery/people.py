@@ -89,7 +89,8 @@ class People:
     def _warnings(self, person_id, existing, prepared, collection: str) -> list[dict]:
         """Look-alikes and repeats within the collection (another collection's people are not this one's)."""
         return enrollment_warnings(self.galleries.get(collection), person_id, existing, prepared,
-                                   threshold_for=lambda n: self.thresholds.threshold_for(n, None, collection),
+                                   threshold_for=lambda n, capture=None: self.thresholds.threshold_for(
+                                       n, None, collection, capture=capture),
                                    near_duplicate_distance=self.settings.near_duplicate_distance,
                                    support_of=lambda other: self._existing(other, collection))
 
@@ -104,7 +105,7 @@ class People:
         faces = []
         for p, (face_id, file_name) in zip(prepared, names):
             face = Face(id=face_id, person_id=person.id, embedding=np.asarray(p.embedding, dtype="<f4").tobytes(),
-                        encoder_hash=self.encoder.content_hash, box=p.box, det_score=p.det_score)
+                        encoder_hash=self.encoder.content_hash, box=p.box, det_score=p.det_score, origin=p.origin)
             if file_name is not None:
                 self.photos.write(file_name, p.image_bytes)
                 face.image_file, face.image_type = file_name, p.image_type
@@ -204,7 +205,7 @@ class People:
             for (face_id, p, when), (_, file_name) in zip(faces, names):
                 face = Face(id=face_id, person_id=person_id, embedding=np.asarray(p.embedding, dtype="<f4").tobytes(),
                             encoder_hash=self.encoder.content_hash, box=p.box, det_score=p.det_score,
-                            image_file=file_name, image_type=p.image_type if file_name else None)
+                            image_file=file_name, image_type=p.image_type if file_name else None, origin=p.origin)
                 if when is not None:
                     face.created_at = when
                 session.add(face)
@@ -336,7 +337,7 @@ class People:
                 source = queries.get_person(session, person_id=person_id, collection=collection)
                 prepared = [PreparedFace(embedding=f.vector, box=f.box, det_score=f.det_score, quality={},
                                          image_bytes=self.photos.read(f.image_file) if f.image_file else None,
-                                         image_type=f.image_type) for f in source.faces]
+                                         image_type=f.image_type, origin=f.origin) for f in source.faces]
                 name, meta = source.name, dict(source.meta or {})
             return self.enroll(name, prepared, metadata=meta, collection=to,
                                actor=actor).person  # its entry is the new person's enroll, in `to`

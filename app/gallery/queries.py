@@ -77,26 +77,28 @@ def counts(session: Session, collection: str | None = None) -> tuple[int, int]:
 
 def all_support(session: Session, *, encoder_hash: str):
     """Every face's person, embedding and person name under ``encoder_hash`` (the gallery at start-up)."""
-    return session.execute(select(Face.person_id, Face.embedding, Person.name, Person.collection).join(Person)
-                           .where(Face.encoder_hash == encoder_hash)).all()
+    return session.execute(select(Face.person_id, Face.embedding, Person.name, Person.collection, Face.origin)
+                           .join(Person).where(Face.encoder_hash == encoder_hash)).all()
 
 
 def support_sets(session: Session, *, person_ids, encoder_hash: str,
-                 dim: int) -> dict[str, tuple[str, np.ndarray, str] | None]:
-    """Each person's name, (S, dim) support embeddings under ``encoder_hash`` and collection (None: deleted)."""
+                 dim: int) -> dict[str, tuple[str, np.ndarray, str, int] | None]:
+    """Each person's name, (S, dim) support embeddings under ``encoder_hash``, collection, and how many of those
+    faces a camera captured (None: deleted)."""
     person_ids = list(person_ids)
-    found: dict[str, tuple[str, list, str] | None] = dict.fromkeys(person_ids)
+    found: dict[str, list | None] = dict.fromkeys(person_ids)
     for start in range(0, len(person_ids), CHUNK):
         chunk = person_ids[start:start + CHUNK]
         for pid, name, collection in session.execute(select(Person.id, Person.name, Person.collection)
                                                      .where(Person.id.in_(chunk))):
-            found[pid] = (name, [], collection)
-        for pid, emb in session.execute(select(Face.person_id, Face.embedding).where(
+            found[pid] = [name, [], collection, 0]
+        for pid, emb, origin in session.execute(select(Face.person_id, Face.embedding, Face.origin).where(
                 Face.person_id.in_(chunk), Face.encoder_hash == encoder_hash).order_by(Face.created_at)):
             if found.get(pid) is not None:
                 found[pid][1].append(np.frombuffer(emb, dtype="<f4"))
-    return {pid: None if v is None else (v[0], np.stack(v[1]) if v[1] else np.zeros((0, dim), np.float32), v[2])
-            for pid, v in found.items()}
+                found[pid][3] += origin == "camera"
+    return {pid: None if v is None else (v[0], np.stack(v[1]) if v[1] else np.zeros((0, dim), np.float32), v[2],
+                                         v[3]) for pid, v in found.items()}
 
 
 def touched_since(session: Session, *, after: int, up_to: int) -> list[str]:

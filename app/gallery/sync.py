@@ -9,6 +9,7 @@ refresh just the people it names, or reload everything when they cannot tell.
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 
@@ -77,7 +78,8 @@ class GallerySync:
         embeddings = np.frombuffer(b"".join(r.embedding for r in rows), dtype="<f4").reshape(-1, self.galleries.dim)
         # each face row carries its person's collection (a person without faces is in no index)
         self.galleries.load(embeddings, [r.person_id for r in rows], {r.person_id: r.name for r in rows},
-                            {r.person_id: r.collection for r in rows})
+                            {r.person_id: r.collection for r in rows},
+                            collections.Counter(r.person_id for r in rows if r.origin == "camera"))
         self.galleries.version = version
 
     def _support_sets(self, session, person_ids):
@@ -89,7 +91,7 @@ class GallerySync:
             if value is None:
                 self.galleries.remove(person_id)
             else:
-                self.galleries.upsert(person_id, value[2], value[0], value[1])
+                self.galleries.upsert(person_id, value[2], value[0], value[1], value[3])
 
     def sync(self, force: bool = False) -> None:
         """Catch up with other processes' writes: refresh just the people they touched."""

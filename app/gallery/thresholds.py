@@ -26,13 +26,13 @@ class Thresholds:
                         loosen: bool = True) -> OperatingPoint:
         """The thresholds a search of ``collection``'s gallery is held to now, and the stranger-accept rate they stand
         for at its size. ``loosen=False`` lets ``override`` only tighten them: threshold=2 would name everyone."""
-        counts = self.galleries.get(collection).composition()
+        gallery = self.galleries.get(collection)
+        counts, captured = gallery.composition(), gallery.captured()
         cal = self.encoder.calibration
         if override is not None:
             if not loosen:
-                usual = self.operating_point(None, collection)
-                return fixed_operating_point(cal, {s: min(override, usual.threshold_for(s)) for s in SHOT_CLASSES},
-                                             counts, "request")
+                usual = self.operating_point(None, collection).thresholds
+                return fixed_operating_point(cal, {s: min(override, t) for s, t in usual.items()}, counts, "request")
             return fixed_operating_point(cal, dict.fromkeys(SHOT_CLASSES, override), counts, "request")
         if self.settings.threshold is not None:
             return fixed_operating_point(cal, dict.fromkeys(SHOT_CLASSES, self.settings.threshold), counts,
@@ -40,16 +40,19 @@ class Thresholds:
         if cal is None:
             fixed = {s: self.encoder.threshold_for(s) for s in SHOT_CLASSES}
             return fixed_operating_point(None, fixed, counts, "encoder checkpoint")
-        key = tuple(counts[s] for s in SHOT_CLASSES)
+        key = (*(counts[s] for s in SHOT_CLASSES), captured)
         cached = self._operating.get(collection)
         if cached is None or cached[0] != key:
-            cached = self._operating[collection] = (key, operating_point(cal, self.settings.target_far, counts))
+            cached = self._operating[collection] = (
+                key, operating_point(cal, self.settings.target_far, counts, captured=captured))
         return cached[1]
 
     def threshold_for(self, n_support: int, override: float | None = None,
-                      collection: str = DEFAULT_COLLECTION, *, loosen: bool = True) -> float:
-        """The threshold a person with ``n_support`` photos is held to now (in their collection's gallery)."""
-        return self.operating_point(override, collection, loosen=loosen).threshold_for(n_support)
+                      collection: str = DEFAULT_COLLECTION, *, loosen: bool = True,
+                      capture: str | None = None) -> float:
+        """The threshold a person with ``n_support`` photos (``capture``: their capture class) is held to now (in
+        their collection's gallery)."""
+        return self.operating_point(override, collection, loosen=loosen).threshold_for(n_support, capture)
 
     def one_to_one(self, override: float | None = None) -> tuple[float, str]:
         """The distance within which two faces are called one person (compare; `faceshot compare` too), and where

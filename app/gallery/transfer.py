@@ -38,7 +38,7 @@ import tarfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, ValidationError
@@ -104,6 +104,7 @@ class ExportedFace(_Strict):
     photo_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     image_type: str | None = Field(default=None, max_length=50)  # not trusted: the stored type is the photo's own
     created_at: datetime | None = None
+    origin: Literal["upload", "camera"] = "upload"  # a file from before origins: uploaded photos
 
 
 class ExportedPerson(_Strict):
@@ -143,7 +144,7 @@ def _person_record(person: Person, photos: dict[str, bytes | None]) -> dict:
                       "encoder_hash": f.encoder_hash, "embedding": base64.b64encode(f.embedding).decode(),
                       "photo_sha256": hashlib.sha256(data).hexdigest() if data is not None else None,
                       "image_type": f.image_type if data is not None else None,
-                      "created_at": f.created_at.isoformat() if f.created_at else None})
+                      "created_at": f.created_at.isoformat() if f.created_at else None, "origin": f.origin})
     return {"id": person.id, "name": person.name, "external_id": person.external_id, "metadata": person.meta or {},
             "created_at": person.created_at.isoformat() if person.created_at else None,
             "collection": person.collection, "faces": faces}
@@ -376,9 +377,11 @@ def _faces(service, tar, index, person: ExportedPerson) -> tuple[list, int]:
         if face.encoder_hash == encoder.content_hash:
             prepared = PreparedFace(embedding=_embedding(face, encoder.metadata.embedding_size),
                                     box=[round(v, 1) for v in face.box], det_score=face.det_score, quality={},
-                                    image_bytes=photo, image_type=image_type(photo) if photo is not None else None)
+                                    image_bytes=photo, image_type=image_type(photo) if photo is not None else None,
+                                    origin=face.origin)
         elif photo is not None:  # another encoder made it: make it again from the photo, the same face
             prepared = service.people.prepare(photo, face.box)
+            prepared.origin = face.origin
             reembedded += 1
         else:
             raise ValidationFailed(f"Face {face.id} was embedded by another encoder ({face.encoder_hash[:12]}…) "

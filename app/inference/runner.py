@@ -42,6 +42,7 @@ class PreparedFace:
     quality: dict
     image_bytes: bytes
     image_type: str
+    origin: str = "upload"  # "camera": captured by a camera (added from an event), see Face.origin
 
 
 def image_type(data: bytes) -> str:

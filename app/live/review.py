@@ -41,6 +41,7 @@ class EventReview:
         if person_id is not None:
             self.people.get_person(person_id, collection)  # 404 before the face is run through the pipeline
         prepared = [self.people.prepare(self._crop(event))]
+        prepared[0].origin = "camera"  # held to the capture rule (models/calibration.py counted_photos)
         origin = {"event_id": event_id}
         if person_id is not None:
             result = self.people.add_faces(person_id, prepared, collection, actor, origin=origin)

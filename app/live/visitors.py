@@ -187,6 +187,7 @@ class VisitorGroups:
                 continue
             try:
                 prepared.append(self.people.prepare(crops[event_id]))
+                prepared[-1].origin = "camera"
                 used.append(event_id)
             except FaceshotError as exc:  # a crop the gate refuses: the others may still do
                 refusal = refusal or exc

@@ -89,7 +89,7 @@ class Recognition:
         if not matches:
             return None, None
         best = matches[0]
-        threshold = op.threshold_for(best.n_support)
+        threshold = op.threshold_for(best.n_support, best.capture)
         return (best if best.distance <= threshold else None), threshold
 
     def identify(self, data: bytes | None, top_k: int = 3, threshold: float | None = None,
@@ -147,8 +147,10 @@ class Recognition:
         _, face = self.inference.one_face(data, box)
         distance = float(np.linalg.norm(face.embedding - prototype(np.stack(embs))))
         # as identify holds this person now
-        used = self.thresholds.threshold_for(len(embs), threshold, collection, loosen=loosen)
-        rate = one_to_one_rate(self.encoder.calibration, len(embs), used)
+        entry = self.galleries.get(collection).entry(person_id)
+        capture = entry.capture if entry is not None else None
+        used = self.thresholds.threshold_for(len(embs), threshold, collection, loosen=loosen, capture=capture)
+        rate = one_to_one_rate(self.encoder.calibration, len(embs), used, capture)
         return VerifyResult(match=distance <= used, distance=round(distance, 4),
                             similarity=round(1 - distance**2 / 2, 4), threshold=round(used, 4),
                             person=PersonRef(person_id, name), face=FaceBox.of(face.face),

@@ -250,3 +250,35 @@ def test_an_in_process_watch_keeps_the_tracks_embedding_as_it_keeps_the_crop(mak
     assert len(distances["faces"]) == 2 and distances["faces"][0]["distance"] <= distances["faces"][1]["distance"]
     r = client.post(f"{API}/events/{known['id']}/enroll", json={"person_id": person})
     assert r.status_code == 201 and r.json()["person"]["face_count"] == 3, r.text
+
+
+def test_a_face_from_the_camera_holds_its_person_to_a_capture_class(kept, photos):
+    """A face added from an event is a camera capture: its person is held to the with_camera threshold (a badge
+    photo and a capture) and a person named from an event alone to camera_only's, both measured against camera-seen
+    strangers; the face says where it came from."""
+    emma, john = photos["Emma_Watson"], photos["John_Travolta"]
+    person = enroll(kept, "Emma Watson", emma[:1])
+    model = kept.get(f"{API}/model").json()["operating_point"]
+    assert {"with_camera", "camera_only"} <= set(model["thresholds"])
+    assert model["thresholds"]["with_camera"] < model["thresholds"]["2"]  # camera-seen strangers come nearer
+
+    event = post_event(kept, emma[1], person)
+    added = kept.post(f"{API}/events/{event['id']}/enroll", json={"person_id": person}).json()
+    assert added["faces"][0]["origin"] == "camera"
+    faces = kept.get(f"{API}/people/{person}/faces").json()
+    assert sorted(f["origin"] for f in faces) == ["camera", "upload"]
+    thresholds = kept.get(f"{API}/model").json()["operating_point"]["thresholds"]
+    found = kept.post(f"{API}/identify", files=[upload(emma[2])]).json()["faces"][0]
+    assert found["person"]["id"] == person and found["threshold"] == thresholds["with_camera"]
+
+    unknown = post_event(kept, john[0])
+    named = kept.post(f"{API}/events/{unknown['id']}/enroll", json={"name": "John Travolta"}).json()["person"]
+    found = kept.post(f"{API}/identify", files=[upload(john[1])]).json()["faces"][0]
+    thresholds = kept.get(f"{API}/model").json()["operating_point"]["thresholds"]
+    assert found["person"]["id"] == named["id"] and found["threshold"] == thresholds["camera_only"]
+
+    # removed, the capture no longer holds her: back to one photo's threshold
+    camera_face = next(f["id"] for f in faces if f["origin"] == "camera")
+    assert kept.delete(f"{API}/people/{person}/faces/{camera_face}").status_code == 204
+    found = kept.post(f"{API}/identify", files=[upload(emma[2])]).json()["faces"][0]
+    assert found["threshold"] == kept.get(f"{API}/model").json()["operating_point"]["thresholds"]["1"]

@@ -161,3 +161,31 @@ def test_a_damaged_or_foreign_file_is_refused_and_nothing_is_stored(source, tmp_
     summary = import_export(target, bad_line)
     assert [(r["line"], r["code"]) for r in summary.refused] == [(1, "invalid_export")]
     assert "nmae" in summary.refused[0]["reason"] and summary.imported_people == 1
+
+
+def test_a_camera_captured_face_stays_one_through_an_export(source, tmp_path, make_client):
+    """A face added from an event holds its person to a capture class (issue 29): an export and import keep its
+    origin, for a face taken as it is and for one re-made from its photo by another encoder."""
+    from app.gallery.transfer import export_gallery
+
+    _, src = source
+    out = tmp_path / "gallery.tar"
+    export_gallery(src.app.state.service, out)
+
+    def captured(records, *, other_encoder: bool):
+        emma = next(r for r in records if r["name"] == "Emma Watson")
+        emma["faces"][1]["origin"] = "camera"
+        for f in emma["faces"] if other_encoder else ():
+            f["encoder_hash"] = "0" * 64
+        return set()
+
+    for other in (False, True):
+        changed = tmp_path / f"captured-{other}.tar"
+        _rewrite(out, changed, lambda records, other=other: captured(records, other_encoder=other))
+        target = make_client(tmp_path / f"target-{other}")
+        summary = import_export(target.app.state.service, changed)
+        assert summary.imported_people == 2 and summary.reembedded_faces == (2 if other else 0)
+        emma = next(p for p in _people(target).values() if p["name"] == "Emma Watson")
+        origins = [f["origin"] for f in target.get(f"/api/v1/people/{emma['id']}/faces").json()]
+        assert sorted(origins) == ["camera", "upload"]
+        assert target.app.state.service.gallery.entry(emma["id"]).capture == "with_camera"
