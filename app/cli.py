@@ -30,7 +30,7 @@ from models.fewshot.cli import add_training_commands
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 PIPELINE_COMMANDS = ("embed", "compare", "eval-openset", "calibrate")
 # they read the service's Settings (or none at all), never the pipeline commands' model defaults
-SERVICE_COMMANDS = ("serve", "import", "export", "watch", "reembed", "admin-key", "admin-account")
+SERVICE_COMMANDS = ("serve", "import", "export", "watch", "reembed", "admin-key", "admin-account", "photos")
 INTERRUPTED = 130  # the shell's status for a command ended by Ctrl-C (128 + SIGINT)
 FOLDER_LAYOUT = ("one sub-folder of photos per person (people/Ada_Lovelace/1.jpg, people/Ada_Lovelace/2.jpg), or, "
                  "as face_recognition takes them, one photo per person named after them (people/Ada_Lovelace.jpg; "
@@ -531,6 +531,34 @@ def cmd_reembed(args) -> int:
     return 0
 
 
+def cmd_photos_migrate(args) -> int:
+    """Move the gallery's photos between the folder and database stores; the summary as JSON."""
+    from dataclasses import asdict
+
+    from tqdm import tqdm
+
+    from app.gallery.photo_migration import migrate_photos
+
+    _apply_overrides(args)
+    settings = _settings()
+    db, _ = _prepared(settings)
+    try:
+        with tqdm(desc=f"photos to the {args.to}", unit="photo") as bar:
+            summary = migrate_photos(db.sessions, settings.images_dir, args.to, crash_at=settings.crash_at,
+                                     progress=bar.update, batch=max(1, args.batch))
+    finally:
+        db.close()
+    print(json.dumps(asdict(summary), indent=2))
+    if summary.missing or summary.corrupt:
+        print(f"faceshot: {len(summary.missing)} photo(s) in neither store and {len(summary.corrupt)} that do not "
+              "match their sha256 were left as they are (listed above).", file=sys.stderr)
+        return 1
+    if settings.photo_store != args.to:
+        print(f"faceshot: the photos are in the {args.to} now; set FACESHOT_PHOTO_STORE={args.to} so new ones go "
+              "there too.", file=sys.stderr)
+    return 0
+
+
 def cmd_admin_key(args) -> int:
     """Mint a new admin key and print it once: the operator's way back in without a restart."""
     from app.access.audit import CLI
@@ -753,6 +781,16 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of standard "
                                                                  "input (default: off, ask twice without echo)")
     p.set_defaults(func=cmd_admin_account)
+
+    photos = sub.add_parser("photos", help="where enrollment photos are kept: `photos migrate --to database|folder`")
+    actions = photos.add_subparsers(dest="photos_command", required=True, metavar="ACTION")
+    p = storage(actions.add_parser(
+        "migrate", help="move every photo into the database or the data folder (resumable, sha256-verified)",
+        description="Example: faceshot photos migrate --to database (then set FACESHOT_PHOTO_STORE=database). "
+                    "Safe to stop and run again; a service keeps serving every photo meanwhile."))
+    p.add_argument("--to", required=True, choices=["database", "folder"], help="where the photos go")
+    p.add_argument("--batch", type=int, default=100, help="photos moved per transaction (default: %(default)s)")
+    p.set_defaults(func=cmd_photos_migrate)
 
 
 def build_parser() -> argparse.ArgumentParser:

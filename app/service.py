@@ -23,7 +23,7 @@ from app.gallery.collections import Collections
 from app.gallery.encoder_choice import EncoderChoice
 from app.gallery.index import Galleries
 from app.gallery.people import People
-from app.gallery.photos import PhotoStore
+from app.gallery.photo_store import photo_store
 from app.gallery.sync import GallerySync
 from app.gallery.thresholds import Thresholds
 from app.inference.admission import InferenceQueue
@@ -51,7 +51,7 @@ class FaceService:
         encoder = pipeline.encoder
         self.inference = Inference(settings, pipeline, checks=FACE_CHECKS)
         self.queue = InferenceQueue(settings.inference_queue)
-        self.photos = PhotoStore(settings.images_dir, self.sessions)
+        self.photos = photo_store(settings.photo_store, settings.images_dir, self.sessions)
         self.galleries = Galleries(encoder.metadata.embedding_size)
         self.gallery_sync = GallerySync(self.galleries, db, self.photos, encoder.content_hash,
                                         settings.gallery_sync_interval_s, settings.crash_at)

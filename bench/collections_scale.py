@@ -26,7 +26,7 @@ from sqlalchemy import insert
 from app.core.db import Database, upgrade_database
 from app.core.tables import Collection, Face, Person, new_id
 from app.gallery.index import Galleries
-from app.gallery.photos import PhotoStore
+from app.gallery.photo_folder import FolderPhotoStore
 from app.gallery.sync import GallerySync
 
 DIM = 128
@@ -60,7 +60,7 @@ def build(url: str, collections: int, people: int, faces: int, seed: int = 0) ->
 
 def measure(db: Database, tmp: Path) -> dict:
     galleries = Galleries(DIM)
-    sync = GallerySync(galleries, db, PhotoStore(tmp / "images", db.sessions), "bench")
+    sync = GallerySync(galleries, db, FolderPhotoStore(tmp / "images", db.sessions), "bench")
     tracemalloc.start()
     t0 = time.perf_counter()
     sync.reload()

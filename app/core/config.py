@@ -54,6 +54,8 @@ class Settings(ModelSettings):
     # the fraction of strangers' faces that may be named as someone, whatever the gallery's size
     target_far: float = Field(0.01, gt=0, lt=1)
     store_images: bool = True  # keep enrollment photos (needed to re-embed with a new encoder)
+    # where they are kept (app/gallery/photo_store.py): the data folder, or the database (replicas need no shared disk)
+    photo_store: Literal["folder", "database"] = "folder"
     max_upload_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     torch_threads: int | None = Field(None, ge=1, le=256)  # per forward pass; default 1 (app/core/threads.py)

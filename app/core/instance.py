@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from app.core.tables import DeploymentIdentity, Face
+from app.core.tables import DeploymentIdentity, Face, StoredPhoto
 
 log = logging.getLogger(__name__)
 IDENTITY_FILE = "instance_id"
@@ -83,8 +83,10 @@ def _known_to_db(sessions: sessionmaker, names: list[str]) -> bool:
 
 
 def _db_has_photos(sessions: sessionmaker) -> bool:
+    """Whether a face's photo should be in a data folder (one kept in the database needs none)."""
+    in_db = select(StoredPhoto.name).where(StoredPhoto.name == Face.image_file).exists()
     with sessions() as session:
-        return session.execute(select(Face.id).where(Face.image_file.is_not(None)).limit(1)).first() is not None
+        return session.execute(select(Face.id).where(Face.image_file.is_not(None), ~in_db).limit(1)).first() is not None
 
 
 def bind_data_dir(data_dir: Path, images_dir: Path, sessions: sessionmaker, database: str) -> str:

@@ -159,6 +159,19 @@ class DeploymentIdentity(Base):
     encoder_decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class StoredPhoto(Base):
+    """An enrollment photo kept in the database (FACESHOT_PHOTO_STORE=database, app/gallery/photo_db.py), written in
+    its face's own transaction; ``name`` is what ``faces.image_file`` says, as for a file of the folder store."""
+
+    __tablename__ = "photos"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class PhotoJournal(Base):
     """A stored photo a write is about to create (``write``) or has just deleted (``delete``).
 

@@ -16,7 +16,7 @@ from app.core.errors import Conflict, ValidationFailed
 from app.core.tables import COLLECTION_PATTERN, DEFAULT_COLLECTION, AdminGrant, ApiKey, Collection, Person
 from app.gallery import queries
 from app.gallery.index import Galleries
-from app.gallery.photos import PhotoStore
+from app.gallery.photo_store import PhotoStore
 from app.gallery.sync import GallerySync
 from app.gallery.thresholds import Thresholds
 

@@ -21,7 +21,7 @@ from app.gallery import queries
 from app.gallery.embeddings import embedding_from_client
 from app.gallery.enrollment_checks import enrollment_warnings
 from app.gallery.index import Galleries
-from app.gallery.photos import PhotoStore
+from app.gallery.photo_store import PhotoStore
 from app.gallery.reembed import reembed
 from app.gallery.sync import GallerySync
 from app.gallery.thresholds import Thresholds
@@ -107,7 +107,7 @@ class People:
             face = Face(id=face_id, person_id=person.id, embedding=np.asarray(p.embedding, dtype="<f4").tobytes(),
                         encoder_hash=self.encoder.content_hash, box=p.box, det_score=p.det_score, origin=p.origin)
             if file_name is not None:
-                self.photos.write(file_name, p.image_bytes)
+                self.photos.write(file_name, p.image_bytes, session=session)
                 face.image_file, face.image_type = file_name, p.image_type
             session.add(face)
             session.flush()
@@ -213,7 +213,7 @@ class People:
             session.flush()  # a face id taken since the check fails here, before any photo is written
             for (_, p, _), (_, file_name) in zip(faces, names):
                 if file_name is not None:
-                    self.photos.write(file_name, p.image_bytes, replace=False)
+                    self.photos.write(file_name, p.image_bytes, replace=False, session=session)
             return EnrollResult(person, stored)
 
         return self.gallery_sync.write(work, touched={person_id}, new_photos=[n for _, n in names if n])

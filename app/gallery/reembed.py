@@ -15,7 +15,7 @@ import numpy as np
 
 from app.core.tables import Face
 from app.gallery import queries
-from app.gallery.photos import PhotoStore
+from app.gallery.photo_store import PhotoStore
 from app.gallery.sync import GallerySync
 from app.inference.runner import Inference, PreparedFace
 from models.errors import FaceshotError

@@ -24,7 +24,7 @@ from app.core.faults import crash_point
 from app.core.tables import DEFAULT_COLLECTION, GalleryChange, GalleryState
 from app.gallery import queries
 from app.gallery.index import Galleries, Gallery
-from app.gallery.photos import PhotoStore
+from app.gallery.photo_store import PhotoStore
 from models.errors import FaceshotError
 
 DEADLOCK_RETRIES = 3
@@ -123,9 +123,9 @@ class GallerySync:
     def write(self, work, touched: set[str] | None = None, new_photos: list[str] = ()):
         """Run ``work(session)`` in one transaction that bumps the gallery version, then update the index.
 
-        ``new_photos`` are the stored-photo names ``work`` writes: journalled before the
-        transaction, settled in it, removed if it fails (:mod:`app.gallery.photos`). A deadlock (PostgreSQL chose this
-        transaction to break one) is tried again, a few times, from the start.
+        ``new_photos`` are the stored-photo names ``work`` writes: claimed before the transaction, settled in it,
+        removed if it fails (:mod:`app.gallery.photo_store`; the folder journals them, the database writes them in
+        it). A deadlock (PostgreSQL chose this transaction to break one) is tried again, a few times, from the start.
         """
         new_photos = list(new_photos)
         self.db.check_writable()

@@ -117,3 +117,34 @@ def test_kill_during_a_stream_of_enrollments_loses_nothing_acknowledged(tmp_path
         final = assert_no_half_people(c)
         assert sorted(p["name"] for p in final) == sorted(names)
         assert c.get("/model").json()["gallery"]["indexed_people"] == len(names)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["before_commit", "after_commit"])
+def test_kill_mid_enrollment_with_photos_in_the_database(point, database_url, tmp_path, photos, server_factory):
+    """FACESHOT_PHOTO_STORE=database (issue 30): the photos commit or vanish with their faces, nothing to sweep."""
+    from sqlalchemy import select
+
+    from app.core.db import Database
+    from app.core.tables import Face, StoredPhoto
+
+    server: Server = server_factory(tmp_path / "data", database_url)
+    env = {"FACESHOT_PHOTO_STORE": "database"}
+    server.start(crash_at=point, env=env)
+    files = [("images", (f.name, f.read_bytes(), "image/jpeg")) for f in photos["John_Travolta"][:2]]
+    with server.client() as c, pytest.raises(httpx.TransportError):
+        c.post("/enroll", data={"name": "John Travolta"}, files=files)
+    assert server.proc.wait(timeout=30) == -9
+    server.start(env=env)
+    with server.client() as c:
+        people = assert_no_half_people(c)
+    db = Database(database_url)
+    try:
+        with db.sessions() as session:
+            faces = set(session.execute(select(Face.image_file)).scalars())
+            rows = set(session.execute(select(StoredPhoto.name)).scalars())
+    finally:
+        db.close()
+    assert len(people) == (1 if point == "after_commit" else 0)
+    assert rows == faces and len(rows) == (2 if point == "after_commit" else 0)  # never a half-stored photo
+    assert not list((tmp_path / "data" / "images").glob("*.img"))

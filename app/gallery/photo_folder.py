@@ -1,4 +1,5 @@
-"""Stored enrollment photos on disk: written whole or not at all, journalled, and swept only where the journal says.
+"""Stored enrollment photos in the data folder (FACESHOT_PHOTO_STORE=folder, the default): written whole or not at
+all, journalled, and swept only where the journal says.
 
 The protocol that makes the start-up sweep safe (it can never delete a photo because a
 database looks empty, since it only ever looks at files the journal names):
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 QUARANTINE = "quarantine"
 QUARANTINE_DAYS = 7
 # Only names the service makes itself (a face id) are ever joined to the folder: never a path from outside.
-_NAME = re.compile(r"^[0-9a-f]{32}\.img$")
+PHOTO_NAME = re.compile(r"^[0-9a-f]{32}\.img$")
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK)
 
@@ -72,17 +73,22 @@ class SweepResult:
     refused: str | None = None  # why the sweep did not run
 
 
-class PhotoStore:
+class FolderPhotoStore:
+    """:class:`app.gallery.photo_store.PhotoStore` in a folder of the data directory."""
+
+    kind = "folder"
+
     def __init__(self, folder: Path, sessions: sessionmaker):
         self.folder = folder
         self.sessions = sessions
+        self.fallback = None  # where a photo not here may still be (the other store, during a migration)
 
     @staticmethod
     def file_name(face_id: str) -> str:
         return f"{face_id}.img"
 
     def _path(self, name: str) -> Path:
-        if not _NAME.match(name):
+        if not PHOTO_NAME.match(name):
             raise ValueError(f"not a stored photo's name: {name!r}")
         return self.folder / name
 
@@ -96,7 +102,7 @@ class PhotoStore:
             with self.sessions.begin() as session:
                 session.add_all(PhotoJournal(file_name=self._path(n).name, kind="write") for n in names)
 
-    def write(self, name: str, data: bytes, *, replace: bool = True) -> None:
+    def write(self, name: str, data: bytes, *, replace: bool = True, session: Session | None = None) -> None:
         """Write one photo whole (owner-only), or raise a storage error and leave no file behind.
 
         ``replace=False`` (a name from outside, e.g. an export's face id): a file already at that name is another
@@ -183,11 +189,19 @@ class PhotoStore:
                     select(Face.image_file).where(Face.image_file.in_(names[start:start + 500]))).scalars())
         return found
 
+    def discard(self, name: str) -> None:
+        """A copy a migration wrote that must not stay (the database keeps the photo): the file and its row go."""
+        _forget(self._partial(name))
+        if _forget(self._path(name)):
+            self._release([name])
+
     # -- deleting ------------------------------------------------------------------------------
-    @staticmethod
-    def doom(session: Session, names: list[str]) -> None:
-        """In a deletion's transaction: these files go once it commits (or at the next sweep)."""
+    def doom(self, session: Session, names: list[str]) -> None:
+        """In a deletion's transaction: these files go once it commits (or at the next sweep); a copy in the database
+        (a migration's) goes with the transaction."""
         session.add_all(PhotoJournal(file_name=n, kind="delete") for n in names)
+        if self.fallback is not None and names:
+            self.fallback.doom(session, names)
 
     def remove(self, names: list[str]) -> None:
         """After a deletion committed: remove its files, then their journal rows."""
@@ -207,10 +221,10 @@ class PhotoStore:
         try:
             return self._path(name).read_bytes()
         except FileNotFoundError:
-            return None
+            return self.fallback.read(name) if self.fallback is not None else None
 
     def exists(self, name: str) -> bool:
-        return self._path(name).is_file()
+        return self._path(name).is_file() or (self.fallback is not None and self.fallback.exists(name))
 
     # -- the sweep -----------------------------------------------------------------------------
     def sweep(self, data_dir: Path, min_age_s: float = 3600.0) -> SweepResult:
@@ -231,7 +245,7 @@ class PhotoStore:
         settled = []
         for row in rows:
             name = row.file_name
-            if not _NAME.match(name):
+            if not PHOTO_NAME.match(name):
                 settled.append(name)
                 continue
             if name not in referenced:
