@@ -22,6 +22,7 @@ from app.core.tables import DEFAULT_COLLECTION
 from app.gallery.collections import Collections
 from app.gallery.encoder_choice import EncoderChoice
 from app.gallery.index import Galleries
+from app.gallery.notify import GalleryNotifications
 from app.gallery.people import People
 from app.gallery.photo_store import photo_store
 from app.gallery.sync import GallerySync
@@ -53,8 +54,10 @@ class FaceService:
         self.queue = InferenceQueue(settings.inference_queue)
         self.photos = photo_store(settings.photo_store, settings.images_dir, self.sessions)
         self.galleries = Galleries(encoder.metadata.embedding_size)
+        self.notifications = (GalleryNotifications(db.engine) if db is not None and settings.gallery_notify
+                              and GalleryNotifications.available(db.engine) else None)
         self.gallery_sync = GallerySync(self.galleries, db, self.photos, encoder.content_hash,
-                                        settings.gallery_sync_interval_s, settings.crash_at)
+                                        settings.gallery_sync_interval_s, settings.crash_at, self.notifications)
         self.thresholds = Thresholds(settings, encoder, self.galleries)
         self.people = People(settings, encoder, self.inference, self.photos, self.galleries, self.gallery_sync,
                              self.thresholds)
@@ -97,10 +100,14 @@ class FaceService:
     def start(self) -> None:
         """What a serving process runs beside its requests: the event sinks, after the retention the log is due."""
         self.events.purge_expired()
+        if self.notifications is not None:
+            self.notifications.start()
         for sink in self.sinks:
             sink.start()
 
     def close(self) -> None:
+        if self.notifications is not None:
+            self.notifications.stop()
         for sink in self.sinks:
             sink.stop()
         self.inference.close()

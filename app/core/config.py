@@ -67,6 +67,9 @@ class Settings(ModelSettings):
     micro_batch_max_faces: int = Field(64, ge=1, le=1024)
     workers: int = 1
     gallery_sync_interval_s: float = 0.0  # 0: check for other processes' writes before every search
+    # PostgreSQL: other processes' writes announced by LISTEN/NOTIFY, so a search checks only after one (the version
+    # check before every search while the listener is down, and always on SQLite): app/gallery/notify.py
+    gallery_notify: bool = True
     near_duplicate_distance: float = 0.12
     admin_password: SecretStr | None = None  # sign-in to /admin with this (12+ characters) as well as with an admin key
     admin_cookie_secure: bool = False  # set true behind HTTPS: the admin session cookie is then Secure

@@ -24,6 +24,7 @@ from app.core.faults import crash_point
 from app.core.tables import DEFAULT_COLLECTION, GalleryChange, GalleryState
 from app.gallery import queries
 from app.gallery.index import Galleries, Gallery
+from app.gallery.notify import GalleryNotifications
 from app.gallery.photo_store import PhotoStore
 from models.errors import FaceshotError
 
@@ -50,9 +51,11 @@ class GallerySync:
     """This process's gallery, kept in step with the database (writes here, catch-up with everyone else's)."""
 
     def __init__(self, galleries: Galleries, db: Database | None, photos: PhotoStore, encoder_hash: str,
-                 sync_interval_s: float = 0.0, crash_at: str | None = None):
+                 sync_interval_s: float = 0.0, crash_at: str | None = None,
+                 notifications: GalleryNotifications | None = None):
         self.galleries, self.db, self.photos = galleries, db, photos
         self.encoder_hash, self.sync_interval_s, self.crash_at = encoder_hash, sync_interval_s, crash_at
+        self.notifications = notifications  # PostgreSQL's word that a version moved (app/gallery/notify.py)
         self._lock = threading.Lock()
         self._last_check = 0.0
 
@@ -96,8 +99,12 @@ class GallerySync:
     def sync(self, force: bool = False) -> None:
         """Catch up with other processes' writes: refresh just the people they touched."""
         now = time.monotonic()
-        if not force and now - self._last_check < self.sync_interval_s:
-            return
+        if not force:
+            if self.notifications is not None and self.notifications.listening:
+                if not self.notifications.changed():
+                    return  # no write committed since the last check: no round trip
+            elif now - self._last_check < self.sync_interval_s:
+                return
         with self._lock:
             self._last_check = now
             try:
@@ -113,6 +120,8 @@ class GallerySync:
                         touched = queries.touched_since(session, after=local, up_to=version)
                         refreshed = self._support_sets(session, touched)
             except OperationalError as exc:
+                if self.notifications is not None:
+                    self.notifications.mark()
                 raise ServiceUnavailable("The database is unreachable.") from exc
             if refreshed is None:
                 self.reload()
@@ -145,6 +154,8 @@ class GallerySync:
                                     .values(version=GalleryState.version + 1))
                     new_version = queries.gallery_version(session)
                     session.add_all(GalleryChange(version=new_version, person_id=p) for p in touched or ())
+                    if self.notifications is not None:  # delivered to every listener when this commits
+                        self.notifications.announce(session, new_version)
                     session.flush()
                     refreshed = self._support_sets(session, touched or ())
                     crash_point("before_commit", self.crash_at)
