@@ -168,7 +168,9 @@ def cmd_serve(args) -> int:
         sock = listening_socket(args.host, args.port)
     except PortRefused as exc:
         raise StartRefused(str(exc), code="unavailable") from None
-    explicit = "encoder" in settings.model_fields_set
+    from app.gallery.encoder_choice import explicit_encoder
+
+    explicit = explicit_encoder(settings) is not None
     if explicit:
         _weights_present(settings)
     # Schema, binding and first admin key once, before the workers start, so they never race for them.

@@ -16,7 +16,7 @@ from app.access.keys import ensure_admin_key
 from app.core.config import Settings
 from app.core.db import Database, upgrade_database
 from app.core.instance import bind_data_dir
-from app.gallery.encoder_choice import adopt, choose_encoder
+from app.gallery.encoder_choice import adopt, choose_encoder, explicit_encoder
 
 if TYPE_CHECKING:
     from app.service import FaceService
@@ -72,7 +72,7 @@ def build_service(settings: Settings, pipeline=None, *, check_encoder: bool = Tr
         choice = None
         if pipeline is None:
             device = None if settings.device == "auto" else settings.device
-            choice = choose_encoder(settings.encoder if "encoder" in settings.model_fields_set else None,
+            choice = choose_encoder(explicit_encoder(settings),
                                     db.sessions, gpu=lambda: _has_gpu(settings.device, torch),
                                     sources=settings.weight_sources())
             pipeline = FacePipeline.from_spec(choice.spec, device, sources=settings.weight_sources())

@@ -44,6 +44,11 @@ class EncoderChoice:
                 "decided_at": self.decided_at.isoformat() if self.decided_at else None}
 
 
+def explicit_encoder(settings) -> str | None:
+    """FACESHOT_ENCODER when the operator set it (empty, as compose passes an unset one: not set)."""
+    return settings.encoder if "encoder" in settings.model_fields_set and settings.encoder else None
+
+
 def default_for_host(gpu: bool, sources: WeightSources) -> tuple[str, str]:
     """A new gallery's encoder on this host, and why: the fusion only where it is cheap and its weights are here."""
     if not gpu:

@@ -163,3 +163,14 @@ def test_serve_refuses_a_stored_encoder_whose_weights_are_gone(tmp_path):
     assert probe["status"] not in (0, None), out.stderr
     assert "this gallery's encoder dlib+hse-faceres (stored with it)" in out.stderr
     assert "faceshot fetch-weights hse-faceres" in out.stderr and probe["torch"] is False
+
+
+def test_an_empty_setting_is_no_choice(tmp_path):
+    """Compose passes FACESHOT_ENCODER empty when .env does not set it: the gallery's own encoder, not a refusal."""
+    from app.gallery.encoder_choice import explicit_encoder
+
+    assert explicit_encoder(make_settings(tmp_path, encoder="")) is None
+    assert explicit_encoder(make_settings(tmp_path, encoder="dlib")) == "dlib"
+    assert explicit_encoder(make_settings(tmp_path)) is None
+    model = model_of(make_settings(tmp_path / "data", encoder=""))
+    assert model["encoder_choice"]["source"] == STORED and model["encoder_choice"]["spec"] == "dlib"
