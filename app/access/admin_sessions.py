@@ -1,7 +1,9 @@
 """Admin sign-in: a session row in the database, named by an HMAC-signed cookie, and CSRF tokens derived from it.
 
-The cookie holds ``{"sid", "exp", "by"}`` signed with a secret generated once into
-``<data_dir>/admin_session_secret`` (shared by every worker on that data directory).
+The cookie holds ``{"sid", "exp", "by"}`` signed with a secret generated once into the database
+(``deployment_identity.session_secret``), so every worker and every replica on it signs alike, whatever its data
+folder; a deployment from before keeps the secret of its ``<data_dir>/admin_session_secret`` file (moved into the
+database at its first sign-in), so its cookies stay valid.
 ``by`` is the id of the admin key used to sign in, ``"password"`` or ``"account"`` (a named
 account, app/access/accounts.py). The session is also an ``admin_sessions`` row, so it ends on the
 server: at sign-out (a copied cookie is worthless afterwards), when its key is revoked or its
@@ -18,7 +20,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -26,12 +27,12 @@ from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import sessionmaker
 
 from app.access.accounts import rights_of
 from app.core.config import Settings
-from app.core.tables import AdminAccount, ApiKey
+from app.core.tables import AdminAccount, ApiKey, DeploymentIdentity
 from app.core.tables import AdminSignIn as SessionRow
 
 COOKIE = "faceshot_admin"
@@ -40,22 +41,29 @@ COOKIE_PATH = "/admin"
 SECRET_FILE = "admin_session_secret"
 
 
-def load_secret(data_dir: Path) -> bytes:
-    """The signing secret, generated on first use; atomic so concurrent workers agree."""
-    path = data_dir / SECRET_FILE
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = data_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
+def load_secret(data_dir: Path, sessions: sessionmaker) -> bytes:
+    """The signing secret: the database's; made on first use (the legacy file's, where there is one) by one
+    conditional UPDATE, so concurrent workers and replicas agree on the first writer's."""
+    def stored() -> str | None:
+        with sessions() as session:
+            return session.execute(select(DeploymentIdentity.session_secret)
+                                   .where(DeploymentIdentity.id == 1)).scalar()
+
+    value = stored()
+    if value is None:
         try:
-            os.link(tmp, path)  # fails if another worker got there first; theirs wins
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    return bytes.fromhex(path.read_text().strip())
+            candidate = (data_dir / SECRET_FILE).read_text().strip()
+            bytes.fromhex(candidate)
+        except (OSError, ValueError):
+            candidate = secrets.token_hex(32)
+        with sessions.begin() as session:
+            session.execute(update(DeploymentIdentity).where(DeploymentIdentity.id == 1,
+                                                              DeploymentIdentity.session_secret.is_(None))
+                            .values(session_secret=candidate))
+        value = stored()
+    if value is None:
+        raise RuntimeError("the deployment is not bound to this database yet (app/core/instance.py)")
+    return bytes.fromhex(value)
 
 
 def _b64(data: bytes) -> str:
@@ -95,7 +103,7 @@ class SessionSigner:
     @cached_property
     def secret(self) -> bytes:
         """Read (or made) at the first sign-in, not when a process that never signs anyone in starts."""
-        return load_secret(self.settings.data_dir)
+        return load_secret(self.settings.data_dir, self.sessions)
 
     def _mac(self, purpose: str, payload: str) -> str:
         return _b64(hmac.new(self.secret, f"{purpose}:{payload}".encode(), hashlib.sha256).digest())
@@ -117,9 +125,10 @@ class SessionSigner:
         sid = secrets.token_urlsafe(18)
         now = datetime.now(timezone.utc)
         expires = now + timedelta(hours=self.settings.admin_session_hours)
+        # the tag (and the secret it needs, made in a transaction of its own at the first sign-in) before this one
+        tag = self.password_tag() if by == "password" else self.account_tag(account) if account else None
         with self.sessions.begin() as db:
             db.execute(delete(SessionRow).where(SessionRow.expires_at < now - timedelta(days=1)))
-            tag = self.password_tag() if by == "password" else self.account_tag(account) if account else None
             db.add(SessionRow(id=sid, signed_in_by=by, expires_at=expires, created_at=now, password_tag=tag,
                               account_id=account.id if account else None))
         payload = _b64(json.dumps({"sid": sid, "exp": int(expires.timestamp()), "by": by},

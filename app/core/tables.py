@@ -157,6 +157,8 @@ class DeploymentIdentity(Base):
     encoder: Mapped[str | None] = mapped_column(String(500), nullable=True)
     encoder_reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
     encoder_decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # the admin page's cookie-signing secret (app/access/admin_sessions.py): one for every worker and replica
+    session_secret: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class StoredPhoto(Base):
