@@ -8,7 +8,6 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
 from app.core.tables import StoredPhoto
-
 from tests.api.conftest import ADMIN
 
 from .conftest import TcpProxy
