@@ -238,3 +238,20 @@ def test_the_door_watcher_runs_as_a_compose_service_and_a_systemd_unit(compose_c
     args = build_parser().parse_args(argv[1:])
     assert args.command == "watch" and args.server.startswith("https://")
     assert "EnvironmentFile=" in unit and "Restart=always" in unit
+
+
+def test_compose_scales_the_api_behind_the_proxy_with_the_ha_profile(compose_cmd):
+    """`docker compose --profile ha up --scale api=3` (README, High availability): the api has no fixed name or host
+    port to collide on, the proxy reaches it by its service name, and Redis comes with the profile."""
+    cmd, env = compose_cmd
+    env = {**env, "POSTGRES_PASSWORD": "pw-test", "FACESHOT_PHOTO_STORE": "database",
+           "FACESHOT_RATE_LIMIT_STORAGE": "redis://redis:6379"}
+    out = subprocess.run([*cmd, "--profile", "ha", "config", "--format", "json"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    services = json.loads(out.stdout)["services"]
+    api = services["api"]
+    assert "container_name" not in api and not api.get("ports")
+    assert services["redis"]["image"].startswith("redis:")
+    assert "server api:8000" in (ROOT / "docker" / "nginx" / "proxy.conf").read_text()
+    assert "proxy_next_upstream error timeout" in (ROOT / "docker" / "nginx" / "proxy.conf").read_text()
