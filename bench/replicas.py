@@ -40,6 +40,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.testing.tcp_proxy import TcpProxy  # noqa: E402  (PostgreSQL and Redis reached from the namespaces)
+
 FACESHOT = str(Path(sys.executable).parent / "faceshot")
 API = "/api/v1"
 PREFIX = "fsrep-"
@@ -157,75 +161,6 @@ class Network:
             sh("ip", "netns", "del", ns, check=False)
             sh("ip", "link", "del", f"{PREFIX}h{i}", check=False)
         sh("ip", "link", "del", BRIDGE, check=False)
-
-
-class Forwarder:
-    """HOST_IP:<port> -> a server on 127.0.0.1 (PostgreSQL, Redis), one thread per direction per connection."""
-
-    def __init__(self, listen: tuple[str, int], target: tuple[str, int]):
-        self.listen, self.target = listen, target
-        self._listener: socket.socket | None = None
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self.connections = 0
-
-    def start(self) -> None:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(self.listen)
-        s.listen(128)
-        self._listener = s
-        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            for s in (client, upstream):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._conns += [client, upstream]
-                self.connections += 1
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def stop(self) -> None:
-        with self._lock:
-            listener, self._listener = self._listener, None
-            conns, self._conns = self._conns, []
-        if listener is not None:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            listener.close()
-        for c in conns:
-            try:
-                c.close()
-            except OSError:
-                pass
 
 
 # ------------------------------------------------------------------------------------------- PostgreSQL
@@ -769,9 +704,9 @@ def main() -> int:
         net.up()
         forwarders = []
         for port, target in SHARED_PORTS.items():
-            fwd = Forwarder((HOST_IP, port), target)
-            fwd.start()
-            cleanup.add(f"forwarder {port}", fwd.stop)
+            fwd = TcpProxy(target, host=HOST_IP, port=port)
+            fwd.restore()
+            cleanup.add(f"forwarder {port}", fwd.cut)
             forwarders.append(fwd)
         stale = Schema.leftovers()
         if stale:
@@ -870,7 +805,7 @@ def main() -> int:
             "replicas": args.replicas, "replica_ips": net.ips, "start_s": [round(s, 1) for s in start_s],
             "schema": schema.name, "database_url": schema.url,
             "nginx": {"config": str(nginx.conf), "port": nginx.port, **nginx.notes},
-            "forwarded_connections": {str(f.listen[1]): f.connections for f in forwarders},
+            "forwarded_connections": {str(f.port): f.connections for f in forwarders},
             "visibility": visibility, "burst": burst_out, "restart": catch_up,
             "verdict": "pass" if ok else "FAIL",
         }

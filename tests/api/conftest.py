@@ -38,6 +38,24 @@ def client(make_client, tmp_path):
     return make_client(tmp_path / "data")
 
 
+@pytest.fixture(scope="session")
+def other_encoder(tmp_path_factory):
+    """dlib's network with its last layer nudged: same geometry, another content hash, buildable offline."""
+    import torch
+
+    from models.encoders.checkpoint import EncoderCheckpoint
+    from models.encoders.sources import dlib_checkpoint
+
+    ckpt = dlib_checkpoint()
+    state = dict(ckpt.state_dict)
+    g = torch.Generator().manual_seed(0)
+    state["fc.weight"] = state["fc.weight"] * (1 + 0.05 * torch.randn(state["fc.weight"].shape, generator=g))
+    ckpt.metadata.name = "dlib-resnet-v1-nudged"
+    path = tmp_path_factory.mktemp("encoder") / "nudged.pt"
+    EncoderCheckpoint(ckpt.metadata, state).save(path)
+    return path
+
+
 def upload(path: Path, field: str = "image"):
     return (field, (path.name, path.read_bytes(), "image/jpeg"))
 

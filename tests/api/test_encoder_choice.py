@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -17,26 +16,11 @@ from app.core.db import Database
 from app.core.tables import DeploymentIdentity
 from app.gallery.encoder_choice import GPU_DEFAULT, STORED, choose_encoder
 from app.main import build_service, create_app
-from models.encoders.checkpoint import EncoderCheckpoint
-from models.encoders.sources import dlib_checkpoint
 from models.encoders.spec import IMPORTED, WeightSources
 
 from .conftest import ADMIN, make_settings, upload
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def other_encoder(tmp_path_factory):
-    """dlib's network with its last layer nudged: an encoder other than the host's default, buildable offline."""
-    ckpt = dlib_checkpoint()
-    state = dict(ckpt.state_dict)
-    g = torch.Generator().manual_seed(0)
-    state["fc.weight"] = state["fc.weight"] * (1 + 0.05 * torch.randn(state["fc.weight"].shape, generator=g))
-    ckpt.metadata.name = "dlib-resnet-v1-nudged"
-    path = tmp_path_factory.mktemp("encoder") / "nudged.pt"
-    EncoderCheckpoint(ckpt.metadata, state).save(path)
-    return path
 
 
 def model_of(settings) -> dict:

@@ -3,29 +3,13 @@
 import json
 
 import pytest
-import torch
 
 from app.cli import main as faceshot
 from app.core.tables import Face
 from app.main import build_service
-from models.encoders.checkpoint import EncoderCheckpoint
-from models.encoders.sources import dlib_checkpoint
 from models.pipeline import FacePipeline
 
 from .conftest import ADMIN, make_settings
-
-
-@pytest.fixture(scope="module")
-def other_encoder(tmp_path_factory):
-    """dlib's network with its last layer nudged: same geometry, another content hash."""
-    ckpt = dlib_checkpoint()
-    state = dict(ckpt.state_dict)
-    g = torch.Generator().manual_seed(0)
-    state["fc.weight"] = state["fc.weight"] * (1 + 0.05 * torch.randn(state["fc.weight"].shape, generator=g))
-    ckpt.metadata.name = "dlib-resnet-v1-nudged"
-    path = tmp_path_factory.mktemp("encoder") / "nudged.pt"
-    EncoderCheckpoint(ckpt.metadata, state).save(path)
-    return path
 
 
 @pytest.fixture
