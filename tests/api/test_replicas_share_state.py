@@ -37,10 +37,11 @@ def replicas(make_client, tmp_path, postgres_url, redis_url):
     return replica
 
 
-def sign_in(client, secret: str) -> tuple[str, str]:
+def sign_in(client, secret: str, account: str = "") -> tuple[str, str]:
     page = client.get("/admin/login")
     token = re.search(r'name="login_token" value="([^"]+)"', page.text).group(1)
-    r = client.post("/admin/login", data={"secret": secret, "login_token": token}, follow_redirects=False)
+    r = client.post("/admin/login", data={"secret": secret, "login_token": token, "account": account},
+                    follow_redirects=False)
     assert r.status_code == 303, r.text
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/settings").text).group(1)
     return client.cookies.get(COOKIE), csrf
@@ -76,6 +77,23 @@ def test_a_change_on_one_replica_holds_on_the_other(replicas, photos):
     assert b.get(f"{API}/people/{emma['id']}/faces").json()[0]["has_image"]
     assert a.delete(f"{API}/people/{emma['id']}").status_code == 204
     assert b.post(f"{API}/identify", files=[upload(photos["Emma_Watson"][1])]).json()["faces"][0]["person"] is None
+
+    # a collection deleted through A is gone on B, with its people
+    assert a.post(f"{API}/collections", json={"name": "annex"}).status_code == 201
+    wen = b.post(f"{API}/collections/annex/enroll", data={"name": "Wen Jiabao"},
+                 files=[upload(photos["Wen_Jiabao"][0], "images")])
+    assert wen.status_code == 201, wen.text
+    assert a.delete(f"{API}/collections/annex").status_code == 204
+    assert b.post(f"{API}/collections/annex/identify", files=[upload(photos["Wen_Jiabao"][1])]).status_code == 404
+
+    # an account disabled through A is signed out on B
+    made = a.post(f"{API}/admin-accounts", json={"name": "ann", "password": "a long password 1",
+                                                  "deployment_admin": True}).json()
+    cookie, _ = sign_in(b, "a long password 1", account="ann")
+    assert page_with(b, cookie).status_code == 200
+    b.cookies.clear()
+    assert a.patch(f"{API}/admin-accounts/{made['id']}", json={"disabled": True}).status_code == 200
+    assert page_with(b, cookie).status_code == 303
 
 
 def test_rate_limits_and_the_guessing_brake_count_across_replicas(replicas):
