@@ -11,6 +11,7 @@ does not tell which names exist.
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,10 +24,11 @@ from sqlalchemy.orm import sessionmaker
 
 from app.access import audit
 from app.access.audit import Actor
+from app.access.group_rights import Granted
 from app.access.keys import revoke_keys_of_account
 from app.core.db import begin_write, get_collection
-from app.core.errors import Conflict, NotFound, Overloaded, Unauthorized, ValidationFailed
-from app.core.tables import AdminAccount, AdminGrant
+from app.core.errors import Conflict, Forbidden, NotFound, Overloaded, Unauthorized, ValidationFailed
+from app.core.tables import AdminAccount, AdminGrant, Collection
 
 RIGHTS = ("admin", "viewer")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,63}$"  # lowercase, so "Ann" and "ann" are one account
@@ -173,6 +175,40 @@ class Accounts:
                          details={"name": account.name, "changed": changed, "rights": new_rights,
                                   "deployment_admin": admin})
             return AccountView.of(account)
+
+    def sign_in_external(self, subject: str, name: str, grant: Granted) -> AdminAccount:
+        """The account a company's sign-in names (``subject``), made on its first sign-in and given exactly the
+        rights its groups grant now; refused (Forbidden, and the account disabled, which ends its sessions) when
+        they grant nothing. A local account of the same name is never taken over (Conflict)."""
+        name = normalise_name(name)
+        with begin_write(self.sessions) as session:
+            account = session.scalar(select(AdminAccount).where(AdminAccount.external_subject == subject))
+            if account is None:
+                if session.scalar(select(AdminAccount.id).where(AdminAccount.name == name)) is not None:
+                    raise Conflict(f"An account named {name!r} exists on this service and was not made by this "
+                                   "sign-in; rename one of them.", {"name": name, "reason": "name_taken"})
+                account = AdminAccount(name=name, password_hash=_hasher.hash(secrets.token_hex(32)),
+                                       external_subject=subject)
+                session.add(account)
+            # only collections that exist: a mapping may name one not made yet
+            existing = set(session.scalars(select(Collection.name).where(Collection.name.in_(list(grant.rights)))))
+            rights = {c: r for c, r in grant.rights.items() if c in existing}
+            account.deployment_admin = grant.deployment_admin
+            _set_rights(account, rights)
+            if not grant.deployment_admin and not rights:
+                if account.disabled_at is None:
+                    account.disabled_at = datetime.now(timezone.utc)
+                    audit.record(session, audit.Actor("system", None, subject), "account.update",
+                                 target=account.id, details={"name": account.name, "changed": ["disabled"],
+                                                             "reason": "its sign-in's groups grant nothing"})
+                session.flush()
+                refused = Forbidden(f"{name}'s groups grant no right on this faceshot.", {"reason": "no_rights"})
+            else:
+                account.disabled_at = None
+                session.flush()
+                session.expunge(account)
+                return account
+        raise refused
 
     def delete(self, account_id: str, actor: Actor | None = None) -> None:
         with begin_write(self.sessions) as session:

@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse
 from PIL import Image
 
 from app.access.admin_sessions import COOKIE, LOGIN_COOKIE
+from app.access.audit import Actor
 from app.access.keys import Keys
 from app.admin.auth import Admin, AdminRoute, AdminWrite, actor_of, safe_next, signer
 from app.admin.render import render
@@ -37,8 +38,10 @@ from app.api.deps import (
     EventsDep,
     KeysDep,
     PeopleDep,
+    ProxySignInDep,
     SettingsDep,
     WebhooksDep,
+    audit_of,
     client_address,
     settings_of,
 )
@@ -73,8 +76,21 @@ def _login_page(request: Request, status_code: int = 200, error: str | None = No
 
 
 @router.get("/login")
-def login_form(request: Request):
-    return _login_page(request)
+def login_form(request: Request, proxy: ProxySignInDep, audit: AuditDep):
+    """The sign-in form; or, behind a signing-in reverse proxy whose headers are believed
+    (app/access/proxy_sign_in.py), the sign-in itself: its user's account, with the rights their groups give now."""
+    who = proxy.identity(request) if proxy is not None else None
+    if who is None:
+        return _login_page(request)
+    try:
+        account = proxy.sign_in(who)
+    except FaceshotError as exc:
+        audit.record(Actor("proxy", None, who.user[:200]), "admin.sign_in_refused",
+                     details={"via": "proxy", "user": who.user[:200], "groups": who.groups[:50], "code": exc.code})
+        return render(request, "login.html", exc.status, error=exc.message, login_token="", next_url="/admin",
+                      password_enabled=False, proxy_refused=True)
+    return _signed_in(request, "account", account, safe_next(request.query_params.get("next")),
+                      via={"via": "proxy", "groups": who.groups[:50]})
 
 
 @router.post("/login")
@@ -137,10 +153,16 @@ def login(request: Request, settings: SettingsDep, accounts: AccountsDep, keys: 
                 return _login_page(request, 429, too_many, next)
             limiter.record_failure(client)
             return _login_page(request, 401, "That key or password is not valid.", next)
-    cookie = signer(request).issue(by, signed_in)
+    return _signed_in(request, by, signed_in, safe_next(next))
+
+
+def _signed_in(request: Request, by: str, account, target: str, via: dict | None = None):
+    """A new admin session for ``by`` (``account`` when an account signed in), audit-logged; to ``target``."""
+    settings = settings_of(request)
+    cookie = signer(request).issue(by, account)
     session = signer(request).read(cookie)
-    audit.record(actor_of(request, session), "admin.sign_in")
-    response = RedirectResponse(safe_next(next), status_code=303)
+    audit_of(request).record(actor_of(request, session), "admin.sign_in", details=via or {})
+    response = RedirectResponse(target, status_code=303)
     args = signer(request).cookie_args(max_age=int(settings.admin_session_hours * 3600))
     response.set_cookie(COOKIE, cookie, **args)
     response.delete_cookie(LOGIN_COOKIE, path=args["path"], httponly=True, samesite="strict", secure=args["secure"])

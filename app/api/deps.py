@@ -17,6 +17,7 @@ from app.access.accounts import Accounts
 from app.access.admin_sessions import SessionSigner
 from app.access.audit import AuditLog
 from app.access.keys import Keys
+from app.access.proxy_sign_in import ProxySignIn
 from app.api.gate import before_body
 from app.core.config import Settings
 from app.core.errors import Unauthorized, ValidationFailed
@@ -101,6 +102,10 @@ def admin_sessions_of(request: Request) -> SessionSigner:
     return get_service(request).admin_sessions
 
 
+def proxy_sign_in_of(request: Request) -> ProxySignIn:
+    return get_service(request).proxy_sign_in
+
+
 def queue_of(request: Request) -> InferenceQueue:
     return get_service(request).queue
 
@@ -120,6 +125,7 @@ SuggestionsDep = Annotated[Suggestions, Depends(suggestions_of)]
 WebhooksDep = Annotated[Webhooks, Depends(webhooks_of)]
 AuditDep = Annotated[AuditLog, Depends(audit_of)]
 AccountsDep = Annotated[Accounts, Depends(accounts_of)]
+ProxySignInDep = Annotated[ProxySignIn, Depends(proxy_sign_in_of)]
 KeysDep = Annotated[Keys, Depends(keys_of)]
 CompreFaceDep = Annotated[CompreFace, Depends(compreface_of)]
 

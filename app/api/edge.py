@@ -18,6 +18,8 @@ from functools import cache
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from app.core.peer import PEER
+
 log = logging.getLogger("faceshot.serving")
 
 
@@ -90,6 +92,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        # the connection's own peer, kept beside the client a trusted proxy may name (X-Forwarded-For rewrites
+        # ``client``): proxy sign-in believes headers only from the proxy's own address (app/core/peer.py)
+        self.scope[PEER] = self.client
         self._arm(_limits()[0])  # the next request on a kept-alive connection: its headers are timed too
 
     def on_headers_complete(self) -> None:

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_ADMIN_KEY_LENGTH = 24
@@ -105,6 +105,16 @@ class Settings(ModelSettings):
     mqtt_topic_prefix: str = "faceshot"  # the event topics, availability and last-seen states live under it
     mqtt_ha_discovery: bool = True  # Home Assistant MQTT discovery, when MQTT is on
     mqtt_ha_prefix: str = "homeassistant"  # Home Assistant's discovery prefix (its own default)
+    # who may use the admin page, by the groups a company's sign-in gives (app/access/group_rights.py):
+    # "faceshot-admins=deployment_admin; warehouse-team=warehouse:admin; reception=default:viewer"
+    admin_group_rights: str = ""
+    # a reverse proxy that signs people in (Authelia, Authentik, oauth2-proxy) names them in headers, believed only
+    # with the shared secret and only from these addresses (app/access/proxy_sign_in.py); both unset: off
+    proxy_auth_secret: SecretStr | None = None
+    proxy_auth_addresses: str = ""  # comma-separated networks or addresses of the proxy
+    proxy_user_header: str = "Remote-User"
+    proxy_groups_header: str = "Remote-Groups"
+    proxy_secret_header: str = "X-Proxy-Secret"
     crash_at: str | None = None  # tests only: SIGKILL at this point of a write (app/core/faults.py)
     # prometheus-client's own variable: set by `faceshot serve` for several workers
     prometheus_multiproc_dir: str | None = Field(None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
@@ -166,6 +176,33 @@ class Settings(ModelSettings):
                 raise ValueError(f"FACESHOT_WEBHOOK_ALLOW_PRIVATE: {entry!r} is not a network like 192.168.1.0/24 "
                                  f"or an address ({exc})") from None
         return value
+
+    @field_validator("proxy_auth_addresses")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        for entry in _entries(value):
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError as exc:
+                raise ValueError(f"FACESHOT_PROXY_AUTH_ADDRESSES: {entry!r} is not a network or an address "
+                                 f"({exc})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _proxy_auth_whole(self):
+        """Proxy sign-in needs both the secret and the proxy's addresses: one alone would believe too much or
+        nothing, so it stops the start."""
+        secret = self.proxy_auth_secret.get_secret_value() if self.proxy_auth_secret else ""
+        if bool(secret) != bool(_entries(self.proxy_auth_addresses)):
+            raise ValueError("FACESHOT_PROXY_AUTH_SECRET and FACESHOT_PROXY_AUTH_ADDRESSES go together: set both to "
+                             "let a reverse proxy sign people in, or neither")
+        if secret and len(secret) < 24:
+            raise ValueError("FACESHOT_PROXY_AUTH_SECRET must be at least 24 characters (e.g. `openssl rand -hex 24`)")
+        return self
+
+    @property
+    def proxy_auth_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(entry) for entry in _entries(self.proxy_auth_addresses)]
 
     @property
     def webhook_allowed_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

@@ -92,6 +92,9 @@ class AdminAccount(Base):
     deployment_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # who signs in as it, when a company's sign-in made it ("proxy:<user>", later "oidc:<issuer>|<sub>"): such an
+    # account has no password of its own and its rights follow the sign-in's groups (app/access/accounts.py)
+    external_subject: Mapped[str | None] = mapped_column(String(300), unique=True, nullable=True)
     grants: Mapped[list[AdminGrant]] = relationship(cascade="all, delete-orphan", lazy="selectin",
                                                      order_by="AdminGrant.collection")
 
