@@ -16,6 +16,7 @@ from app.access.accounts import Accounts
 from app.access.admin_sessions import SessionSigner
 from app.access.audit import AuditLog
 from app.access.keys import Keys
+from app.access.oidc import OidcSignIn
 from app.access.proxy_sign_in import ProxySignIn
 from app.core.config import Settings
 from app.core.db import Database
@@ -68,7 +69,7 @@ class FaceService:
         self.compreface = CompreFace(self.people, self.recognition)  # CompreFace's API over the two
         self.suggestions = None
         self.events = self.review = self.webhooks = self.audit = self.accounts = self.keys = self.admin_sessions = None
-        self.proxy_sign_in = None
+        self.proxy_sign_in = self.oidc = None
         self.sinks: list[EventSink] = []
         self.visitors = None
         if db is not None:
@@ -77,6 +78,7 @@ class FaceService:
             self.keys = Keys(self.sessions)
             self.admin_sessions = SessionSigner(settings, self.sessions)
             self.proxy_sign_in = ProxySignIn(settings, self.accounts)  # a signing-in reverse proxy's headers
+            self.oidc = OidcSignIn(settings, self.accounts, lambda: self.admin_sessions.secret)
             # retention is enforced on the delivery thread, hourly, even when no event arrives
             self.webhooks = Webhooks(settings, self.sessions,
                                      housekeeping=lambda: self.events.purge_expired(at_most_hourly=True))

@@ -19,6 +19,7 @@ from PIL import Image
 from app.access.admin_sessions import COOKIE, LOGIN_COOKIE
 from app.access.audit import Actor
 from app.access.keys import Keys
+from app.access.oidc import FLOW_COOKIE, FLOW_TTL_S, OidcRefused
 from app.admin.auth import Admin, AdminRoute, AdminWrite, actor_of, safe_next, signer
 from app.admin.render import render
 from app.admin.scope import (
@@ -37,12 +38,14 @@ from app.api.deps import (
     CollectionsDep,
     EventsDep,
     KeysDep,
+    OidcDep,
     PeopleDep,
     ProxySignInDep,
     SettingsDep,
     WebhooksDep,
     audit_of,
     client_address,
+    get_service,
     settings_of,
 )
 from app.core.errors import Forbidden, NotFound, TryLater, Unauthorized, ValidationFailed
@@ -68,9 +71,13 @@ def person_view(person) -> dict:
 # -- sign-in -----------------------------------------------------------------------------------
 def _login_page(request: Request, status_code: int = 200, error: str | None = None, next_url: str | None = None):
     token = secrets.token_urlsafe(18)
+    settings = settings_of(request)
+    oidc = get_service(request).oidc
     response = render(request, "login.html", status_code, error=error, login_token=token,
                       next_url=safe_next(next_url or request.query_params.get("next")),
-                      password_enabled=settings_of(request).admin_password is not None)
+                      password_enabled=settings.admin_password is not None,
+                      local_signin=settings.admin_password_signin,
+                      oidc_enabled=oidc is not None and oidc.enabled)
     response.set_cookie(LOGIN_COOKIE, token, **signer(request).cookie_args(max_age=3600))
     return response
 
@@ -106,6 +113,9 @@ def login(request: Request, settings: SettingsDep, accounts: AccountsDep, keys: 
     account that has failed too often, from anywhere, is refused for a while too (guessing
     from many addresses), and a refused try costs no password hash (no CPU to burn).
     """
+    if not settings.admin_password_signin:
+        return _login_page(request, 403, "Sign-in with a password or key is turned off here "
+                                         "(FACESHOT_ADMIN_PASSWORD_SIGNIN=false): use the company sign-in.", next)
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, login_token):
         return _login_page(request, 403, "The sign-in form had expired. Please try again.", next)
@@ -154,6 +164,51 @@ def login(request: Request, settings: SettingsDep, accounts: AccountsDep, keys: 
             limiter.record_failure(client)
             return _login_page(request, 401, "That key or password is not valid.", next)
     return _signed_in(request, by, signed_in, safe_next(next))
+
+
+@router.get("/oidc/start")
+def oidc_start(request: Request, settings: SettingsDep, oidc: OidcDep, audit: AuditDep):
+    """To the company's sign-in (OpenID Connect, code flow with PKCE), with this sign-in's state in a cookie."""
+    if oidc is None or not oidc.enabled:
+        raise NotFound("OpenID Connect sign-in is not set up here (FACESHOT_OIDC_ISSUER).", {})
+    redirect_uri = settings.oidc_redirect_url or str(request.url_for("oidc_callback"))
+    try:
+        url, flow = oidc.start(redirect_uri, safe_next(request.query_params.get("next")))
+    except OidcRefused as exc:
+        return _oidc_refused(request, audit, exc)
+    response = RedirectResponse(url, status_code=303)
+    # Lax, not Strict: the provider sends the browser back with a cross-site top-level GET
+    response.set_cookie(FLOW_COOKIE, flow, max_age=FLOW_TTL_S, path="/admin/oidc", httponly=True, samesite="lax",
+                        secure=settings.admin_cookie_secure)
+    return response
+
+
+@router.get("/oidc/callback", name="oidc_callback")
+def oidc_callback(request: Request, oidc: OidcDep, audit: AuditDep, code: str | None = None,
+                  state: str | None = None, error: str | None = None):
+    """Back from the company's sign-in: the ID token checked, the account made or updated, signed in."""
+    if oidc is None or not oidc.enabled:
+        raise NotFound("OpenID Connect sign-in is not set up here (FACESHOT_OIDC_ISSUER).", {})
+    who = None
+    try:
+        who, target = oidc.finish(code, state, error, request.cookies.get(FLOW_COOKIE))
+        account = oidc.sign_in(who)
+    except OidcRefused as exc:
+        return _oidc_refused(request, audit, exc)
+    except FaceshotError as exc:  # no right, or a local account's name
+        return _oidc_refused(request, audit, OidcRefused(exc.code, exc.message, exc.status), who)
+    response = _signed_in(request, "account", account, target, via={"via": "oidc", "groups": who.groups[:50]})
+    response.delete_cookie(FLOW_COOKIE, path="/admin/oidc")
+    return response
+
+
+def _oidc_refused(request: Request, audit, exc: OidcRefused, who=None):
+    """A clear page (never a 500) and an audit entry for a refused company sign-in."""
+    audit.record(Actor("oidc", None, (who.name if who else "unknown")[:200]), "admin.sign_in_refused",
+                 details={"via": "oidc", "code": exc.code, **({"groups": who.groups[:50]} if who else {})})
+    response = _login_page(request, exc.status, exc.message)
+    response.delete_cookie(FLOW_COOKIE, path="/admin/oidc")
+    return response
 
 
 def _signed_in(request: Request, by: str, account, target: str, via: dict | None = None):

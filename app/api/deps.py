@@ -17,6 +17,7 @@ from app.access.accounts import Accounts
 from app.access.admin_sessions import SessionSigner
 from app.access.audit import AuditLog
 from app.access.keys import Keys
+from app.access.oidc import OidcSignIn
 from app.access.proxy_sign_in import ProxySignIn
 from app.api.gate import before_body
 from app.core.config import Settings
@@ -106,6 +107,10 @@ def proxy_sign_in_of(request: Request) -> ProxySignIn:
     return get_service(request).proxy_sign_in
 
 
+def oidc_of(request: Request) -> OidcSignIn:
+    return get_service(request).oidc
+
+
 def queue_of(request: Request) -> InferenceQueue:
     return get_service(request).queue
 
@@ -126,6 +131,7 @@ WebhooksDep = Annotated[Webhooks, Depends(webhooks_of)]
 AuditDep = Annotated[AuditLog, Depends(audit_of)]
 AccountsDep = Annotated[Accounts, Depends(accounts_of)]
 ProxySignInDep = Annotated[ProxySignIn, Depends(proxy_sign_in_of)]
+OidcDep = Annotated[OidcSignIn, Depends(oidc_of)]
 KeysDep = Annotated[Keys, Depends(keys_of)]
 CompreFaceDep = Annotated[CompreFace, Depends(compreface_of)]
 

@@ -105,6 +105,16 @@ class Settings(ModelSettings):
     mqtt_topic_prefix: str = "faceshot"  # the event topics, availability and last-seen states live under it
     mqtt_ha_discovery: bool = True  # Home Assistant MQTT discovery, when MQTT is on
     mqtt_ha_prefix: str = "homeassistant"  # Home Assistant's discovery prefix (its own default)
+    # the admin page's sign-in with the company's OpenID Connect provider (app/access/oidc.py): issuer and client
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid profile email groups"
+    oidc_name_claim: str = "preferred_username"  # the account's name (else email, else sub)
+    oidc_groups_claim: str = "groups"  # Entra ID: "groups" (object ids) or "roles"; Keycloak: a mapper's claim
+    oidc_leeway_s: int = Field(60, ge=0, le=300)  # clock skew allowed on the ID token's times
+    oidc_redirect_url: str | None = None  # the public callback URL; default: this request's /admin/oidc/callback
+    admin_password_signin: bool = True  # false: the admin page signs in through the company's sign-in only
     # who may use the admin page, by the groups a company's sign-in gives (app/access/group_rights.py):
     # "faceshot-admins=deployment_admin; warehouse-team=warehouse:admin; reception=default:viewer"
     admin_group_rights: str = ""
@@ -198,6 +208,15 @@ class Settings(ModelSettings):
                              "let a reverse proxy sign people in, or neither")
         if secret and len(secret) < 24:
             raise ValueError("FACESHOT_PROXY_AUTH_SECRET must be at least 24 characters (e.g. `openssl rand -hex 24`)")
+        return self
+
+    @model_validator(mode="after")
+    def _oidc_whole(self):
+        if bool(self.oidc_issuer) != bool(self.oidc_client_id):
+            raise ValueError("FACESHOT_OIDC_ISSUER and FACESHOT_OIDC_CLIENT_ID go together: set both for OpenID "
+                             "Connect sign-in, or neither")
+        if self.oidc_issuer and not self.oidc_issuer.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("FACESHOT_OIDC_ISSUER must be an https:// URL (plain http only on this machine)")
         return self
 
     @property
