@@ -3,7 +3,8 @@
 The authorization code flow with PKCE (S256), configured by discovery from FACESHOT_OIDC_ISSUER. The state, nonce
 and PKCE verifier of a sign-in in progress travel in a short-lived cookie HMAC-signed with the admin session secret
 (nothing stored server-side for a sign-in that is never finished). The callback checks the state, exchanges the
-code (client secret, verifier) and validates the ID token with authlib: signature against the provider's JWKS
+code (client secret, verifier) and validates the ID token with joserfc (authlib's own JOSE library, which authlib's
+``authlib.jose`` now defers to): signature against the provider's JWKS
 (fetched again once when a key id is unknown), issuer, audience, expiry and issue time with a bounded clock skew
 (FACESHOT_OIDC_LEEWAY_S), and the nonce. The person then gets an account of their own (``oidc:<issuer>|<sub>``)
 whose rights are, at this sign-in, what FACESHOT_ADMIN_GROUP_RIGHTS gives the groups claim
@@ -24,8 +25,9 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import httpx
-from authlib.jose import JsonWebKey, JsonWebToken
-from authlib.jose.errors import JoseError
+from joserfc import jwt
+from joserfc.errors import JoseError, MissingKeyError
+from joserfc.jwk import KeySet
 
 from app.access.accounts import Accounts
 from app.access.group_rights import granted, parse_group_rights
@@ -98,7 +100,7 @@ class OidcSignIn:
     def _keys(self, refresh: bool = False):
         if self._jwks is None or refresh:
             self._jwks = self._get(self.discovery()["jwks_uri"])
-        return JsonWebKey.import_key_set(self._jwks)
+        return KeySet.import_key_set(self._jwks)
 
     # -- the flow -----------------------------------------------------------------------------------
     def _sign(self, payload: str) -> str:
@@ -158,25 +160,26 @@ class OidcSignIn:
 
     def _identity(self, id_token: str, nonce: str) -> OidcIdentity:
         issuer = self.discovery()["issuer"]
-        options = {"iss": {"essential": True, "value": issuer},
-                   "aud": {"essential": True, "value": self.settings.oidc_client_id},
-                   "exp": {"essential": True}, "iat": {"essential": True}, "sub": {"essential": True},
-                   "nonce": {"essential": True, "value": nonce}}
-        jwt = JsonWebToken(ALGORITHMS)
+        registry = jwt.JWTClaimsRegistry(
+            leeway=self.settings.oidc_leeway_s, iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": self.settings.oidc_client_id}, exp={"essential": True},
+            iat={"essential": True}, sub={"essential": True}, nonce={"essential": True, "value": nonce})
         for attempt in range(2):
             try:
-                claims = jwt.decode(id_token, self._keys(refresh=attempt > 0), claims_options=options)
-                claims.validate(leeway=self.settings.oidc_leeway_s)
+                token = jwt.decode(id_token, self._keys(refresh=attempt > 0), algorithms=ALGORITHMS)
+                registry.validate(token.claims)
+                claims = token.claims
                 break
-            except JoseError as exc:
-                unknown_key = "kid" in str(exc).lower() or exc.error in ("bad_signature",)
-                if attempt == 0 and unknown_key:
-                    continue  # keys rotate: fetch them once more
-                log.warning("refused an ID token: %s", exc)
-                raise OidcRefused("token_invalid", f"The sign-in service's ID token is not valid here ({exc.error})."
-                                  , 403) from None
-            except ValueError as exc:  # not a JWT at all
-                raise OidcRefused("token_invalid", f"The ID token could not be read ({exc}).", 403) from None
+            except MissingKeyError:
+                if attempt == 0:
+                    continue  # keys rotate: a key id not seen yet, fetch them once more
+                raise OidcRefused("token_invalid", "The sign-in service's ID token is not valid here (unknown_key).",
+                                  403) from None
+            except (JoseError, ValueError) as exc:
+                code = getattr(exc, "error", None) or "malformed"
+                log.warning("refused an ID token: %s: %s", code, exc)
+                raise OidcRefused("token_invalid", f"The sign-in service's ID token is not valid here ({code}).",
+                                  403) from None
         groups = claims.get(self.settings.oidc_groups_claim) or []
         if isinstance(groups, str):
             groups = [groups]
