@@ -784,8 +784,10 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
                                                                  "input (default: off, ask twice without echo)")
     p.set_defaults(func=cmd_admin_account)
 
-    photos = sub.add_parser("photos", help="where enrollment photos are kept: `photos migrate --to database|folder`")
-    actions = photos.add_subparsers(dest="photos_command", required=True, metavar="ACTION")
+    photos = sub.add_parser("photos", help="where enrollment photos are kept: `photos migrate --to database|folder`",
+                            description="Example: faceshot photos migrate --to database")
+    actions = photos.add_subparsers(dest="photos_command", required=True, metavar="ACTION",
+                                    help="migrate: move every photo into the database or the data folder")
     p = storage(actions.add_parser(
         "migrate", help="move every photo into the database or the data folder (resumable, sha256-verified)",
         description="Example: faceshot photos migrate --to database (then set FACESHOT_PHOTO_STORE=database). "
