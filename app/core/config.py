@@ -175,27 +175,16 @@ class Settings(ModelSettings):
                              "worker could send the same delivery again")
         return value
 
-    @field_validator("webhook_allow_private")
+    @field_validator("webhook_allow_private", "proxy_auth_addresses")
     @classmethod
-    def _networks(cls, value: str) -> str:
+    def _networks(cls, value: str, info) -> str:
         """Each entry a network (or one address); a typo stops the start rather than silently allowing nothing."""
         for entry in _entries(value):
             try:
                 ipaddress.ip_network(entry)
             except ValueError as exc:
-                raise ValueError(f"FACESHOT_WEBHOOK_ALLOW_PRIVATE: {entry!r} is not a network like 192.168.1.0/24 "
-                                 f"or an address ({exc})") from None
-        return value
-
-    @field_validator("proxy_auth_addresses")
-    @classmethod
-    def _proxy_networks(cls, value: str) -> str:
-        for entry in _entries(value):
-            try:
-                ipaddress.ip_network(entry)
-            except ValueError as exc:
-                raise ValueError(f"FACESHOT_PROXY_AUTH_ADDRESSES: {entry!r} is not a network or an address "
-                                 f"({exc})") from None
+                raise ValueError(f"FACESHOT_{info.field_name.upper()}: {entry!r} is not a network like "
+                                 f"192.168.1.0/24 or an address ({exc})") from None
         return value
 
     @model_validator(mode="after")
