@@ -20,7 +20,9 @@ def test_a_huge_json_photo_body_is_refused_at_the_operations_limit_and_health_st
     server.start()
     result = json_body_pressure(server.url, ADMIN, server.proc.pid, total_mb=150, declare_length=declare_length)
     assert (result.status, result.code) == (413, "request_too_large"), result
-    assert result.health_calls > 0 and result.health_max_s < 2.0, result  # 20.5 s before
+    # 20.5 s before; a refusal read from the declared length can come before the first /health probe: then nothing
+    # was held (the flake of a full run: 413 after 0.04 s, no probe yet)
+    assert result.seconds < 1.0 or (result.health_calls > 0 and result.health_max_s < 2.0), result
     if result.peak_rss_growth_mb is not None:
         assert result.peak_rss_growth_mb < 300, result  # +3.8 GB before
     with server.client() as c:  # the worker still answers
