@@ -333,15 +333,20 @@ def measure(embeddings: np.ndarray, labels: np.ndarray, *, seed: int = 0, per_pe
 
 
 # -- capture classes ---------------------------------------------------------------------------------
-def worst_case(distributions: Sequence[DistanceDistribution]) -> DistanceDistribution:
-    """At each probability, the smallest distance any of ``distributions`` reaches it at: a threshold read from it
-    holds every one of them to the rate (knots on one grid: :func:`knots_from_samples` with its fitted tail)."""
-    grids = {tuple(d.log10_p) for d in distributions}
-    if len(grids) != 1:
-        raise ValueError("worst_case needs distributions on one grid of probabilities")
-    dist = np.min(np.array([d.distance for d in distributions]), axis=0)
+def _pointwise(distributions: Sequence[DistanceDistribution], reduce) -> DistanceDistribution:
+    """At each probability of their one grid (:func:`knots_from_samples` with its fitted tail), ``reduce`` (np.min,
+    np.max) of their distances; monotone again, counting the fewest pairs any of them had."""
+    if len({tuple(d.log10_p) for d in distributions}) != 1:
+        raise ValueError("combining distance distributions needs them on one grid of probabilities")
+    dist = reduce(np.array([d.distance for d in distributions]), axis=0)
     return DistanceDistribution(list(distributions[0].log10_p), [float(v) for v in np.maximum.accumulate(dist)],
                                 min(d.pairs for d in distributions))
+
+
+def worst_case(distributions: Sequence[DistanceDistribution]) -> DistanceDistribution:
+    """At each probability, the smallest distance any of ``distributions`` reaches it at: a threshold read from it
+    holds every one of them to the rate."""
+    return _pointwise(distributions, np.min)
 
 
 def measure_capture(original: np.ndarray, cameras: Sequence[np.ndarray], labels: np.ndarray, found: np.ndarray, *,
@@ -404,6 +409,4 @@ def measure_capture(original: np.ndarray, cameras: Sequence[np.ndarray], labels:
 
 def _least_recognition(distributions: Sequence[DistanceDistribution]) -> DistanceDistribution:
     """At each probability, the largest distance: the camera whose people's photos are farthest from them."""
-    dist = np.max(np.array([d.distance for d in distributions]), axis=0)
-    return DistanceDistribution(list(distributions[0].log10_p), [float(v) for v in np.maximum.accumulate(dist)],
-                                min(d.pairs for d in distributions))
+    return _pointwise(distributions, np.max)
