@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.errors import Conflict
 from app.core.tables import StoredPhoto
-from app.gallery.photo_folder import PHOTO_NAME, SweepResult
+from app.gallery.photo_folder import SweepResult, checked_name, photo_file_name
 
 
 class DatabasePhotoStore:
@@ -28,15 +28,7 @@ class DatabasePhotoStore:
         self.sessions = sessions
         self.fallback = None  # where a photo not here may still be (the folder, during a migration)
 
-    @staticmethod
-    def file_name(face_id: str) -> str:
-        return f"{face_id}.img"
-
-    @staticmethod
-    def _checked(name: str) -> str:
-        if not PHOTO_NAME.match(name):
-            raise ValueError(f"not a stored photo's name: {name!r}")
-        return name
+    file_name = staticmethod(photo_file_name)
 
     # -- writing: in the caller's transaction ----------------------------------------------------
     def reserve(self, names: list[str]) -> None:
@@ -45,7 +37,7 @@ class DatabasePhotoStore:
     def write(self, name: str, data: bytes, *, replace: bool = True, session: Session | None = None) -> None:
         if session is None:
             raise ValueError("the database store writes a photo in its face's transaction: pass its session")
-        name, data = self._checked(name), bytes(data)
+        name, data = checked_name(name), bytes(data)
         existing = session.get(StoredPhoto, name)
         if existing is not None and not replace:
             raise Conflict(f"A photo named {name} is already stored (another face's); it was left as it is and "
@@ -79,14 +71,14 @@ class DatabasePhotoStore:
     # -- reading ---------------------------------------------------------------------------------
     def read(self, name: str) -> bytes | None:
         with self.sessions() as session:
-            data = session.execute(select(StoredPhoto.data).where(StoredPhoto.name == self._checked(name))).scalar()
+            data = session.execute(select(StoredPhoto.data).where(StoredPhoto.name == checked_name(name))).scalar()
         if data is None and self.fallback is not None:
             return self.fallback.read(name)
         return data
 
     def exists(self, name: str) -> bool:
         with self.sessions() as session:
-            found = session.execute(select(StoredPhoto.name).where(StoredPhoto.name == self._checked(name))).first()
+            found = session.execute(select(StoredPhoto.name).where(StoredPhoto.name == checked_name(name))).first()
         return found is not None or (self.fallback is not None and self.fallback.exists(name))
 
     # -- housekeeping ----------------------------------------------------------------------------

@@ -45,6 +45,18 @@ _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK)
 
 
+def photo_file_name(face_id: str) -> str:
+    """A stored photo's name, the same in either store (app/gallery/photo_store.py)."""
+    return f"{face_id}.img"
+
+
+def checked_name(name: str) -> str:
+    """``name`` if the service could have made it (a face id's), else ValueError: never a path from outside."""
+    if not PHOTO_NAME.match(name):
+        raise ValueError(f"not a stored photo's name: {name!r}")
+    return name
+
+
 def storage_error(exc: OSError, what: str) -> StorageUnavailable:
     """The typed refusal for a failed write: 507 when the disk is full, 503 otherwise."""
     details = {"reason": errno.errorcode.get(exc.errno or 0, "EIO").lower()}
@@ -83,14 +95,10 @@ class FolderPhotoStore:
         self.sessions = sessions
         self.fallback = None  # where a photo not here may still be (the other store, during a migration)
 
-    @staticmethod
-    def file_name(face_id: str) -> str:
-        return f"{face_id}.img"
+    file_name = staticmethod(photo_file_name)
 
     def _path(self, name: str) -> Path:
-        if not PHOTO_NAME.match(name):
-            raise ValueError(f"not a stored photo's name: {name!r}")
-        return self.folder / name
+        return self.folder / checked_name(name)
 
     def _partial(self, name: str) -> Path:
         return self.folder / f".{name}.partial"
