@@ -15,6 +15,7 @@ from typing import Any
 from app.access.accounts import Accounts
 from app.access.admin_sessions import SessionSigner
 from app.access.audit import AuditLog
+from app.access.group_rights import parse_group_rights
 from app.access.keys import Keys
 from app.access.oidc import OidcSignIn
 from app.access.proxy_sign_in import ProxySignIn
@@ -77,8 +78,11 @@ class FaceService:
             self.accounts = Accounts(self.sessions)
             self.keys = Keys(self.sessions)
             self.admin_sessions = SessionSigner(settings, self.sessions)
-            self.proxy_sign_in = ProxySignIn(settings, self.accounts)  # a signing-in reverse proxy's headers
-            self.oidc = OidcSignIn(settings, self.accounts, lambda: self.admin_sessions.secret)
+            # a company's sign-in, by a signing-in reverse proxy's headers or OpenID Connect: one rights mapping for
+            # both, parsed here so a typo stops the start
+            group_rights = parse_group_rights(settings.admin_group_rights)
+            self.proxy_sign_in = ProxySignIn(settings, self.accounts, group_rights)
+            self.oidc = OidcSignIn(settings, self.accounts, group_rights, lambda: self.admin_sessions.secret)
             # retention is enforced on the delivery thread, hourly, even when no event arrives
             self.webhooks = Webhooks(settings, self.sessions,
                                      housekeeping=lambda: self.events.purge_expired(at_most_hourly=True))

@@ -21,6 +21,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -30,7 +31,7 @@ from joserfc.errors import JoseError, MissingKeyError
 from joserfc.jwk import KeySet
 
 from app.access.accounts import Accounts
-from app.access.group_rights import granted, parse_group_rights
+from app.access.group_rights import granted
 from app.core.config import Settings
 from app.core.tables import AdminAccount
 
@@ -62,9 +63,9 @@ def _b64(data: bytes) -> str:
 
 
 class OidcSignIn:
-    def __init__(self, settings: Settings, accounts: Accounts, secret: callable):
-        self.settings, self.accounts, self._secret = settings, accounts, secret
-        self.mapping = parse_group_rights(settings.admin_group_rights)
+    def __init__(self, settings: Settings, accounts: Accounts, mapping: dict[str, list[str]],
+                 secret: Callable[[], bytes]):
+        self.settings, self.accounts, self.mapping, self._secret = settings, accounts, mapping, secret
         self._lock = threading.Lock()
         self._discovery: tuple[float, dict] | None = None
         self._jwks: dict | None = None

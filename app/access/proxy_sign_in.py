@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from app.access.accounts import Accounts
-from app.access.group_rights import granted, parse_group_rights
+from app.access.group_rights import granted
 from app.core.config import Settings
 from app.core.peer import peer_of
 from app.core.tables import AdminAccount
@@ -33,9 +33,8 @@ class ProxyIdentity:
 
 
 class ProxySignIn:
-    def __init__(self, settings: Settings, accounts: Accounts):
-        self.settings, self.accounts = settings, accounts
-        self.mapping = parse_group_rights(settings.admin_group_rights)  # a typo stops the start
+    def __init__(self, settings: Settings, accounts: Accounts, mapping: dict[str, list[str]]):
+        self.settings, self.accounts, self.mapping = settings, accounts, mapping  # parse_group_rights's
         secret = settings.proxy_auth_secret
         self._secret = secret.get_secret_value().encode() if secret is not None else b""
         self._networks = settings.proxy_auth_networks
